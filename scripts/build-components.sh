@@ -10,11 +10,15 @@ set -euo pipefail
 
 KUBE_VERSION="${KUBE_VERSION:-v1.35.4}"
 ETCD_VERSION="${ETCD_VERSION:-v3.6.16}"
-DAGU_VERSION="${DAGU_VERSION:-v2.15.1}"
+# Dagu v2.15.1 (github.com/dagucloud/dagu/v2) is what the product targets, but
+# this machine's Go module proxy answers 403 for every version of that module;
+# github.com/dagu-org/dagu v1.30.3 is the Dagu it serves (docs/adr/0002).
+DAGU_MODULE="${DAGU_MODULE:-github.com/dagu-org/dagu}"
+DAGU_VERSION="${DAGU_VERSION:-v1.30.3}"
 HELM_VERSION="${HELM_VERSION:-v3.21.4}"
 CERT_MANAGER_VERSION="${CERT_MANAGER_VERSION:-v1.21.2}"
-# Dagu's go.mod says go 1.27.0; the proxy serves this toolchain.
-DAGU_TOOLCHAIN="${DAGU_TOOLCHAIN:-go1.27.3}"
+# Dagu v2.15.1's go.mod says go 1.27.0 (the proxy serves that toolchain); v1.30.3 builds with the local Go.
+DAGU_TOOLCHAIN="${DAGU_TOOLCHAIN:-auto}"
 
 CACHE="${DAGU_AUTH_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/dagu-auth-operator}"
 BIN="$CACHE/bin"
@@ -113,11 +117,19 @@ EOF
 
 build_dagu() {
   if have dagu "$DAGU_VERSION"; then link dagu "$DAGU_VERSION"; return; fi
-  local gobin="$CACHE/work/dagu-$DAGU_VERSION"
-  mkdir -p "$gobin"
-  with_progress "dagu $DAGU_VERSION" env GOTOOLCHAIN="$DAGU_TOOLCHAIN" GOBIN="$gobin" \
-    go install -trimpath -ldflags "-s -w" "github.com/dagucloud/dagu/v2/cmd@$DAGU_VERSION"
-  mv "$gobin/cmd" "$BIN/dagu-$DAGU_VERSION"
+  # Built inside a writable copy of the module so that its own go.mod (and any
+  # replace directives) apply, exactly as upstream builds it.
+  local src="$CACHE/work/dagu-$DAGU_VERSION-src"
+  if [ ! -f "$src/go.mod" ]; then
+    say "dagu $DAGU_VERSION: downloading $DAGU_MODULE"
+    local dir
+    dir=$(cd "$CACHE/work" && GOTOOLCHAIN="$DAGU_TOOLCHAIN" go mod download -json "$DAGU_MODULE@$DAGU_VERSION" | sed -n 's/.*"Dir": "\(.*\)".*/\1/p')
+    rm -rf "$src.tmp" && cp -r "$dir" "$src.tmp" && chmod -R u+w "$src.tmp" && mv "$src.tmp" "$src"
+  fi
+  (cd "$src" && with_progress "dagu $DAGU_VERSION: go mod download" env GOTOOLCHAIN="$DAGU_TOOLCHAIN" go mod download)
+  (cd "$src" && with_progress "dagu $DAGU_VERSION" env GOTOOLCHAIN="$DAGU_TOOLCHAIN" \
+    go build -trimpath -ldflags "-s -w -X main.version=${DAGU_VERSION#v}" -o "$BIN/dagu-$DAGU_VERSION.tmp" ./cmd)
+  mv "$BIN/dagu-$DAGU_VERSION.tmp" "$BIN/dagu-$DAGU_VERSION"
   link dagu "$DAGU_VERSION"
 }
 

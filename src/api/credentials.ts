@@ -1,0 +1,306 @@
+// The credentials document: what the operator materializes per DaguAuth and the sidecar enforces.
+// It lives in Secret `<daguauth>-credentials`, key `credentials.json`; past ~900 KiB that key holds
+// an index of immutable, hash-checked shards instead (see docs/adr/0001-api-design.md).
+import { createHash } from "node:crypto";
+import { z } from "zod";
+import { AUTH_MODES } from "./dagu-auth.ts";
+import { HMAC_ENFORCEMENTS, WEBHOOK_MODES } from "./dagu-webhook.ts";
+import { Role, isCidr } from "./common.ts";
+
+export const CREDENTIALS_KEY = "credentials.json";
+export const SHARD_KEY = "shard.json";
+export const PASSWORD_CHANGES_KEY = "password-changes.json";
+/** Above this many bytes the document is sharded (a Secret holds at most 1 MiB). */
+export const MAX_INLINE_BYTES = 900 * 1024;
+
+export const credentialsSecretName = (authName: string) => `${authName}-credentials`;
+export const passwordChangesSecretName = (authName: string) => `${authName}-password-changes`;
+/** Shard Secrets carry the generation in their name: a shard is written once and never changed. */
+export const shardSecretName = (authName: string, generation: number, index: number) =>
+  `${authName}-credentials-g${generation}-${index}`;
+/** User id of a DaguAuth's initial admin (a DaguUser's id is its metadata.uid). */
+export const initialAdminUserId = (authUid: string) => `initial-admin:${authUid}`;
+
+const rfc3339 = z.iso.datetime({ offset: true });
+const base64url = z.string().regex(/^[A-Za-z0-9_-]+$/, "must be base64url without padding");
+/** HMAC keys of at least 256 bits: shorter secrets make HS256 and webhook signatures guessable. */
+const secret256 = base64url.refine(
+  (s) => Buffer.from(s, "base64url").length >= 32,
+  "must decode to at least 32 bytes",
+);
+const sha256Hex = z.string().regex(/^[0-9a-f]{64}$/, "must be a lowercase hex SHA-256 digest");
+const argon2id = z.string().startsWith("$argon2id$", "must be an argon2id PHC string ($argon2id$...)");
+/** Set on a superseded key, token or secret: it keeps working until then (rotation overlap). */
+const notAfter = rfc3339.optional();
+
+export const SigningKey = z.object({ kid: z.string().min(1), secret: secret256, notAfter });
+
+export const TokenSettings = z
+  .object({
+    issuer: z.string().min(1),
+    audience: z.string().min(1),
+    ttlSeconds: z.int().min(1),
+    activeKid: z.string().min(1),
+    keys: z.array(SigningKey).min(1),
+  })
+  .superRefine((t, ctx) => {
+    const active = t.keys.find((k) => k.kid === t.activeKid);
+    if (!active) ctx.addIssue({ code: "custom", message: "no key has the activeKid", path: ["activeKid"] });
+    else if (active.notAfter) ctx.addIssue({ code: "custom", message: "the active key must not expire", path: ["activeKid"] });
+    unique(t.keys, (k) => k.kid, ["keys"], "kid", ctx);
+  });
+
+export const CredentialUser = z.object({
+  /** The DaguUser's metadata.uid, or initialAdminUserId(authUid): the JWT subject. */
+  id: z.string().min(1),
+  username: z.string().min(1),
+  role: Role,
+  email: z.string().optional(),
+  passwordHash: argon2id,
+  /** Tokens issued before this instant are refused (nanosecond precision, like Dagu's claim). */
+  passwordChangedAt: rfc3339,
+  disabled: z.boolean(),
+  allowPasswordChange: z.boolean(),
+});
+export type CredentialUser = z.infer<typeof CredentialUser>;
+
+export const CredentialApiKey = z.object({
+  /** The DaguApiKey's metadata.uid. During a rotation overlap two entries share it. */
+  id: z.string().min(1),
+  name: z.string().min(1),
+  description: z.string().optional(),
+  role: Role,
+  /** SHA-256 of the whole key (`dagu_...`): a 256-bit random key needs no slow hash. */
+  digest: sha256Hex,
+  prefix: z.string().max(16),
+  createdAt: rfc3339,
+  expiresAt: rfc3339.optional(),
+  notAfter,
+});
+export type CredentialApiKey = z.infer<typeof CredentialApiKey>;
+
+export const CredentialWebhook = z
+  .object({
+    id: z.string().min(1),
+    dagName: z.string().min(1),
+    enabled: z.boolean(),
+    mode: z.enum(WEBHOOK_MODES),
+    hmacEnforcement: z.enum(HMAC_ENFORCEMENTS),
+    /** SHA-256 digests of the `dagu_wh_...` tokens: the current one, and the previous during an overlap. */
+    tokenDigests: z.array(z.object({ digest: sha256Hex, notAfter })),
+    /** HMAC-SHA256 keys; a list (not one) so a rotated-out secret keeps verifying during the overlap. */
+    hmacSecrets: z.array(z.object({ secret: secret256, notAfter })),
+  })
+  .superRefine((w, ctx) => {
+    if (w.mode !== "hmac" && w.tokenDigests.length === 0) {
+      ctx.addIssue({ code: "custom", message: `mode ${w.mode} needs a token digest`, path: ["tokenDigests"] });
+    }
+    if (w.mode !== "token" && w.hmacSecrets.length === 0) {
+      ctx.addIssue({ code: "custom", message: `mode ${w.mode} needs an HMAC secret`, path: ["hmacSecrets"] });
+    }
+  });
+export type CredentialWebhook = z.infer<typeof CredentialWebhook>;
+
+export const Credentials = z
+  .object({
+    version: z.literal(1),
+    authName: z.string().min(1),
+    authUid: z.string().min(1),
+    /** Increases with every change; the sidecar never goes back to an older generation. */
+    generation: z.int().min(0),
+    mode: z.enum(AUTH_MODES),
+    /** Present in builtin mode. */
+    token: TokenSettings.optional(),
+    users: z.array(CredentialUser),
+    /** Present in basic mode. */
+    basic: z.object({ username: z.string().min(1), passwordHash: argon2id }).optional(),
+    apiKeys: z.array(CredentialApiKey),
+    webhooks: z.array(CredentialWebhook),
+    login: z.object({
+      maxAttempts: z.int().min(1),
+      windowSeconds: z.int().min(1),
+      lockoutSeconds: z.int().min(1),
+    }),
+    trustedProxies: z.array(z.string().refine(isCidr, "must be a CIDR such as 10.0.0.0/8")),
+  })
+  .superRefine((c, ctx) => {
+    if (c.mode === "builtin" && !c.token) {
+      ctx.addIssue({ code: "custom", message: "builtin mode needs token settings", path: ["token"] });
+    }
+    if (c.mode === "basic" && !c.basic) {
+      ctx.addIssue({ code: "custom", message: "basic mode needs the basic credential", path: ["basic"] });
+    }
+    // The sidecar indexes these: a duplicate would make a lookup ambiguous.
+    unique(c.users, (u) => u.id, ["users"], "id", ctx);
+    unique(c.users, (u) => u.username, ["users"], "username", ctx);
+    unique(c.apiKeys, (k) => k.digest, ["apiKeys"], "digest", ctx);
+    unique(c.webhooks, (w) => w.dagName, ["webhooks"], "dagName", ctx);
+  });
+export type Credentials = z.infer<typeof Credentials>;
+
+function unique<T>(
+  items: readonly T[],
+  key: (item: T) => string,
+  path: (string | number)[],
+  field: string,
+  ctx: z.RefinementCtx,
+): void {
+  const seen = new Set<string>();
+  items.forEach((item, i) => {
+    const k = key(item);
+    if (seen.has(k)) ctx.addIssue({ code: "custom", message: `duplicate ${field}`, path: [...path, i, field] });
+    seen.add(k);
+  });
+}
+
+/** Parses and validates a credentials document; on failure the zod error names every bad field. */
+export function parseCredentials(json: string): z.ZodSafeParseResult<Credentials> {
+  return parseJsonWith(Credentials, json);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Sharding: an index in `credentials.json`, and immutable shard Secrets named by generation.
+
+export const ShardRef = z.object({
+  secretName: z.string().min(1),
+  key: z.string().min(1),
+  /** SHA-256 (hex) of the shard's decoded bytes. */
+  sha256: sha256Hex,
+});
+
+export const CredentialsIndex = z.object({
+  version: z.literal(1),
+  kind: z.literal("index"),
+  generation: z.int().min(0),
+  /** SHA-256 (hex) of the whole reassembled document. */
+  sha256: sha256Hex,
+  shards: z.array(ShardRef).min(1),
+});
+export type CredentialsIndex = z.infer<typeof CredentialsIndex>;
+
+export const CredentialsShard = z.object({
+  version: z.literal(1),
+  kind: z.literal("shard"),
+  generation: z.int().min(0),
+  index: z.int().min(0),
+  /** base64 of a byte range of the UTF-8 document (bytes, so no character is ever cut in two). */
+  part: z.string(),
+});
+export type CredentialsShard = z.infer<typeof CredentialsShard>;
+
+/** What `credentials.json` holds: the document itself, or an index of shards. */
+export type CredentialsEntry =
+  | { kind: "document"; credentials: Credentials }
+  | { kind: "index"; index: CredentialsIndex };
+
+/** The document has no `kind`; an index says `kind: "index"`. Issues keep their field paths. */
+const CredentialsEntrySchema = z.unknown().transform((value, ctx): CredentialsEntry => {
+  const isIndex = typeof value === "object" && value !== null && "kind" in value && value.kind === "index";
+  const r = isIndex ? CredentialsIndex.safeParse(value) : Credentials.safeParse(value);
+  if (!r.success) {
+    for (const issue of r.error.issues) ctx.addIssue({ ...issue, code: "custom", input: value });
+    return z.NEVER;
+  }
+  return "kind" in r.data ? { kind: "index", index: r.data } : { kind: "document", credentials: r.data };
+});
+
+export function parseCredentialsEntry(json: string): z.ZodSafeParseResult<CredentialsEntry> {
+  return parseJsonWith(CredentialsEntrySchema, json);
+}
+
+const sha256 = (data: Buffer | string) => createHash("sha256").update(data).digest("hex");
+
+/**
+ * Splits a serialized document into an index and shards of at most `maxPartBytes` bytes each.
+ * The operator writes the shards first, then the index: the index is the single commit point.
+ */
+export function shardCredentials(
+  json: string,
+  authName: string,
+  generation: number,
+  maxPartBytes = 600 * 1024, // base64 makes it 800 KiB inside the shard Secret
+): { index: CredentialsIndex; shards: { secretName: string; shard: CredentialsShard }[] } {
+  const bytes = Buffer.from(json, "utf8");
+  const shards: { secretName: string; shard: CredentialsShard }[] = [];
+  const refs: z.infer<typeof ShardRef>[] = [];
+  for (let offset = 0, i = 0; offset < bytes.length; offset += maxPartBytes, i++) {
+    const chunk = bytes.subarray(offset, offset + maxPartBytes);
+    const secretName = shardSecretName(authName, generation, i);
+    shards.push({
+      secretName,
+      shard: { version: 1, kind: "shard", generation, index: i, part: chunk.toString("base64") },
+    });
+    refs.push({ secretName, key: SHARD_KEY, sha256: sha256(chunk) });
+  }
+  return { index: { version: 1, kind: "index", generation, sha256: sha256(bytes), shards: refs }, shards };
+}
+
+/**
+ * Reassembles a sharded document, refusing any shard that does not belong to the index's generation
+ * or whose bytes differ from the index's digest: a half-written generation is never loaded.
+ * `shards[i]` is the parsed content of `index.shards[i]`.
+ */
+export function joinShards(index: CredentialsIndex, shards: readonly CredentialsShard[]): string {
+  if (shards.length !== index.shards.length) {
+    throw new Error(`credentials index names ${index.shards.length} shards, got ${shards.length}`);
+  }
+  const parts = index.shards.map((ref, i) => {
+    const shard = shards[i]!;
+    if (shard.generation !== index.generation || shard.index !== i) {
+      throw new Error(
+        `shard ${ref.secretName} is generation ${shard.generation} part ${shard.index}, ` +
+          `expected generation ${index.generation} part ${i}`,
+      );
+    }
+    const bytes = Buffer.from(shard.part, "base64");
+    if (sha256(bytes) !== ref.sha256) throw new Error(`shard ${ref.secretName} does not match its digest`);
+    return bytes;
+  });
+  const whole = Buffer.concat(parts);
+  if (sha256(whole) !== index.sha256) throw new Error("reassembled credentials do not match the index digest");
+  return whole.toString("utf8");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Self-service password changes: Secret `<daguauth>-password-changes`, key `password-changes.json`.
+// The sidecar patches it (with a resourceVersion precondition); the operator merges it.
+
+export const PasswordChange = z.object({
+  passwordHash: argon2id,
+  /** When the user changed it (RFC 3339, nanoseconds): the newer of this and the source Secret wins. */
+  changedAt: rfc3339,
+});
+export type PasswordChange = z.infer<typeof PasswordChange>;
+
+/** Keyed by user id (a DaguUser's uid, or the initial admin's id). */
+export const PasswordChanges = z.record(z.string().min(1), PasswordChange);
+export type PasswordChanges = z.infer<typeof PasswordChanges>;
+
+export function parsePasswordChanges(json: string): z.ZodSafeParseResult<PasswordChanges> {
+  return parseJsonWith(PasswordChanges, json);
+}
+
+// ---------------------------------------------------------------------------------------------
+
+/** Nanoseconds since the epoch of an RFC 3339 timestamp, keeping all 9 fraction digits. */
+export function rfc3339ToNanos(value: string): bigint {
+  const m = /^(.*T\d{2}:\d{2}:\d{2})(?:\.(\d{1,9}))?(Z|[+-]\d{2}:\d{2})$/i.exec(value);
+  const seconds = m ? Date.parse(`${m[1]}${m[3]}`) : NaN;
+  if (!m || Number.isNaN(seconds)) throw new Error(`invalid RFC 3339 timestamp ${JSON.stringify(value)}`);
+  return BigInt(seconds) * 1_000_000n + BigInt((m[2] ?? "").padEnd(9, "0"));
+}
+
+/**
+ * JSON.parse, then the schema; a syntax error becomes a zod error too, so callers handle one kind.
+ * The parser's own message is dropped: it quotes the input, which may be secret.
+ */
+function parseJsonWith<T>(schema: z.ZodType<T>, json: string): z.ZodSafeParseResult<T> {
+  let value: unknown;
+  try {
+    value = JSON.parse(json);
+  } catch {
+    const issue = { code: "custom" as const, path: [], message: "not valid JSON", input: undefined };
+    return { success: false, error: new z.ZodError([issue]) as z.ZodError<T> };
+  }
+  return schema.safeParse(value);
+}

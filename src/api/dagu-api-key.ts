@@ -1,0 +1,47 @@
+// DaguApiKey: a generated API key for a machine (a CI job, a script), with a role.
+import { z } from "zod";
+import { Role, Rotation, authRef, objectName, resource, statusBase, timestamp } from "./common.ts";
+
+export const DaguApiKeySpec = z
+  .object({
+    authRef: authRef(),
+    role: Role,
+    description: z.string().max(256).optional().describe("What the key is for, shown in Dagu's UI."),
+    expiresAt: timestamp(
+      "When the key stops working (RFC 3339, e.g. 2030-01-01T00:00:00Z). Absent: it never expires.",
+    ).optional(),
+    secretName: objectName(
+      "Name of the Secret (created and owned by the operator) the generated key is written into. " +
+        "The key leaves the cluster only through it.",
+    ),
+    rotation: Rotation.optional().describe(
+      "Rotation: bump `generation` to issue a new key; the previous key keeps working for `overlap`.",
+    ),
+  })
+  .describe("Desired state of a Dagu API key (`dagu_` + 44 base58 characters, sent as a Bearer token).");
+export type DaguApiKeySpec = z.infer<typeof DaguApiKeySpec>;
+
+export const DaguApiKeyStatus = z
+  .object({
+    ...statusBase,
+    keyId: z.string().optional().describe("The key's id in Dagu's API-key list (this resource's uid)."),
+    keyPrefix: z
+      .string()
+      .max(16)
+      .optional()
+      .describe("The first 8 characters of the current key, to recognize it (not secret)."),
+    expiresAt: timestamp("When the current key expires, if ever.").optional(),
+    rotatedAt: timestamp("When the current key was issued.").optional(),
+    rotationGeneration: z
+      .int()
+      .min(0)
+      .optional()
+      .describe("The spec.rotation.generation the current key was issued for."),
+  })
+  .describe("Observed state of the DaguApiKey, written by the operator.");
+export type DaguApiKeyStatus = z.infer<typeof DaguApiKeyStatus>;
+
+export const DaguApiKey = resource("DaguApiKey", DaguApiKeySpec, DaguApiKeyStatus).describe(
+  "DaguApiKey is a generated API key with a role, written into a Secret for the program that uses it.",
+);
+export type DaguApiKey = z.infer<typeof DaguApiKey>;

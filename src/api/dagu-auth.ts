@@ -1,0 +1,258 @@
+// DaguAuth: one protected Dagu server and how people and machines log in to it.
+import { z } from "zod";
+import {
+  CEL_META_KEY,
+  Rotation,
+  SecretKeySelector,
+  cel,
+  duration,
+  isCidr,
+  minDuration,
+  objectName,
+  resource,
+  statusBase,
+  username,
+} from "./common.ts";
+
+export const AUTH_MODES = ["builtin", "basic"] as const;
+
+export const TokenSpec = cel(
+  z
+    .object({
+      secretRef: SecretKeySelector.optional().describe(
+        "Secret key holding the HS256 signing secret for login tokens (at least 32 bytes). " +
+          "When absent the operator generates one and rotates it through `rotation`.",
+      ),
+      ttl: duration("Lifetime of a login token (JWT).").default("24h"),
+      rotation: Rotation.optional().describe(
+        "Rotation of the generated signing key: bump `generation` to issue a new key; tokens signed " +
+          "with the previous key stay valid for `overlap`. Only used without `secretRef`.",
+      ),
+    })
+    .describe("Login tokens (JWT, HS256), as Dagu issues them."),
+  [
+    minDuration("ttl", "spec.builtin.token.ttl", "1m"),
+    {
+      rule: "!has(self.secretRef) || !has(self.rotation)",
+      message:
+        "spec.builtin.token.rotation is only used for a generated key: rotate a key from " +
+        "spec.builtin.token.secretRef by changing that Secret",
+      fieldPath: ".rotation",
+      reason: "FieldValueForbidden",
+      check: (t) => !(t.secretRef && t.rotation),
+    },
+  ],
+);
+
+export const InitialAdmin = z
+  .object({
+    username: username("Username of the initial admin."),
+    passwordSecretRef: SecretKeySelector.describe("Secret key holding the initial admin's password."),
+  })
+  .describe(
+    "An admin user materialized from a Secret. Not a one-time bootstrap: it stays as declared " +
+      "(the Secret is the truth), like a DaguUser with role admin.",
+  );
+
+export const BuiltinSpec = z
+  .object({
+    token: TokenSpec.prefault({}),
+    initialAdmin: InitialAdmin.optional(),
+  })
+  .describe("Settings of builtin mode: Dagu's login page, users with roles, API keys and webhooks.");
+export type BuiltinSpec = z.infer<typeof BuiltinSpec>;
+
+export const BasicSpec = z
+  .object({
+    username: username("The single HTTP Basic username (acts as admin)."),
+    passwordSecretRef: SecretKeySelector.describe("Secret key holding the HTTP Basic password."),
+  })
+  .describe("Settings of basic mode: one HTTP Basic user who acts as admin.");
+export type BasicSpec = z.infer<typeof BasicSpec>;
+
+const HOSTNAME = /^(\*\.)?[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
+
+export const IssuerRef = z
+  .object({
+    name: objectName("Name of the cert-manager issuer."),
+    kind: z
+      .enum(["Issuer", "ClusterIssuer"])
+      .default("Issuer")
+      .describe("Issuer (same namespace) or ClusterIssuer."),
+    group: z
+      .string()
+      .max(253)
+      .regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/)
+      .default("cert-manager.io")
+      .describe("API group of the issuer (cert-manager.io, or an external issuer's group)."),
+  })
+  .describe("The cert-manager issuer that signs the sidecar's serving certificate.");
+
+export const TlsSpec = cel(
+  z
+    .object({
+      issuerRef: IssuerRef.optional().describe(
+        "The cert-manager issuer that signs the sidecar's serving certificate; the operator " +
+          "creates a cert-manager Certificate. Needs dnsNames.",
+      ),
+      dnsNames: z
+        .array(z.string().min(1).max(253).regex(HOSTNAME).describe("A DNS name, e.g. dagu.example.com."))
+        .min(1)
+        .max(32)
+        .optional()
+        .describe("DNS names of the issued certificate. Required with issuerRef."),
+      secretName: objectName(
+        "A kubernetes.io/tls Secret: with issuerRef, the name of the Secret cert-manager issues into " +
+          "(default `<name>-tls`); without, an existing Secret of your own.",
+      ).optional(),
+    })
+    .describe("HTTPS for the sidecar: a certificate issued by cert-manager, or a TLS Secret of your own."),
+  [
+    {
+      rule: "has(self.issuerRef) || has(self.secretName)",
+      message: "spec.tls needs spec.tls.issuerRef (cert-manager) or spec.tls.secretName (an existing TLS Secret)",
+      check: (t) => t.issuerRef !== undefined || t.secretName !== undefined,
+    },
+    {
+      rule: "!has(self.issuerRef) || has(self.dnsNames)",
+      message: "spec.tls.dnsNames is required when spec.tls.issuerRef is set",
+      fieldPath: ".dnsNames",
+      reason: "FieldValueRequired",
+      check: (t) => t.issuerRef === undefined || t.dnsNames !== undefined,
+    },
+    {
+      rule: "has(self.issuerRef) || !has(self.dnsNames)",
+      message: "spec.tls.dnsNames is only used with spec.tls.issuerRef",
+      fieldPath: ".dnsNames",
+      reason: "FieldValueForbidden",
+      check: (t) => t.issuerRef !== undefined || t.dnsNames === undefined,
+    },
+  ],
+);
+export type TlsSpec = z.infer<typeof TlsSpec>;
+
+export const LoginSpec = cel(
+  z
+    .object({
+      maxAttempts: z
+        .int()
+        .min(1)
+        .max(1000)
+        .default(5)
+        .describe("Failed logins allowed within `window` before logins are locked out for `lockout`."),
+      window: duration("Window in which failed logins are counted.").default("15m"),
+      lockout: duration("How long further logins are refused once `maxAttempts` is reached.").default("15m"),
+    })
+    .describe("Login throttling, checked before any password hashing."),
+  [minDuration("window", "spec.login.window", "1s"), minDuration("lockout", "spec.login.lockout", "1s")],
+);
+export type LoginSpec = z.infer<typeof LoginSpec>;
+
+const cidr = z
+  .string()
+  .min(1)
+  .max(64)
+  .refine(isCidr, "spec.trustedProxies entries must be CIDRs such as 10.0.0.0/8 or fd00::/8")
+  .meta({
+    description: "An address block in CIDR notation, e.g. 10.0.0.0/8 or 192.168.1.7/32.",
+    [CEL_META_KEY]: [
+      { rule: "isCIDR(self)", message: "spec.trustedProxies entries must be CIDRs such as 10.0.0.0/8 or fd00::/8" },
+    ],
+  });
+
+export const DaguAuthSpec = cel(
+  z
+    .object({
+      mode: z
+        .enum(AUTH_MODES)
+        .default("builtin")
+        .describe(
+          "builtin: Dagu's login page with users, roles, API keys and webhooks. " +
+            "basic: one HTTP Basic user who acts as admin.",
+        ),
+      builtin: BuiltinSpec.optional().describe(
+        "Settings of builtin mode (all optional). Must not be set in basic mode.",
+      ),
+      basic: BasicSpec.optional().describe("Settings of basic mode. Required in basic mode, refused otherwise."),
+      tls: TlsSpec.optional().describe(
+        "HTTPS for the sidecar: a certificate issued by cert-manager, or a TLS Secret of your own. " +
+          "Without it the sidecar serves plain HTTP (e.g. behind a TLS-terminating ingress).",
+      ),
+      login: LoginSpec.prefault({}),
+      trustedProxies: z
+        .array(cidr)
+        .max(32)
+        .optional()
+        .describe(
+          "Peers (CIDRs) whose X-Forwarded-For header is believed for the client address, e.g. your " +
+            "ingress controller. Empty: the peer address is the client address.",
+        ),
+      sidecar: z
+        .object({
+          serviceAccountName: objectName(
+            "Name of the ServiceAccount the operator creates for the sidecar (default `<name>-sidecar`); " +
+              "run the Dagu pod with it.",
+          ).optional(),
+        })
+        .optional()
+        .describe("Settings of the sidecar's identity."),
+    })
+    .describe("Desired authentication of one Dagu server."),
+  [
+    {
+      rule: "self.mode != 'basic' || has(self.basic)",
+      message: "spec.basic is required when spec.mode is basic",
+      fieldPath: ".basic",
+      reason: "FieldValueRequired",
+      check: (s) => s.mode !== "basic" || s.basic !== undefined,
+    },
+    {
+      rule: "self.mode != 'builtin' || !has(self.basic)",
+      message: "spec.basic must not be set when spec.mode is builtin",
+      fieldPath: ".basic",
+      reason: "FieldValueForbidden",
+      check: (s) => s.mode !== "builtin" || s.basic === undefined,
+    },
+    {
+      rule: "self.mode != 'basic' || !has(self.builtin)",
+      message: "spec.builtin must not be set when spec.mode is basic",
+      fieldPath: ".builtin",
+      reason: "FieldValueForbidden",
+      check: (s) => s.mode !== "basic" || s.builtin === undefined,
+    },
+  ],
+);
+export type DaguAuthSpec = z.infer<typeof DaguAuthSpec>;
+export type DaguAuthSpecInput = z.input<typeof DaguAuthSpec>;
+
+const count = (what: string) => z.int().min(0).optional().describe(`Number of ${what} in the credentials.`);
+
+export const DaguAuthStatus = z
+  .object({
+    ...statusBase,
+    credentialsSecretName: z
+      .string()
+      .optional()
+      .describe("The Secret holding the credentials document the sidecar enforces."),
+    credentialsGeneration: z
+      .int()
+      .min(0)
+      .optional()
+      .describe("Generation of the credentials document last written (increases on every change)."),
+    users: count("users (DaguUsers and the initial admin)"),
+    apiKeys: count("API keys"),
+    webhooks: count("webhooks"),
+    serviceAccountName: z
+      .string()
+      .optional()
+      .describe("The ServiceAccount the sidecar must run as (it may read the credentials)."),
+    tlsSecretName: z.string().optional().describe("The kubernetes.io/tls Secret the sidecar serves HTTPS with."),
+  })
+  .describe("Observed state of the DaguAuth, written by the operator.");
+export type DaguAuthStatus = z.infer<typeof DaguAuthStatus>;
+
+export const DaguAuth = resource("DaguAuth", DaguAuthSpec, DaguAuthStatus).describe(
+  "DaguAuth protects one Dagu server: the sidecar in front of it enforces the logins, users, API keys " +
+    "and webhooks declared for it.",
+);
+export type DaguAuth = z.infer<typeof DaguAuth>;

@@ -1,0 +1,77 @@
+// Helpers for tests against the real control plane started by global-setup.ts:
+// one control plane per test run, a namespace per test.
+import { spawn } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { join } from "node:path";
+import * as k8s from "@kubernetes/client-node";
+import type { TestContext } from "node:test";
+
+export const KUBECONFIG_ENV = "DAGU_AUTH_TEST_KUBECONFIG";
+export const BIN_ENV = "DAGU_AUTH_TEST_BIN";
+
+export function testKubeconfigPath(): string {
+  const path = process.env[KUBECONFIG_ENV];
+  if (!path) throw new Error(`${KUBECONFIG_ENV} is not set: run integration tests through npm test (its global setup starts the control plane)`);
+  return path;
+}
+
+export function binDir(): string {
+  const dir = process.env[BIN_ENV];
+  if (!dir) throw new Error(`${BIN_ENV} is not set: run integration tests through npm test`);
+  return dir;
+}
+
+export function adminKubeConfig(): k8s.KubeConfig {
+  const kc = new k8s.KubeConfig();
+  kc.loadFromFile(testKubeconfigPath());
+  return kc;
+}
+
+export interface RunResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+export async function run(cmd: string, args: string[], input?: string, env?: NodeJS.ProcessEnv): Promise<RunResult> {
+  const child = spawn(cmd, args, { stdio: ["pipe", "pipe", "pipe"], env: env ?? process.env });
+  let stdout = "";
+  let stderr = "";
+  child.stdout.setEncoding("utf8").on("data", (d: string) => (stdout += d));
+  child.stderr.setEncoding("utf8").on("data", (d: string) => (stderr += d));
+  child.stdin.end(input ?? "");
+  const code = await new Promise<number>((resolve) => child.on("close", (c) => resolve(c ?? -1)));
+  return { code, stdout, stderr };
+}
+
+/** Runs the real kubectl against the test control plane. */
+export function kubectl(args: string[], input?: string, kubeconfig = testKubeconfigPath()): Promise<RunResult> {
+  return run(join(binDir(), "kubectl"), ["--kubeconfig", kubeconfig, ...args], input);
+}
+
+/** Creates a fresh namespace for one test and deletes it when the test ends. */
+export async function testNamespace(t: TestContext, prefix = "t"): Promise<string> {
+  const core = adminKubeConfig().makeApiClient(k8s.CoreV1Api);
+  const slug = t.name.toLowerCase().replace(/[^a-z0-9]+/g, "-").slice(0, 30).replace(/^-|-$/g, "");
+  const name = `${prefix}-${slug}-${randomBytes(3).toString("hex")}`.replace(/-+/g, "-");
+  await core.createNamespace({ body: { metadata: { name, labels: { "dagu-auth-test": "true" } } } });
+  t.after(async () => {
+    await core.deleteNamespace({ name }).catch(() => undefined);
+  });
+  return name;
+}
+
+export async function eventually<T>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs = 30_000, intervalMs = 100): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let lastError: unknown;
+  while (Date.now() < deadline) {
+    try {
+      const v = await fn();
+      if (v !== undefined && v !== false) return v;
+    } catch (err) {
+      lastError = err;
+    }
+    await new Promise((r) => setTimeout(r, intervalMs));
+  }
+  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${lastError ? `: ${String(lastError)}` : ""}`);
+}

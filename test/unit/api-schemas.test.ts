@@ -1,0 +1,287 @@
+// The zod schemas of src/api: defaults, refusals with field paths, durations, the credentials contract.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { readdir, readFile } from "node:fs/promises";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import fc from "fast-check";
+import YAML from "yaml";
+import type { z } from "zod";
+import {
+  type Credentials,
+  DaguAuthSpec,
+  DaguUserSpec,
+  DaguWebhookSpec,
+  KINDS,
+  formatDuration,
+  isCidr,
+  joinShards,
+  parseCredentials,
+  parseCredentialsEntry,
+  parseDuration,
+  parsePasswordChanges,
+  rfc3339ToNanos,
+  shardCredentials,
+} from "../../src/api/index.ts";
+
+const root = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
+
+/** The issues of a failed parse as "path: message" lines, for readable assertions. */
+function issues(result: z.ZodSafeParseResult<unknown>): string[] {
+  assert.equal(result.success, false, "expected the value to be refused");
+  return result.error!.issues.map((i) => `${i.path.join(".")}: ${i.message}`);
+}
+
+const user = {
+  authRef: { name: "dagu" },
+  username: "alice",
+  role: "admin",
+  password: { secretRef: { name: "alice-password", key: "password" } },
+};
+
+test("DaguAuth spec: an empty spec means builtin mode with Dagu's defaults", () => {
+  const spec = DaguAuthSpec.parse({});
+  assert.equal(spec.mode, "builtin");
+  assert.deepEqual(spec.login, { maxAttempts: 5, window: "15m", lockout: "15m" });
+  assert.equal(spec.builtin, undefined);
+  assert.deepEqual(DaguAuthSpec.parse({ builtin: {} }).builtin?.token, { ttl: "24h" });
+});
+
+test("DaguAuth spec: cross-field rules refuse with the field's path and the CEL message", () => {
+  assert.deepEqual(issues(DaguAuthSpec.safeParse({ mode: "basic" })), [
+    "basic: spec.basic is required when spec.mode is basic",
+  ]);
+  const basic = { username: "admin", passwordSecretRef: { name: "p", key: "password" } };
+  assert.deepEqual(issues(DaguAuthSpec.safeParse({ basic })), ["basic: spec.basic must not be set when spec.mode is builtin"]);
+  assert.deepEqual(issues(DaguAuthSpec.safeParse({ tls: { issuerRef: { name: "le" } } })), [
+    "tls.dnsNames: spec.tls.dnsNames is required when spec.tls.issuerRef is set",
+  ]);
+  assert.deepEqual(issues(DaguAuthSpec.safeParse({ builtin: { token: { ttl: "30s" } } })), [
+    "builtin.token.ttl: spec.builtin.token.ttl must be at least 1m",
+  ]);
+  assert.deepEqual(issues(DaguAuthSpec.safeParse({ trustedProxies: ["10.0.0.0/8", "10.0.0.1"] })), [
+    "trustedProxies.1: spec.trustedProxies entries must be CIDRs such as 10.0.0.0/8 or fd00::/8",
+  ]);
+});
+
+test("isCidr accepts IPv4 and IPv6 blocks and refuses bare addresses and bad prefixes", () => {
+  for (const ok of ["10.0.0.0/8", "192.168.1.7/32", "0.0.0.0/0", "fd00::/8", "::1/128"]) assert.ok(isCidr(ok), ok);
+  for (const bad of ["10.0.0.1", "10.0.0.0/33", "fd00::/129", "10.0.0.0/08", "10.0.0.0/", "host/8", ""]) {
+    assert.ok(!isCidr(bad), bad);
+  }
+});
+
+test("DaguUser spec: defaults, and exactly one password source", () => {
+  const spec = DaguUserSpec.parse(user);
+  assert.equal(spec.disabled, false);
+  assert.equal(spec.allowPasswordChange, true);
+  const msg = "password: spec.password must set exactly one of secretRef or generate";
+  assert.deepEqual(issues(DaguUserSpec.safeParse({ ...user, password: {} })), [msg]);
+  const both = { ...user.password, generate: { secretName: "alice-generated" } };
+  assert.deepEqual(issues(DaguUserSpec.safeParse({ ...user, password: both })), [msg]);
+});
+
+test("DaguUser spec: role, username and email are checked", () => {
+  assert.match(issues(DaguUserSpec.safeParse({ ...user, role: "root" })).join(), /^role: /);
+  assert.match(issues(DaguUserSpec.safeParse({ ...user, username: "a b" })).join(), /^username: /);
+  assert.match(issues(DaguUserSpec.safeParse({ ...user, email: "not-an-email" })).join(), /^email: /);
+  assert.ok(DaguUserSpec.safeParse({ ...user, username: "alice.smith@example.com", email: "a+b@example.co" }).success);
+  assert.match(issues(DaguUserSpec.safeParse({ ...user, authRef: undefined })).join(), /^authRef: /);
+});
+
+test("DaguWebhook spec: Dagu's DAG name rule, and hmacEnforcement only with tokenAndHmac", () => {
+  const hook = { authRef: { name: "dagu" }, dagName: "hello", secretName: "hello-webhook" };
+  const spec = DaguWebhookSpec.parse(hook);
+  assert.deepEqual(spec.auth, { mode: "token" });
+  assert.equal(spec.enabled, true);
+  for (const ok of ["hello", "my.dag_v2-final", "a".repeat(40), ".hidden"]) {
+    assert.ok(DaguWebhookSpec.safeParse({ ...hook, dagName: ok }).success, ok);
+  }
+  for (const bad of ["team/hello", "..", ".", "a".repeat(41), "", "with space"]) {
+    assert.match(issues(DaguWebhookSpec.safeParse({ ...hook, dagName: bad })).join(), /^dagName: /, bad);
+  }
+  assert.deepEqual(issues(DaguWebhookSpec.safeParse({ ...hook, auth: { mode: "hmac", hmacEnforcement: "observe" } })), [
+    "auth.hmacEnforcement: spec.auth.hmacEnforcement is only allowed when spec.auth.mode is tokenAndHmac",
+  ]);
+  assert.ok(DaguWebhookSpec.safeParse({ ...hook, auth: { mode: "tokenAndHmac", hmacEnforcement: "observe" } }).success);
+});
+
+test("parseDuration reads whole hours, minutes and seconds, and nothing else", () => {
+  const table: [string, number][] = [
+    ["24h", 86_400_000],
+    ["90m", 5_400_000],
+    ["1h30m", 5_400_000],
+    ["45s", 45_000],
+    ["1h0m5s", 3_605_000],
+    ["0s", 0],
+  ];
+  for (const [text, ms] of table) assert.equal(parseDuration(text), ms, text);
+  for (const bad of ["", "h", "1d", "1.5h", "30m1h", "-1h", "1 h", "1h1h", "1000000h", "24"]) {
+    assert.throws(() => parseDuration(bad), /invalid duration/, bad);
+  }
+  assert.equal(formatDuration(5_400_000), "1h30m");
+  assert.equal(formatDuration(0), "0s");
+});
+
+test("property: parseDuration agrees with the arithmetic, and formatDuration inverts it", () => {
+  const part = fc.option(fc.integer({ min: 0, max: 999_999 }), { nil: undefined });
+  fc.assert(
+    fc.property(part, part, part, (h, m, s) => {
+      const text = `${h === undefined ? "" : `${h}h`}${m === undefined ? "" : `${m}m`}${s === undefined ? "" : `${s}s`}`;
+      fc.pre(text !== "");
+      const ms = parseDuration(text);
+      assert.equal(ms, (((h ?? 0) * 60 + (m ?? 0)) * 60 + (s ?? 0)) * 1000);
+      if (ms < 999_999 * 3_600_000) assert.equal(parseDuration(formatDuration(ms)), ms);
+    }),
+  );
+});
+
+const HASH = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHQ$c29tZWhhc2hzb21laGFzaA";
+const credentials: Credentials = {
+  version: 1,
+  authName: "dagu",
+  authUid: "6f0c1b1e-0000-4000-8000-000000000001",
+  generation: 7,
+  mode: "builtin",
+  token: {
+    issuer: "dagu-auth",
+    audience: "dagu",
+    ttlSeconds: 86_400,
+    activeKid: "k2",
+    keys: [
+      { kid: "k2", secret: Buffer.alloc(32, 2).toString("base64url") },
+      { kid: "k1", secret: Buffer.alloc(32, 1).toString("base64url"), notAfter: "2030-01-02T00:00:00Z" },
+    ],
+  },
+  users: [
+    {
+      id: "initial-admin:6f0c1b1e-0000-4000-8000-000000000001",
+      username: "admin",
+      role: "admin",
+      passwordHash: HASH,
+      passwordChangedAt: "2026-01-02T03:04:05.123456789Z",
+      disabled: false,
+      allowPasswordChange: true,
+    },
+  ],
+  apiKeys: [
+    {
+      id: "k-uid",
+      name: "runner",
+      role: "operator",
+      digest: "a".repeat(64),
+      prefix: "dagu_3Fz",
+      createdAt: "2026-01-01T00:00:00Z",
+    },
+  ],
+  webhooks: [
+    {
+      id: "w-uid",
+      dagName: "hello",
+      enabled: true,
+      mode: "tokenAndHmac",
+      hmacEnforcement: "strict",
+      tokenDigests: [{ digest: "b".repeat(64) }],
+      hmacSecrets: [{ secret: Buffer.alloc(32, 3).toString("base64url") }],
+    },
+  ],
+  login: { maxAttempts: 5, windowSeconds: 900, lockoutSeconds: 900 },
+  trustedProxies: ["10.0.0.0/8"],
+};
+
+test("credentials document: a JSON round trip gives back the same document", () => {
+  const result = parseCredentials(JSON.stringify(credentials));
+  assert.ok(result.success, result.error?.message);
+  assert.deepEqual(result.data, credentials);
+});
+
+test("credentials document: refusals name the field", () => {
+  const bcrypt = structuredClone(credentials);
+  bcrypt.users[0]!.passwordHash = "$2b$12$abcdefghijklmnopqrstuv";
+  assert.deepEqual(issues(parseCredentials(JSON.stringify(bcrypt))), [
+    "users.0.passwordHash: must be an argon2id PHC string ($argon2id$...)",
+  ]);
+  const weak = structuredClone(credentials);
+  weak.token!.keys[0]!.secret = Buffer.alloc(16).toString("base64url");
+  weak.token!.activeKid = "nope";
+  assert.deepEqual(issues(parseCredentials(JSON.stringify(weak))).sort(), [
+    "token.activeKid: no key has the activeKid",
+    "token.keys.0.secret: must decode to at least 32 bytes",
+  ]);
+  const dup = structuredClone(credentials);
+  dup.users.push({ ...dup.users[0]!, id: "other" });
+  assert.deepEqual(issues(parseCredentials(JSON.stringify(dup))), ["users.1.username: duplicate username"]);
+  const noHmac = structuredClone(credentials);
+  noHmac.webhooks[0]!.hmacSecrets = [];
+  assert.deepEqual(issues(parseCredentials(JSON.stringify(noHmac))), [
+    "webhooks.0.hmacSecrets: mode tokenAndHmac needs an HMAC secret",
+  ]);
+});
+
+test("credentials document: broken JSON is a zod error that does not echo the input", () => {
+  const secretish = '{"token": {"keys": [{"secret": "TOPSECRET"';
+  const found = issues(parseCredentials(secretish));
+  assert.deepEqual(found, [": not valid JSON"]);
+  assert.ok(!JSON.stringify(parseCredentials(secretish).error).includes("TOPSECRET"));
+});
+
+test("sharding: shards reassemble to the document, a stale or altered shard is refused", () => {
+  const json = JSON.stringify(credentials);
+  const { index, shards } = shardCredentials(json, "dagu", 7, 100);
+  assert.ok(shards.length > 3);
+  assert.equal(shards[0]!.secretName, "dagu-credentials-g7-0");
+  const entry = parseCredentialsEntry(JSON.stringify(index));
+  assert.ok(entry.success && entry.data.kind === "index");
+  assert.equal(joinShards(index, shards.map((s) => s.shard)), json);
+
+  const stale = shards.map((s) => ({ ...s.shard }));
+  stale[1]!.generation = 6;
+  assert.throws(() => joinShards(index, stale), /generation 6 part 1, expected generation 7 part 1/);
+  const altered = shards.map((s) => ({ ...s.shard }));
+  altered[2]!.part = Buffer.from("x".repeat(100)).toString("base64");
+  assert.throws(() => joinShards(index, altered), /does not match its digest/);
+
+  const whole = parseCredentialsEntry(json);
+  assert.ok(whole.success && whole.data.kind === "document" && whole.data.credentials.generation === 7);
+});
+
+test("password changes and nanosecond timestamps", () => {
+  const ok = parsePasswordChanges(JSON.stringify({ "u-1": { passwordHash: HASH, changedAt: "2026-01-02T03:04:05.5Z" } }));
+  assert.ok(ok.success);
+  assert.deepEqual(issues(parsePasswordChanges(JSON.stringify({ "u-1": { passwordHash: "plain", changedAt: "now" } }))).sort(), [
+    "u-1.changedAt: Invalid ISO datetime",
+    "u-1.passwordHash: must be an argon2id PHC string ($argon2id$...)",
+  ]);
+  assert.equal(rfc3339ToNanos("1970-01-01T00:00:01.000000002Z"), 1_000_000_002n);
+  assert.equal(rfc3339ToNanos("2026-01-02T03:04:05.123456789+01:00"), 1_767_319_445_123_456_789n);
+});
+
+/** Every YAML document in a directory tree, with its file. */
+async function manifests(dir: string): Promise<{ file: string; text: string; doc: { kind?: string } }[]> {
+  const entries = await readdir(dir, { withFileTypes: true, recursive: true });
+  const out = [];
+  for (const e of entries.filter((e) => e.isFile() && e.name.endsWith(".yaml"))) {
+    const file = join(e.parentPath, e.name);
+    const text = await readFile(file, "utf8");
+    for (const doc of YAML.parseAllDocuments(text)) out.push({ file, text, doc: doc.toJS() as { kind?: string } });
+  }
+  return out;
+}
+
+test("zod agrees with the apiserver: every example is valid, every invalid fixture is refused", async () => {
+  const schemaOf = (kind: string | undefined) => KINDS.find((k) => k.kind === kind)?.schema;
+  const examples = (await manifests(join(root, "examples"))).filter((m) => schemaOf(m.doc.kind));
+  assert.ok(examples.length >= 9);
+  for (const { file, doc } of examples) {
+    const r = schemaOf(doc.kind)!.safeParse(doc);
+    assert.ok(r.success, `${file}: ${r.error?.message}`);
+  }
+  const invalid = await manifests(join(root, "test", "fixtures", "invalid"));
+  assert.ok(invalid.length >= 18);
+  for (const { file, text, doc } of invalid) {
+    // zod strips unknown fields (the operator must read objects of a newer CRD); the apiserver refuses them.
+    if (text.includes("unknown field")) continue;
+    assert.ok(schemaOf(doc.kind), `${file} is one of our kinds`);
+    assert.equal(schemaOf(doc.kind)!.safeParse(doc).success, false, `${file} should be refused`);
+  }
+});
