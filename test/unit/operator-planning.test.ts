@@ -6,7 +6,7 @@ import fc from "fast-check";
 import { newOperatorState, passwordFingerprint, resolvePassword, type PasswordRecord } from "../../src/operator/operator-state.ts";
 import { planGeneratedSecret, PREVIOUS_NOT_AFTER_ANNOTATION, ROTATION_GENERATION_ANNOTATION } from "../../src/operator/generated-secret.ts";
 import { planSigningKeys } from "../../src/operator/signing-keys.ts";
-import { resolveUsernameConflicts } from "../../src/operator/username-conflicts.ts";
+import { resolveConflicts } from "../../src/operator/claim-conflicts.ts";
 import { generateApiKey, isApiKeyShaped, isWebhookTokenShaped, generateWebhookToken } from "../../src/common/tokens.ts";
 
 const fakeHash = async (pw: string) => `$argon2id$v=19$m=19456,t=2,p=1$fake$${Buffer.from(pw).toString("base64url")}`;
@@ -128,19 +128,19 @@ test("signing keys: generated once, rotated with overlap, replaced by a referenc
 
 test("username conflicts resolve deterministically: initial admin, then oldest, then name", () => {
   const claims = [
-    { id: "b", username: "alice", objectName: "alice-b", creationTimestamp: "2026-01-02T00:00:00Z", isInitialAdmin: false },
-    { id: "a", username: "alice", objectName: "alice-a", creationTimestamp: "2026-01-02T00:00:00Z", isInitialAdmin: false },
-    { id: "c", username: "alice", objectName: "alice-c", creationTimestamp: "2026-01-01T00:00:00Z", isInitialAdmin: false },
-    { id: "admin", username: "root", objectName: "", creationTimestamp: "2027-01-01T00:00:00Z", isInitialAdmin: true },
-    { id: "d", username: "root", objectName: "root", creationTimestamp: "2020-01-01T00:00:00Z", isInitialAdmin: false },
+    { id: "b", key: "alice", objectName: "alice-b", creationTimestamp: "2026-01-02T00:00:00Z", isInitialAdmin: false },
+    { id: "a", key: "alice", objectName: "alice-a", creationTimestamp: "2026-01-02T00:00:00Z", isInitialAdmin: false },
+    { id: "c", key: "alice", objectName: "alice-c", creationTimestamp: "2026-01-01T00:00:00Z", isInitialAdmin: false },
+    { id: "admin", key: "root", objectName: "", creationTimestamp: "2027-01-01T00:00:00Z", isInitialAdmin: true },
+    { id: "d", key: "root", objectName: "root", creationTimestamp: "2020-01-01T00:00:00Z", isInitialAdmin: false },
   ];
-  const r = resolveUsernameConflicts(claims);
+  const r = resolveConflicts(claims);
   assert.deepEqual([...r.winners].sort(), ["admin", "c"]);
   assert.equal(r.losers.get("a")?.heldByName, "alice-c");
   assert.equal(r.losers.get("d")?.heldByName, "the initial admin");
   fc.assert(
     fc.property(fc.shuffledSubarray(claims, { minLength: claims.length }), (shuffled) => {
-      assert.deepEqual([...resolveUsernameConflicts(shuffled).winners].sort(), ["admin", "c"]);
+      assert.deepEqual([...resolveConflicts(shuffled).winners].sort(), ["admin", "c"]);
     }),
   );
 });

@@ -1,0 +1,31 @@
+// The Ready condition, computed the same way for every kind: it keeps its
+// lastTransitionTime while its status stays the same (kstatus reads it), and
+// carries the generation it was computed from.
+import type { Condition } from "../api/index.ts";
+import { READY } from "../api/index.ts";
+
+export interface ReadyState {
+  ready: boolean;
+  /** CamelCase, e.g. Materialized, SecretNotFound, DuplicateUsername. */
+  reason: string;
+  /** A sentence a person understands, without secret material. */
+  message: string;
+}
+
+export function withReady(previous: readonly Condition[] | undefined, state: ReadyState, generation: number, now: Date = new Date()): Condition[] {
+  const status = state.ready ? "True" : "False";
+  const old = previous?.find((c) => c.type === READY);
+  const ready: Condition = {
+    type: READY,
+    status,
+    reason: state.reason,
+    message: state.message,
+    lastTransitionTime: old && old.status === status ? old.lastTransitionTime : now.toISOString().replace(/\.\d{3}Z$/, "Z"),
+    observedGeneration: generation,
+  };
+  return [...(previous ?? []).filter((c) => c.type !== READY), ready];
+}
+
+export function readyOf(conditions: readonly Condition[] | undefined): Condition | undefined {
+  return conditions?.find((c) => c.type === READY);
+}

@@ -1,0 +1,102 @@
+// What every reconciler is given: caches, writers, the materials exchange and the
+// queues of the other controllers. Wired in operator.ts; an interface so that the
+// reconcilers read as plain functions of (context, key).
+import type { Logger } from "pino";
+import type { KubeObject } from "./runtime/client.ts";
+import { ownerReference } from "./runtime/apply.ts";
+import type { Materials } from "./materials.ts";
+
+export const MANAGED_BY_LABEL = "app.kubernetes.io/managed-by";
+export const MANAGED_BY_VALUE = "dagu-auth-operator";
+/** The DaguAuth an owned object belongs to (its name), for selection and for humans. */
+export const AUTH_LABEL = "auth.dagu.dev/auth";
+
+export interface ObjectCache<T extends KubeObject = KubeObject> {
+  get(namespace: string, name: string): T | undefined;
+  list(namespace?: string): T[];
+}
+
+export interface SecretReader {
+  /** The Secret from the cache, or from the API when the cache does not hold it; undefined if absent. */
+  get(namespace: string, name: string): Promise<KubeObject | undefined>;
+}
+
+export interface Writer {
+  /** Server-side apply under our field manager (force: this operator owns what it applies). */
+  apply(obj: KubeObject): Promise<KubeObject>;
+  /** Server-side apply of the status subresource. */
+  applyStatus(obj: KubeObject): Promise<void>;
+  /** Create; throws a 409 error when it exists (callers re-read and decide). */
+  create(obj: KubeObject): Promise<KubeObject>;
+  /** Replace with the object's resourceVersion as a precondition. */
+  update(obj: KubeObject): Promise<KubeObject>;
+  /** Get directly from the API (not the cache). */
+  get(apiVersion: string, kind: string, namespace: string, name: string): Promise<KubeObject | undefined>;
+  delete(apiVersion: string, kind: string, namespace: string, name: string): Promise<void>;
+}
+
+export interface EventSink {
+  normal(regarding: KubeObject, reason: string, message: string): void;
+  warning(regarding: KubeObject, reason: string, message: string): void;
+}
+
+export interface Enqueue {
+  auth(key: string): void;
+  user(key: string): void;
+  apiKey(key: string): void;
+  webhook(key: string): void;
+}
+
+export interface OperatorContext {
+  log: Logger;
+  caches: {
+    auths: ObjectCache;
+    users: ObjectCache;
+    apiKeys: ObjectCache;
+    webhooks: ObjectCache;
+  };
+  secrets: SecretReader;
+  writer: Writer;
+  events: EventSink;
+  enqueue: Enqueue;
+  materials: Materials;
+  /** Observes argon2 time (seconds) for metrics. */
+  observeHash(seconds: number): void;
+  now(): Date;
+}
+
+export function splitKey(key: string): { namespace: string; name: string } {
+  const slash = key.indexOf("/");
+  return { namespace: key.slice(0, slash), name: key.slice(slash + 1) };
+}
+
+export function keyOf(obj: KubeObject): string {
+  return `${obj.metadata.namespace ?? ""}/${obj.metadata.name ?? ""}`;
+}
+
+/** Decoded values of a Secret's data. */
+export function secretData(secret: KubeObject | undefined): Record<string, string> {
+  const data = (secret?.data ?? {}) as Record<string, string>;
+  return Object.fromEntries(Object.entries(data).map(([k, v]) => [k, Buffer.from(v, "base64").toString("utf8")]));
+}
+
+export function isOwnedBy(obj: KubeObject | undefined, owner: KubeObject): boolean {
+  return obj?.metadata.ownerReferences?.some((r) => r.uid === owner.metadata.uid && r.controller === true) ?? false;
+}
+
+/** A Secret owned by `owner`, labelled as ours, with string values (encoded here). */
+export function ownedSecret(owner: KubeObject, name: string, values: Record<string, string>, extra: { labels?: Record<string, string>; annotations?: Record<string, string>; authName?: string } = {}): KubeObject {
+  return {
+    apiVersion: "v1",
+    kind: "Secret",
+    metadata: {
+      name,
+      namespace: owner.metadata.namespace,
+      labels: { [MANAGED_BY_LABEL]: MANAGED_BY_VALUE, ...(extra.authName ? { [AUTH_LABEL]: extra.authName } : {}), ...extra.labels },
+      ...(extra.annotations ? { annotations: extra.annotations } : {}),
+      ownerReferences: [ownerReference(owner)],
+    },
+    type: "Opaque",
+    data: Object.fromEntries(Object.entries(values).map(([k, v]) => [k, Buffer.from(v, "utf8").toString("base64")])),
+  };
+}

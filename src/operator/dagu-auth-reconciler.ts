@@ -1,0 +1,343 @@
+// DaguAuth: keeps the operator state, materializes the initial admin, the basic
+// credential and the signing keys, assembles the credentials document from what
+// the children offered, and writes it (sharded past ~900 KiB) only when its
+// content changed. Also owns the sidecar's RBAC, the password-changes Secret and
+// the cert-manager Certificate. Every write is skipped when the live object
+// already is what it would write, so a restart writes nothing.
+import { createHash } from "node:crypto";
+import {
+  Credentials,
+  CredentialsShard,
+  CREDENTIALS_KEY,
+  joinShards,
+  DaguAuthSpec,
+  MAX_INLINE_BYTES,
+  SHARD_KEY,
+  credentialsSecretName,
+  initialAdminUserId,
+  parseCredentialsEntry,
+  parsePasswordChanges,
+  passwordChangesSecretName,
+  PASSWORD_CHANGES_KEY,
+  parseDuration,
+  shardCredentials,
+  type PasswordChanges,
+} from "../api/index.ts";
+import { hashPassword, MIN_PASSWORD_LENGTH } from "../common/password-hash.ts";
+import { stableStringify, deepEqualJson } from "../common/stable-json.ts";
+import { writeStatus } from "./child-status.ts";
+import type { ReadyState } from "./conditions.ts";
+import { keyOf, ownedSecret, secretData, splitKey, type OperatorContext } from "./context.ts";
+import { assembleCredentials, type AdminInput } from "./credentials-assembly.ts";
+import { certificate, passwordChangesSecret, sidecarObjects, sidecarServiceAccountName, tlsSecretName } from "./auth-resources.ts";
+import { newOperatorState, OPERATOR_STATE_KEY, operatorStateSecretName, resolvePassword, type OperatorState, type PasswordRecord } from "./operator-state.ts";
+import { readOperatorState } from "./operator-state-secret.ts";
+import { planSigningKeys } from "./signing-keys.ts";
+import type { KubeObject } from "./runtime/client.ts";
+import type { Result } from "./runtime/work-queue.ts";
+
+export const APPLIED_HASH_ANNOTATION = "auth.dagu.dev/applied-hash";
+const BASIC_ID = "basic";
+
+type SecretValue = { ok: true; value: string } | { ok: false; problem: ReadyState };
+
+async function readSecretKey(ctx: OperatorContext, namespace: string, ref: { name: string; key: string }, field: string): Promise<SecretValue> {
+  const secret = await ctx.secrets.get(namespace, ref.name);
+  if (!secret) return { ok: false, problem: { ready: false, reason: "SecretNotFound", message: `Secret ${ref.name} (${field}) does not exist` } };
+  const value = secretData(secret)[ref.key];
+  if (value === undefined) return { ok: false, problem: { ready: false, reason: "SecretKeyNotFound", message: `Secret ${ref.name} has no key ${ref.key} (${field}.key)` } };
+  return { ok: true, value };
+}
+
+export async function reconcileDaguAuth(ctx: OperatorContext, key: string): Promise<Result | undefined> {
+  const { namespace, name } = splitKey(key);
+  const auth = ctx.caches.auths.get(namespace, name);
+  if (!auth || auth.metadata.deletionTimestamp) {
+    // Owned objects go with it (owner references); its children learn from their own events.
+    ctx.materials.dropAuth(key);
+    enqueueChildren(ctx, namespace, name);
+    return;
+  }
+  const parsedSpec = DaguAuthSpec.safeParse(auth.spec ?? {});
+  if (!parsedSpec.success) {
+    await writeStatus(ctx, auth, { ready: false, reason: "InvalidSpec", message: parsedSpec.error.issues[0]?.message ?? "invalid spec" }, {});
+    return;
+  }
+  const spec = parsedSpec.data;
+  const materials = ctx.materials.of(key);
+
+  // 1. The operator state (created first: children need its fingerprint key).
+  const stateName = operatorStateSecretName(name);
+  const stateSecret = await ctx.secrets.get(namespace, stateName);
+  const loaded = readOperatorState(stateSecret);
+  if (loaded instanceof Error) {
+    await writeStatus(ctx, auth, { ready: false, reason: "StateInvalid", message: `Secret ${stateName}: ${loaded.message}; delete it to start over (passwords are hashed again)` }, {});
+    return;
+  }
+  let state: OperatorState = loaded ?? newOperatorState();
+  if (!loaded) {
+    await ctx.writer.create(ownedSecret(auth, stateName, { [OPERATOR_STATE_KEY]: JSON.stringify(state) }, { authName: name }));
+    enqueueChildren(ctx, namespace, name);
+  }
+
+  const problems: ReadyState[] = [];
+  const now = ctx.now();
+  const passwords: Record<string, PasswordRecord> = {};
+  let hashes = 0;
+  const hash = async (pw: string) => {
+    hashes++;
+    const t = process.hrtime.bigint();
+    try {
+      return await hashPassword(pw);
+    } finally {
+      ctx.observeHash(Number(process.hrtime.bigint() - t) / 1e9);
+    }
+  };
+  const materialize = async (id: string, password: SecretValue, field: string): Promise<PasswordRecord | undefined> => {
+    if (!password.ok) {
+      problems.push(password.problem);
+      return undefined;
+    }
+    if (password.value.length < MIN_PASSWORD_LENGTH) {
+      problems.push({ ready: false, reason: "PasswordTooShort", message: `the password of ${field} is shorter than ${MIN_PASSWORD_LENGTH} characters` });
+      return undefined;
+    }
+    const r = await resolvePassword({ state, id, password: password.value, previous: state.passwords[id], change: undefined, hash, now: ctx.now });
+    passwords[id] = r.record;
+    return r.record;
+  };
+
+  // 2. Builtin: signing keys and the initial admin. Basic: the one credential.
+  let signing;
+  let admin: AdminInput | undefined;
+  let basic;
+  if (spec.mode === "builtin") {
+    const token = spec.builtin?.token;
+    let referencedSecret: string | undefined;
+    if (token?.secretRef) {
+      const v = await readSecretKey(ctx, namespace, token.secretRef, "spec.builtin.token.secretRef");
+      if (!v.ok) problems.push(v.problem);
+      else if (Buffer.byteLength(v.value) < 32) problems.push({ ready: false, reason: "TokenSecretTooShort", message: `the token secret in Secret ${token.secretRef.name} is shorter than 32 bytes` });
+      else referencedSecret = Buffer.from(v.value, "utf8").toString("base64url");
+    }
+    if (!token?.secretRef || referencedSecret !== undefined) {
+      signing = planSigningKeys({
+        remembered: state.signingKeys,
+        rememberedRotation: state.signingRotation,
+        rememberedReferenced: state.signingReferenced,
+        ...(referencedSecret !== undefined ? { referencedSecret } : {}),
+        rotationGeneration: token?.rotation?.generation ?? 0,
+        overlapMs: parseDuration(token?.rotation?.overlap ?? "24h"),
+        now,
+      });
+    }
+    const ia = spec.builtin?.initialAdmin;
+    if (ia) {
+      const id = initialAdminUserId(auth.metadata.uid!);
+      const record = await materialize(id, await readSecretKey(ctx, namespace, ia.passwordSecretRef, "spec.builtin.initialAdmin.passwordSecretRef"), "spec.builtin.initialAdmin");
+      if (record) admin = { id, username: ia.username, password: record };
+    }
+  } else if (spec.basic) {
+    const record = await materialize(BASIC_ID, await readSecretKey(ctx, namespace, spec.basic.passwordSecretRef, "spec.basic.passwordSecretRef"), "spec.basic");
+    if (record) basic = { username: spec.basic.username, password: record };
+  }
+
+  // 3. Every child must have answered for its current generation, or a restart
+  //    would publish a document that lacks users it has not reconciled yet.
+  const waiting = unansweredChildren(ctx, namespace, name, materials);
+  if (waiting > 0) return;
+
+  // 4. Remember the source passwords of the children and keep the state current.
+  for (const [uid, child] of materials.users) if (child.ok) passwords[uid] = child.value.password;
+  const nextState: OperatorState = {
+    ...state,
+    passwords,
+    signingKeys: signing?.keys ?? state.signingKeys,
+    signingRotation: signing?.rotation ?? state.signingRotation,
+    signingReferenced: signing?.referenced ?? state.signingReferenced,
+  };
+  if (!deepEqualJson(nextState, state)) {
+    // State before credentials: a crash between the two re-derives the same document.
+    const desiredState = ownedSecret(auth, stateName, { [OPERATOR_STATE_KEY]: JSON.stringify(nextState) }, { authName: name });
+    const live = stateSecret ?? (await ctx.writer.get("v1", "Secret", namespace, stateName));
+    desiredState.metadata.resourceVersion = live?.metadata.resourceVersion;
+    await ctx.writer.update(desiredState);
+    state = nextState;
+  }
+
+  // 5. The credentials document.
+  const changes = readPasswordChanges(await ctx.secrets.get(namespace, passwordChangesSecretName(name)));
+  const assembly = assembleCredentials({ authName: name, authUid: auth.metadata.uid!, namespace, spec, materials, ...(admin ? { admin } : {}), ...(basic ? { basic } : {}), ...(signing ? { signing } : {}), changes });
+  const existing = await readCurrentCredentials(ctx, namespace, name);
+  let generation = existing?.generation ?? 0;
+  let shardNames = existing?.shardNames ?? [];
+  const sameContent = existing !== undefined && stableStringify(assembly.document) === stableStringify({ ...existing.document, generation: undefined });
+  if (!sameContent) {
+    const canWrite = !(spec.mode === "basic" && !basic) && !(spec.mode === "builtin" && !signing);
+    if (canWrite) {
+      generation += 1;
+      const doc = Credentials.parse({ ...assembly.document, generation });
+      shardNames = await writeCredentials(ctx, auth, doc, existing?.shardNames ?? []);
+    }
+  }
+
+  // 6. Supporting objects, each written only when it differs from what was applied.
+  for (const obj of sidecarObjects(auth, spec, shardNames)) await applyIfChanged(ctx, obj);
+  const cert = certificate(auth, spec);
+  if (cert) {
+    await applyIfChanged(ctx, cert).catch((err: unknown) => {
+      if ((err as { code?: number }).code !== 404) throw err;
+      problems.push({ ready: false, reason: "CertManagerMissing", message: "spec.tls.issuerRef needs cert-manager: its Certificate kind is not served by this cluster" });
+    });
+  }
+  if (!(await ctx.secrets.get(namespace, passwordChangesSecretName(name)))) {
+    await ctx.writer.create(passwordChangesSecret(auth)).catch((err: unknown) => {
+      if ((err as { code?: number }).code !== 409) throw err;
+    });
+  }
+
+  // 7. Hand the result to the children, then the status.
+  const previous = materials.published;
+  materials.published = {
+    generation,
+    users: new Map(assembly.document.users.map((u) => [u.id, u])),
+    userInputs: assembly.userInputs,
+    rejectedUsers: assembly.rejectedUsers,
+    apiKeyInputs: assembly.apiKeyInputs,
+    webhookInputs: assembly.webhookInputs,
+    rejectedWebhooks: assembly.rejectedWebhooks,
+  };
+  if (!previous || previous.generation !== generation || !sameContent) enqueueChildren(ctx, namespace, name);
+  else enqueueChildrenOnce(ctx, namespace, name, previous);
+
+  const ready: ReadyState = problems[0] ?? {
+    ready: true,
+    reason: "Materialized",
+    message: `credentials generation ${generation}: ${assembly.document.users.length} users, ${assembly.document.apiKeys.length} API keys, ${assembly.document.webhooks.length} webhooks`,
+  };
+  await writeStatus(ctx, auth, ready, {
+    credentialsSecretName: credentialsSecretName(name),
+    credentialsGeneration: generation,
+    users: assembly.document.users.length + (assembly.document.basic ? 1 : 0),
+    apiKeys: new Set(assembly.document.apiKeys.map((k) => k.id)).size,
+    webhooks: assembly.document.webhooks.length,
+    serviceAccountName: sidecarServiceAccountName(auth, spec),
+    ...(spec.tls ? { tlsSecretName: tlsSecretName(auth, spec) } : {}),
+  });
+  if (hashes > 0) ctx.log.debug({ daguAuth: key, hashes }, "hashed passwords");
+  const nextKeyChange = signing?.keys.map((k) => (k.notAfter ? Date.parse(k.notAfter) - now.getTime() + 1000 : Infinity)).reduce((a, b) => Math.min(a, b), Infinity);
+  return nextKeyChange !== undefined && Number.isFinite(nextKeyChange) ? { requeueAfter: Math.max(1000, nextKeyChange) } : undefined;
+}
+
+function childrenOf(ctx: OperatorContext, namespace: string, authName: string) {
+  const refersTo = (o: KubeObject) => (o.spec as { authRef?: { name?: string } } | undefined)?.authRef?.name === authName && !o.metadata.deletionTimestamp;
+  return {
+    users: ctx.caches.users.list(namespace).filter(refersTo),
+    apiKeys: ctx.caches.apiKeys.list(namespace).filter(refersTo),
+    webhooks: ctx.caches.webhooks.list(namespace).filter(refersTo),
+  };
+}
+
+function enqueueChildren(ctx: OperatorContext, namespace: string, authName: string): void {
+  const c = childrenOf(ctx, namespace, authName);
+  for (const o of c.users) ctx.enqueue.user(keyOf(o));
+  for (const o of c.apiKeys) ctx.enqueue.apiKey(keyOf(o));
+  for (const o of c.webhooks) ctx.enqueue.webhook(keyOf(o));
+}
+
+/** Same generation: only children whose input is newer than what was published need a look. */
+function enqueueChildrenOnce(ctx: OperatorContext, namespace: string, authName: string, previous: NonNullable<ReturnType<OperatorContext["materials"]["of"]>["published"]>): void {
+  const m = ctx.materials.of(`${namespace}/${authName}`);
+  const c = childrenOf(ctx, namespace, authName);
+  for (const o of c.users) {
+    const input = m.users.get(o.metadata.uid!);
+    if (input?.ok && previous.userInputs.get(o.metadata.uid!) !== input.value) ctx.enqueue.user(keyOf(o));
+  }
+  for (const o of c.apiKeys) {
+    const input = m.apiKeys.get(o.metadata.uid!);
+    if (input?.ok && previous.apiKeyInputs.get(o.metadata.uid!) !== input.value) ctx.enqueue.apiKey(keyOf(o));
+  }
+  for (const o of c.webhooks) {
+    const input = m.webhooks.get(o.metadata.uid!);
+    if (input?.ok && previous.webhookInputs.get(o.metadata.uid!) !== input.value) ctx.enqueue.webhook(keyOf(o));
+  }
+}
+
+function unansweredChildren(ctx: OperatorContext, namespace: string, authName: string, m: ReturnType<OperatorContext["materials"]["of"]>): number {
+  const c = childrenOf(ctx, namespace, authName);
+  const answered = (map: Map<string, { generation: number }>, o: KubeObject) => map.get(o.metadata.uid!)?.generation === (o.metadata.generation ?? 0);
+  return c.users.filter((o) => !answered(m.users, o)).length + c.apiKeys.filter((o) => !answered(m.apiKeys, o)).length + c.webhooks.filter((o) => !answered(m.webhooks, o)).length;
+}
+
+function readPasswordChanges(secret: KubeObject | undefined): PasswordChanges {
+  const raw = secretData(secret)[PASSWORD_CHANGES_KEY];
+  if (!raw) return {};
+  const parsed = parsePasswordChanges(raw);
+  // An unreadable document changes nobody's password: the sources stay in force.
+  return parsed.success ? parsed.data : {};
+}
+
+interface CurrentCredentials {
+  generation: number;
+  document: Credentials;
+  shardNames: string[];
+}
+
+async function readCurrentCredentials(ctx: OperatorContext, namespace: string, authName: string): Promise<CurrentCredentials | undefined> {
+  const secret = await ctx.secrets.get(namespace, credentialsSecretName(authName));
+  const raw = secretData(secret)[CREDENTIALS_KEY];
+  if (!raw) return undefined;
+  const entry = parseCredentialsEntry(raw);
+  if (!entry.success) return undefined; // rewritten from scratch
+  if (entry.data.kind === "document") return { generation: entry.data.credentials.generation, document: entry.data.credentials, shardNames: [] };
+  const index = entry.data.index;
+  const parts = [];
+  for (const ref of index.shards) {
+    const shard = secretData(await ctx.secrets.get(namespace, ref.secretName))[ref.key];
+    if (!shard) return undefined;
+    parts.push(shard);
+  }
+  try {
+    const json = joinShards(index, parts.map((p) => CredentialsShard.parse(JSON.parse(p))));
+    const doc = Credentials.parse(JSON.parse(json));
+    return { generation: index.generation, document: doc, shardNames: index.shards.map((s) => s.secretName) };
+  } catch {
+    return undefined;
+  }
+}
+
+/** Writes the document inline, or its shards then the index (the commit point); returns shard names in use. */
+async function writeCredentials(ctx: OperatorContext, auth: KubeObject, doc: Credentials, oldShards: readonly string[]): Promise<string[]> {
+  const name = auth.metadata.name!;
+  const json = JSON.stringify(doc);
+  let value = json;
+  let shardNames: string[] = [];
+  if (Buffer.byteLength(json) > MAX_INLINE_BYTES) {
+    const { index, shards } = shardCredentials(json, name, doc.generation);
+    for (const s of shards) {
+      await ctx.writer.apply(ownedSecret(auth, s.secretName, { [SHARD_KEY]: JSON.stringify(s.shard) }, { authName: name }));
+    }
+    value = JSON.stringify(index);
+    shardNames = shards.map((s) => s.secretName);
+  }
+  await ctx.writer.apply(ownedSecret(auth, credentialsSecretName(name), { [CREDENTIALS_KEY]: value }, { authName: name }));
+  for (const old of oldShards) if (!shardNames.includes(old)) await ctx.writer.delete("v1", "Secret", auth.metadata.namespace!, old);
+  ctx.log.info({ daguAuth: `${auth.metadata.namespace}/${name}`, generation: doc.generation, users: doc.users.length, apiKeys: doc.apiKeys.length, webhooks: doc.webhooks.length, shards: shardNames.length }, "credentials written");
+  return shardNames;
+}
+
+// Hashes of what was applied, so a reconcile that would apply the same again skips the call.
+const appliedHashes = new Map<string, string>();
+
+async function applyIfChanged(ctx: OperatorContext, obj: KubeObject): Promise<void> {
+  const digest = createHash("sha256").update(stableStringify(obj)).digest("hex").slice(0, 32);
+  const id = `${obj.apiVersion}/${obj.kind}/${obj.metadata.namespace}/${obj.metadata.name}`;
+  if (appliedHashes.get(id) === digest) return;
+  // After a restart the memory is empty: the annotation on the live object tells.
+  const live = await ctx.writer.get(obj.apiVersion!, obj.kind!, obj.metadata.namespace!, obj.metadata.name!).catch(() => undefined);
+  if (live?.metadata.annotations?.[APPLIED_HASH_ANNOTATION] !== digest) {
+    await ctx.writer.apply({ ...obj, metadata: { ...obj.metadata, annotations: { ...obj.metadata.annotations, [APPLIED_HASH_ANNOTATION]: digest } } });
+  }
+  appliedHashes.set(id, digest);
+}
+

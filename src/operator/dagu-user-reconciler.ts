@@ -1,0 +1,131 @@
+// DaguUser: resolves the password (referenced, or generated into a Secret the user
+// owns), hashes it only when it really changed, and hands the result to its
+// DaguAuth. Ready once the DaguAuth has written it into the credentials.
+import { randomBytes } from "node:crypto";
+import { DaguUser } from "../api/index.ts";
+import { hashPassword, MIN_PASSWORD_LENGTH } from "../common/password-hash.ts";
+import { deepEqualJson } from "../common/stable-json.ts";
+import { findAuth, writeStatus } from "./child-status.ts";
+import type { ReadyState } from "./conditions.ts";
+import { secretData, splitKey, type OperatorContext } from "./context.ts";
+import { ensureConsumerSecret } from "./consumer-secret.ts";
+import type { ChildInput, UserInput } from "./materials.ts";
+import { resolvePassword } from "./operator-state.ts";
+import { readOperatorState } from "./operator-state-secret.ts";
+import type { Result } from "./runtime/work-queue.ts";
+import type { KubeObject } from "./runtime/client.ts";
+
+export const GENERATED_PASSWORD_KEY = "password";
+
+/** 24 base64url characters: 144 bits, typeable, no ambiguous padding. */
+const generatePassword = () => randomBytes(18).toString("base64url");
+
+export async function reconcileDaguUser(ctx: OperatorContext, key: string): Promise<Result | undefined> {
+  const { namespace, name } = splitKey(key);
+  const obj = ctx.caches.users.get(namespace, name);
+  if (!obj || obj.metadata.deletionTimestamp) {
+    // Gone: its DaguAuth drops it from the credentials (no finalizer needed: the
+    // credentials are assembled from the users that exist).
+    for (const authKey of ctx.materials.forgetKey("users", key)) ctx.enqueue.auth(authKey);
+    return;
+  }
+  const uid = obj.metadata.uid!;
+  ctx.materials.rememberKey("users", key, uid);
+  const generation = obj.metadata.generation ?? 0;
+  const parsed = DaguUser.safeParse(obj);
+  if (!parsed.success) {
+    await writeStatus(ctx, obj, { ready: false, reason: "InvalidSpec", message: parsed.error.issues[0]?.message ?? "invalid spec" }, { userId: uid });
+    return;
+  }
+  const spec = parsed.data.spec;
+  const found = findAuth(ctx, namespace, spec.authRef.name, "builtin");
+  if (!found.ok) {
+    for (const authKey of ctx.materials.forget("users", uid)) ctx.enqueue.auth(authKey);
+    await writeStatus(ctx, obj, found.problem, { userId: uid });
+    return;
+  }
+  const materials = ctx.materials.of(found.key);
+  const offer = (input: ChildInput<UserInput>) => {
+    const before = materials.users.get(uid);
+    if (!before || !deepEqualJson(before, input)) {
+      materials.users.set(uid, input);
+      ctx.enqueue.auth(found.key);
+    }
+  };
+  const fail = async (problem: ReadyState, passwordSecretName?: string): Promise<undefined> => {
+    offer({ ok: false, generation, problem });
+    await writeStatus(ctx, obj, problem, { userId: uid, ...(passwordSecretName ? { passwordSecretName } : {}) });
+  };
+
+  const state = readOperatorState(await ctx.secrets.get(namespace, stateName(found.auth)));
+  if (!state || state instanceof Error) {
+    // The DaguAuth creates its state first; it enqueues its users when it has.
+    ctx.enqueue.auth(found.key);
+    return { requeueAfter: 2000 };
+  }
+
+  // The password: referenced, or generated once into a Secret this user owns.
+  let password: string | undefined;
+  let passwordSecretName: string;
+  if (spec.password.secretRef) {
+    const ref = spec.password.secretRef;
+    passwordSecretName = ref.name;
+    const secret = await ctx.secrets.get(namespace, ref.name);
+    if (!secret) return fail({ ready: false, reason: "SecretNotFound", message: `Secret ${ref.name} (spec.password.secretRef) does not exist` }, ref.name);
+    password = secretData(secret)[ref.key];
+    if (password === undefined) return fail({ ready: false, reason: "SecretKeyNotFound", message: `Secret ${ref.name} has no key ${ref.key} (spec.password.secretRef.key)` }, ref.name);
+  } else {
+    passwordSecretName = spec.password.generate!.secretName;
+    const generated = await ensureConsumerSecret(ctx, obj, passwordSecretName, "spec.password.generate.secretName", { [GENERATED_PASSWORD_KEY]: generatePassword }, undefined);
+    if (!generated.ok) return fail(generated.problem, passwordSecretName);
+    password = generated.plan.current[GENERATED_PASSWORD_KEY]!;
+  }
+  if (password.length < MIN_PASSWORD_LENGTH) {
+    return fail({ ready: false, reason: "PasswordTooShort", message: `the password in Secret ${passwordSecretName} is shorter than ${MIN_PASSWORD_LENGTH} characters` }, passwordSecretName);
+  }
+
+  const previousInput = materials.users.get(uid);
+  const previous = (previousInput?.ok ? previousInput.value.password : undefined) ?? state.passwords[uid];
+  const resolved = await resolvePassword({ state, id: uid, password, previous, change: undefined, hash: (pw) => timedHash(ctx, pw), now: ctx.now });
+  const input: UserInput = {
+    id: uid,
+    objectName: name,
+    creationTimestamp: obj.metadata.creationTimestamp ?? "",
+    username: spec.username,
+    role: spec.role,
+    ...(spec.email ? { email: spec.email } : {}),
+    disabled: spec.disabled,
+    allowPasswordChange: spec.allowPasswordChange,
+    password: resolved.record,
+    passwordSecretName,
+  };
+  offer({ ok: true, generation, value: input });
+
+  // Ready only once the credentials the sidecar reads hold exactly this input.
+  const published = materials.published;
+  const current = materials.users.get(uid);
+  if (!published || !current?.ok || published.userInputs.get(uid) !== current.value) return;
+  const rejected = published.rejectedUsers.get(uid);
+  if (rejected) {
+    await writeStatus(ctx, obj, rejected, { userId: uid, passwordSecretName });
+    return;
+  }
+  const entry = published.users.get(uid);
+  const ready: ReadyState = entry?.disabled
+    ? { ready: true, reason: "Disabled", message: `user ${spec.username} is disabled: logins and existing tokens are refused` }
+    : { ready: true, reason: "Materialized", message: `user ${spec.username} (${spec.role}) is in credentials generation ${published.generation}` };
+  await writeStatus(ctx, obj, ready, { userId: uid, passwordSecretName, ...(entry ? { passwordChangedAt: entry.passwordChangedAt } : {}) });
+}
+
+async function timedHash(ctx: OperatorContext, password: string): Promise<string> {
+  const start = process.hrtime.bigint();
+  try {
+    return await hashPassword(password);
+  } finally {
+    ctx.observeHash(Number(process.hrtime.bigint() - start) / 1e9);
+  }
+}
+
+function stateName(auth: KubeObject): string {
+  return `${auth.metadata.name}-operator-state`;
+}

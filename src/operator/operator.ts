@@ -1,0 +1,263 @@
+// Wires the operator: informers on the four kinds and on Secrets, a queue and a
+// reconciler per kind, leader election, health and metrics. Caches start at once
+// (a follower is ready to take over warm); reconcilers run only while leading.
+import { randomBytes } from "node:crypto";
+import { hostname } from "node:os";
+import type { KubeConfig } from "@kubernetes/client-node";
+import pino, { type Logger } from "pino";
+import { GROUP, KINDS, VERSION } from "../api/index.ts";
+import { Applier } from "./runtime/apply.ts";
+import { KubeClient, isNotFound, resourcePath, type KubeObject } from "./runtime/client.ts";
+import { EventRecorder } from "./runtime/events.ts";
+import { startHealthServer, informersSynced, leaderElectionHealthy, type HealthServer } from "./runtime/health.ts";
+import { Informer } from "./runtime/informer.ts";
+import { LeaderElector } from "./runtime/leader-election.ts";
+import { OperatorMetrics } from "./runtime/metrics.ts";
+import { generationOrMetadataChanged, isResync } from "./runtime/predicates.ts";
+import { WorkQueue, type Result } from "./runtime/work-queue.ts";
+import { AUTH_LABEL, keyOf, MANAGED_BY_LABEL, MANAGED_BY_VALUE, type OperatorContext, type Writer } from "./context.ts";
+import { Materials } from "./materials.ts";
+import { reconcileDaguAuth } from "./dagu-auth-reconciler.ts";
+import { reconcileDaguUser } from "./dagu-user-reconciler.ts";
+import { reconcileDaguApiKey } from "./dagu-api-key-reconciler.ts";
+import { reconcileDaguWebhook } from "./dagu-webhook-reconciler.ts";
+import { referencedSecretNames, secretsReferencedByAuth, secretsReferencedByUser } from "./secret-references.ts";
+
+export interface OperatorOptions {
+  kubeConfig: KubeConfig;
+  logger?: Logger;
+  /** host:port of /healthz, /readyz and /metrics; undefined: no server. */
+  healthAddress?: string;
+  leaderElection?: { namespace: string; name?: string; identity?: string; leaseDurationSeconds?: number; renewDeadlineMs?: number; retryPeriodMs?: number };
+  /** Workers for DaguUser reconciles (they hash); others use 2. Default: 2 × CPUs is pointless, argon2 is the limit: 4. */
+  userConcurrency?: number;
+  resyncPeriodMs?: number;
+}
+
+export interface RunningOperator {
+  health?: HealthServer;
+  metrics: OperatorMetrics;
+  readonly isLeader: boolean;
+  /** Stops reconciling, releases the lease (so a follower takes over at once), stops the caches. */
+  stop(): Promise<void>;
+  /** Resolves when leadership was lost (the process should exit, as controller-runtime does). */
+  lostLeadership: Promise<void>;
+}
+
+type KindName = "auths" | "users" | "apiKeys" | "webhooks";
+const KIND_OF: Record<KindName, string> = { auths: "DaguAuth", users: "DaguUser", apiKeys: "DaguApiKey", webhooks: "DaguWebhook" };
+
+export async function startOperator(options: OperatorOptions): Promise<RunningOperator> {
+  const log = options.logger ?? pino({ name: "dagu-auth-operator" });
+  const kubeConfig = options.kubeConfig;
+  const client = new KubeClient(kubeConfig);
+  const applier = new Applier(client);
+  const metrics = new OperatorMetrics({ processMetrics: true });
+  const events = new EventRecorder({ kube: client, logger: log });
+  const resyncPeriodMs = options.resyncPeriodMs ?? 10 * 60_000;
+
+  const crInformer = (kind: KindName) => {
+    const info = KINDS.find((k) => k.kind === KIND_OF[kind])!;
+    return new Informer({ kubeConfig, resource: { group: GROUP, version: VERSION, plural: info.plural }, resyncPeriodMs, logger: log });
+  };
+  const informers = { auths: crInformer("auths"), users: crInformer("users"), apiKeys: crInformer("apiKeys"), webhooks: crInformer("webhooks") };
+  // Secrets: only ours (by label) and the ones our resources reference are kept.
+  const secretInformer = new Informer({
+    kubeConfig,
+    resource: { group: "", version: "v1", plural: "secrets" },
+    resyncPeriodMs,
+    logger: log,
+    filter: (s: KubeObject) => s.metadata.labels?.[MANAGED_BY_LABEL] === MANAGED_BY_VALUE || referencedSecretNames(caches, s.metadata.namespace ?? "").has(s.metadata.name ?? ""),
+  });
+  const caches = { auths: informers.auths, users: informers.users, apiKeys: informers.apiKeys, webhooks: informers.webhooks };
+
+  const queueFor = (kind: string) =>
+    new WorkQueue({
+      onError: (key, error, retryInMs) => {
+        metrics.recordRetry(kind);
+        log.warn({ kind, key, retryInMs, err: error instanceof Error ? error.message : String(error) }, "reconcile failed; retrying");
+      },
+    });
+  const queues = { auths: queueFor("DaguAuth"), users: queueFor("DaguUser"), apiKeys: queueFor("DaguApiKey"), webhooks: queueFor("DaguWebhook") };
+  for (const [k, q] of Object.entries(queues)) metrics.observeQueue(KIND_OF[k as KindName], q);
+
+  const writer: Writer = {
+    apply: (obj) => applier.applyObject(obj),
+    applyStatus: async (obj) => {
+      await applier.applyStatus(obj);
+    },
+    create: async (obj) => client.request<KubeObject>("POST", await collectionPath(client, obj), { body: obj }),
+    update: async (obj) => client.request<KubeObject>("PUT", `${await collectionPath(client, obj)}/${encodeURIComponent(obj.metadata.name!)}`, { body: obj }),
+    get: async (apiVersion, kind, namespace, name) => {
+      try {
+        return await client.request<KubeObject>("GET", `${await collectionPath(client, { apiVersion, kind, metadata: { namespace } })}/${encodeURIComponent(name)}`);
+      } catch (err) {
+        if (isNotFound(err)) return undefined;
+        throw err;
+      }
+    },
+    delete: async (apiVersion, kind, namespace, name) => {
+      await applier.deleteIfExists({ apiVersion, kind, namespace, name });
+    },
+  };
+
+  const ctx: OperatorContext = {
+    log,
+    caches,
+    secrets: {
+      get: async (namespace, name) => secretInformer.get(namespace, name) ?? (await writer.get("v1", "Secret", namespace, name)),
+    },
+    writer,
+    events: {
+      normal: (o, r, m) => void events.normal(o, r, m),
+      warning: (o, r, m) => void events.warning(o, r, m),
+    },
+    enqueue: {
+      auth: (k) => queues.auths.add(k),
+      user: (k) => queues.users.add(k),
+      apiKey: (k) => queues.apiKeys.add(k),
+      webhook: (k) => queues.webhooks.add(k),
+    },
+    materials: new Materials(),
+    observeHash: (s) => metrics.hashDuration.observe({ algorithm: "argon2id" }, s),
+    now: () => new Date(),
+  };
+
+  // Event routing: status-only updates are skipped; a resync re-delivers everything.
+  const route = (informer: Informer, enqueue: (key: string) => void, also?: (obj: KubeObject) => void) => {
+    informer.onAdd((o) => (enqueue(keyOf(o)), also?.(o)));
+    informer.onUpdate((a, b) => {
+      if (isResync(a, b) || generationOrMetadataChanged(a, b)) {
+        enqueue(keyOf(b));
+        also?.(b);
+      }
+    });
+    informer.onDelete((o) => (enqueue(keyOf(o)), also?.(o)));
+  };
+  const childrenOfAuth = (auth: KubeObject) => {
+    for (const kind of ["users", "apiKeys", "webhooks"] as const) {
+      for (const child of caches[kind].list(auth.metadata.namespace)) {
+        if ((child.spec as { authRef?: { name?: string } })?.authRef?.name === auth.metadata.name) ctx.enqueue[kind === "users" ? "user" : kind === "apiKeys" ? "apiKey" : "webhook"](keyOf(child));
+      }
+    }
+  };
+  route(informers.auths, ctx.enqueue.auth, childrenOfAuth);
+  route(informers.users, ctx.enqueue.user);
+  route(informers.apiKeys, ctx.enqueue.apiKey);
+  route(informers.webhooks, ctx.enqueue.webhook);
+  const onSecret = (s: KubeObject) => {
+    const ns = s.metadata.namespace ?? "";
+    const name = s.metadata.name ?? "";
+    const authName = s.metadata.labels?.[AUTH_LABEL];
+    if (authName) ctx.enqueue.auth(`${ns}/${authName}`);
+    for (const ref of s.metadata.ownerReferences ?? []) {
+      if (ref.kind === "DaguUser") ctx.enqueue.user(`${ns}/${ref.name}`);
+      if (ref.kind === "DaguApiKey") ctx.enqueue.apiKey(`${ns}/${ref.name}`);
+      if (ref.kind === "DaguWebhook") ctx.enqueue.webhook(`${ns}/${ref.name}`);
+    }
+    for (const user of caches.users.list(ns)) if (secretsReferencedByUser(user).includes(name)) ctx.enqueue.user(keyOf(user));
+    for (const auth of caches.auths.list(ns)) if (secretsReferencedByAuth(auth).includes(name)) ctx.enqueue.auth(keyOf(auth));
+  };
+  secretInformer.onAdd(onSecret);
+  secretInformer.onUpdate((_a, b) => onSecret(b));
+  secretInformer.onDelete(onSecret);
+
+  const all = [...Object.values(informers), secretInformer];
+  for (const i of all) i.start();
+
+  const elector = options.leaderElection
+    ? new LeaderElector({
+        kubeConfig,
+        namespace: options.leaderElection.namespace,
+        name: options.leaderElection.name ?? "dagu-auth-operator",
+        // Unique per instance: two operators in one process (tests) must not share one.
+        identity: options.leaderElection.identity ?? `${hostname()}-${process.pid}-${randomBytes(3).toString("hex")}`,
+        ...(options.leaderElection.leaseDurationSeconds ? { leaseDurationSeconds: options.leaderElection.leaseDurationSeconds } : {}),
+        ...(options.leaderElection.renewDeadlineMs ? { renewDeadlineMs: options.leaderElection.renewDeadlineMs } : {}),
+        ...(options.leaderElection.retryPeriodMs ? { retryPeriodMs: options.leaderElection.retryPeriodMs } : {}),
+        logger: log,
+      })
+    : undefined;
+
+  let health: HealthServer | undefined;
+  if (options.healthAddress !== undefined) {
+    health = await startHealthServer({
+      address: options.healthAddress,
+      registry: metrics.registry,
+      readiness: [informersSynced(all), ...(elector ? [leaderElectionHealthy(elector)] : [])],
+    });
+  }
+
+  const timed = (kind: string, fn: (ctx: OperatorContext, key: string) => Promise<Result | undefined>) => async (key: string): Promise<Result | undefined> => {
+    const start = process.hrtime.bigint();
+    try {
+      const r = await fn(ctx, key);
+      metrics.recordReconcile(kind, r?.requeueAfter !== undefined ? "requeue" : "success", Number(process.hrtime.bigint() - start) / 1e9);
+      return r;
+    } catch (err) {
+      metrics.recordReconcile(kind, "error", Number(process.hrtime.bigint() - start) / 1e9);
+      throw err;
+    }
+  };
+
+  let leading = false;
+  let stopping: Promise<void> | undefined;
+  let resolveLost!: () => void;
+  const lostLeadership = new Promise<void>((r) => (resolveLost = r));
+  const runControllers = async (signal?: AbortSignal) => {
+    await Promise.all(all.map((i) => i.hasSynced));
+    if (signal?.aborted) return;
+    leading = true;
+    log.info("caches synced; reconciling");
+    // A full pass after (re)gaining leadership: nothing happened while we did not lead.
+    for (const o of caches.auths.list()) ctx.enqueue.auth(keyOf(o));
+    for (const o of caches.users.list()) ctx.enqueue.user(keyOf(o));
+    for (const o of caches.apiKeys.list()) ctx.enqueue.apiKey(keyOf(o));
+    for (const o of caches.webhooks.list()) ctx.enqueue.webhook(keyOf(o));
+    void queues.auths.run(2, timed("DaguAuth", reconcileDaguAuth));
+    void queues.users.run(options.userConcurrency ?? 4, timed("DaguUser", reconcileDaguUser));
+    void queues.apiKeys.run(2, timed("DaguApiKey", reconcileDaguApiKey));
+    void queues.webhooks.run(2, timed("DaguWebhook", reconcileDaguWebhook));
+  };
+
+  const stopQueues = async () => {
+    leading = false;
+    await Promise.all(Object.values(queues).map((q) => q.shutDown()));
+  };
+
+  if (elector) {
+    void elector.run({
+      onStartedLeading: (signal) => runControllers(signal),
+      onStoppedLeading: () => {
+        log.warn("lost leadership; stopping reconcilers");
+        void stopQueues().then(resolveLost);
+      },
+    });
+  } else {
+    void runControllers();
+  }
+
+  return {
+    ...(health ? { health } : {}),
+    metrics,
+    get isLeader() {
+      return leading;
+    },
+    lostLeadership,
+    stop() {
+      stopping ??= (async () => {
+        await stopQueues();
+        if (elector) await elector.release().catch(() => undefined);
+        if (elector) await elector.stop();
+        await Promise.all(all.map((i) => i.stop()));
+        await health?.close();
+      })();
+      return stopping;
+    },
+  };
+}
+
+async function collectionPath(client: KubeClient, obj: Pick<KubeObject, "apiVersion" | "kind"> & { metadata: { namespace?: string } }): Promise<string> {
+  const r = await client.resolve(obj.apiVersion!, obj.kind!);
+  return resourcePath(r, r.namespaced ? { namespace: obj.metadata.namespace! } : {});
+}

@@ -1,0 +1,33 @@
+// The operator's own permissions, the single source for the Helm chart's RBAC and
+// for the tests (which run the operator under exactly these). Why each rule:
+// - our kinds: read them, write their status;
+// - secrets: read the ones referenced (passwords, token secrets) and own the ones it
+//   generates (credentials, shards, state, consumer Secrets). list/watch are
+//   cluster-wide because a referenced Secret has no label to select it by, but the
+//   cache keeps only owned and referenced Secrets;
+// - serviceaccounts, roles, rolebindings: the sidecar's identity per DaguAuth. The
+//   Role grants only what this operator holds itself, so no escalate or bind verbs;
+// - certificates: the sidecar's serving certificate from cert-manager;
+// - events: what happened, for kubectl describe;
+// - leases (namespaced Role): leader election.
+export interface PolicyRule {
+  apiGroups: string[];
+  resources: string[];
+  verbs: string[];
+  resourceNames?: string[];
+}
+
+export const OPERATOR_CLUSTER_RULES: PolicyRule[] = [
+  { apiGroups: ["auth.dagu.dev"], resources: ["daguauths", "daguusers", "daguapikeys", "daguwebhooks"], verbs: ["get", "list", "watch"] },
+  { apiGroups: ["auth.dagu.dev"], resources: ["daguauths/status", "daguusers/status", "daguapikeys/status", "daguwebhooks/status"], verbs: ["get", "patch", "update"] },
+  { apiGroups: [""], resources: ["secrets"], verbs: ["get", "list", "watch", "create", "update", "patch", "delete"] },
+  { apiGroups: [""], resources: ["serviceaccounts"], verbs: ["get", "create", "patch"] },
+  { apiGroups: ["rbac.authorization.k8s.io"], resources: ["roles", "rolebindings"], verbs: ["get", "create", "patch"] },
+  { apiGroups: ["cert-manager.io"], resources: ["certificates"], verbs: ["get", "create", "patch"] },
+  { apiGroups: ["events.k8s.io"], resources: ["events"], verbs: ["create", "patch"] },
+];
+
+/** In the operator's own namespace only. */
+export const OPERATOR_NAMESPACE_RULES: PolicyRule[] = [
+  { apiGroups: ["coordination.k8s.io"], resources: ["leases"], verbs: ["get", "create", "update"] },
+];

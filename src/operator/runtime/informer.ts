@@ -1,0 +1,457 @@
+// A list-then-watch cache of one resource type, after client-go's reflector and informer.
+//
+// - List (paginated, a consistent read), then watch from the list's resourceVersion with
+//   bookmarks, so a restarted watch resumes from the last resourceVersion seen and misses nothing.
+// - 410 Gone (an HTTP 410 or an ERROR event with code 410) means that resourceVersion is
+//   no longer served: list again and emit add/update/delete for the difference.
+// - A stall watchdog restarts a watch that has delivered nothing, not even a bookmark,
+//   within `stallTimeoutMs`: a half-open connection would otherwise go unnoticed.
+// - A periodic resync re-delivers every cached object as an update (old === new).
+// Cached objects are the wire JSON, deep-frozen: handlers and readers must not mutate them.
+import { setTimeout as sleep } from "node:timers/promises";
+import { Watch, type KubeConfig } from "@kubernetes/client-node";
+import { pino, type Logger } from "pino";
+import {
+  KubeClient,
+  errorCode,
+  objectKey,
+  resourcePath,
+  type GroupVersionResource,
+  type KubeList,
+  type KubeObject,
+  type KubeStatus,
+} from "./client.ts";
+
+export interface InformerOptions {
+  kubeConfig: KubeConfig;
+  resource: GroupVersionResource;
+  /** Watch one namespace; all namespaces when absent. */
+  namespace?: string;
+  labelSelector?: string;
+  fieldSelector?: string;
+  /** Re-deliver every object as an update this often; 0 turns it off. Default 10 minutes. */
+  resyncPeriodMs?: number;
+  /** Restart a watch that delivered nothing for this long. Default 5 minutes. */
+  stallTimeoutMs?: number;
+  /** Server-side timeout of one watch request. Default: random between 5 and 10 minutes, as client-go. */
+  watchTimeoutSeconds?: number;
+  /** List page size. Default 500. */
+  pageSize?: number;
+  /**
+   * Keep only objects this accepts (others are never cached, and a cached one that
+   * stops being accepted is delivered as deleted). For caches that must not hold
+   * every object the watch sees, such as Secrets.
+   */
+  filter?: (obj: KubeObject) => boolean;
+  logger?: Logger;
+}
+
+export type AddHandler<T> = (obj: T) => void;
+export type UpdateHandler<T> = (oldObj: T, newObj: T) => void;
+export type DeleteHandler<T> = (obj: T) => void;
+
+/** Counters for tests and metrics. */
+export interface InformerStats {
+  lists: number;
+  watches: number;
+  stalls: number;
+  gone: number;
+  events: number;
+}
+
+type WatchEnd =
+  | { kind: "closed" } // the server or client-node ended the request; resume from the last resourceVersion
+  | { kind: "interrupted" } // the test hook
+  | { kind: "stalled" }
+  | { kind: "gone"; via: "HTTP 410" | "ERROR event" }
+  | { kind: "error"; error: unknown }
+  | { kind: "stopped" };
+
+const MIN_BACKOFF_MS = 800;
+const MAX_BACKOFF_MS = 30_000;
+
+export class Informer<T extends KubeObject = KubeObject> {
+  /** Resolves once the first list is cached and its adds were delivered; rejects if stopped before. */
+  readonly hasSynced: Promise<void>;
+  readonly stats: InformerStats = { lists: 0, watches: 0, stalls: 0, gone: 0, events: 0 };
+
+  private readonly client: KubeClient;
+  private readonly watcher: Watch;
+  private readonly resource: GroupVersionResource;
+  private readonly namespace: string | undefined;
+  private readonly labelSelector: string | undefined;
+  private readonly fieldSelector: string | undefined;
+  private readonly resyncPeriodMs: number;
+  private readonly stallTimeoutMs: number;
+  private readonly watchTimeoutSeconds: number | undefined;
+  private readonly pageSize: number;
+  private readonly filter: ((obj: KubeObject) => boolean) | undefined;
+  private readonly log: Logger;
+  private readonly path: string;
+
+  private readonly addHandlers = new Set<AddHandler<T>>();
+  private readonly updateHandlers = new Set<UpdateHandler<T>>();
+  private readonly deleteHandlers = new Set<DeleteHandler<T>>();
+
+  private store = new Map<string, T>();
+  private resourceVersion = "";
+  private syncedFlag = false;
+  private resolveSynced!: () => void;
+  private rejectSynced!: (err: Error) => void;
+  private started = false;
+  private loop: Promise<void> | undefined;
+  private readonly stopController = new AbortController();
+  private endCurrentWatch: ((end: WatchEnd) => void) | undefined;
+  private resyncTimer: NodeJS.Timeout | undefined;
+  private hookPause: { ms: number; fromResourceVersion?: string } | undefined;
+
+  constructor(options: InformerOptions) {
+    this.client = new KubeClient(options.kubeConfig);
+    this.watcher = new Watch(options.kubeConfig);
+    this.resource = options.resource;
+    this.namespace = options.namespace;
+    this.labelSelector = options.labelSelector;
+    this.fieldSelector = options.fieldSelector;
+    this.resyncPeriodMs = options.resyncPeriodMs ?? 10 * 60_000;
+    this.stallTimeoutMs = options.stallTimeoutMs ?? 5 * 60_000;
+    this.watchTimeoutSeconds = options.watchTimeoutSeconds;
+    this.pageSize = options.pageSize ?? 500;
+    this.filter = options.filter;
+    this.path = resourcePath(this.resource, { namespace: this.namespace });
+    this.log = (options.logger ?? pino({ name: "informer" })).child({ informer: this.describe() });
+    this.hasSynced = new Promise<void>((resolve, reject) => {
+      this.resolveSynced = resolve;
+      this.rejectSynced = reject;
+    });
+    this.hasSynced.catch(() => undefined); // a rejection nobody awaits is not an error
+  }
+
+  /** True once the first list has been delivered. */
+  get synced(): boolean {
+    return this.syncedFlag;
+  }
+
+  /** The last resourceVersion seen (from a list, an event or a bookmark). */
+  get lastResourceVersion(): string {
+    return this.resourceVersion;
+  }
+
+  get(namespace: string | undefined, name: string): T | undefined {
+    return this.store.get(objectKey(namespace, name));
+  }
+
+  list(namespace?: string): T[] {
+    const all = [...this.store.values()];
+    return namespace === undefined ? all : all.filter((o) => o.metadata.namespace === namespace);
+  }
+
+  /** Registers a handler; returns a function that unregisters it. Handlers must not throw or block. */
+  onAdd(handler: AddHandler<T>): () => void {
+    this.addHandlers.add(handler);
+    return () => this.addHandlers.delete(handler);
+  }
+
+  onUpdate(handler: UpdateHandler<T>): () => void {
+    this.updateHandlers.add(handler);
+    return () => this.updateHandlers.delete(handler);
+  }
+
+  onDelete(handler: DeleteHandler<T>): () => void {
+    this.deleteHandlers.add(handler);
+    return () => this.deleteHandlers.delete(handler);
+  }
+
+  /** Starts listing and watching. Register handlers before, to see the initial adds. */
+  start(): this {
+    if (this.started) throw new Error(`informer ${this.describe()}: start() was already called`);
+    this.started = true;
+    this.loop = this.run();
+    if (this.resyncPeriodMs > 0) {
+      this.resyncTimer = setInterval(() => this.resync(), this.resyncPeriodMs);
+      this.resyncTimer.unref();
+    }
+    return this;
+  }
+
+  async stop(): Promise<void> {
+    if (this.stopController.signal.aborted) return;
+    this.stopController.abort();
+    clearInterval(this.resyncTimer);
+    this.endCurrentWatch?.({ kind: "stopped" });
+    if (!this.syncedFlag) this.rejectSynced(new Error(`informer ${this.describe()} stopped before it synced`));
+    await this.loop;
+  }
+
+  /**
+   * For tests only: ends the current watch request as a disconnect would, optionally waits
+   * `pauseMs` before the next one and starts it from `fromResourceVersion` instead of the last one.
+   */
+  readonly testHooks = {
+    interruptWatch: (options: { pauseMs?: number; fromResourceVersion?: string } = {}): void => {
+      this.hookPause = { ms: options.pauseMs ?? 0, fromResourceVersion: options.fromResourceVersion };
+      this.endCurrentWatch?.({ kind: "interrupted" });
+    },
+  };
+
+  private describe(): string {
+    const { group, version, plural } = this.resource;
+    const selectors = [this.labelSelector && `labels ${this.labelSelector}`, this.fieldSelector && `fields ${this.fieldSelector}`].filter(Boolean);
+    return `${plural}.${group || "core"}/${version} in ${this.namespace ?? "all namespaces"}${selectors.length ? ` (${selectors.join(", ")})` : ""}`;
+  }
+
+  private get stopped(): boolean {
+    return this.stopController.signal.aborted;
+  }
+
+  private async run(): Promise<void> {
+    let needList = true;
+    let failures = 0;
+    while (!this.stopped) {
+      if (needList) {
+        try {
+          await this.relist();
+          needList = false;
+          failures = 0;
+        } catch (err) {
+          if (this.stopped) break;
+          failures++;
+          const delay = backoff(failures);
+          this.log.warn({ err, retryInMs: delay }, "list failed");
+          await this.pause(delay);
+          continue;
+        }
+      }
+      if (this.hookPause) {
+        const { ms, fromResourceVersion } = this.hookPause;
+        this.hookPause = undefined;
+        await this.pause(ms);
+        if (fromResourceVersion !== undefined) this.resourceVersion = fromResourceVersion;
+      }
+      if (this.stopped) break;
+      const startedAt = Date.now();
+      const end = await this.watchOnce();
+      this.log.debug({ end: end.kind, resourceVersion: this.resourceVersion }, "watch ended");
+      switch (end.kind) {
+        case "stopped":
+          return;
+        case "gone":
+          this.stats.gone++;
+          this.log.info({ resourceVersion: this.resourceVersion, via: end.via }, "watch resourceVersion expired (410 Gone); listing again");
+          needList = true;
+          break;
+        case "stalled":
+          this.stats.stalls++;
+          this.log.warn({ stallTimeoutMs: this.stallTimeoutMs }, "watch delivered nothing in time; restarting it");
+          break;
+        case "interrupted":
+          break;
+        case "closed":
+          // A server that closes every watch at once would make this a busy loop.
+          if (Date.now() - startedAt < 1000) await this.pause(backoff(++failures));
+          else failures = 0;
+          break;
+        case "error": {
+          if (Date.now() - startedAt > 10_000) failures = 0; // a healthy watch that then broke starts over
+          const delay = backoff(++failures);
+          this.log.warn({ err: end.error, retryInMs: delay }, "watch failed");
+          await this.pause(delay);
+          break;
+        }
+      }
+    }
+  }
+
+  /** Lists everything and replaces the cache, emitting the difference to what was cached. */
+  private async relist(): Promise<void> {
+    const items: T[] = [];
+    let listVersion = "";
+    let continueToken: string | undefined;
+    do {
+      const page: KubeList<T> = await this.client.request<KubeList<T>>("GET", this.path, {
+        query: { labelSelector: this.labelSelector, fieldSelector: this.fieldSelector, limit: this.pageSize, continue: continueToken },
+        signal: this.stopController.signal,
+      });
+      // Items of a list carry no apiVersion and kind; watch events do. Keep the cache uniform.
+      const kind = page.kind?.replace(/List$/, "");
+      for (const item of page.items) items.push({ ...item, apiVersion: item.apiVersion ?? page.apiVersion, kind: item.kind ?? kind });
+      listVersion = page.metadata?.resourceVersion ?? listVersion;
+      continueToken = page.metadata?.continue || undefined;
+    } while (continueToken);
+    if (this.stopped) return;
+    this.stats.lists++;
+
+    const next = new Map<string, T>();
+    for (const item of items) if (!this.filter || this.filter(item)) next.set(keyOf(item), deepFreeze(item));
+    const previous = this.store;
+    this.store = next;
+    this.resourceVersion = listVersion;
+    for (const [key, obj] of next) {
+      const old = previous.get(key);
+      if (!old) this.emitAdd(obj);
+      else if (old.metadata.resourceVersion !== obj.metadata.resourceVersion) this.emitUpdate(old, obj);
+    }
+    for (const [key, old] of previous) if (!next.has(key)) this.emitDelete(old);
+    if (!this.syncedFlag) {
+      this.syncedFlag = true;
+      this.resolveSynced();
+    }
+  }
+
+  /** One watch request, from the last resourceVersion until it ends for whatever reason. */
+  private watchOnce(): Promise<WatchEnd> {
+    return new Promise<WatchEnd>((resolve) => {
+      let request: AbortController | undefined;
+      let ended = false;
+      let watchdog: NodeJS.Timeout | undefined;
+      const end = (how: WatchEnd): void => {
+        if (ended) return;
+        ended = true;
+        clearTimeout(watchdog);
+        this.endCurrentWatch = undefined;
+        request?.abort();
+        resolve(how);
+      };
+      const armWatchdog = (): void => {
+        clearTimeout(watchdog);
+        watchdog = setTimeout(() => end({ kind: "stalled" }), this.stallTimeoutMs);
+        watchdog.unref();
+      };
+      this.endCurrentWatch = end;
+      armWatchdog();
+      this.stats.watches++;
+
+      const onEvent = (type: string, object: unknown): void => {
+        if (ended) return; // events of a watch we already gave up on
+        armWatchdog();
+        this.stats.events++;
+        const failure = this.apply(type, object);
+        if (failure) end(failure);
+      };
+      const query = {
+        allowWatchBookmarks: true,
+        resourceVersion: this.resourceVersion || undefined,
+        labelSelector: this.labelSelector,
+        fieldSelector: this.fieldSelector,
+        timeoutSeconds: this.watchTimeoutSeconds ?? 300 + Math.floor(Math.random() * 300),
+      };
+      this.watcher
+        .watch(this.path, query, onEvent, (err: unknown) => end(err ? watchError(err) : { kind: "closed" }))
+        .then(
+          (controller) => {
+            request = controller;
+            if (ended) controller.abort(); // ended (stop, watchdog) while connecting
+          },
+          (err: unknown) => end(watchError(err)),
+        );
+    });
+  }
+
+  /** Applies one watch event to the cache; returns how the watch ends if the event ends it. */
+  private apply(type: string, object: unknown): WatchEnd | undefined {
+    if (type === "ERROR") {
+      const status = (isRecord(object) ? object : {}) as KubeStatus;
+      if (errorCode(status) === 410) return { kind: "gone", via: "ERROR event" };
+      return { kind: "error", error: new Error(`watch ${this.path} got an ERROR event: ${status.code ?? "?"} ${status.reason ?? ""} ${status.message ?? ""}`.trim()) };
+    }
+    if (type === "BOOKMARK") {
+      // A bookmark carries only metadata.resourceVersion: "nothing for you up to here".
+      const rv = isRecord(object) && isRecord(object.metadata) ? object.metadata.resourceVersion : undefined;
+      if (typeof rv === "string" && rv) this.resourceVersion = rv;
+      return undefined;
+    }
+    if (!isKubeObject(object)) {
+      return { kind: "error", error: new Error(`watch ${this.path} got a ${type} event without an object`) };
+    }
+    const rv = object.metadata.resourceVersion;
+    const obj = deepFreeze(object as T);
+    const key = keyOf(obj);
+    const old = this.store.get(key);
+    switch (type) {
+      case "ADDED":
+      case "MODIFIED":
+        if (this.filter && !this.filter(obj)) {
+          if (old) {
+            this.store.delete(key);
+            this.emitDelete(old);
+          }
+          break;
+        }
+        this.store.set(key, obj);
+        if (old) this.emitUpdate(old, obj);
+        else this.emitAdd(obj);
+        break;
+      case "DELETED":
+        this.store.delete(key);
+        this.emitDelete(old ?? obj);
+        break;
+      default:
+        this.log.warn({ type }, "ignoring a watch event of unknown type");
+    }
+    if (rv) this.resourceVersion = rv;
+    return undefined;
+  }
+
+  private resync(): void {
+    if (!this.syncedFlag || this.stopped) return;
+    for (const obj of this.store.values()) this.emitUpdate(obj, obj);
+  }
+
+  private emitAdd(obj: T): void {
+    for (const h of this.addHandlers) this.safely("add", () => h(obj));
+  }
+
+  private emitUpdate(oldObj: T, newObj: T): void {
+    for (const h of this.updateHandlers) this.safely("update", () => h(oldObj, newObj));
+  }
+
+  private emitDelete(obj: T): void {
+    for (const h of this.deleteHandlers) this.safely("delete", () => h(obj));
+  }
+
+  private safely(what: string, fn: () => void): void {
+    try {
+      fn();
+    } catch (err) {
+      this.log.error({ err }, `${what} handler threw`);
+    }
+  }
+
+  /** Waits, unless the informer is stopped first. */
+  private async pause(ms: number): Promise<void> {
+    if (ms <= 0) return;
+    await sleep(ms, undefined, { signal: this.stopController.signal }).catch(() => undefined);
+  }
+}
+
+function watchError(err: unknown): WatchEnd {
+  if (errorCode(err) === 410) return { kind: "gone", via: "HTTP 410" };
+  // client-node's Watch aborts a request that received nothing for 30 s (the server's
+  // bookmarks come about once a minute): an ordinary disconnect, resumed at once.
+  if (err instanceof Error && err.name === "TimeoutError") return { kind: "closed" };
+  return { kind: "error", error: err };
+}
+
+function backoff(failures: number): number {
+  const base = Math.min(MAX_BACKOFF_MS, MIN_BACKOFF_MS * 2 ** Math.max(0, failures - 1));
+  return Math.round(base * (0.8 + Math.random() * 0.4));
+}
+
+function keyOf(obj: KubeObject): string {
+  return objectKey(obj.metadata.namespace, obj.metadata.name ?? "");
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null;
+}
+
+function isKubeObject(value: unknown): value is KubeObject {
+  return isRecord(value) && isRecord(value.metadata) && typeof value.metadata.name === "string";
+}
+
+function deepFreeze<V>(value: V): V {
+  if (typeof value === "object" && value !== null && !Object.isFrozen(value)) {
+    Object.freeze(value);
+    for (const child of Object.values(value)) deepFreeze(child);
+  }
+  return value;
+}

@@ -1,0 +1,78 @@
+// Runs the operator in tests as it runs in a cluster: under its own
+// ServiceAccount, bound to exactly the documented RBAC (src/operator/rbac.ts),
+// authenticated with a TokenRequest token, never with the admin certificate.
+import { randomBytes } from "node:crypto";
+import * as k8s from "@kubernetes/client-node";
+import pino, { type Logger } from "pino";
+import { OPERATOR_CLUSTER_RULES, OPERATOR_NAMESPACE_RULES } from "../../src/operator/rbac.ts";
+import { startOperator, type OperatorOptions, type RunningOperator } from "../../src/operator/operator.ts";
+import { adminKubeConfig } from "./kube.ts";
+
+export const OPERATOR_NAMESPACE = "dagu-auth-system";
+const SA = "dagu-auth-operator";
+
+let prepared: Promise<void> | undefined;
+
+/** Creates the operator's namespace, ServiceAccount and RBAC once per test process. */
+function prepare(): Promise<void> {
+  prepared ??= (async () => {
+    const kc = adminKubeConfig();
+    const core = kc.makeApiClient(k8s.CoreV1Api);
+    const rbac = kc.makeApiClient(k8s.RbacAuthorizationV1Api);
+    const ignoreExists = (err: unknown) => {
+      if ((err as { code?: number }).code !== 409) throw err;
+    };
+    await core.createNamespace({ body: { metadata: { name: OPERATOR_NAMESPACE } } }).catch(ignoreExists);
+    await core.createNamespacedServiceAccount({ namespace: OPERATOR_NAMESPACE, body: { metadata: { name: SA } } }).catch(ignoreExists);
+    await rbac.createClusterRole({ body: { metadata: { name: SA }, rules: OPERATOR_CLUSTER_RULES } }).catch(ignoreExists);
+    await rbac
+      .createClusterRoleBinding({
+        body: { metadata: { name: SA }, roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "ClusterRole", name: SA }, subjects: [{ kind: "ServiceAccount", name: SA, namespace: OPERATOR_NAMESPACE }] },
+      })
+      .catch(ignoreExists);
+    await rbac.createNamespacedRole({ namespace: OPERATOR_NAMESPACE, body: { metadata: { name: SA }, rules: OPERATOR_NAMESPACE_RULES } }).catch(ignoreExists);
+    await rbac
+      .createNamespacedRoleBinding({
+        namespace: OPERATOR_NAMESPACE,
+        body: { metadata: { name: SA }, roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "Role", name: SA }, subjects: [{ kind: "ServiceAccount", name: SA, namespace: OPERATOR_NAMESPACE }] },
+      })
+      .catch(ignoreExists);
+  })();
+  return prepared;
+}
+
+/** A KubeConfig that authenticates as the operator's ServiceAccount with a fresh TokenRequest token. */
+export async function operatorKubeConfig(): Promise<k8s.KubeConfig> {
+  await prepare();
+  const admin = adminKubeConfig();
+  const core = admin.makeApiClient(k8s.CoreV1Api);
+  const tr = await core.createNamespacedServiceAccountToken({ name: SA, namespace: OPERATOR_NAMESPACE, body: { spec: { expirationSeconds: 3600, audiences: [] } } });
+  const cluster = admin.getCurrentCluster()!;
+  const kc = new k8s.KubeConfig();
+  kc.loadFromOptions({
+    clusters: [{ name: "local", server: cluster.server, caData: cluster.caData, skipTLSVerify: false }],
+    users: [{ name: SA, token: tr.status!.token }],
+    contexts: [{ name: "local", cluster: "local", user: SA }],
+    currentContext: "local",
+  });
+  return kc;
+}
+
+export interface TestOperator extends RunningOperator {
+  logs: string[];
+}
+
+/** Starts the operator in this process under its ServiceAccount; its JSON logs are kept for scanning. */
+export async function startTestOperator(options: Partial<OperatorOptions> & { name?: string } = {}): Promise<TestOperator> {
+  const logs: string[] = [];
+  const logger: Logger = pino({ level: "debug", base: { instance: options.name ?? "op" } }, { write: (line: string) => void logs.push(line) });
+  const running = await startOperator({
+    kubeConfig: await operatorKubeConfig(),
+    logger,
+    healthAddress: "127.0.0.1:0",
+    leaderElection: { namespace: OPERATOR_NAMESPACE, name: `test-${randomBytes(3).toString("hex")}`, leaseDurationSeconds: 4, renewDeadlineMs: 3000, retryPeriodMs: 500 },
+    resyncPeriodMs: 0,
+    ...options,
+  });
+  return Object.assign(running, { logs });
+}

@@ -1,0 +1,288 @@
+// The operator on the real control plane, running under its own ServiceAccount
+// and documented RBAC: what a cluster admin applies becomes hashed credentials,
+// status explains what is wrong, nothing is written twice, restarts are quiet.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import * as k8s from "@kubernetes/client-node";
+import argon2 from "argon2";
+import { Credentials, parseCredentials, type Credentials as CredentialsDoc } from "../../src/api/index.ts";
+import { sha256Hex } from "../../src/common/tokens.ts";
+import { adminKubeConfig, eventually, testNamespace } from "../harness/kube.ts";
+import { OPERATOR_NAMESPACE, startTestOperator, type TestOperator } from "../harness/operator.ts";
+
+const kc = adminKubeConfig();
+const core = kc.makeApiClient(k8s.CoreV1Api);
+const custom = kc.makeApiClient(k8s.CustomObjectsApi);
+const GROUP = "auth.dagu.dev";
+const VERSION = "v1alpha1";
+
+type Obj = { metadata: { name: string; uid?: string; resourceVersion?: string; generation?: number; ownerReferences?: { kind: string }[] }; status?: { conditions?: { type: string; status: string; reason: string; message: string; observedGeneration?: number }[]; [k: string]: unknown } };
+
+async function secret(ns: string, name: string, data: Record<string, string>): Promise<void> {
+  await core.createNamespacedSecret({ namespace: ns, body: { metadata: { name }, stringData: data } });
+}
+
+async function setSecret(ns: string, name: string, data: Record<string, string>): Promise<void> {
+  await core.replaceNamespacedSecret({ name, namespace: ns, body: { metadata: { name }, stringData: data } });
+}
+
+async function create(ns: string, plural: string, kind: string, name: string, spec: Record<string, unknown>): Promise<void> {
+  await custom.createNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: ns, plural, body: { apiVersion: `${GROUP}/${VERSION}`, kind, metadata: { name }, spec } });
+}
+
+async function get(ns: string, plural: string, name: string): Promise<Obj> {
+  return (await custom.getNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: ns, plural, name })) as Obj;
+}
+
+async function patchSpec(ns: string, plural: string, name: string, spec: Record<string, unknown>): Promise<void> {
+  await custom.patchNamespacedCustomObject(
+    { group: GROUP, version: VERSION, namespace: ns, plural, name, body: { spec } },
+    k8s.setHeaderOptions("Content-Type", k8s.PatchStrategy.MergePatch),
+  );
+}
+
+function ready(obj: Obj) {
+  return obj.status?.conditions?.find((c) => c.type === "Ready");
+}
+
+async function waitReady(ns: string, plural: string, name: string, reason?: string, status = "True"): Promise<Obj> {
+  return eventually(`${plural}/${name} Ready=${status}${reason ? ` (${reason})` : ""}`, async () => {
+    const o = await get(ns, plural, name);
+    const c = ready(o);
+    return c?.status === status && (!reason || c.reason === reason) && c.observedGeneration === o.metadata.generation ? o : undefined;
+  }, 60_000, 200);
+}
+
+async function credentials(ns: string, auth: string): Promise<CredentialsDoc> {
+  const s = await core.readNamespacedSecret({ name: `${auth}-credentials`, namespace: ns });
+  const r = parseCredentials(Buffer.from(s.data!["credentials.json"]!, "base64").toString("utf8"));
+  assert.ok(r.success, "the credentials document is valid");
+  return r.data;
+}
+
+async function waitCredentials(ns: string, auth: string, check: (c: CredentialsDoc) => boolean, what: string): Promise<CredentialsDoc> {
+  return eventually(`credentials: ${what}`, async () => {
+    const c = await credentials(ns, auth).catch(() => undefined);
+    return c && check(c) ? c : undefined;
+  }, 60_000, 200);
+}
+
+async function hashCount(op: TestOperator): Promise<number> {
+  return (await op.metrics.hashDuration.get()).values.filter((v) => v.metricName?.endsWith("_count")).reduce((a, v) => a + v.value, 0);
+}
+
+async function withOperator(t: { after: (fn: () => Promise<void>) => void }, name?: string): Promise<TestOperator> {
+  const op = await startTestOperator(name ? { name } : {});
+  t.after(() => op.stop());
+  return op;
+}
+
+async function builtinSetup(ns: string): Promise<void> {
+  await secret(ns, "admin-pw", { password: "admin-password-1" });
+  await secret(ns, "alice-pw", { password: "alice-password-1" });
+  await create(ns, "daguauths", "DaguAuth", "dagu", { mode: "builtin", builtin: { initialAdmin: { username: "admin", passwordSecretRef: { name: "admin-pw", key: "password" } } } });
+  await create(ns, "daguusers", "DaguUser", "alice", { authRef: { name: "dagu" }, username: "alice", role: "developer", password: { secretRef: { name: "alice-pw", key: "password" } } });
+  await create(ns, "daguusers", "DaguUser", "bob", { authRef: { name: "dagu" }, username: "bob", role: "viewer", password: { generate: { secretName: "bob-password" } } });
+  await create(ns, "daguapikeys", "DaguApiKey", "ci", { authRef: { name: "dagu" }, role: "operator", secretName: "ci-api-key" });
+  await create(ns, "daguwebhooks", "DaguWebhook", "hello", { authRef: { name: "dagu" }, dagName: "hello", auth: { mode: "tokenAndHmac", hmacEnforcement: "strict" }, secretName: "hello-webhook" });
+}
+
+async function secretValue(ns: string, name: string, key: string): Promise<string> {
+  const s = await core.readNamespacedSecret({ name, namespace: ns });
+  return Buffer.from(s.data![key]!, "base64").toString("utf8");
+}
+
+test("a builtin setup becomes hashed credentials, consumer Secrets and sidecar RBAC, all Ready", async (t) => {
+  const ns = await testNamespace(t, "op");
+  const op = await withOperator(t);
+  await builtinSetup(ns);
+  const auth = await waitReady(ns, "daguauths", "dagu", "Materialized");
+  for (const [plural, name] of [["daguusers", "alice"], ["daguusers", "bob"], ["daguapikeys", "ci"], ["daguwebhooks", "hello"]] as const) await waitReady(ns, plural, name);
+
+  const c = await waitCredentials(ns, "dagu", (d) => d.users.length === 3 && d.apiKeys.length === 1 && d.webhooks.length === 1, "3 users, a key, a webhook");
+  assert.equal(Credentials.safeParse(c).success, true);
+  const byName = new Map(c.users.map((u) => [u.username, u]));
+  assert.equal(byName.get("admin")?.role, "admin");
+  assert.ok(await argon2.verify(byName.get("admin")!.passwordHash, "admin-password-1"));
+  assert.ok(await argon2.verify(byName.get("alice")!.passwordHash, "alice-password-1"));
+  assert.ok(!(await argon2.verify(byName.get("alice")!.passwordHash, "admin-password-1")));
+  const alice = await get(ns, "daguusers", "alice");
+  assert.equal(byName.get("alice")?.id, alice.metadata.uid, "a DaguUser is identified by its uid");
+  const bobPassword = await secretValue(ns, "bob-password", "password");
+  assert.ok(bobPassword.length >= 20);
+  assert.ok(await argon2.verify(byName.get("bob")!.passwordHash, bobPassword), "the generated password is the one hashed");
+
+  const apiKey = await secretValue(ns, "ci-api-key", "apiKey");
+  assert.match(apiKey, /^dagu_[1-9A-HJ-NP-Za-km-z]{32,44}$/);
+  assert.equal(c.apiKeys[0]!.digest, sha256Hex(apiKey));
+  assert.equal(c.apiKeys[0]!.role, "operator");
+  const token = await secretValue(ns, "hello-webhook", "token");
+  const hmac = await secretValue(ns, "hello-webhook", "hmacSecret");
+  assert.match(token, /^dagu_wh_/);
+  assert.equal(c.webhooks[0]!.tokenDigests[0]!.digest, sha256Hex(token));
+  assert.equal(c.webhooks[0]!.hmacSecrets[0]!.secret, hmac);
+  assert.equal(c.token?.keys.length, 1);
+
+  assert.equal(auth.status?.users, 3);
+  const owned = async (kind: "ServiceAccount" | "Role" | "RoleBinding") => {
+    const rbac = kc.makeApiClient(k8s.RbacAuthorizationV1Api);
+    const o = kind === "ServiceAccount" ? await core.readNamespacedServiceAccount({ name: "dagu-sidecar", namespace: ns }) : kind === "Role" ? await rbac.readNamespacedRole({ name: "dagu-sidecar", namespace: ns }) : await rbac.readNamespacedRoleBinding({ name: "dagu-sidecar", namespace: ns });
+    assert.equal(o.metadata?.ownerReferences?.[0]?.kind, "DaguAuth", `${kind} is owned by the DaguAuth`);
+    return o;
+  };
+  await owned("ServiceAccount");
+  const role = (await owned("Role")) as k8s.V1Role;
+  assert.ok(role.rules?.every((r) => (r.resourceNames ?? []).length > 0), "every rule of the sidecar's Role names its Secrets");
+  await owned("RoleBinding");
+  await core.readNamespacedSecret({ name: "dagu-password-changes", namespace: ns });
+
+  // No secret material in the operator's logs.
+  const logs = op.logs.join("\n");
+  for (const planted of ["admin-password-1", "alice-password-1", bobPassword, apiKey, token, hmac, byName.get("alice")!.passwordHash, c.token!.keys[0]!.secret]) {
+    assert.ok(!logs.includes(planted), "a secret value appears in the operator's logs");
+  }
+  assert.ok(logs.includes("credentials written"), "the logs were captured");
+});
+
+test("a changed password Secret gives a new hash, and the old password stops verifying", async (t) => {
+  const ns = await testNamespace(t, "op");
+  await withOperator(t);
+  await builtinSetup(ns);
+  await waitReady(ns, "daguusers", "alice");
+  const before = (await credentials(ns, "dagu")).users.find((u) => u.username === "alice")!;
+  await setSecret(ns, "alice-pw", { password: "alice-password-2" });
+  const after = (await waitCredentials(ns, "dagu", (d) => d.users.find((u) => u.username === "alice")!.passwordHash !== before.passwordHash, "alice's new hash")).users.find((u) => u.username === "alice")!;
+  assert.ok(await argon2.verify(after.passwordHash, "alice-password-2"));
+  assert.ok(!(await argon2.verify(after.passwordHash, "alice-password-1")));
+  assert.ok(after.passwordChangedAt > before.passwordChangedAt, "passwordChangedAt advances, so older tokens die");
+});
+
+test("a bad reference is explained in status and heals when fixed", async (t) => {
+  const ns = await testNamespace(t, "op");
+  await withOperator(t);
+  await builtinSetup(ns);
+  await create(ns, "daguusers", "DaguUser", "carol", { authRef: { name: "dagu" }, username: "carol", role: "viewer", password: { secretRef: { name: "carol-pw", key: "password" } } });
+  const missing = await waitReady(ns, "daguusers", "carol", "SecretNotFound", "False");
+  assert.match(ready(missing)!.message, /Secret carol-pw/);
+  await secret(ns, "carol-pw", { pw: "short" });
+  await waitReady(ns, "daguusers", "carol", "SecretKeyNotFound", "False");
+  await setSecret(ns, "carol-pw", { password: "short" });
+  await waitReady(ns, "daguusers", "carol", "PasswordTooShort", "False");
+  await setSecret(ns, "carol-pw", { password: "long-enough-now" });
+  await waitReady(ns, "daguusers", "carol", "Materialized");
+  await waitCredentials(ns, "dagu", (d) => d.users.some((u) => u.username === "carol"), "carol present");
+
+  await create(ns, "daguusers", "DaguUser", "orphan", { authRef: { name: "nope" }, username: "orphan", role: "viewer", password: { generate: { secretName: "orphan-pw" } } });
+  await waitReady(ns, "daguusers", "orphan", "DaguAuthNotFound", "False");
+});
+
+test("disabling and deleting resources removes their credentials in one reconcile; consumer Secrets are collected", async (t) => {
+  const ns = await testNamespace(t, "op");
+  await withOperator(t);
+  await builtinSetup(ns);
+  await waitReady(ns, "daguapikeys", "ci");
+  await patchSpec(ns, "daguusers", "alice", { disabled: true });
+  await waitCredentials(ns, "dagu", (d) => d.users.find((u) => u.username === "alice")?.disabled === true, "alice disabled");
+  await custom.deleteNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: ns, plural: "daguusers", name: "alice" });
+  await custom.deleteNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: ns, plural: "daguapikeys", name: "ci" });
+  await waitCredentials(ns, "dagu", (d) => !d.users.some((u) => u.username === "alice") && d.apiKeys.length === 0, "alice and the key gone");
+  await eventually("the consumer Secret is garbage-collected", async () => (await core.readNamespacedSecret({ name: "ci-api-key", namespace: ns }).then(() => false, () => true)) || undefined);
+});
+
+test("a duplicate username is refused in status, deterministically", async (t) => {
+  const ns = await testNamespace(t, "op");
+  await withOperator(t);
+  await builtinSetup(ns);
+  await waitReady(ns, "daguusers", "alice");
+  await create(ns, "daguusers", "DaguUser", "alice-again", { authRef: { name: "dagu" }, username: "alice", role: "admin", password: { generate: { secretName: "alice-again-pw" } } });
+  const dup = await waitReady(ns, "daguusers", "alice-again", "DuplicateUsername", "False");
+  assert.match(ready(dup)!.message, /DaguUser alice/);
+  await create(ns, "daguusers", "DaguUser", "admin-clash", { authRef: { name: "dagu" }, username: "admin", role: "viewer", password: { generate: { secretName: "admin-clash-pw" } } });
+  await waitReady(ns, "daguusers", "admin-clash", "DuplicateUsername", "False");
+  const c = await credentials(ns, "dagu");
+  assert.equal(c.users.filter((u) => u.username === "alice").length, 1);
+  assert.equal(c.users.find((u) => u.username === "alice")?.role, "developer", "the older resource keeps the username");
+});
+
+test("API key rotation keeps the previous key valid for the overlap", async (t) => {
+  const ns = await testNamespace(t, "op");
+  await withOperator(t);
+  await builtinSetup(ns);
+  await waitReady(ns, "daguapikeys", "ci");
+  const first = await secretValue(ns, "ci-api-key", "apiKey");
+  await patchSpec(ns, "daguapikeys", "ci", { rotation: { generation: 1, overlap: "1h" } });
+  const c = await waitCredentials(ns, "dagu", (d) => d.apiKeys.length === 2, "two keys during the overlap");
+  const second = await secretValue(ns, "ci-api-key", "apiKey");
+  assert.notEqual(first, second);
+  const old = c.apiKeys.find((k) => k.digest === sha256Hex(first));
+  const cur = c.apiKeys.find((k) => k.digest === sha256Hex(second));
+  assert.ok(old?.notAfter, "the old key carries its end of overlap");
+  assert.ok(cur && !cur.notAfter);
+  const status = await waitReady(ns, "daguapikeys", "ci");
+  assert.equal(status.status?.rotationGeneration, 1);
+});
+
+test("a self-service password change is merged: the newer of it and the source wins", async (t) => {
+  const ns = await testNamespace(t, "op");
+  await withOperator(t);
+  await builtinSetup(ns);
+  const alice = await waitReady(ns, "daguusers", "alice");
+  const uid = alice.metadata.uid!;
+  const selfHash = await argon2.hash("self-service-pw", { type: argon2.argon2id, memoryCost: 19456, timeCost: 2, parallelism: 1 });
+  const changedAt = new Date(Date.now() + 1000).toISOString().replace("Z", "000000Z").replace(/\.(\d{3})000000Z$/, ".$1000000Z");
+  await core.patchNamespacedSecret(
+    { name: "dagu-password-changes", namespace: ns, body: { stringData: { "password-changes.json": JSON.stringify({ [uid]: { passwordHash: selfHash, changedAt } }) } } },
+    k8s.setHeaderOptions("Content-Type", k8s.PatchStrategy.MergePatch),
+  );
+  const merged = await waitCredentials(ns, "dagu", (d) => d.users.find((u) => u.id === uid)?.passwordHash === selfHash, "the self-service hash in force");
+  assert.equal(merged.users.find((u) => u.id === uid)?.passwordChangedAt, changedAt);
+  await new Promise((r) => setTimeout(r, 1100));
+  await setSecret(ns, "alice-pw", { password: "alice-password-3" });
+  const back = await waitCredentials(ns, "dagu", (d) => d.users.find((u) => u.id === uid)?.passwordHash !== selfHash, "the newer source password wins");
+  const user = back.users.find((u) => u.id === uid)!;
+  assert.ok(await argon2.verify(user.passwordHash, "alice-password-3"));
+  assert.ok(user.passwordChangedAt > changedAt);
+});
+
+test("a restart hashes nothing and writes nothing", async (t) => {
+  const ns = await testNamespace(t, "op");
+  const first = await startTestOperator({ name: "first" });
+  await builtinSetup(ns);
+  for (const [plural, name] of [["daguauths", "dagu"], ["daguusers", "alice"], ["daguusers", "bob"], ["daguapikeys", "ci"], ["daguwebhooks", "hello"]] as const) await waitReady(ns, plural, name);
+  await new Promise((r) => setTimeout(r, 1500)); // let trailing reconciles settle
+  await first.stop();
+  const snapshot = async () => {
+    const secrets = await core.listNamespacedSecret({ namespace: ns });
+    const objs = await Promise.all(["daguauths", "daguusers", "daguapikeys", "daguwebhooks"].map((p) => custom.listNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: ns, plural: p }) as Promise<{ items: Obj[] }>));
+    return new Map([...secrets.items.map((s) => [`secret/${s.metadata!.name}`, s.metadata!.resourceVersion!] as const), ...objs.flatMap((l) => l.items.map((o) => [`cr/${o.metadata.name}`, o.metadata.resourceVersion!] as const))]);
+  };
+  const before = await snapshot();
+  const second = await startTestOperator({ name: "second" });
+  t.after(() => second.stop());
+  await eventually("the second operator leads and settles", async () => second.isLeader || undefined);
+  await new Promise((r) => setTimeout(r, 3000));
+  const after = await snapshot();
+  assert.deepEqual(after, before, "no Secret or resource was written by the restarted operator");
+  assert.equal(await hashCount(second), 0, "no argon2 hash after the restart");
+  assert.ok(await hashCount(first) >= 3, "the first operator did hash (the metric works)");
+  const reconciles = (await second.metrics.reconcileTotal.get()).values.filter((v) => v.labels.kind === "DaguUser").reduce((a, v) => a + v.value, 0);
+  assert.ok(reconciles >= 2, "the restarted operator did reconcile the users");
+});
+
+test("two replicas: one leads; stopping it hands over", async (t) => {
+  const lease = { namespace: OPERATOR_NAMESPACE, name: "test-handover", leaseDurationSeconds: 4, renewDeadlineMs: 3000, retryPeriodMs: 300 };
+  const a = await startTestOperator({ name: "a", leaderElection: lease });
+  const b = await startTestOperator({ name: "b", leaderElection: lease });
+  t.after(async () => {
+    await a.stop();
+    await b.stop();
+  });
+  await eventually("one leader", async () => (a.isLeader || b.isLeader) || undefined);
+  await new Promise((r) => setTimeout(r, 1000));
+  assert.equal(Number(a.isLeader) + Number(b.isLeader), 1, "exactly one replica leads");
+  const [leader, follower] = a.isLeader ? [a, b] : [b, a];
+  const stoppedAt = Date.now();
+  await leader.stop();
+  await eventually("the follower takes over", async () => follower.isLeader || undefined, 10_000, 50);
+  assert.ok(Date.now() - stoppedAt < 3000, `a graceful stop hands over at once (took ${Date.now() - stoppedAt} ms)`);
+});
