@@ -63,6 +63,8 @@ export interface OperatorContext {
   /** Observes argon2 time (seconds) for metrics. */
   observeHash(seconds: number): void;
   now(): Date;
+  /** Above this the credentials document is sharded (MAX_INLINE_BYTES; lowered in tests). */
+  maxInlineBytes: number;
 }
 
 export function splitKey(key: string): { namespace: string; name: string } {

@@ -11,7 +11,6 @@ import {
   CREDENTIALS_KEY,
   joinShards,
   DaguAuthSpec,
-  MAX_INLINE_BYTES,
   SHARD_KEY,
   credentialsSecretName,
   initialAdminUserId,
@@ -312,8 +311,9 @@ async function writeCredentials(ctx: OperatorContext, auth: KubeObject, doc: Cre
   const json = JSON.stringify(doc);
   let value = json;
   let shardNames: string[] = [];
-  if (Buffer.byteLength(json) > MAX_INLINE_BYTES) {
-    const { index, shards } = shardCredentials(json, name, doc.generation);
+  if (Buffer.byteLength(json) > ctx.maxInlineBytes) {
+    // Shards take two thirds of the limit: base64 inflates them by a third.
+    const { index, shards } = shardCredentials(json, name, doc.generation, Math.floor((ctx.maxInlineBytes * 2) / 3));
     for (const s of shards) {
       await ctx.writer.apply(ownedSecret(auth, s.secretName, { [SHARD_KEY]: JSON.stringify(s.shard) }, { authName: name }));
     }

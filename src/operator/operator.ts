@@ -5,7 +5,8 @@ import { randomBytes } from "node:crypto";
 import { hostname } from "node:os";
 import type { KubeConfig } from "@kubernetes/client-node";
 import pino, { type Logger } from "pino";
-import { GROUP, KINDS, VERSION } from "../api/index.ts";
+import { GROUP, KINDS, MAX_INLINE_BYTES, VERSION } from "../api/index.ts";
+import { Gauge } from "prom-client";
 import { Applier } from "./runtime/apply.ts";
 import { KubeClient, isNotFound, resourcePath, type KubeObject } from "./runtime/client.ts";
 import { EventRecorder } from "./runtime/events.ts";
@@ -32,6 +33,8 @@ export interface OperatorOptions {
   /** Workers for DaguUser reconciles (they hash); others use 2. Default: 2 × CPUs is pointless, argon2 is the limit: 4. */
   userConcurrency?: number;
   resyncPeriodMs?: number;
+  /** Shard the credentials document above this many bytes (default MAX_INLINE_BYTES, about 900 KiB). */
+  maxInlineBytes?: number;
 }
 
 export interface RunningOperator {
@@ -121,6 +124,7 @@ export async function startOperator(options: OperatorOptions): Promise<RunningOp
     materials: new Materials(),
     observeHash: (s) => metrics.hashDuration.observe({ algorithm: "argon2id" }, s),
     now: () => new Date(),
+    maxInlineBytes: options.maxInlineBytes ?? MAX_INLINE_BYTES,
   };
 
   // Event routing: status-only updates are skipped; a resync re-delivers everything.
@@ -163,6 +167,14 @@ export async function startOperator(options: OperatorOptions): Promise<RunningOp
   secretInformer.onDelete(onSecret);
 
   const all = [...Object.values(informers), secretInformer];
+  new Gauge({
+    name: "dagu_auth_operator_cached_secrets",
+    help: "Secrets in the operator's cache: only the ones it owns or that its resources reference.",
+    registers: [metrics.registry],
+    collect() {
+      this.set(secretInformer.list().length);
+    },
+  });
   for (const i of all) i.start();
 
   const elector = options.leaderElection

@@ -29,3 +29,11 @@ export async function ensureComponents(targets: Component[]): Promise<string> {
 export function bin(binDir: string, name: string): string {
   return join(binDir, name);
 }
+
+/** cert-manager's real CRDs, as scripts/build-components.sh fetched them from the module cache. */
+export async function certManagerCrdsDir(): Promise<string> {
+  const { readdir } = await import("node:fs/promises");
+  const found = (await readdir(cacheDir())).filter((d) => d.startsWith("cert-manager-v")).sort();
+  if (found.length === 0) throw new Error("cert-manager CRDs are missing: run scripts/build-components.sh certmanager");
+  return join(cacheDir(), found[found.length - 1]!, "crds");
+}

@@ -5,9 +5,10 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import * as k8s from "@kubernetes/client-node";
 import argon2 from "argon2";
-import { Credentials, parseCredentials, type Credentials as CredentialsDoc } from "../../src/api/index.ts";
+import { Credentials, CredentialsShard, joinShards, parseCredentials, type CredentialsIndex, type Credentials as CredentialsDoc } from "../../src/api/index.ts";
 import { sha256Hex } from "../../src/common/tokens.ts";
-import { adminKubeConfig, eventually, testNamespace } from "../harness/kube.ts";
+import { adminKubeConfig, eventually, kubectl, testNamespace } from "../harness/kube.ts";
+import { certManagerCrdsDir } from "../harness/components.ts";
 import { OPERATOR_NAMESPACE, startTestOperator, type TestOperator } from "../harness/operator.ts";
 
 const kc = adminKubeConfig();
@@ -71,8 +72,8 @@ async function hashCount(op: TestOperator): Promise<number> {
   return (await op.metrics.hashDuration.get()).values.filter((v) => v.metricName?.endsWith("_count")).reduce((a, v) => a + v.value, 0);
 }
 
-async function withOperator(t: { after: (fn: () => Promise<void>) => void }, name?: string): Promise<TestOperator> {
-  const op = await startTestOperator(name ? { name } : {});
+async function withOperator(t: { after: (fn: () => Promise<void>) => void }, name?: string, options: Parameters<typeof startTestOperator>[0] = {}): Promise<TestOperator> {
+  const op = await startTestOperator({ ...options, ...(name ? { name } : {}) });
   t.after(() => op.stop());
   return op;
 }
@@ -285,4 +286,109 @@ test("two replicas: one leads; stopping it hands over", async (t) => {
   await leader.stop();
   await eventually("the follower takes over", async () => follower.isLeader || undefined, 10_000, 50);
   assert.ok(Date.now() - stoppedAt < 3000, `a graceful stop hands over at once (took ${Date.now() - stoppedAt} ms)`);
+});
+
+test("TLS from cert-manager: a Certificate owned by the DaguAuth, and the sidecar may read its Secret", async (t) => {
+  const crds = await certManagerCrdsDir();
+  const applied = await kubectl(["apply", "--server-side", "-f", crds]);
+  assert.equal(applied.code, 0, applied.stderr);
+  await kubectl(["wait", "--for=condition=Established", "--timeout=60s", "crd/certificates.cert-manager.io"]);
+  const ns = await testNamespace(t, "op");
+  await withOperator(t);
+  await secret(ns, "admin-pw", { password: "admin-password-1" });
+  await create(ns, "daguauths", "DaguAuth", "secure", {
+    builtin: { initialAdmin: { username: "admin", passwordSecretRef: { name: "admin-pw", key: "password" } } },
+    tls: { issuerRef: { name: "ca-issuer" }, dnsNames: ["dagu.example.com"] },
+  });
+  const auth = await waitReady(ns, "daguauths", "secure", "Materialized");
+  assert.equal(auth.status?.tlsSecretName, "secure-tls");
+  const cert = (await custom.getNamespacedCustomObject({ group: "cert-manager.io", version: "v1", namespace: ns, plural: "certificates", name: "secure-tls" })) as { metadata: { ownerReferences?: { kind: string }[] }; spec: { secretName: string; dnsNames: string[]; issuerRef: { name: string; kind: string } } };
+  assert.equal(cert.spec.secretName, "secure-tls");
+  assert.deepEqual(cert.spec.dnsNames, ["dagu.example.com"]);
+  assert.deepEqual([cert.spec.issuerRef.name, cert.spec.issuerRef.kind], ["ca-issuer", "Issuer"]);
+  assert.equal(cert.metadata.ownerReferences?.[0]?.kind, "DaguAuth");
+  const role = await kc.makeApiClient(k8s.RbacAuthorizationV1Api).readNamespacedRole({ name: "secure-sidecar", namespace: ns });
+  assert.ok(role.rules?.some((r) => r.resourceNames?.includes("secure-tls") && !r.verbs.includes("patch")), "read-only access to the TLS Secret");
+});
+
+test("past the inline limit the credentials are sharded: an index, immutable shards, old generations removed", async (t) => {
+  const ns = await testNamespace(t, "op");
+  await withOperator(t, undefined, { maxInlineBytes: 3000 });
+  await builtinSetup(ns);
+  for (let i = 0; i < 4; i++) {
+    await create(ns, "daguusers", "DaguUser", `user-${i}`, { authRef: { name: "dagu" }, username: `user-${i}`, role: "viewer", password: { generate: { secretName: `user-${i}-pw` } } });
+  }
+  await waitReady(ns, "daguusers", "user-3");
+  const read = async () => {
+    const raw = await secretValue(ns, "dagu-credentials", "credentials.json");
+    const index = JSON.parse(raw) as CredentialsIndex & { kind?: string };
+    if (index.kind !== "index") {
+      const doc = Credentials.parse(JSON.parse(raw));
+      return { index: { ...index, generation: doc.generation, shards: [] }, doc };
+    }
+    const shards = await Promise.all(index.shards.map(async (s) => CredentialsShard.parse(JSON.parse(await secretValue(ns, s.secretName, s.key)))));
+    return { index, doc: Credentials.parse(JSON.parse(joinShards(index, shards))) };
+  };
+  const first = await eventually("a sharded document with 7 users", async () => {
+    const r = await read().catch(() => undefined);
+    return r && r.doc.users.length === 7 && r.index.shards.length > 0 ? r : undefined;
+  });
+  assert.ok(first.index.shards.length >= 2, "more than one shard");
+  const role = await kc.makeApiClient(k8s.RbacAuthorizationV1Api).readNamespacedRole({ name: "dagu-sidecar", namespace: ns });
+  for (const s of first.index.shards) assert.ok(role.rules?.some((r) => r.resourceNames?.includes(s.secretName)), `the sidecar may read ${s.secretName}`);
+  await custom.deleteNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: ns, plural: "daguusers", name: "user-0" });
+  // Six users fit inline again: the index gives way to the document, and the shards go.
+  const second = await eventually("the next generation without user-0", async () => {
+    const r = await read().catch(() => undefined);
+    return r && r.doc.users.length === 6 ? r : undefined;
+  });
+  assert.ok(second.index.generation > first.index.generation);
+  for (const s of first.index.shards) {
+    if (second.index.shards.some((n) => n.secretName === s.secretName)) continue;
+    await eventually(`old shard ${s.secretName} removed`, async () => core.readNamespacedSecret({ name: s.secretName, namespace: ns }).then(() => undefined, () => true));
+  }
+});
+
+test("Events record readiness transitions; the Secret cache holds only owned and referenced Secrets", async (t) => {
+  const ns = await testNamespace(t, "op");
+  const op = await withOperator(t);
+  await builtinSetup(ns);
+  await waitReady(ns, "daguusers", "alice");
+  await create(ns, "daguusers", "DaguUser", "dave", { authRef: { name: "dagu" }, username: "dave", role: "viewer", password: { secretRef: { name: "dave-pw", key: "password" } } });
+  await waitReady(ns, "daguusers", "dave", "SecretNotFound", "False");
+  const events = kc.makeApiClient(k8s.EventsV1Api);
+  const found = await eventually("Events for alice and dave", async () => {
+    const list = await events.listNamespacedEvent({ namespace: ns });
+    const of = (name: string, reason: string) => list.items.find((e) => e.regarding?.name === name && e.reason === reason);
+    return of("alice", "Materialized") && of("dave", "SecretNotFound") ? list.items : undefined;
+  });
+  assert.equal(found.find((e) => e.regarding?.name === "dave")?.type, "Warning");
+
+  const cached = async () => (await op.metrics.registry.getSingleMetric("dagu_auth_operator_cached_secrets")!.get()).values[0]!.value;
+  const before = await cached();
+  for (let i = 0; i < 3; i++) await secret(ns, `unrelated-${i}`, { token: "not ours" });
+  await new Promise((r) => setTimeout(r, 1000));
+  assert.equal(await cached(), before, "unrelated Secrets are not cached");
+  await secret(ns, "dave-pw", { password: "dave-password-1" });
+  await waitReady(ns, "daguusers", "dave", "Materialized");
+  assert.equal(await cached(), before + 1, "a referenced Secret is cached once referenced");
+});
+
+test("a restart in the middle of reconciling converges without duplicate keys", async (t) => {
+  for (const delayMs of [150, 600]) {
+    const ns = await testNamespace(t, `mid${delayMs}`);
+    const first = await startTestOperator({ name: `mid-${delayMs}` });
+    await builtinSetup(ns);
+    await new Promise((r) => setTimeout(r, delayMs));
+    await first.stop();
+    const second = await withOperator(t, `mid-${delayMs}-b`);
+    for (const [plural, name] of [["daguauths", "dagu"], ["daguusers", "alice"], ["daguusers", "bob"], ["daguapikeys", "ci"], ["daguwebhooks", "hello"]] as const) await waitReady(ns, plural, name);
+    const c = await waitCredentials(ns, "dagu", (d) => d.users.length === 3 && d.apiKeys.length === 1, "converged");
+    assert.equal(c.apiKeys[0]!.digest, sha256Hex(await secretValue(ns, "ci-api-key", "apiKey")), "the one key in the credentials is the one in the consumer Secret");
+    assert.equal(c.webhooks[0]!.tokenDigests.length, 1);
+    assert.equal(c.webhooks[0]!.tokenDigests[0]!.digest, sha256Hex(await secretValue(ns, "hello-webhook", "token")));
+    const bob = c.users.find((u) => u.username === "bob")!;
+    assert.ok(await argon2.verify(bob.passwordHash, await secretValue(ns, "bob-password", "password")));
+    await second.stop();
+  }
 });

@@ -1,0 +1,94 @@
+// `dagu-auth operator`: runs the controllers until SIGTERM, then releases the
+// lease so the other replica takes over at once. Losing the lease ends the
+// process (exit 1), as controller-runtime does: the kubelet restarts it clean.
+import { parseArgs } from "node:util";
+import { KubeConfig } from "@kubernetes/client-node";
+import pino from "pino";
+import { z } from "zod";
+import { startOperator } from "./operator.ts";
+
+const Options = z.object({
+  kubeconfig: z.string().optional(),
+  "health-address": z.string().default(":8081"),
+  "leader-elect": z.boolean().default(true),
+  "leader-election-namespace": z.string().min(1).optional(),
+  "lease-name": z.string().min(1).default("dagu-auth-operator"),
+  "log-level": z.enum(["fatal", "error", "warn", "info", "debug", "trace"]).default("info"),
+  "user-workers": z.coerce.number().int().min(1).max(64).default(4),
+});
+
+const HELP = `usage: dagu-auth operator [options]
+
+  --kubeconfig PATH                  kubeconfig file (default: in-cluster, then $KUBECONFIG, then ~/.kube/config)
+  --health-address HOST:PORT         /healthz, /readyz and /metrics (default :8081)
+  --leader-elect / --no-leader-elect leader election on a Lease (default on)
+  --leader-election-namespace NS     namespace of the Lease (default $POD_NAMESPACE)
+  --lease-name NAME                  name of the Lease (default dagu-auth-operator)
+  --user-workers N                   concurrent DaguUser reconciles (they hash passwords; default 4)
+  --log-level LEVEL                  fatal|error|warn|info|debug|trace (default info)
+`;
+
+export async function runOperator(argv: readonly string[]): Promise<number> {
+  let raw;
+  try {
+    raw = parseArgs({
+      args: [...argv],
+      allowNegative: true,
+      options: {
+        kubeconfig: { type: "string" },
+        "health-address": { type: "string" },
+        "leader-elect": { type: "boolean" },
+        "leader-election-namespace": { type: "string" },
+        "lease-name": { type: "string" },
+        "log-level": { type: "string" },
+        "user-workers": { type: "string" },
+        help: { type: "boolean", short: "h" },
+      },
+    }).values;
+  } catch (err) {
+    process.stderr.write(`dagu-auth operator: ${err instanceof Error ? err.message : String(err)}\n\n${HELP}`);
+    return 2;
+  }
+  if (raw.help) {
+    process.stdout.write(HELP);
+    return 0;
+  }
+  const parsed = Options.safeParse(raw);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    process.stderr.write(`dagu-auth operator: --${issue.path.join(".")}: ${issue.message}\n`);
+    return 2;
+  }
+  const o = parsed.data;
+  const log = pino({ name: "dagu-auth-operator", level: o["log-level"] });
+  const kubeConfig = new KubeConfig();
+  if (o.kubeconfig) kubeConfig.loadFromFile(o.kubeconfig);
+  else kubeConfig.loadFromDefault();
+
+  const leaseNamespace = o["leader-election-namespace"] ?? process.env.POD_NAMESPACE;
+  if (o["leader-elect"] && !leaseNamespace) {
+    process.stderr.write("dagu-auth operator: leader election needs --leader-election-namespace (or $POD_NAMESPACE)\n");
+    return 2;
+  }
+  const running = await startOperator({
+    kubeConfig,
+    logger: log,
+    healthAddress: o["health-address"],
+    userConcurrency: o["user-workers"],
+    ...(o["leader-elect"] ? { leaderElection: { namespace: leaseNamespace!, name: o["lease-name"] } } : {}),
+  });
+  log.info({ health: running.health?.url }, "operator started");
+
+  return new Promise<number>((resolve) => {
+    const shutdown = (signal: string) => {
+      log.info({ signal }, "shutting down");
+      void running.stop().then(() => resolve(0));
+    };
+    process.once("SIGTERM", () => shutdown("SIGTERM"));
+    process.once("SIGINT", () => shutdown("SIGINT"));
+    void running.lostLeadership.then(async () => {
+      await running.stop();
+      resolve(1);
+    });
+  });
+}
