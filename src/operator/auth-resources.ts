@@ -7,7 +7,7 @@ import { credentialsSecretName, passwordChangesSecretName, type DaguAuthSpec } f
 import { AUTH_LABEL, MANAGED_BY_LABEL, MANAGED_BY_VALUE } from "./context.ts";
 import { ownerReference } from "./runtime/apply.ts";
 import { operatorStateSecretName } from "./operator-state.ts";
-import type { KubeObject } from "./runtime/client.ts";
+import type { KubeObject } from "../common/kube/client.ts";
 
 export const sidecarServiceAccountName = (auth: KubeObject, spec: DaguAuthSpec) => spec.sidecar?.serviceAccountName ?? `${auth.metadata.name}-sidecar`;
 export const sidecarRoleName = (auth: KubeObject) => `${auth.metadata.name}-sidecar`;

@@ -5,7 +5,7 @@ import { DaguAuthSpec, type Condition } from "../api/index.ts";
 import { deepEqualJson } from "../common/stable-json.ts";
 import { readyOf, withReady, type ReadyState } from "./conditions.ts";
 import type { OperatorContext } from "./context.ts";
-import type { KubeObject } from "./runtime/client.ts";
+import type { KubeObject } from "../common/kube/client.ts";
 
 export type FoundAuth = { ok: true; auth: KubeObject; spec: DaguAuthSpec; key: string } | { ok: false; problem: ReadyState };
 

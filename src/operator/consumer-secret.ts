@@ -5,7 +5,7 @@ import { parseDuration, type Rotation } from "../api/index.ts";
 import type { ReadyState } from "./conditions.ts";
 import { isOwnedBy, ownedSecret, secretData, type OperatorContext } from "./context.ts";
 import { planGeneratedSecret, type GeneratedSecretPlan } from "./generated-secret.ts";
-import type { KubeObject } from "./runtime/client.ts";
+import type { KubeObject } from "../common/kube/client.ts";
 
 export type ConsumerSecretResult = { ok: true; plan: GeneratedSecretPlan } | { ok: false; problem: ReadyState };
 

@@ -2,7 +2,7 @@
 // queues of the other controllers. Wired in operator.ts; an interface so that the
 // reconcilers read as plain functions of (context, key).
 import type { Logger } from "pino";
-import type { KubeObject } from "./runtime/client.ts";
+import type { KubeObject } from "../common/kube/client.ts";
 import { ownerReference } from "./runtime/apply.ts";
 import type { Materials } from "./materials.ts";
 

@@ -32,7 +32,7 @@ import { certificate, passwordChangesSecret, sidecarObjects, sidecarServiceAccou
 import { newOperatorState, OPERATOR_STATE_KEY, operatorStateSecretName, resolvePassword, type OperatorState, type PasswordRecord } from "./operator-state.ts";
 import { readOperatorState } from "./operator-state-secret.ts";
 import { planSigningKeys } from "./signing-keys.ts";
-import type { KubeObject } from "./runtime/client.ts";
+import type { KubeObject } from "../common/kube/client.ts";
 import type { Result } from "./runtime/work-queue.ts";
 
 export const APPLIED_HASH_ANNOTATION = "auth.dagu.dev/applied-hash";

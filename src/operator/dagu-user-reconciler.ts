@@ -13,7 +13,7 @@ import type { ChildInput, UserInput } from "./materials.ts";
 import { resolvePassword } from "./operator-state.ts";
 import { readOperatorState } from "./operator-state-secret.ts";
 import type { Result } from "./runtime/work-queue.ts";
-import type { KubeObject } from "./runtime/client.ts";
+import type { KubeObject } from "../common/kube/client.ts";
 
 export const GENERATED_PASSWORD_KEY = "password";
 

@@ -3,7 +3,7 @@
 // unchanged Secret parse it once.
 import { secretData } from "./context.ts";
 import { OPERATOR_STATE_KEY, parseOperatorState, type OperatorState } from "./operator-state.ts";
-import type { KubeObject } from "./runtime/client.ts";
+import type { KubeObject } from "../common/kube/client.ts";
 
 const memo = new WeakMap<KubeObject, OperatorState | Error | undefined>();
 

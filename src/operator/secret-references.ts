@@ -1,7 +1,7 @@
 // Which Secrets our resources reference (not own): the operator's Secret cache
 // keeps only these and the ones it owns, and a change to one re-queues whoever
 // references it.
-import type { KubeObject } from "./runtime/client.ts";
+import type { KubeObject } from "../common/kube/client.ts";
 import type { ObjectCache } from "./context.ts";
 
 type Ref = { name?: string } | undefined;

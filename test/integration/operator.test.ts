@@ -5,93 +5,32 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import * as k8s from "@kubernetes/client-node";
 import argon2 from "argon2";
-import { Credentials, CredentialsShard, joinShards, parseCredentials, type CredentialsIndex, type Credentials as CredentialsDoc } from "../../src/api/index.ts";
+import { Credentials, CredentialsShard, joinShards, type CredentialsIndex } from "../../src/api/index.ts";
 import { sha256Hex } from "../../src/common/tokens.ts";
-import { adminKubeConfig, eventually, kubectl, testNamespace } from "../harness/kube.ts";
+import { eventually, kubectl, testNamespace } from "../harness/kube.ts";
 import { certManagerCrdsDir } from "../harness/components.ts";
-import { OPERATOR_NAMESPACE, startTestOperator, type TestOperator } from "../harness/operator.ts";
-
-const kc = adminKubeConfig();
-const core = kc.makeApiClient(k8s.CoreV1Api);
-const custom = kc.makeApiClient(k8s.CustomObjectsApi);
-const GROUP = "auth.dagu.dev";
-const VERSION = "v1alpha1";
-
-type Obj = { metadata: { name: string; uid?: string; resourceVersion?: string; generation?: number; ownerReferences?: { kind: string }[] }; status?: { conditions?: { type: string; status: string; reason: string; message: string; observedGeneration?: number }[]; [k: string]: unknown } };
-
-async function secret(ns: string, name: string, data: Record<string, string>): Promise<void> {
-  await core.createNamespacedSecret({ namespace: ns, body: { metadata: { name }, stringData: data } });
-}
-
-async function setSecret(ns: string, name: string, data: Record<string, string>): Promise<void> {
-  await core.replaceNamespacedSecret({ name, namespace: ns, body: { metadata: { name }, stringData: data } });
-}
-
-async function create(ns: string, plural: string, kind: string, name: string, spec: Record<string, unknown>): Promise<void> {
-  await custom.createNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: ns, plural, body: { apiVersion: `${GROUP}/${VERSION}`, kind, metadata: { name }, spec } });
-}
-
-async function get(ns: string, plural: string, name: string): Promise<Obj> {
-  return (await custom.getNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: ns, plural, name })) as Obj;
-}
-
-async function patchSpec(ns: string, plural: string, name: string, spec: Record<string, unknown>): Promise<void> {
-  await custom.patchNamespacedCustomObject(
-    { group: GROUP, version: VERSION, namespace: ns, plural, name, body: { spec } },
-    k8s.setHeaderOptions("Content-Type", k8s.PatchStrategy.MergePatch),
-  );
-}
-
-function ready(obj: Obj) {
-  return obj.status?.conditions?.find((c) => c.type === "Ready");
-}
-
-async function waitReady(ns: string, plural: string, name: string, reason?: string, status = "True"): Promise<Obj> {
-  return eventually(`${plural}/${name} Ready=${status}${reason ? ` (${reason})` : ""}`, async () => {
-    const o = await get(ns, plural, name);
-    const c = ready(o);
-    return c?.status === status && (!reason || c.reason === reason) && c.observedGeneration === o.metadata.generation ? o : undefined;
-  }, 60_000, 200);
-}
-
-async function credentials(ns: string, auth: string): Promise<CredentialsDoc> {
-  const s = await core.readNamespacedSecret({ name: `${auth}-credentials`, namespace: ns });
-  const r = parseCredentials(Buffer.from(s.data!["credentials.json"]!, "base64").toString("utf8"));
-  assert.ok(r.success, "the credentials document is valid");
-  return r.data;
-}
-
-async function waitCredentials(ns: string, auth: string, check: (c: CredentialsDoc) => boolean, what: string): Promise<CredentialsDoc> {
-  return eventually(`credentials: ${what}`, async () => {
-    const c = await credentials(ns, auth).catch(() => undefined);
-    return c && check(c) ? c : undefined;
-  }, 60_000, 200);
-}
-
-async function hashCount(op: TestOperator): Promise<number> {
-  return (await op.metrics.hashDuration.get()).values.filter((v) => v.metricName?.endsWith("_count")).reduce((a, v) => a + v.value, 0);
-}
-
-async function withOperator(t: { after: (fn: () => Promise<void>) => void }, name?: string, options: Parameters<typeof startTestOperator>[0] = {}): Promise<TestOperator> {
-  const op = await startTestOperator({ ...options, ...(name ? { name } : {}) });
-  t.after(() => op.stop());
-  return op;
-}
-
-async function builtinSetup(ns: string): Promise<void> {
-  await secret(ns, "admin-pw", { password: "admin-password-1" });
-  await secret(ns, "alice-pw", { password: "alice-password-1" });
-  await create(ns, "daguauths", "DaguAuth", "dagu", { mode: "builtin", builtin: { initialAdmin: { username: "admin", passwordSecretRef: { name: "admin-pw", key: "password" } } } });
-  await create(ns, "daguusers", "DaguUser", "alice", { authRef: { name: "dagu" }, username: "alice", role: "developer", password: { secretRef: { name: "alice-pw", key: "password" } } });
-  await create(ns, "daguusers", "DaguUser", "bob", { authRef: { name: "dagu" }, username: "bob", role: "viewer", password: { generate: { secretName: "bob-password" } } });
-  await create(ns, "daguapikeys", "DaguApiKey", "ci", { authRef: { name: "dagu" }, role: "operator", secretName: "ci-api-key" });
-  await create(ns, "daguwebhooks", "DaguWebhook", "hello", { authRef: { name: "dagu" }, dagName: "hello", auth: { mode: "tokenAndHmac", hmacEnforcement: "strict" }, secretName: "hello-webhook" });
-}
-
-async function secretValue(ns: string, name: string, key: string): Promise<string> {
-  const s = await core.readNamespacedSecret({ name, namespace: ns });
-  return Buffer.from(s.data![key]!, "base64").toString("utf8");
-}
+import { OPERATOR_NAMESPACE, startTestOperator } from "../harness/operator.ts";
+import {
+  builtinSetup,
+  core,
+  create,
+  credentials,
+  custom,
+  get,
+  GROUP,
+  hashCount,
+  kc,
+  patchSpec,
+  ready,
+  secret,
+  secretValue,
+  setSecret,
+  VERSION,
+  waitCredentials,
+  waitReady,
+  withOperator,
+  type Obj,
+} from "../harness/resources.ts";
 
 test("a builtin setup becomes hashed credentials, consumer Secrets and sidecar RBAC, all Ready", async (t) => {
   const ns = await testNamespace(t, "op");

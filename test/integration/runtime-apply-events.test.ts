@@ -7,7 +7,7 @@ import { pino } from "pino";
 import { adminKubeConfig, eventually, testNamespace } from "../harness/kube.ts";
 import { Applier, FIELD_MANAGER, isConflict, isNotFound, ownerReference } from "../../src/operator/runtime/apply.ts";
 import { EventRecorder } from "../../src/operator/runtime/events.ts";
-import type { KubeObject } from "../../src/operator/runtime/client.ts";
+import type { KubeObject } from "../../src/common/kube/client.ts";
 
 const logger = pino({ level: process.env.LOG_LEVEL ?? "silent" });
 

@@ -5,8 +5,8 @@ import { test, type TestContext } from "node:test";
 import * as k8s from "@kubernetes/client-node";
 import { pino } from "pino";
 import { adminKubeConfig, eventually, testNamespace } from "../harness/kube.ts";
-import { Informer, type InformerOptions } from "../../src/operator/runtime/informer.ts";
-import type { KubeObject } from "../../src/operator/runtime/client.ts";
+import { Informer, type InformerOptions } from "../../src/common/kube/informer.ts";
+import type { KubeObject } from "../../src/common/kube/client.ts";
 
 const logger = pino({ level: process.env.LOG_LEVEL ?? "silent" });
 const CONFIGMAPS = { group: "", version: "v1", plural: "configmaps" };

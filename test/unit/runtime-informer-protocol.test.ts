@@ -7,7 +7,7 @@ import type { AddressInfo } from "node:net";
 import { test } from "node:test";
 import * as k8s from "@kubernetes/client-node";
 import { pino } from "pino";
-import { Informer } from "../../src/operator/runtime/informer.ts";
+import { Informer } from "../../src/common/kube/informer.ts";
 
 const cm = (name: string, rv: string) => ({ apiVersion: "v1", kind: "ConfigMap", metadata: { name, namespace: "ns", resourceVersion: rv } });
 const list = (rv: string, items: ReturnType<typeof cm>[]) => ({

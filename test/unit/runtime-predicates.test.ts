@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { contentHash, generationOrMetadataChanged, isResync } from "../../src/operator/runtime/predicates.ts";
 import { stableStringify as stableJson } from "../../src/common/stable-json.ts";
-import type { KubeObject, ObjectMeta } from "../../src/operator/runtime/client.ts";
+import type { KubeObject, ObjectMeta } from "../../src/common/kube/client.ts";
 
 const auth = (over: Partial<KubeObject["metadata"]> = {}, rest: Record<string, unknown> = {}): KubeObject => ({
   apiVersion: "auth.dagu.dev/v1alpha1",

@@ -1,9 +1,9 @@
 // Server-side apply for reconcilers: send the whole desired state under one field manager
 // and let the API server merge it, so applying the same object twice changes nothing.
 import { PatchStrategy, type KubeConfig } from "@kubernetes/client-node";
-import { KubeClient, describe, isNotFound, resourcePath, type KubeObject, type OwnerReference } from "./client.ts";
+import { KubeClient, describe, isNotFound, resourcePath, type KubeObject, type OwnerReference } from "../../common/kube/client.ts";
 
-export { KubeApiError, errorCode, isConflict, isGone, isNotFound } from "./client.ts";
+export { KubeApiError, errorCode, isConflict, isGone, isNotFound } from "../../common/kube/client.ts";
 
 /** The field manager of everything the operator writes. */
 export const FIELD_MANAGER = "dagu-auth-operator";

@@ -5,7 +5,7 @@
 import { hostname } from "node:os";
 import type { KubeConfig } from "@kubernetes/client-node";
 import { pino, type Logger } from "pino";
-import { KubeClient, describe, isNotFound, microTime, resourcePath, type KubeObject } from "./client.ts";
+import { KubeClient, describe, isNotFound, microTime, resourcePath, type KubeObject } from "../../common/kube/client.ts";
 
 export type EventType = "Normal" | "Warning";
 

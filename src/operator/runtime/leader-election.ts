@@ -9,7 +9,7 @@
 import type { KubeConfig } from "@kubernetes/client-node";
 import { pino, type Logger } from "pino";
 import { setTimeout as sleep } from "node:timers/promises";
-import { KubeClient, isConflict, isNotFound, microTime, resourcePath, type KubeObject } from "./client.ts";
+import { KubeClient, isConflict, isNotFound, microTime, resourcePath, type KubeObject } from "../../common/kube/client.ts";
 
 export interface LeaderElectionOptions {
   kubeConfig: KubeConfig;

@@ -2,7 +2,7 @@
 // external-secrets' shouldEnqueueExternalSecretUpdate: a status-only write (our own, mostly)
 // must not wake the reconciler that wrote it.
 import { createHash } from "node:crypto";
-import type { KubeObject, ObjectMeta } from "./client.ts";
+import type { KubeObject, ObjectMeta } from "../../common/kube/client.ts";
 import { stableStringify } from "../../common/stable-json.ts";
 
 /**
