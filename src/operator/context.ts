@@ -60,8 +60,8 @@ export interface OperatorContext {
   events: EventSink;
   enqueue: Enqueue;
   materials: Materials;
-  /** Observes argon2 time (seconds) for metrics. */
-  observeHash(seconds: number): void;
+  /** argon2id (src/common/password-hash.ts), timed into the hashing metric. */
+  hashPassword(password: string): Promise<string>;
   now(): Date;
   /** Above this the credentials document is sharded (MAX_INLINE_BYTES; lowered in tests). */
   maxInlineBytes: number;

@@ -3,54 +3,23 @@
 // valid for the overlap; expiry takes it out of the credentials.
 import { DaguApiKey, type CredentialApiKey } from "../api/index.ts";
 import { generateApiKey, keyPrefix, sha256Hex } from "../common/tokens.ts";
-import { deepEqualJson } from "../common/stable-json.ts";
-import { findAuth, writeStatus } from "./child-status.ts";
+import { writeStatus } from "./child-status.ts";
+import { startChild } from "./child-reconcile.ts";
 import type { ReadyState } from "./conditions.ts";
 import { ensureConsumerSecret } from "./consumer-secret.ts";
-import { splitKey, type OperatorContext } from "./context.ts";
+import type { OperatorContext } from "./context.ts";
 import { nextTransition } from "./generated-secret.ts";
-import type { ApiKeyInput, ChildInput } from "./materials.ts";
 import type { Result } from "./runtime/work-queue.ts";
 
 export const API_KEY_SECRET_KEY = "apiKey";
 
 export async function reconcileDaguApiKey(ctx: OperatorContext, key: string): Promise<Result | undefined> {
-  const { namespace, name } = splitKey(key);
-  const obj = ctx.caches.apiKeys.get(namespace, name);
-  if (!obj || obj.metadata.deletionTimestamp) {
-    for (const authKey of ctx.materials.forgetKey("apiKeys", key)) ctx.enqueue.auth(authKey);
-    return;
-  }
-  const uid = obj.metadata.uid!;
-  ctx.materials.rememberKey("apiKeys", key, uid);
-  const generation = obj.metadata.generation ?? 0;
-  const parsed = DaguApiKey.safeParse(obj);
-  if (!parsed.success) {
-    await writeStatus(ctx, obj, { ready: false, reason: "InvalidSpec", message: parsed.error.issues[0]?.message ?? "invalid spec" }, { keyId: uid });
-    return;
-  }
-  const spec = parsed.data.spec;
-  const found = findAuth(ctx, namespace, spec.authRef.name, "builtin");
-  if (!found.ok) {
-    for (const authKey of ctx.materials.forget("apiKeys", uid)) ctx.enqueue.auth(authKey);
-    await writeStatus(ctx, obj, found.problem, { keyId: uid });
-    return;
-  }
-  const materials = ctx.materials.of(found.key);
-  const offer = (input: ChildInput<ApiKeyInput>) => {
-    const before = materials.apiKeys.get(uid);
-    if (!before || !deepEqualJson(before, input)) {
-      materials.apiKeys.set(uid, input);
-      ctx.enqueue.auth(found.key);
-    }
-  };
+  const child = await startChild(ctx, "apiKeys", key, DaguApiKey, "keyId");
+  if (!child) return;
+  const { obj, name, uid, generation, spec } = child;
 
   const secret = await ensureConsumerSecret(ctx, obj, spec.secretName, "spec.secretName", { [API_KEY_SECRET_KEY]: generateApiKey }, spec.rotation);
-  if (!secret.ok) {
-    offer({ ok: false, generation, problem: secret.problem });
-    await writeStatus(ctx, obj, secret.problem, { keyId: uid });
-    return;
-  }
+  if (!secret.ok) return child.fail(secret.problem, {});
   const { plan } = secret;
   const now = ctx.now();
   const current = plan.current[API_KEY_SECRET_KEY]!;
@@ -62,13 +31,14 @@ export async function reconcileDaguApiKey(ctx: OperatorContext, key: string): Pr
     const previous = plan.previous?.values[API_KEY_SECRET_KEY];
     if (previous) entries.push({ ...base, digest: sha256Hex(previous), prefix: keyPrefix(previous), createdAt: plan.issuedAt, notAfter: plan.previous!.notAfter });
   }
+  // Come back when the entries change by themselves: the overlap ends, the key expires.
   const transitions = [nextTransition(plan, now), spec.expiresAt && !expired ? Date.parse(spec.expiresAt) - now.getTime() + 1000 : undefined].filter((v): v is number => v !== undefined);
-  const nextTransitionMs = transitions.length > 0 ? Math.min(...transitions) : undefined;
-  offer({ ok: true, generation, value: { entries } });
+  child.offer({ ok: true, generation, value: { entries } });
+  const requeue = transitions.length > 0 ? { requeueAfter: Math.min(...transitions) } : undefined;
 
-  const requeue = nextTransitionMs !== undefined ? { requeueAfter: nextTransitionMs } : undefined;
-  const published = materials.published;
-  const stored = materials.apiKeys.get(uid);
+  // Ready only once the credentials the sidecar reads hold exactly this offer.
+  const published = child.materials.published;
+  const stored = child.stored();
   if (!published || !stored?.ok || published.apiKeyInputs.get(uid) !== stored.value) return requeue;
   const ready: ReadyState = expired
     ? { ready: false, reason: "Expired", message: `the key expired at ${spec.expiresAt}; it is no longer accepted` }

@@ -22,7 +22,7 @@ import {
   shardCredentials,
   type PasswordChanges,
 } from "../api/index.ts";
-import { hashPassword, MIN_PASSWORD_LENGTH } from "../common/password-hash.ts";
+import { MIN_PASSWORD_LENGTH } from "../common/password-hash.ts";
 import { stableStringify, deepEqualJson } from "../common/stable-json.ts";
 import { writeStatus } from "./child-status.ts";
 import type { ReadyState } from "./conditions.ts";
@@ -83,14 +83,9 @@ export async function reconcileDaguAuth(ctx: OperatorContext, key: string): Prom
   const now = ctx.now();
   const passwords: Record<string, PasswordRecord> = {};
   let hashes = 0;
-  const hash = async (pw: string) => {
+  const hash = (pw: string) => {
     hashes++;
-    const t = process.hrtime.bigint();
-    try {
-      return await hashPassword(pw);
-    } finally {
-      ctx.observeHash(Number(process.hrtime.bigint() - t) / 1e9);
-    }
+    return ctx.hashPassword(pw);
   };
   const materialize = async (id: string, password: SecretValue, field: string): Promise<PasswordRecord | undefined> => {
     if (!password.ok) {

@@ -3,17 +3,16 @@
 // DaguAuth. Ready once the DaguAuth has written it into the credentials.
 import { randomBytes } from "node:crypto";
 import { DaguUser } from "../api/index.ts";
-import { hashPassword, MIN_PASSWORD_LENGTH } from "../common/password-hash.ts";
-import { deepEqualJson } from "../common/stable-json.ts";
-import { findAuth, writeStatus } from "./child-status.ts";
+import { MIN_PASSWORD_LENGTH } from "../common/password-hash.ts";
+import { writeStatus } from "./child-status.ts";
+import { startChild } from "./child-reconcile.ts";
 import type { ReadyState } from "./conditions.ts";
-import { secretData, splitKey, type OperatorContext } from "./context.ts";
+import { secretData, type OperatorContext } from "./context.ts";
 import { ensureConsumerSecret } from "./consumer-secret.ts";
-import type { ChildInput, UserInput } from "./materials.ts";
-import { resolvePassword } from "./operator-state.ts";
+import type { UserInput } from "./materials.ts";
+import { operatorStateSecretName, resolvePassword } from "./operator-state.ts";
 import { readOperatorState } from "./operator-state-secret.ts";
 import type { Result } from "./runtime/work-queue.ts";
-import type { KubeObject } from "../common/kube/client.ts";
 
 export const GENERATED_PASSWORD_KEY = "password";
 
@@ -21,46 +20,16 @@ export const GENERATED_PASSWORD_KEY = "password";
 const generatePassword = () => randomBytes(18).toString("base64url");
 
 export async function reconcileDaguUser(ctx: OperatorContext, key: string): Promise<Result | undefined> {
-  const { namespace, name } = splitKey(key);
-  const obj = ctx.caches.users.get(namespace, name);
-  if (!obj || obj.metadata.deletionTimestamp) {
-    // Gone: its DaguAuth drops it from the credentials (no finalizer needed: the
-    // credentials are assembled from the users that exist).
-    for (const authKey of ctx.materials.forgetKey("users", key)) ctx.enqueue.auth(authKey);
-    return;
-  }
-  const uid = obj.metadata.uid!;
-  ctx.materials.rememberKey("users", key, uid);
-  const generation = obj.metadata.generation ?? 0;
-  const parsed = DaguUser.safeParse(obj);
-  if (!parsed.success) {
-    await writeStatus(ctx, obj, { ready: false, reason: "InvalidSpec", message: parsed.error.issues[0]?.message ?? "invalid spec" }, { userId: uid });
-    return;
-  }
-  const spec = parsed.data.spec;
-  const found = findAuth(ctx, namespace, spec.authRef.name, "builtin");
-  if (!found.ok) {
-    for (const authKey of ctx.materials.forget("users", uid)) ctx.enqueue.auth(authKey);
-    await writeStatus(ctx, obj, found.problem, { userId: uid });
-    return;
-  }
-  const materials = ctx.materials.of(found.key);
-  const offer = (input: ChildInput<UserInput>) => {
-    const before = materials.users.get(uid);
-    if (!before || !deepEqualJson(before, input)) {
-      materials.users.set(uid, input);
-      ctx.enqueue.auth(found.key);
-    }
-  };
-  const fail = async (problem: ReadyState, passwordSecretName?: string): Promise<undefined> => {
-    offer({ ok: false, generation, problem });
-    await writeStatus(ctx, obj, problem, { userId: uid, ...(passwordSecretName ? { passwordSecretName } : {}) });
-  };
+  const child = await startChild(ctx, "users", key, DaguUser, "userId");
+  if (!child) return;
+  const { obj, name, uid, generation, spec, materials } = child;
+  const namespace = obj.metadata.namespace!;
+  const fail = (problem: ReadyState, passwordSecretName?: string) => child.fail(problem, passwordSecretName ? { passwordSecretName } : {});
 
-  const state = readOperatorState(await ctx.secrets.get(namespace, stateName(found.auth)));
+  const state = readOperatorState(await ctx.secrets.get(namespace, operatorStateSecretName(spec.authRef.name)));
   if (!state || state instanceof Error) {
     // The DaguAuth creates its state first; it enqueues its users when it has.
-    ctx.enqueue.auth(found.key);
+    ctx.enqueue.auth(child.authKey);
     return { requeueAfter: 2000 };
   }
 
@@ -86,7 +55,7 @@ export async function reconcileDaguUser(ctx: OperatorContext, key: string): Prom
 
   const previousInput = materials.users.get(uid);
   const previous = (previousInput?.ok ? previousInput.value.password : undefined) ?? state.passwords[uid];
-  const resolved = await resolvePassword({ state, id: uid, password, previous, change: undefined, hash: (pw) => timedHash(ctx, pw), now: ctx.now });
+  const resolved = await resolvePassword({ state, id: uid, password, previous, change: undefined, hash: ctx.hashPassword, now: ctx.now });
   const input: UserInput = {
     id: uid,
     objectName: name,
@@ -99,11 +68,11 @@ export async function reconcileDaguUser(ctx: OperatorContext, key: string): Prom
     password: resolved.record,
     passwordSecretName,
   };
-  offer({ ok: true, generation, value: input });
+  child.offer({ ok: true, generation, value: input });
 
   // Ready only once the credentials the sidecar reads hold exactly this input.
   const published = materials.published;
-  const current = materials.users.get(uid);
+  const current = child.stored();
   if (!published || !current?.ok || published.userInputs.get(uid) !== current.value) return;
   const rejected = published.rejectedUsers.get(uid);
   if (rejected) {
@@ -115,17 +84,4 @@ export async function reconcileDaguUser(ctx: OperatorContext, key: string): Prom
     ? { ready: true, reason: "Disabled", message: `user ${spec.username} is disabled: logins and existing tokens are refused` }
     : { ready: true, reason: "Materialized", message: `user ${spec.username} (${spec.role}) is in credentials generation ${published.generation}` };
   await writeStatus(ctx, obj, ready, { userId: uid, passwordSecretName, ...(entry ? { passwordChangedAt: entry.passwordChangedAt } : {}) });
-}
-
-async function timedHash(ctx: OperatorContext, password: string): Promise<string> {
-  const start = process.hrtime.bigint();
-  try {
-    return await hashPassword(password);
-  } finally {
-    ctx.observeHash(Number(process.hrtime.bigint() - start) / 1e9);
-  }
-}
-
-function stateName(auth: KubeObject): string {
-  return `${auth.metadata.name}-operator-state`;
 }

@@ -18,6 +18,7 @@ import { generationOrMetadataChanged, isResync } from "./runtime/predicates.ts";
 import { WorkQueue, type Result } from "./runtime/work-queue.ts";
 import { AUTH_LABEL, keyOf, MANAGED_BY_LABEL, MANAGED_BY_VALUE, type OperatorContext, type Writer } from "./context.ts";
 import { Materials } from "./materials.ts";
+import { hashPassword } from "../common/password-hash.ts";
 import { reconcileDaguAuth } from "./dagu-auth-reconciler.ts";
 import { reconcileDaguUser } from "./dagu-user-reconciler.ts";
 import { reconcileDaguApiKey } from "./dagu-api-key-reconciler.ts";
@@ -122,7 +123,7 @@ export async function startOperator(options: OperatorOptions): Promise<RunningOp
       webhook: (k) => queues.webhooks.add(k),
     },
     materials: new Materials(),
-    observeHash: (s) => metrics.hashDuration.observe({ algorithm: "argon2id" }, s),
+    hashPassword: (password) => metrics.timeHash("argon2id", () => hashPassword(password)),
     now: () => new Date(),
     maxInlineBytes: options.maxInlineBytes ?? MAX_INLINE_BYTES,
   };
@@ -169,10 +170,14 @@ export async function startOperator(options: OperatorOptions): Promise<RunningOp
   const all = [...Object.values(informers), secretInformer];
   new Gauge({
     name: "dagu_auth_operator_cached_secrets",
-    help: "Secrets in the operator's cache: only the ones it owns or that its resources reference.",
+    help: "Secrets in the operator's cache by namespace: only the ones it owns or that its resources reference.",
+    labelNames: ["namespace"] as const,
     registers: [metrics.registry],
     collect() {
-      this.set(secretInformer.list().length);
+      this.reset();
+      const counts = new Map<string, number>();
+      for (const s of secretInformer.list()) counts.set(s.metadata.namespace ?? "", (counts.get(s.metadata.namespace ?? "") ?? 0) + 1);
+      for (const [namespace, n] of counts) this.set({ namespace }, n);
     },
   });
   for (const i of all) i.start();

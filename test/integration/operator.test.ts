@@ -303,7 +303,7 @@ test("Events record readiness transitions; the Secret cache holds only owned and
   });
   assert.equal(found.find((e) => e.regarding?.name === "dave")?.type, "Warning");
 
-  const cached = async () => (await op.metrics.registry.getSingleMetric("dagu_auth_operator_cached_secrets")!.get()).values[0]!.value;
+  const cached = async () => (await op.metrics.registry.getSingleMetric("dagu_auth_operator_cached_secrets")!.get()).values.find((v) => v.labels.namespace === ns)?.value ?? 0;
   const before = await cached();
   for (let i = 0; i < 3; i++) await secret(ns, `unrelated-${i}`, { token: "not ours" });
   await new Promise((r) => setTimeout(r, 1000));

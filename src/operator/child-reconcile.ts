@@ -1,0 +1,88 @@
+// The first half of every child reconcile (DaguUser, DaguApiKey, DaguWebhook):
+// a deleted child withdraws its offer, a child whose spec or DaguAuth is wrong
+// says so in status, and otherwise the caller gets what it needs to make and
+// offer its contribution.
+import type { z } from "zod";
+import { deepEqualJson } from "../common/stable-json.ts";
+import type { KubeObject } from "../common/kube/client.ts";
+import { findAuth, writeStatus } from "./child-status.ts";
+import type { ReadyState } from "./conditions.ts";
+import { splitKey, type OperatorContext } from "./context.ts";
+import type { AuthMaterials, ChildInput } from "./materials.ts";
+
+type ChildKind = "users" | "apiKeys" | "webhooks";
+type InputOf<K extends ChildKind> = AuthMaterials[K] extends Map<string, ChildInput<infer T>> ? T : never;
+
+export interface ChildStart<K extends ChildKind, Spec> {
+  obj: KubeObject;
+  name: string;
+  uid: string;
+  generation: number;
+  spec: Spec;
+  authKey: string;
+  materials: AuthMaterials;
+  /** Hands the result to the DaguAuth (re-queued only when it differs from the last offer). */
+  offer(input: ChildInput<InputOf<K>>): void;
+  /** The offer now stored (by reference: compared with what was published). */
+  stored(): ChildInput<InputOf<K>> | undefined;
+  /** Offers a problem and writes it to status. */
+  fail(problem: ReadyState, fields: Record<string, unknown>): Promise<undefined>;
+}
+
+export async function startChild<K extends ChildKind, Spec>(
+  ctx: OperatorContext,
+  kind: K,
+  key: string,
+  schema: z.ZodType<{ spec: Spec }>,
+  idField: string,
+): Promise<ChildStart<K, Spec> | undefined> {
+  const { namespace, name } = splitKey(key);
+  const obj = ctx.caches[kind].get(namespace, name);
+  if (!obj || obj.metadata.deletionTimestamp) {
+    // Gone: its DaguAuth drops it (no finalizer needed: the credentials are
+    // assembled from the children that exist).
+    for (const authKey of ctx.materials.forgetKey(kind, key)) ctx.enqueue.auth(authKey);
+    return undefined;
+  }
+  const uid = obj.metadata.uid!;
+  ctx.materials.rememberKey(kind, key, uid);
+  const generation = obj.metadata.generation ?? 0;
+  const parsed = schema.safeParse(obj);
+  if (!parsed.success) {
+    await writeStatus(ctx, obj, { ready: false, reason: "InvalidSpec", message: parsed.error.issues[0]?.message ?? "invalid spec" }, { [idField]: uid });
+    return undefined;
+  }
+  const spec = parsed.data.spec;
+  const authName = (spec as { authRef: { name: string } }).authRef.name;
+  const found = findAuth(ctx, namespace, authName, "builtin");
+  if (!found.ok) {
+    for (const authKey of ctx.materials.forget(kind, uid)) ctx.enqueue.auth(authKey);
+    await writeStatus(ctx, obj, found.problem, { [idField]: uid });
+    return undefined;
+  }
+  const materials = ctx.materials.of(found.key);
+  const map = materials[kind] as Map<string, ChildInput<InputOf<K>>>;
+  const offer = (input: ChildInput<InputOf<K>>) => {
+    const before = map.get(uid);
+    if (!before || !deepEqualJson(before, input)) {
+      map.set(uid, input);
+      ctx.enqueue.auth(found.key);
+    }
+  };
+  return {
+    obj,
+    name,
+    uid,
+    generation,
+    spec,
+    authKey: found.key,
+    materials,
+    offer,
+    stored: () => map.get(uid),
+    fail: async (problem, fields) => {
+      offer({ ok: false, generation, problem });
+      await writeStatus(ctx, obj, problem, { [idField]: uid, ...fields });
+      return undefined;
+    },
+  };
+}
