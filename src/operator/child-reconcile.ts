@@ -6,7 +6,8 @@ import type { z } from "zod";
 import { deepEqualJson } from "../common/stable-json.ts";
 import type { KubeObject } from "../common/kube/client.ts";
 import { findAuth, writeStatus } from "./child-status.ts";
-import type { ReadyState } from "./conditions.ts";
+import { pending, readyIsCurrent, type ReadyState } from "./conditions.ts";
+import type { Condition } from "../api/index.ts";
 import { splitKey, type OperatorContext } from "./context.ts";
 import type { AuthMaterials, ChildInput } from "./materials.ts";
 
@@ -27,6 +28,11 @@ export interface ChildStart<K extends ChildKind, Spec> {
   stored(): ChildInput<InputOf<K>> | undefined;
   /** Offers a problem and writes it to status. */
   fail(problem: ReadyState, fields: Record<string, unknown>): Promise<undefined>;
+  /**
+   * Until the DaguAuth has published this generation, says so once (Ready=Unknown),
+   * so GitOps health checks wait instead of calling a new resource done.
+   */
+  markPending(fields: Record<string, unknown>): Promise<void>;
 }
 
 export async function startChild<K extends ChildKind, Spec>(
@@ -79,6 +85,10 @@ export async function startChild<K extends ChildKind, Spec>(
     materials,
     offer,
     stored: () => map.get(uid),
+    markPending: async (fields) => {
+      const conditions = (obj.status as { conditions?: Condition[] } | undefined)?.conditions;
+      if (!readyIsCurrent(conditions, generation)) await writeStatus(ctx, obj, pending("waiting for the DaguAuth to write the credentials"), { [idField]: uid, ...fields });
+    },
     fail: async (problem, fields) => {
       offer({ ok: false, generation, problem });
       await writeStatus(ctx, obj, problem, { [idField]: uid, ...fields });

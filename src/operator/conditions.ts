@@ -6,6 +6,8 @@ import { READY } from "../api/index.ts";
 
 export interface ReadyState {
   ready: boolean;
+  /** Not known yet (work in progress): Ready=Unknown, so kstatus, Argo CD and Flux wait. */
+  pending?: boolean;
   /** CamelCase, e.g. Materialized, SecretNotFound, DuplicateUsername. */
   reason: string;
   /** A sentence a person understands, without secret material. */
@@ -13,7 +15,7 @@ export interface ReadyState {
 }
 
 export function withReady(previous: readonly Condition[] | undefined, state: ReadyState, generation: number, now: Date = new Date()): Condition[] {
-  const status = state.ready ? "True" : "False";
+  const status = state.pending ? "Unknown" : state.ready ? "True" : "False";
   const old = previous?.find((c) => c.type === READY);
   const ready: Condition = {
     type: READY,
@@ -28,4 +30,14 @@ export function withReady(previous: readonly Condition[] | undefined, state: Rea
 
 export function readyOf(conditions: readonly Condition[] | undefined): Condition | undefined {
   return conditions?.find((c) => c.type === READY);
+}
+
+/** Ready=Unknown while the work for this generation is not finished. */
+export function pending(message: string): ReadyState {
+  return { ready: false, pending: true, reason: "Pending", message };
+}
+
+/** Whether the Ready condition already speaks of this generation. */
+export function readyIsCurrent(conditions: readonly Condition[] | undefined, generation: number): boolean {
+  return readyOf(conditions)?.observedGeneration === generation;
 }

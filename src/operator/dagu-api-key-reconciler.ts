@@ -39,7 +39,10 @@ export async function reconcileDaguApiKey(ctx: OperatorContext, key: string): Pr
   // Ready only once the credentials the sidecar reads hold exactly this offer.
   const published = child.materials.published;
   const stored = child.stored();
-  if (!published || !stored?.ok || published.apiKeyInputs.get(uid) !== stored.value) return requeue;
+  if (!published || !stored?.ok || published.apiKeyInputs.get(uid) !== stored.value) {
+    await child.markPending({});
+    return requeue;
+  }
   const ready: ReadyState = expired
     ? { ready: false, reason: "Expired", message: `the key expired at ${spec.expiresAt}; it is no longer accepted` }
     : { ready: true, reason: "Materialized", message: `API key (${spec.role}) is in credentials generation ${published.generation}${plan.previous ? `; the previous key works until ${plan.previous.notAfter}` : ""}` };

@@ -20,12 +20,13 @@ import {
   PASSWORD_CHANGES_KEY,
   parseDuration,
   shardCredentials,
+  type Condition,
   type PasswordChanges,
 } from "../api/index.ts";
 import { MIN_PASSWORD_LENGTH } from "../common/password-hash.ts";
 import { stableStringify, deepEqualJson } from "../common/stable-json.ts";
 import { writeStatus } from "./child-status.ts";
-import type { ReadyState } from "./conditions.ts";
+import { pending, readyIsCurrent, type ReadyState } from "./conditions.ts";
 import { keyOf, ownedSecret, secretData, splitKey, type OperatorContext } from "./context.ts";
 import { assembleCredentials, type AdminInput } from "./credentials-assembly.ts";
 import { certificate, passwordChangesSecret, sidecarObjects, sidecarServiceAccountName, tlsSecretName } from "./auth-resources.ts";
@@ -139,7 +140,11 @@ export async function reconcileDaguAuth(ctx: OperatorContext, key: string): Prom
   // 3. Every child must have answered for its current generation, or a restart
   //    would publish a document that lacks users it has not reconciled yet.
   const waiting = unansweredChildren(ctx, namespace, name, materials);
-  if (waiting > 0) return;
+  if (waiting > 0) {
+    const conditions = (auth.status as { conditions?: Condition[] } | undefined)?.conditions;
+    if (!readyIsCurrent(conditions, auth.metadata.generation ?? 0)) await writeStatus(ctx, auth, pending(`waiting for ${waiting} users, API keys and webhooks to be processed`), {});
+    return;
+  }
 
   // 4. Remember the source passwords of the children and keep the state current.
   for (const [uid, child] of materials.users) if (child.ok) passwords[uid] = child.value.password;

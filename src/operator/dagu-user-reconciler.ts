@@ -73,7 +73,10 @@ export async function reconcileDaguUser(ctx: OperatorContext, key: string): Prom
   // Ready only once the credentials the sidecar reads hold exactly this input.
   const published = materials.published;
   const current = child.stored();
-  if (!published || !current?.ok || published.userInputs.get(uid) !== current.value) return;
+  if (!published || !current?.ok || published.userInputs.get(uid) !== current.value) {
+    await child.markPending({ passwordSecretName });
+    return;
+  }
   const rejected = published.rejectedUsers.get(uid);
   if (rejected) {
     await writeStatus(ctx, obj, rejected, { userId: uid, passwordSecretName });

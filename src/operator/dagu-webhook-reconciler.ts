@@ -46,7 +46,10 @@ export async function reconcileDaguWebhook(ctx: OperatorContext, key: string): P
 
   const published = child.materials.published;
   const stored = child.stored();
-  if (!published || !stored?.ok || published.webhookInputs.get(uid) !== stored.value) return requeue;
+  if (!published || !stored?.ok || published.webhookInputs.get(uid) !== stored.value) {
+    await child.markPending({});
+    return requeue;
+  }
   const ready: ReadyState =
     published.rejectedWebhooks.get(uid) ??
     (spec.enabled
