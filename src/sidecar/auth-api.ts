@@ -1,0 +1,289 @@
+// Dagu's auth API, answered by the sidecar from the credentials: login, me, change-password, setup, and
+// read-only user, API key and webhook listings in Dagu's response shapes (never a hash, digest or secret).
+// Writes to users, API keys and webhooks are refused with 403 and the resource to apply instead: Git is
+// the truth, the sidecar never edits it. Login and change-password are throttled before any hashing.
+import type { IncomingMessage, ServerResponse } from "node:http";
+import { z } from "zod";
+import type { CredentialApiKey, CredentialUser, CredentialWebhook } from "../api/credentials.ts";
+import { hashPassword, MIN_PASSWORD_LENGTH, verifyDummy, verifyPassword } from "../common/password-hash.ts";
+import { WEBHOOK_TOKEN_PREFIX } from "../common/tokens.ts";
+import type { Principal } from "./authenticators.ts";
+import type { CredentialSnapshot, CredentialStore } from "./credential-store.ts";
+import type { DaguApiProfile } from "./dagu-api.ts";
+import { HttpError, parseJsonBody, readBody, sendError, sendJson } from "./http-util.ts";
+import { issueToken } from "./jwt.ts";
+import type { LoginThrottle } from "./login-throttle.ts";
+import { changeTimestamp } from "./password-changes.ts";
+
+/** Login and change-password bodies are tiny; anything bigger is not a login. */
+const AUTH_BODY_LIMIT = 16 * 1024;
+
+/** Writes the sidecar refuses, with the resource that manages what they would change. */
+export const MANAGED_WRITES: ReadonlyMap<string, "DaguUser" | "DaguApiKey" | "DaguWebhook"> = new Map([
+  ["createUser", "DaguUser"],
+  ["updateUser", "DaguUser"],
+  ["deleteUser", "DaguUser"],
+  ["resetUserPassword", "DaguUser"],
+  ["createAPIKey", "DaguApiKey"],
+  ["updateAPIKey", "DaguApiKey"],
+  ["deleteAPIKey", "DaguApiKey"],
+  ["createDAGWebhook", "DaguWebhook"],
+  ["deleteDAGWebhook", "DaguWebhook"],
+  ["regenerateDAGWebhookToken", "DaguWebhook"],
+  ["toggleDAGWebhook", "DaguWebhook"],
+  ["configureDAGWebhookProfileSelection", "DaguWebhook"],
+  ["enableDAGWebhookHMAC", "DaguWebhook"],
+  ["configureDAGWebhookHMAC", "DaguWebhook"],
+  ["regenerateDAGWebhookHMACSecret", "DaguWebhook"],
+  ["disableDAGWebhookHMAC", "DaguWebhook"],
+]);
+
+const LoginBody = z.object({ username: z.string().min(1).max(256), password: z.string().min(1).max(1024) });
+const ChangePasswordBody = z.object({ currentPassword: z.string().min(1).max(1024), newPassword: z.string().max(1024) });
+
+export interface AuthApiDeps {
+  readonly store: CredentialStore;
+  readonly throttle: LoginThrottle;
+  readonly profile: () => DaguApiProfile;
+}
+
+export interface LocalCall {
+  readonly req: IncomingMessage;
+  readonly res: ServerResponse;
+  readonly operationId: string;
+  readonly params: Readonly<Record<string, string>>;
+  readonly snapshot: CredentialSnapshot;
+  readonly principal: Principal | undefined;
+  readonly clientAddress: string;
+}
+
+/** What happened, for the audit log (the HTTP status is logged separately). */
+export interface LocalOutcome {
+  /** The user a login or password change was about, when known. */
+  readonly subject?: string;
+  readonly detail?: string;
+}
+
+export class AuthApi {
+  readonly #deps: AuthApiDeps;
+
+  constructor(deps: AuthApiDeps) {
+    this.#deps = deps;
+  }
+
+  /** True when this operation is answered here. */
+  handles(operationId: string): boolean {
+    return HANDLED.has(operationId) || MANAGED_WRITES.has(operationId);
+  }
+
+  async handle(call: LocalCall): Promise<LocalOutcome> {
+    const managed = MANAGED_WRITES.get(call.operationId);
+    if (managed) {
+      const what = managed === "DaguUser" ? "Users" : managed === "DaguApiKey" ? "API keys" : "Webhooks";
+      sendError(call.res, 403, "forbidden", `${what} are managed by dagu-auth, not in Dagu: apply a ${managed} resource instead`);
+      return { detail: `managed_by_${managed}` };
+    }
+    switch (call.operationId) {
+      case "login":
+        return this.#login(call);
+      case "getCurrentUser":
+        sendJson(call.res, 200, { user: this.#principalJson(call.snapshot, call.principal!) });
+        return {};
+      case "changePassword":
+        return this.#changePassword(call);
+      case "setup":
+        sendError(call.res, 403, "forbidden", "Setup is not required: users are managed as DaguUser resources");
+        return {};
+      case "listUsers":
+        sendJson(call.res, 200, { users: call.snapshot.credentials.users.map((u) => this.#userJson(u)) });
+        return {};
+      case "getUser":
+        return this.#one(call, call.snapshot.usersById.get(call.params.userId ?? ""), (u) => ({ user: this.#userJson(u) }), "user not found");
+      case "listAPIKeys":
+        sendJson(call.res, 200, { apiKeys: distinctKeys(call.snapshot.credentials.apiKeys).map((k) => this.#apiKeyJson(k)) });
+        return {};
+      case "getAPIKey": {
+        const key = distinctKeys(call.snapshot.credentials.apiKeys).find((k) => k.id === call.params.keyId);
+        return this.#one(call, key, (k) => ({ apiKey: this.#apiKeyJson(k) }), "API key not found");
+      }
+      case "listWebhooks":
+        sendJson(call.res, 200, { webhooks: call.snapshot.credentials.webhooks.map((w) => this.#webhookJson(call.snapshot, w)) });
+        return {};
+      case "getDAGWebhook": {
+        const name = call.params.fileName ?? "";
+        return this.#one(call, call.snapshot.webhooksByDag.get(name), (w) => this.#webhookJson(call.snapshot, w), `no webhook configured for DAG ${name}`);
+      }
+      default:
+        throw new Error(`auth API has no handler for ${call.operationId}`);
+    }
+  }
+
+  #one<T>(call: LocalCall, item: T | undefined, render: (item: T) => unknown, notFound: string): LocalOutcome {
+    if (item === undefined) sendError(call.res, 404, "not_found", notFound);
+    else sendJson(call.res, 200, render(item));
+    return {};
+  }
+
+  async #login(call: LocalCall): Promise<LocalOutcome> {
+    const { snapshot, res } = call;
+    if (snapshot.credentials.mode !== "builtin") {
+      sendError(res, 401, "unauthorized", "Authentication is not enabled");
+      return { detail: "not_builtin" };
+    }
+    const body = LoginBody.safeParse(parseJsonBody(await readBody(call.req, AUTH_BODY_LIMIT)));
+    if (!body.success) {
+      sendError(res, 401, "unauthorized", "Invalid request body");
+      return { detail: "bad_body" };
+    }
+    const { username, password } = body.data;
+    const gate = this.#deps.throttle.check(username, call.clientAddress);
+    if (!gate.allowed) {
+      sendError(res, 429, "too_many_requests", "Too many failed login attempts; try again later", { "Retry-After": String(gate.retryAfterSeconds) });
+      return { subject: username, detail: "throttled" };
+    }
+    const user = snapshot.usersByName.get(username);
+    // Unknown and disabled users pay the same hash as real ones: no enumeration by timing.
+    const ok = user ? await verifyPassword(user.passwordHash, password) : await verifyDummy(password);
+    // The document may have changed while hashing: decide on the one in force now.
+    const current = this.#deps.store.snapshot() ?? snapshot;
+    const fresh = user ? current.usersById.get(user.id) : undefined;
+    if (!ok || !fresh || fresh.disabled || fresh.passwordHash !== user?.passwordHash) {
+      this.#deps.throttle.recordFailure(username, call.clientAddress);
+      sendError(res, 401, "unauthorized", "Invalid username or password");
+      return { subject: username, detail: !ok ? "bad_password" : "user_unavailable" };
+    }
+    this.#deps.throttle.recordSuccess(username);
+    const { token, expiresAt } = await issueToken(current, fresh);
+    sendJson(res, 200, { token, expiresAt: expiresAt.toISOString(), user: this.#userJson(fresh) });
+    return { subject: fresh.username };
+  }
+
+  async #changePassword(call: LocalCall): Promise<LocalOutcome> {
+    const { res, principal } = call;
+    const user = principal?.user;
+    if (principal?.kind !== "user" || !user) {
+      sendError(res, 403, "forbidden", "Only users who log in can change a password; API keys and the basic user cannot");
+      return { detail: "not_a_user" };
+    }
+    const body = ChangePasswordBody.safeParse(parseJsonBody(await readBody(call.req, AUTH_BODY_LIMIT)));
+    if (!body.success) {
+      sendError(res, 400, "bad_request", "Invalid request body");
+      return { subject: user.username, detail: "bad_body" };
+    }
+    if (body.data.newPassword.length < MIN_PASSWORD_LENGTH) {
+      sendError(res, 400, "bad_request", "New password does not meet security requirements");
+      return { subject: user.username, detail: "weak_password" };
+    }
+    if (!user.allowPasswordChange) {
+      sendError(res, 403, "forbidden", "Password changes are disabled for this user: change the password Secret of its DaguUser");
+      return { subject: user.username, detail: "change_forbidden" };
+    }
+    const gate = this.#deps.throttle.check(user.username, call.clientAddress);
+    if (!gate.allowed) {
+      sendError(res, 429, "too_many_requests", "Too many failed attempts; try again later", { "Retry-After": String(gate.retryAfterSeconds) });
+      return { subject: user.username, detail: "throttled" };
+    }
+    if (!(await verifyPassword(user.passwordHash, body.data.currentPassword))) {
+      this.#deps.throttle.recordFailure(user.username, call.clientAddress);
+      sendError(res, 401, "unauthorized", "Current password is incorrect");
+      return { subject: user.username, detail: "bad_password" };
+    }
+    const hash = await hashPassword(body.data.newPassword);
+    const current = this.#deps.store.snapshot()?.usersById.get(user.id);
+    const changedAt = changeTimestamp(current?.passwordChangedAt ?? user.passwordChangedAt);
+    try {
+      await this.#deps.store.source.recordPasswordChange(user.id, hash, changedAt);
+    } catch (error) {
+      throw new HttpError(500, "internal_error", `could not record the password change: ${(error as Error).message}`);
+    }
+    sendJson(res, 200, { message: "Password changed successfully" });
+    return { subject: user.username, detail: "changed" };
+  }
+
+  #principalJson(snapshot: CredentialSnapshot, principal: Principal): unknown {
+    if (principal.user) return this.#userJson(principal.user);
+    const at = new Date(snapshot.loadedAt).toISOString();
+    return { id: principal.id, username: principal.username, role: this.#deps.profile().uiRole(principal.role), createdAt: at, updatedAt: at };
+  }
+
+  /** Dagu's User; the credentials know no creation time, so both times are the password's. */
+  #userJson(user: CredentialUser): unknown {
+    return {
+      id: user.id,
+      username: user.username,
+      role: this.#deps.profile().uiRole(user.role),
+      createdAt: user.passwordChangedAt,
+      updatedAt: user.passwordChangedAt,
+      // Dagu 2 adds the provider and sets isDisabled only when true.
+      ...(this.#deps.profile().daguMajor >= 2 ? { authProvider: "builtin", ...(user.disabled ? { isDisabled: true } : {}) } : {}),
+    };
+  }
+
+  #apiKeyJson(key: CredentialApiKey): unknown {
+    return {
+      id: key.id,
+      name: key.name,
+      description: key.description,
+      role: this.#deps.profile().uiRole(key.role),
+      keyPrefix: key.prefix,
+      createdAt: key.createdAt,
+      updatedAt: key.createdAt,
+      createdBy: "dagu-auth",
+      lastUsedAt: null,
+    };
+  }
+
+  #webhookJson(snapshot: CredentialSnapshot, webhook: CredentialWebhook): unknown {
+    const at = new Date(snapshot.loadedAt).toISOString();
+    const base = {
+      id: webhook.id,
+      dagName: webhook.dagName,
+      // The credentials keep digests only; the prefix says what kind of token it is.
+      tokenPrefix: WEBHOOK_TOKEN_PREFIX,
+      enabled: webhook.enabled,
+      createdAt: at,
+      updatedAt: at,
+      createdBy: "dagu-auth",
+    };
+    if (this.#deps.profile().daguMajor < 2) return base;
+    const hmacEnabled = webhook.mode !== "token";
+    return {
+      ...base,
+      authMode: webhook.mode === "token" ? "token_only" : webhook.mode === "hmac" ? "hmac_only" : "token_and_hmac",
+      hmac: hmacEnabled
+        ? {
+            enabled: true,
+            secretConfigured: webhook.hmacSecrets.length > 0,
+            enforcementMode: webhook.mode === "tokenAndHmac" ? webhook.hmacEnforcement : "strict",
+            algorithm: "HMAC-SHA256",
+            headerName: "X-Dagu-Signature",
+            format: "sha256=<hex>",
+          }
+        : { enabled: false, secretConfigured: webhook.hmacSecrets.length > 0 },
+      profileSelection: { allowedProfiles: [] },
+    };
+  }
+}
+
+const HANDLED = new Set([
+  "login",
+  "getCurrentUser",
+  "changePassword",
+  "setup",
+  "listUsers",
+  "getUser",
+  "listAPIKeys",
+  "getAPIKey",
+  "listWebhooks",
+  "getDAGWebhook",
+]);
+
+/** During a rotation overlap two entries share an id: list the key once (its newest entry). */
+function distinctKeys(keys: readonly CredentialApiKey[]): CredentialApiKey[] {
+  const byId = new Map<string, CredentialApiKey>();
+  for (const key of keys) {
+    const seen = byId.get(key.id);
+    if (!seen || Date.parse(key.createdAt) > Date.parse(seen.createdAt)) byId.set(key.id, key);
+  }
+  return [...byId.values()];
+}

@@ -1,0 +1,100 @@
+// The two generations of Dagu's HTTP API the sidecar can sit in front of, named by their path:
+// - "v1": Dagu 2.x (the product's target, v2.15.1), `/api/v1`, five roles (routes.ts);
+// - "v2": Dagu 1.x (v1.30.3, what this machine can build), `/api/v2`, four roles (routes-dagu1.ts).
+// The generation is detected at start from the health endpoints, or forced with `--dagu-api`.
+import { z } from "zod";
+import type { Role } from "../api/common.ts";
+import { createRouteMatcher, type RouteMatcher } from "./route-matcher.ts";
+import { DAGU_ROUTES, type DaguRoute } from "./routes.ts";
+import { DAGU1_API_PREFIX, DAGU1_ROUTES } from "./routes-dagu1.ts";
+
+export const DAGU_API_VERSIONS = ["v1", "v2"] as const;
+export type DaguApiVersion = (typeof DAGU_API_VERSIONS)[number];
+
+export interface DaguApiProfile {
+  readonly version: DaguApiVersion;
+  /** Dagu's major version behind this API. */
+  readonly daguMajor: 1 | 2;
+  readonly prefix: string;
+  readonly routes: readonly DaguRoute[];
+  readonly matcher: RouteMatcher;
+  /** The role name this generation's UI understands (Dagu 1's UI knows no developer). */
+  uiRole(role: Role): string;
+  /** Dagu 2 passes WEBHOOK_HEADERS and falls back to the raw body as payload; Dagu 1 does neither. */
+  readonly webhookHeadersParam: boolean;
+  /** Dagu 2's UI reads `setupRequired` and `oidcEnabled` from getConfig(). */
+  readonly uiHasSetup: boolean;
+  /**
+   * Dagu's routes outside the API prefix that are not UI pages, refused (besides `/api/...`): with auth
+   * off they would answer anyone.
+   */
+  readonly reservedPaths: readonly string[];
+}
+
+const dagu1: DaguApiProfile = Object.freeze({
+  version: "v2",
+  daguMajor: 1,
+  prefix: DAGU1_API_PREFIX,
+  routes: DAGU1_ROUTES,
+  matcher: createRouteMatcher(DAGU1_ROUTES, { prefix: DAGU1_API_PREFIX }),
+  // Dagu 1's manager is what our developer is (DAG write and execute); its UI ranks unknown roles as none.
+  uiRole: (role: Role) => (role === "developer" ? "manager" : role),
+  webhookHeadersParam: false,
+  uiHasSetup: false,
+  reservedPaths: [],
+});
+
+const dagu2: DaguApiProfile = Object.freeze({
+  version: "v1",
+  daguMajor: 2,
+  prefix: "/api/v1",
+  routes: DAGU_ROUTES,
+  matcher: createRouteMatcher(DAGU_ROUTES, { prefix: "/api/v1" }),
+  uiRole: (role: Role) => role,
+  webhookHeadersParam: true,
+  uiHasSetup: true,
+  // /mcp serves Dagu's API as MCP tools (run DAGs...) and authenticates itself only when auth is on.
+  reservedPaths: ["/mcp", "/oidc-login", "/oidc-callback"],
+});
+
+export function daguApiProfile(version: DaguApiVersion): DaguApiProfile {
+  return version === "v2" ? dagu1 : dagu2;
+}
+
+const Health = z.looseObject({ status: z.string(), version: z.string().optional() });
+
+/** Major version of a Dagu version string ("1.30.3", "v2.15.1"); undefined for "dev" and the like. */
+function majorOf(version: string | undefined): number | undefined {
+  const m = version ? /^v?(\d+)\./.exec(version) : null;
+  return m ? Number(m[1]) : undefined;
+}
+
+export type HealthProbe = (path: string) => Promise<{ status: number; body: string } | undefined>;
+
+/**
+ * Detects the API generation. Dagu 1.30.3 with auth off answers on both `/api/v2/health` and its legacy
+ * `/api/v1/health`, so the answer's `version` decides; without one, `/api/v2` answering means Dagu 1.
+ */
+export async function detectDaguApi(probe: HealthProbe): Promise<DaguApiVersion> {
+  const read = async (path: string): Promise<{ major: number | undefined } | undefined> => {
+    const answer = await probe(path);
+    if (!answer || answer.status !== 200) return undefined;
+    let json: unknown;
+    try {
+      json = JSON.parse(answer.body);
+    } catch {
+      return undefined;
+    }
+    const health = Health.safeParse(json);
+    return health.success ? { major: majorOf(health.data.version) } : undefined;
+  };
+  const v2 = await read("/api/v2/health");
+  if (v2 && (v2.major === undefined || v2.major < 2)) return "v2";
+  const v1 = await read("/api/v1/health");
+  if (v1 && (v1.major === undefined || v1.major >= 2)) return "v1";
+  if (v2) return "v2";
+  throw new Error(
+    "cannot tell which Dagu API the upstream serves: neither /api/v2/health (Dagu 1.x) nor /api/v1/health " +
+      "(Dagu 2.x) answered with Dagu's health document; is --upstream right? (--dagu-api skips detection)",
+  );
+}

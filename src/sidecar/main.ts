@@ -1,0 +1,92 @@
+// `dagu-auth sidecar`: builds the credential source from the options, starts the server, and shuts down
+// gracefully on SIGTERM/SIGINT (stop accepting, let requests in flight finish, then exit).
+import type { Logger } from "pino";
+import { createLogger } from "./audit-log.ts";
+import type { CredentialSource } from "./credential-source.ts";
+import { parseSidecarArgs, SIDECAR_USAGE, UsageError, type SidecarArgs } from "./options.ts";
+import { Sidecar } from "./server.ts";
+import { DaguConfigCredentialSource } from "./sources/dagu-config-source.ts";
+import { FileCredentialSource } from "./sources/file-source.ts";
+import { memoryPasswordChangeLog, stateDirPasswordChangeLog } from "./sources/password-change-log.ts";
+import { StateDir } from "./sources/state-dir.ts";
+import { KubernetesCredentialSource } from "./sources/kubernetes-source.ts";
+import { kubernetesTlsProvider } from "./sources/kubernetes-tls.ts";
+import { fileTlsProvider } from "./tls.ts";
+import { KubeConfig } from "@kubernetes/client-node";
+
+function kubeConfigFor(args: SidecarArgs): KubeConfig {
+  const kc = new KubeConfig();
+  if (args.kubeconfig) kc.loadFromFile(args.kubeconfig);
+  else kc.loadFromDefault();
+  return kc;
+}
+
+export async function createSource(args: SidecarArgs, env: NodeJS.ProcessEnv, log: Logger): Promise<CredentialSource> {
+  if (args.kubernetes) {
+    // Password changes go to the <auth>-password-changes Secret, which the operator merges.
+    return new KubernetesCredentialSource({ kubeConfig: kubeConfigFor(args), namespace: args.namespace!, authName: args.auth!, logger: log });
+  }
+  const stateDir = args.stateDir ? new StateDir(args.stateDir) : undefined;
+  if (!stateDir) log.warn("no --state-dir: self-service password changes (and a generated token secret) last only until the sidecar restarts");
+  if (args.credentialsFile) {
+    if (stateDir) await stateDir.load();
+    return new FileCredentialSource({
+      file: args.credentialsFile,
+      passwordChanges: stateDir ? stateDirPasswordChangeLog(stateDir) : memoryPasswordChangeLog(),
+    });
+  }
+  return new DaguConfigCredentialSource({ configFile: args.config, env, stateDir, trustedProxies: args.trustedProxy });
+}
+
+/** Runs the sidecar until a signal; returns the process exit code. */
+export async function runSidecar(argv: readonly string[], env: NodeJS.ProcessEnv = process.env): Promise<number> {
+  if (argv.includes("--help") || argv.includes("-h")) {
+    process.stdout.write(`${SIDECAR_USAGE}\n`);
+    return 0;
+  }
+  let args: SidecarArgs;
+  try {
+    args = parseSidecarArgs(argv, env);
+  } catch (error) {
+    if (error instanceof UsageError) {
+      process.stderr.write(`dagu-auth sidecar: ${error.message}\n\n${SIDECAR_USAGE}\n`);
+      return 2;
+    }
+    throw error;
+  }
+  const log = createLogger({ level: args.logLevel });
+  let sidecar: Sidecar;
+  try {
+    const source = await createSource(args, env, log);
+    sidecar = new Sidecar({
+      upstream: args.upstream,
+      listen: args.listen,
+      metricsListen: args.metricsListen,
+      daguApi: args.daguApi,
+      source,
+      tls: args.tlsSecret
+        ? kubernetesTlsProvider({ kubeConfig: kubeConfigFor(args), namespace: args.namespace!, secretName: args.tlsSecret, logger: log })
+        : args.tlsCert && args.tlsKey
+          ? fileTlsProvider({ certFile: args.tlsCert, keyFile: args.tlsKey })
+          : undefined,
+      maxBodyBytes: args.maxBodyBytes,
+      maxHeaderBytes: args.maxHeaderBytes,
+      logger: log,
+    });
+    await sidecar.start();
+  } catch (error) {
+    log.fatal({ error: (error as Error).message }, "sidecar failed to start");
+    log.flush();
+    process.stderr.write(`dagu-auth sidecar: ${(error as Error).message}\n`);
+    return 1;
+  }
+  const signal = await new Promise<NodeJS.Signals>((resolve) => {
+    process.once("SIGTERM", () => resolve("SIGTERM"));
+    process.once("SIGINT", () => resolve("SIGINT"));
+  });
+  log.info({ signal }, "shutting down");
+  await sidecar.stop();
+  log.info("stopped");
+  log.flush();
+  return 0;
+}

@@ -1,0 +1,146 @@
+// `dagu-auth sidecar` options: parsed from argv and the environment, validated with zod, and turned
+// into clear errors that name the option.
+import { parseArgs } from "node:util";
+import { z } from "zod";
+import { isCidr } from "../api/common.ts";
+import { DAGU_API_VERSIONS } from "./dagu-api.ts";
+import { DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_HEADER_BYTES } from "./server.ts";
+
+export const SIDECAR_USAGE = `usage: dagu-auth sidecar --upstream http://127.0.0.1:8080 [options]
+
+  --upstream URL            Dagu's address (auth mode none, bound to 127.0.0.1)
+  --listen HOST:PORT        where the sidecar listens (default 127.0.0.1:8443)
+  --credentials-file FILE   the credentials document (watched; changes apply within ~1 s)
+  --config FILE             Dagu's own config (its auth: block) instead; DAGU_AUTH_* variables also count
+  --state-dir DIR           keeps a generated token secret and password changes across restarts
+  --dagu-api v1|v2          skip detection: v1 = Dagu 2.x (/api/v1), v2 = Dagu 1.x (/api/v2)
+  --metrics-listen HOST:PORT  /metrics, /healthz, /readyz on their own address
+  --tls-cert FILE --tls-key FILE  serve HTTPS (or DAGU_CERT_FILE / DAGU_KEY_FILE); reloaded on change
+  --trusted-proxy CIDR      with --config: a peer whose X-Forwarded-For is believed (repeatable)
+  --kubernetes              read the operator's <auth>-credentials Secret through the API (in a pod: its
+                            ServiceAccount, the one the operator creates for the DaguAuth)
+  --auth NAME               with --kubernetes: the DaguAuth's name
+  --namespace NS            with --kubernetes: its namespace (default $POD_NAMESPACE)
+  --kubeconfig FILE         with --kubernetes: outside a pod
+  --tls-secret NAME         with --kubernetes: serve HTTPS from this kubernetes.io/tls Secret (watched)
+  --max-body-bytes N        largest request body proxied (default ${DEFAULT_MAX_BODY_BYTES})
+  --max-header-bytes N      largest request head (default ${DEFAULT_MAX_HEADER_BYTES}; larger: 431)
+  --log-level LEVEL         fatal, error, warn, info, debug (default info)
+
+Without --credentials-file or --config, the DAGU_AUTH_* variables alone configure one admin or one basic user.`;
+
+const HostPort = z
+  .string()
+  .regex(/^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):\d{1,5}$/, "must be HOST:PORT, e.g. 127.0.0.1:8443 or [::]:8443")
+  .transform((value) => {
+    const colon = value.lastIndexOf(":");
+    return { host: value.slice(0, colon).replace(/^\[(.*)\]$/, "$1"), port: Number(value.slice(colon + 1)) };
+  })
+  .refine((hp) => hp.port <= 65535, "port must be at most 65535");
+
+const PositiveInt = (name: string) =>
+  z
+    .string()
+    .regex(/^\d+$/, `${name} must be a whole number of bytes`)
+    .transform(Number)
+    .refine((n) => n >= 1024 && n <= 1024 ** 3, `${name} must be between 1024 and 1073741824`);
+
+export const SidecarArgs = z
+  .object({
+    upstream: z.url({ protocol: /^https?$/, error: "--upstream must be an http(s) URL such as http://127.0.0.1:8080" }),
+    listen: HostPort.default({ host: "127.0.0.1", port: 8443 }),
+    credentialsFile: z.string().min(1).optional(),
+    config: z.string().min(1).optional(),
+    stateDir: z.string().min(1).optional(),
+    daguApi: z.enum(DAGU_API_VERSIONS, { error: "--dagu-api must be v1 (Dagu 2.x) or v2 (Dagu 1.x)" }).optional(),
+    metricsListen: HostPort.optional(),
+    tlsCert: z.string().min(1).optional(),
+    tlsKey: z.string().min(1).optional(),
+    kubernetes: z.boolean().default(false),
+    kubeconfig: z.string().min(1).optional(),
+    namespace: z.string().regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, "must be a namespace name").optional(),
+    auth: z.string().regex(/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/, "must be the DaguAuth's name").optional(),
+    tlsSecret: z.string().min(1).optional(),
+    trustedProxy: z.array(z.string().refine(isCidr, "--trusted-proxy must be a CIDR such as 10.0.0.0/8")).default([]),
+    maxBodyBytes: PositiveInt("--max-body-bytes").optional(),
+    maxHeaderBytes: PositiveInt("--max-header-bytes").optional(),
+    logLevel: z.enum(["fatal", "error", "warn", "info", "debug", "trace"]).default("info"),
+  })
+  .superRefine((a, ctx) => {
+    if (a.credentialsFile && a.config) ctx.addIssue({ code: "custom", message: "use --credentials-file or --config, not both", path: ["config"] });
+    if (a.kubernetes && (a.credentialsFile || a.config)) ctx.addIssue({ code: "custom", message: "--kubernetes reads the operator's Secret: no --credentials-file or --config with it", path: ["kubernetes"] });
+    if (a.kubernetes && !a.auth) ctx.addIssue({ code: "custom", message: "--kubernetes needs --auth (the DaguAuth's name)", path: ["auth"] });
+    if (a.kubernetes && !a.namespace) ctx.addIssue({ code: "custom", message: "--kubernetes needs --namespace (or $POD_NAMESPACE)", path: ["namespace"] });
+    if (a.tlsSecret && !a.kubernetes) ctx.addIssue({ code: "custom", message: "--tls-secret needs --kubernetes (use --tls-cert/--tls-key for files)", path: ["tlsSecret"] });
+    if (a.tlsSecret && a.tlsCert) ctx.addIssue({ code: "custom", message: "use --tls-secret or --tls-cert/--tls-key, not both", path: ["tlsSecret"] });
+    if (Boolean(a.tlsCert) !== Boolean(a.tlsKey)) ctx.addIssue({ code: "custom", message: "--tls-cert and --tls-key go together", path: ["tlsKey"] });
+    if (a.credentialsFile && a.trustedProxy.length > 0) {
+      ctx.addIssue({ code: "custom", message: "--trusted-proxy is for --config; a credentials file carries trustedProxies itself", path: ["trustedProxy"] });
+    }
+  });
+export type SidecarArgs = z.infer<typeof SidecarArgs>;
+
+const FLAG_NAMES: Record<string, string> = {
+  credentialsFile: "--credentials-file",
+  stateDir: "--state-dir",
+  daguApi: "--dagu-api",
+  metricsListen: "--metrics-listen",
+  tlsCert: "--tls-cert",
+  tlsKey: "--tls-key",
+  trustedProxy: "--trusted-proxy",
+  tlsSecret: "--tls-secret",
+  maxBodyBytes: "--max-body-bytes",
+  maxHeaderBytes: "--max-header-bytes",
+  logLevel: "--log-level",
+};
+
+export class UsageError extends Error {}
+
+/** Parses `dagu-auth sidecar ...`; DAGU_CERT_FILE/DAGU_KEY_FILE stand in for --tls-cert/--tls-key. */
+export function parseSidecarArgs(argv: readonly string[], env: NodeJS.ProcessEnv): SidecarArgs {
+  let values: Record<string, string | string[] | boolean | undefined>;
+  try {
+    ({ values } = parseArgs({
+      args: [...argv],
+      strict: true,
+      allowPositionals: false,
+      options: {
+        upstream: { type: "string" },
+        listen: { type: "string" },
+        "credentials-file": { type: "string" },
+        config: { type: "string" },
+        "state-dir": { type: "string" },
+        "dagu-api": { type: "string" },
+        "metrics-listen": { type: "string" },
+        "tls-cert": { type: "string" },
+        "tls-key": { type: "string" },
+        "trusted-proxy": { type: "string", multiple: true },
+        kubernetes: { type: "boolean" },
+        kubeconfig: { type: "string" },
+        namespace: { type: "string" },
+        auth: { type: "string" },
+        "tls-secret": { type: "string" },
+        "max-body-bytes": { type: "string" },
+        "max-header-bytes": { type: "string" },
+        "log-level": { type: "string" },
+      },
+    }));
+  } catch (error) {
+    throw new UsageError((error as Error).message);
+  }
+  const camel = Object.fromEntries(Object.entries(values).map(([k, v]) => [k.replace(/-([a-z])/g, (_m, c: string) => c.toUpperCase()), v]));
+  camel.tlsCert ??= env.DAGU_CERT_FILE || undefined;
+  camel.tlsKey ??= env.DAGU_KEY_FILE || undefined;
+  if (camel.kubernetes) camel.namespace ??= env.POD_NAMESPACE || undefined;
+  if (camel.upstream === undefined) throw new UsageError("--upstream is required (Dagu's address, e.g. http://127.0.0.1:8080)");
+  const parsed = SidecarArgs.safeParse(camel);
+  if (!parsed.success) {
+    const lines = parsed.error.issues.map((issue) => {
+      const key = String(issue.path[0] ?? "");
+      const flag = FLAG_NAMES[key] ?? (key ? `--${key}` : "options");
+      return `${flag}: ${issue.message}`;
+    });
+    throw new UsageError(lines.join("\n"));
+  }
+  return parsed.data;
+}

@@ -1,0 +1,422 @@
+// The sidecar's HTTP(S) server: listeners, TLS, health and metrics endpoints, graceful stop, and per
+// request the decision (admission.ts), then the sidecar's own answer (auth API, webhook trigger) or the
+// proxy to Dagu. Every decision gets one audit line and is counted.
+import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import { createServer as createHttpsServer } from "node:https";
+import type { AddressInfo, Socket } from "node:net";
+import type { Duplex } from "node:stream";
+import type { Logger } from "pino";
+import { admit, type AdmissionDeps, type Facts } from "./admission.ts";
+import { AuthApi } from "./auth-api.ts";
+import { audit, type AuditEntry } from "./audit-log.ts";
+import { Authenticator, type AuthResult } from "./authenticators.ts";
+import type { CredentialSource } from "./credential-source.ts";
+import { ConnectionTracker } from "./connections.ts";
+import { CredentialStore, type CredentialSnapshot } from "./credential-store.ts";
+import { daguApiProfile, detectDaguApi, type DaguApiProfile, type DaguApiVersion } from "./dagu-api.ts";
+import { connectionTokens, forwardRequestHeaders, TrustedProxies } from "./headers.ts";
+import { HttpError, sendError, sendJson } from "./http-util.ts";
+import { LoginThrottle } from "./login-throttle.ts";
+import { SidecarMetrics, type Decision } from "./metrics.ts";
+import { proxyHttp, proxyUpgrade } from "./proxy.ts";
+import { queryParam, withoutParam } from "./query.ts";
+import type { DaguRoute } from "./routes.ts";
+import type { TlsProvider, TlsWatcher } from "./tls.ts";
+import type { UiRewrite } from "./ui.ts";
+import { Upstream } from "./upstream.ts";
+import { WebhookTrigger } from "./webhook-trigger.ts";
+
+export interface HostPort {
+  readonly host: string;
+  readonly port: number;
+}
+
+export interface SidecarOptions {
+  readonly upstream: string;
+  readonly listen: HostPort;
+  /** Serve /metrics, /healthz and /readyz on their own address (then /metrics is not on `listen`). */
+  readonly metricsListen?: HostPort;
+  /** Skip detection: "v1" = Dagu 2.x (/api/v1), "v2" = Dagu 1.x (/api/v2). */
+  readonly daguApi?: DaguApiVersion;
+  readonly source: CredentialSource;
+  readonly tls?: TlsProvider;
+  readonly maxHeaderBytes?: number;
+  readonly maxBodyBytes?: number;
+  readonly logger: Logger;
+}
+
+export const DEFAULT_MAX_HEADER_BYTES = 16 * 1024;
+export const DEFAULT_MAX_BODY_BYTES = 10 * 1024 * 1024;
+
+export class Sidecar {
+  readonly store: CredentialStore;
+  readonly metrics: SidecarMetrics;
+  readonly upstream: Upstream;
+  readonly #options: SidecarOptions;
+  readonly #log: Logger;
+  readonly #throttle = new LoginThrottle({ maxAttempts: 5, windowSeconds: 900, lockoutSeconds: 900 });
+  readonly #auth: Authenticator;
+  readonly #authApi: AuthApi;
+  readonly #webhooks: WebhookTrigger;
+  readonly #trusted = new WeakMap<CredentialSnapshot, TrustedProxies>();
+  #profile: DaguApiProfile | undefined;
+  #server: Server | undefined;
+  #metricsServer: Server | undefined;
+  #tlsWatcher: TlsWatcher | undefined;
+  #detecting: NodeJS.Timeout | undefined;
+  #stopping = false;
+  readonly #connections = new ConnectionTracker();
+  readonly #admission: AdmissionDeps = {
+    snapshot: () => this.store.snapshot(),
+    profile: () => this.#profile,
+    trustedProxies: (snapshot) => this.#trustedProxies(snapshot),
+    authenticate: (req, snapshot, route, query, client) => this.#authenticate(req, snapshot, route, query, client),
+  };
+
+  constructor(options: SidecarOptions) {
+    this.#options = options;
+    this.#log = options.logger;
+    this.upstream = new Upstream({ url: options.upstream });
+    this.store = new CredentialStore(options.source);
+    this.metrics = new SidecarMetrics(this.store);
+    this.#auth = new Authenticator(this.#throttle);
+    this.#authApi = new AuthApi({ store: this.store, throttle: this.#throttle, profile: () => this.#profile! });
+    this.#webhooks = new WebhookTrigger(this.upstream, () => this.#profile!);
+    if (options.daguApi) this.#profile = daguApiProfile(options.daguApi);
+
+    this.store.on("loaded", (snapshot) => {
+      this.#auth.credentialsChanged(snapshot);
+      this.#throttle.configure(snapshot.credentials.login);
+      this.#log.info(
+        { source: options.source.description, generation: snapshot.credentials.generation, mode: snapshot.credentials.mode, users: snapshot.credentials.users.length, apiKeys: snapshot.credentials.apiKeys.length, webhooks: snapshot.credentials.webhooks.length },
+        "credentials loaded",
+      );
+    });
+    this.store.on("rejected", (error) => {
+      this.#log.error({ source: options.source.description, error: error.message, keeping: this.store.snapshot()?.credentials.generation ?? null }, "credentials refused; keeping the last good ones");
+    });
+  }
+
+  /** Ready: credentials in force, the last document valid, and Dagu's API known. */
+  ready(): boolean {
+    return this.store.ready() && this.#profile !== undefined;
+  }
+
+  get profile(): DaguApiProfile | undefined {
+    return this.#profile;
+  }
+
+  address(): AddressInfo {
+    return this.#server!.address() as AddressInfo;
+  }
+
+  metricsAddress(): AddressInfo | undefined {
+    return this.#metricsServer?.address() as AddressInfo | undefined;
+  }
+
+  async start(): Promise<void> {
+    await this.store.start();
+    if (!this.store.snapshot()) this.#log.error({ source: this.#options.source.description, error: this.store.lastError() }, "no credentials loaded: every request is refused with 503 until valid ones arrive");
+    const serverOptions = {
+      maxHeaderSize: this.#options.maxHeaderBytes ?? DEFAULT_MAX_HEADER_BYTES,
+      requireHostHeader: true,
+      headersTimeout: 30_000,
+      keepAliveTimeout: 30_000,
+    };
+    if (this.#options.tls) {
+      const tls = this.#options.tls;
+      const https = createHttpsServer({ ...serverOptions, ...(await tls.load()) });
+      this.#tlsWatcher = tls.watch(
+        (secure) => {
+          https.setSecureContext(secure);
+          this.#log.info({ cert: tls.description }, "TLS certificate reloaded");
+        },
+        (error) => this.#log.error({ cert: tls.description, error: error.message }, "TLS certificate not reloaded; keeping the previous one"),
+      );
+      this.#server = https;
+    } else {
+      this.#server = createHttpServer(serverOptions);
+    }
+    const server = this.#server;
+    this.#connections.attach(server, this.#options.tls ? "secureConnection" : "connection");
+    server.on("request", (req: IncomingMessage, res: ServerResponse) => {
+      this.#connections.requestStarted(req, res);
+      void this.#handle(req, res, false);
+    });
+    server.on("checkContinue", (req: IncomingMessage, res: ServerResponse) => {
+      this.#connections.requestStarted(req, res);
+      void this.#handle(req, res, true);
+    });
+    server.on("upgrade", (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+      this.#connections.upgraded(req);
+      void this.#handleUpgrade(req, socket, head);
+    });
+    server.on("clientError", (error: NodeJS.ErrnoException, socket: Socket) => this.#clientError(error, socket));
+    await listen(server, this.#options.listen);
+
+    if (this.#options.metricsListen) {
+      this.#metricsServer = createHttpServer((req, res) => void this.#ownEndpoint(req, res, true));
+      await listen(this.#metricsServer, this.#options.metricsListen);
+    }
+    if (!this.#profile) this.#detect(0);
+    this.#log.info(
+      { listen: this.address(), tls: Boolean(this.#options.tls), upstream: this.upstream.origin, daguApi: this.#profile?.version ?? "detecting", metrics: this.metricsAddress() ?? "same port" },
+      "sidecar listening",
+    );
+  }
+
+  /** Stops accepting, lets requests in flight finish (up to `graceMs`), then closes everything. */
+  async stop(graceMs = 10_000): Promise<void> {
+    this.#stopping = true;
+    clearTimeout(this.#detecting);
+    this.#tlsWatcher?.close();
+    const servers = [this.#server, this.#metricsServer].filter((s): s is Server => s !== undefined);
+    const closed = Promise.all(servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
+    // Connections go idle as their last response ends (an SSE stream, a long log): close them then.
+    const closeIdle = () => {
+      for (const s of servers) s.closeIdleConnections();
+      this.#connections.closeIdle();
+    };
+    const sweep = setInterval(closeIdle, 50);
+    closeIdle();
+    const timer = setTimeout(() => servers.forEach((s) => s.closeAllConnections()), graceMs);
+    await closed;
+    clearInterval(sweep);
+    clearTimeout(timer);
+    this.#log.debug("listeners closed");
+    await this.store.stop();
+    await this.upstream.close();
+    this.#log.debug("credential source and upstream pool closed");
+  }
+
+  #detect(attempt: number): void {
+    void detectDaguApi((path) => this.upstream.probe(path)).then(
+      (version) => {
+        if (this.#stopping) return;
+        this.#profile = daguApiProfile(version);
+        this.#log.info({ daguApi: version, prefix: this.#profile.prefix, daguMajor: this.#profile.daguMajor }, "Dagu API detected");
+      },
+      (error: Error) => {
+        if (this.#stopping) return;
+        if (attempt % 10 === 0) this.#log.warn({ upstream: this.upstream.origin, error: error.message }, "Dagu API not detected yet; retrying");
+        this.#detecting = setTimeout(() => this.#detect(attempt + 1), Math.min(250 * 2 ** attempt, 5_000));
+        this.#detecting.unref();
+      },
+    );
+  }
+
+  #trustedProxies(snapshot: CredentialSnapshot): TrustedProxies {
+    let trusted = this.#trusted.get(snapshot);
+    if (!trusted) {
+      trusted = new TrustedProxies(snapshot.credentials.trustedProxies);
+      this.#trusted.set(snapshot, trusted);
+    }
+    return trusted;
+  }
+
+  /** /healthz, /readyz and (here or on the metrics address) /metrics. */
+  async #ownEndpoint(req: IncomingMessage, res: ServerResponse, metricsServer: boolean): Promise<boolean> {
+    const path = (req.url ?? "").split("?")[0];
+    if (req.method !== "GET") {
+      if (metricsServer) sendError(res, 404, "not_found", "not found");
+      return metricsServer;
+    }
+    if (path === "/healthz") {
+      sendJson(res, 200, { status: "ok" });
+      return true;
+    }
+    if (path === "/readyz") {
+      const ready = this.ready();
+      const why = ready ? undefined : !this.store.snapshot() ? "no credentials loaded" : !this.store.ready() ? "latest credentials document is invalid" : "Dagu API not detected yet";
+      sendJson(res, ready ? 200 : 503, ready ? { status: "ready" } : { status: "not ready", reason: why });
+      return true;
+    }
+    if (path === "/metrics" && (metricsServer || !this.#options.metricsListen)) {
+      const body = await this.metrics.registry.metrics();
+      res.writeHead(200, { "Content-Type": this.metrics.registry.contentType, "Content-Length": Buffer.byteLength(body) });
+      res.end(body);
+      return true;
+    }
+    if (metricsServer) sendError(res, 404, "not_found", "not found");
+    return metricsServer;
+  }
+
+  async #handle(req: IncomingMessage, res: ServerResponse, expectsContinue: boolean): Promise<void> {
+    const started = performance.now();
+    const facts: Facts = { decision: "error", status: 500, path: "" };
+    let client = req.socket.remoteAddress ?? "";
+    try {
+      if (await this.#ownEndpoint(req, res, false)) {
+        facts.decision = "local";
+        facts.status = res.statusCode;
+        return;
+      }
+      const admission = await admit(req, this.#admission, facts);
+      client = admission.client;
+      const verdict = admission.verdict;
+      if (verdict.kind === "refuse") {
+        facts.decision = verdict.decision;
+        facts.status = verdict.status;
+        sendError(res, verdict.status, verdict.code, verdict.message, { ...verdict.headers });
+        return;
+      }
+      if (expectsContinue) res.writeContinue();
+      if (verdict.kind === "ui") {
+        facts.decision = "allow";
+        facts.status = await this.#forward(req, res, undefined, verdict.path, verdict.query, client, { authMode: verdict.snapshot.credentials.mode });
+        return;
+      }
+      const { route, params, snapshot, principal } = verdict;
+      if (route.operationId === "triggerWebhook") {
+        const outcome = await this.#webhooks.handle({ req, res, fileName: params.fileName ?? "", snapshot });
+        if (outcome.observed) this.metrics.webhookHmacObserved.inc({ result: outcome.observed });
+        if (outcome.observed && outcome.observed !== "valid") this.#log.warn({ webhook: params.fileName, signature: outcome.observed }, "webhook signature not valid (observe mode: allowed)");
+        facts.reason = outcome.detail;
+        facts.decision = res.statusCode < 400 ? "local" : "deny";
+        facts.status = res.statusCode;
+        return;
+      }
+      if (this.#authApi.handles(route.operationId)) {
+        const outcome = await this.#authApi.handle({ req, res, operationId: route.operationId, params, snapshot, principal, clientAddress: client });
+        if (outcome.subject && !facts.user) facts.user = outcome.subject;
+        facts.reason = outcome.detail;
+        facts.decision = res.statusCode === 429 ? "throttled" : res.statusCode < 400 ? "local" : "deny";
+        facts.status = res.statusCode;
+        return;
+      }
+      if (route.access === "sidecar") throw new HttpError(501, "internal_error", `${route.operationId} is not implemented by the sidecar`);
+      facts.decision = "allow";
+      facts.status = await this.#forward(req, res, route, verdict.path, verdict.query, client, undefined);
+    } catch (error) {
+      const known = error instanceof HttpError ? error : undefined;
+      facts.status = known?.status ?? 500;
+      facts.decision = facts.status >= 500 ? "error" : "bad_request";
+      facts.reason = known?.code ?? "internal_error";
+      if (facts.status >= 500) this.#log.error({ path: facts.path, error: (error as Error).message }, known ? "request failed" : "unexpected error");
+      if (res.headersSent) res.destroy();
+      else sendError(res, facts.status, known?.code ?? "internal_error", known?.message ?? "An unexpected error occurred");
+    } finally {
+      this.#finish(req, facts, client, started);
+    }
+  }
+
+  async #authenticate(req: IncomingMessage, snapshot: CredentialSnapshot, route: DaguRoute, query: string | undefined, client: string): Promise<AuthResult> {
+    const t0 = performance.now();
+    const auth = await this.#auth.authenticate(snapshot, {
+      authorization: req.headers.authorization,
+      queryToken: route.streaming ? queryParam(query, "token") : undefined,
+      clientAddress: client,
+    });
+    this.metrics.authSeconds.observe({ method: auth.method ?? "none", result: auth.ok ? "ok" : "refused" }, (performance.now() - t0) / 1000);
+    return auth;
+  }
+
+  async #forward(
+    req: IncomingMessage,
+    res: ServerResponse,
+    route: DaguRoute | undefined,
+    path: string,
+    query: string | undefined,
+    client: string,
+    ui: UiRewrite | undefined,
+  ): Promise<number> {
+    const forwardedQuery = route?.streaming ? withoutParam(query, "token") : query;
+    const headers = forwardRequestHeaders(req.rawHeaders, {
+      clientAddress: client,
+      proto: this.#options.tls ? "https" : "http",
+      host: req.headers.host,
+      connectionTokens: connectionTokens(req.rawHeaders),
+    });
+    const t0 = performance.now();
+    return proxyHttp(this.upstream, {
+      req,
+      res,
+      target: forwardedQuery === undefined ? path : `${path}?${forwardedQuery}`,
+      headers,
+      maxBodyBytes: this.#options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES,
+      ui,
+      onUpstreamHeaders: (status) => this.metrics.upstreamSeconds.observe({ status_class: `${Math.floor(status / 100)}xx` }, (performance.now() - t0) / 1000),
+    });
+  }
+
+  async #handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
+    const started = performance.now();
+    const facts: Facts = { decision: "error", status: 500, path: "" };
+    let client = req.socket.remoteAddress ?? "";
+    const refuse = (status: number, decision: Decision, code: string, message: string, headers: Readonly<Record<string, string>> = {}) => {
+      facts.status = status;
+      facts.decision = decision;
+      const body = JSON.stringify({ code, message });
+      const extra = Object.entries(headers).map(([k, v]) => `${k}: ${v}\r\n`).join("");
+      socket.end(`HTTP/1.1 ${status} ${STATUS_TEXT[status] ?? "Error"}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n${extra}\r\n${body}`);
+    };
+    try {
+      const admission = await admit(req, this.#admission, facts);
+      client = admission.client;
+      const verdict = admission.verdict;
+      if (verdict.kind === "refuse") return refuse(verdict.status, verdict.decision, verdict.code, verdict.message, verdict.headers);
+      if (verdict.kind !== "route" || verdict.route.streaming !== "websocket") return refuse(404, "not_found", "not_found", "not a WebSocket route");
+      const forwardedQuery = withoutParam(verdict.query, "token");
+      const headers = forwardRequestHeaders(req.rawHeaders, { clientAddress: client, proto: this.#options.tls ? "https" : "http", host: req.headers.host, keepUpgrade: true });
+      proxyUpgrade(this.upstream, req, socket, head, forwardedQuery === undefined ? verdict.path : `${verdict.path}?${forwardedQuery}`, headers);
+      facts.decision = "allow";
+      facts.status = 101;
+    } catch (error) {
+      this.#log.error({ path: facts.path, error: (error as Error).message }, "upgrade failed");
+      refuse(500, "error", "internal_error", "An unexpected error occurred");
+    } finally {
+      this.#finish(req, facts, client, started);
+    }
+  }
+
+  #finish(req: IncomingMessage, decided: Facts, client: string, started: number): void {
+    const entry: AuditEntry = {
+      method: req.method ?? "",
+      path: decided.path,
+      decision: decided.decision,
+      status: decided.status,
+      client,
+      durationMs: Math.round((performance.now() - started) * 100) / 100,
+    };
+    if (decided.operation) entry.operation = decided.operation;
+    if (decided.user) entry.user = decided.user;
+    if (decided.role) entry.role = decided.role;
+    if (decided.authMethod) entry.authMethod = decided.authMethod;
+    if (decided.reason) entry.reason = decided.reason;
+    if (decided.decision !== "local" || decided.operation) audit(this.#log, entry);
+    this.metrics.requests.inc({ decision: decided.decision, role: decided.role ?? "none", status: String(decided.status) });
+  }
+
+  #clientError(error: NodeJS.ErrnoException, socket: Socket): void {
+    const status = error.code === "HPE_HEADER_OVERFLOW" ? 431 : error.code === "HPE_REQUEST_TIMEOUT" || error.code === "ERR_HTTP_REQUEST_TIMEOUT" ? 408 : 400;
+    this.metrics.requests.inc({ decision: "bad_request", role: "none", status: String(status) });
+    this.#log.info({ audit: { decision: "bad_request", status, reason: error.code ?? "parse_error", client: socket.remoteAddress ?? "" } }, "decision");
+    if (socket.writable && !(error.code === "ECONNRESET")) {
+      socket.end(`HTTP/1.1 ${status} ${STATUS_TEXT[status] ?? "Bad Request"}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n`);
+    } else {
+      socket.destroy();
+    }
+  }
+}
+
+const STATUS_TEXT: Record<number, string> = {
+  400: "Bad Request",
+  401: "Unauthorized",
+  403: "Forbidden",
+  404: "Not Found",
+  408: "Request Timeout",
+  429: "Too Many Requests",
+  431: "Request Header Fields Too Large",
+  500: "Internal Server Error",
+  503: "Service Unavailable",
+};
+
+function listen(server: Server, address: HostPort): Promise<void> {
+  return new Promise((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(address.port, address.host, () => {
+      server.off("error", reject);
+      resolve();
+    });
+  });
+}

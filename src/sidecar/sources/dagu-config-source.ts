@@ -1,0 +1,222 @@
+// Dagu's own `auth:` configuration as a credential source, for a sidecar outside Kubernetes: the
+// `auth:` block of a Dagu config file (`--config`) and the `DAGU_AUTH_*` variables (which win, as in
+// Dagu). It yields one initial admin (builtin mode) or one basic user. The password is hashed once at
+// start (argon2id); with `--state-dir` a generated token secret, the configured password's hash and its
+// time, and self-service password changes survive restarts.
+import { EventEmitter } from "node:events";
+import { createHash, randomBytes } from "node:crypto";
+import { readFile } from "node:fs/promises";
+import { parse as parseYaml } from "yaml";
+import { z } from "zod";
+import { parseDuration } from "../../api/common.ts";
+import { Credentials, type PasswordChange } from "../../api/credentials.ts";
+import { hashPassword, verifyPassword } from "../../common/password-hash.ts";
+import type { CredentialSource, CredentialSourceEvents } from "../credential-source.ts";
+import { applyPasswordChanges, changeTimestamp } from "../password-changes.ts";
+import { memoryPasswordChangeLog, stateDirPasswordChangeLog, type PasswordChangeLog } from "./password-change-log.ts";
+import type { StateDir } from "./state-dir.ts";
+
+export const STANDALONE_AUTH = "standalone";
+export const STANDALONE_ISSUER = "dagu-auth-sidecar";
+export const STANDALONE_AUDIENCE = "dagu";
+const DEFAULT_LOGIN = { maxAttempts: 5, windowSeconds: 900, lockoutSeconds: 900 } as const;
+
+const Pair = z.looseObject({ username: z.string().optional(), password: z.string().optional() });
+/** The part of Dagu's `auth:` block the sidecar reads; Dagu 1's `builtin.admin` is taken as `initial_admin`. */
+const AuthBlock = z.looseObject({
+  mode: z.string().optional(),
+  basic: Pair.optional(),
+  builtin: z
+    .looseObject({
+      token: z.looseObject({ secret: z.string().optional(), ttl: z.string().optional() }).optional(),
+      initial_admin: Pair.optional(),
+      admin: Pair.optional(),
+      oidc: z.unknown().optional(),
+    })
+    .optional(),
+  oidc: z.unknown().optional(),
+  token: z.looseObject({ value: z.string().optional() }).optional(),
+});
+type AuthBlock = z.infer<typeof AuthBlock>;
+
+export interface DaguAuthConfig {
+  mode: "basic" | "builtin";
+  username: string;
+  password: string;
+  tokenSecret?: string;
+  ttlSeconds: number;
+}
+
+const hasKeys = (value: unknown): boolean =>
+  typeof value === "object" && value !== null && Object.values(value).some((v) => v !== undefined && v !== null && v !== "");
+
+/** Reads the `auth:` block (or a file that is only the block) and the environment; throws with what is wrong. */
+export function resolveDaguAuthConfig(fileDocument: unknown, env: NodeJS.ProcessEnv): DaguAuthConfig {
+  const root = typeof fileDocument === "object" && fileDocument !== null && "auth" in fileDocument ? fileDocument.auth : fileDocument;
+  const parsed = AuthBlock.safeParse(root ?? {});
+  if (!parsed.success) throw new Error(`the auth: configuration is not valid: ${z.prettifyError(parsed.error)}`);
+  const block: AuthBlock = parsed.data;
+  if (hasKeys(block.oidc) || hasKeys(block.builtin?.oidc) || Object.keys(env).some((k) => k.startsWith("DAGU_AUTH_OIDC_") && env[k])) {
+    throw new Error("OIDC is not supported by the sidecar yet: remove auth.oidc and DAGU_AUTH_OIDC_* (nothing would enforce them)");
+  }
+  if (block.token?.value || env.DAGU_AUTH_TOKEN) {
+    throw new Error("auth.token.value (Dagu 1's static API token) is not supported: use an API key instead");
+  }
+  const pick = (...values: (string | undefined)[]) => values.find((v) => v !== undefined && v !== "");
+  const mode = pick(env.DAGU_AUTH_MODE, block.mode) ?? "builtin";
+  if (mode === "none") throw new Error("auth.mode none leaves nothing to enforce: set builtin or basic");
+  if (mode !== "builtin" && mode !== "basic") throw new Error(`unknown auth.mode ${JSON.stringify(mode)}: expected builtin or basic`);
+
+  const ttlText = pick(env.DAGU_AUTH_TOKEN_TTL, block.builtin?.token?.ttl) ?? "24h";
+  let ttlMs: number;
+  try {
+    ttlMs = parseDuration(ttlText);
+  } catch (error) {
+    throw new Error(`auth.builtin.token.ttl: ${(error as Error).message}`, { cause: error });
+  }
+  if (ttlMs < 60_000) throw new Error("auth.builtin.token.ttl must be at least 1m");
+
+  if (mode === "basic") {
+    const username = pick(env.DAGU_AUTH_BASIC_USERNAME, block.basic?.username);
+    const password = pick(env.DAGU_AUTH_BASIC_PASSWORD, block.basic?.password);
+    if (!username || !password) throw new Error("basic mode needs auth.basic.username and auth.basic.password (or DAGU_AUTH_BASIC_*)");
+    return { mode, username, password, ttlSeconds: ttlMs / 1000 };
+  }
+  const admin = block.builtin?.initial_admin ?? block.builtin?.admin;
+  const username = pick(env.DAGU_AUTH_BUILTIN_INITIAL_ADMIN_USERNAME, env.DAGU_AUTH_ADMIN_USERNAME, admin?.username);
+  const password = pick(env.DAGU_AUTH_BUILTIN_INITIAL_ADMIN_PASSWORD, env.DAGU_AUTH_ADMIN_PASSWORD, admin?.password);
+  if (!username || !password) {
+    throw new Error(
+      "builtin mode needs auth.builtin.initial_admin.username and .password (or DAGU_AUTH_BUILTIN_INITIAL_ADMIN_*): " +
+        "the sidecar has no setup page",
+    );
+  }
+  const tokenSecret = pick(env.DAGU_AUTH_TOKEN_SECRET, block.builtin?.token?.secret);
+  if (tokenSecret !== undefined && Buffer.byteLength(tokenSecret, "utf8") < 32) {
+    throw new Error("auth.builtin.token.secret must be at least 32 bytes (HS256 needs a 256-bit key); leave it empty to generate one");
+  }
+  return { mode, username, password, tokenSecret, ttlSeconds: ttlMs / 1000 };
+}
+
+export interface DaguConfigSourceOptions {
+  /** Path of a Dagu config file (or a file holding just the auth block); undefined: environment only. */
+  configFile?: string;
+  env: NodeJS.ProcessEnv;
+  stateDir?: StateDir;
+  trustedProxies: string[];
+}
+
+/** A key id that reveals nothing about the key. */
+const kidFor = (secret: string) => `standalone-${createHash("sha256").update(`kid\n${secret}`).digest("base64url").slice(0, 12)}`;
+
+export class DaguConfigCredentialSource extends EventEmitter<CredentialSourceEvents> implements CredentialSource {
+  readonly description: string;
+  readonly #options: DaguConfigSourceOptions;
+  readonly #changes: PasswordChangeLog;
+  #base: Credentials | undefined;
+  #current: Credentials | undefined;
+
+  constructor(options: DaguConfigSourceOptions) {
+    super();
+    this.#options = options;
+    this.#changes = options.stateDir ? stateDirPasswordChangeLog(options.stateDir) : memoryPasswordChangeLog();
+    this.description = options.configFile ? `dagu-config:${options.configFile}` : "dagu-config:env";
+  }
+
+  async start(): Promise<void> {
+    let document: unknown = {};
+    if (this.#options.configFile) {
+      const text = await readFile(this.#options.configFile, "utf8").catch((error: unknown) => {
+        throw new Error(`cannot read --config ${this.#options.configFile}: ${(error as Error).message}`, { cause: error });
+      });
+      try {
+        document = parseYaml(text);
+      } catch (error) {
+        throw new Error(`--config ${this.#options.configFile} is not valid YAML: ${(error as Error).message}`, { cause: error });
+      }
+    }
+    const config = resolveDaguAuthConfig(document, this.#options.env);
+    const state = this.#options.stateDir;
+    if (state) await state.load();
+
+    const userId = `${STANDALONE_AUTH}:${config.username}`;
+    const password = await this.#configPassword(userId, config.password);
+    const base = {
+      version: 1,
+      authName: STANDALONE_AUTH,
+      authUid: STANDALONE_AUTH,
+      generation: 0,
+      mode: config.mode,
+      apiKeys: [],
+      webhooks: [],
+      login: DEFAULT_LOGIN,
+      trustedProxies: this.#options.trustedProxies,
+    } as const;
+    let credentials: unknown;
+    if (config.mode === "basic") {
+      credentials = { ...base, users: [], basic: { username: config.username, passwordHash: password.passwordHash } };
+    } else {
+      const secret = config.tokenSecret !== undefined ? Buffer.from(config.tokenSecret, "utf8").toString("base64url") : await this.#generatedSecret();
+      const kid = kidFor(secret);
+      credentials = {
+        ...base,
+        token: { issuer: STANDALONE_ISSUER, audience: STANDALONE_AUDIENCE, ttlSeconds: config.ttlSeconds, activeKid: kid, keys: [{ kid, secret }] },
+        users: [
+          {
+            id: userId,
+            username: config.username,
+            role: "admin",
+            passwordHash: password.passwordHash,
+            passwordChangedAt: password.changedAt,
+            disabled: false,
+            allowPasswordChange: true,
+          },
+        ],
+      };
+    }
+    const parsed = Credentials.safeParse(credentials);
+    if (!parsed.success) throw new Error(`the auth: configuration gives invalid credentials: ${z.prettifyError(parsed.error)}`);
+    this.#base = parsed.data;
+    this.#publish();
+  }
+
+  async stop(): Promise<void> {}
+
+  current(): Credentials | undefined {
+    return this.#current;
+  }
+
+  async recordPasswordChange(userId: string, passwordHash: string, changedAt: string): Promise<void> {
+    await this.#changes.record(userId, passwordHash, changedAt);
+    this.#publish();
+  }
+
+  #publish(): void {
+    if (!this.#base) return;
+    this.#current = applyPasswordChanges(this.#base, this.#changes.all());
+    this.emit("change", this.#current);
+  }
+
+  /**
+   * The configured password's hash and "changed at". With a state dir, an unchanged password keeps its
+   * hash and time (one verify instead of a hash, and logged-in users stay logged in); a new one gets a new
+   * time, so tokens issued under the old one die. Without, the time is this start.
+   */
+  async #configPassword(userId: string, password: string): Promise<PasswordChange> {
+    const state = this.#options.stateDir;
+    const known = state?.current().configPasswords[userId];
+    if (known && (await verifyPassword(known.passwordHash, password))) return known;
+    const entry = { passwordHash: await hashPassword(password), changedAt: changeTimestamp(known?.changedAt) };
+    if (state) await state.update((s) => ({ ...s, configPasswords: { ...s.configPasswords, [userId]: entry } }));
+    return entry;
+  }
+
+  async #generatedSecret(): Promise<string> {
+    const state = this.#options.stateDir;
+    const kept = state?.current().tokenSecret;
+    if (kept) return kept;
+    const secret = randomBytes(32).toString("base64url");
+    if (state) await state.update((s) => ({ ...s, tokenSecret: secret }));
+    return secret;
+  }
+}

@@ -1,0 +1,109 @@
+// A real Dagu for tests: the binary built by scripts/build-components.sh (Dagu v1.30.3 on this machine,
+// see docs/adr/0002), run with auth off on a loopback port, a temporary DAGU_HOME and a DAGs directory.
+import { spawn, type ChildProcess } from "node:child_process";
+import { openSync, closeSync } from "node:fs";
+import { mkdtemp, readFile, rm, writeFile, mkdir } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { bin, ensureComponents } from "./components.ts";
+import { freePort } from "./control-plane.ts";
+
+export interface DaguInstance {
+  readonly url: string;
+  readonly port: number;
+  readonly home: string;
+  readonly dagsDir: string;
+  /** Dagu's version as its health endpoint reports it. */
+  readonly version: string;
+  log(): Promise<string>;
+  stop(): Promise<void>;
+}
+
+/** A DAG whose step echoes the webhook payload it was given. */
+export const HELLO_DAG = `params:
+  - WEBHOOK_PAYLOAD: "{}"
+steps:
+  - name: say
+    command: echo "payload=\${WEBHOOK_PAYLOAD}"
+`;
+
+export async function startDagu(
+  options: {
+    dags?: Record<string, string>;
+    timeoutMs?: number;
+    /** Extra environment, e.g. DAGU_AUTH_MODE=builtin for Dagu's own auth (default: auth off). */
+    env?: Record<string, string>;
+  } = {},
+): Promise<DaguInstance> {
+  const binDir = await ensureComponents(["dagu"]);
+  const root = await mkdtemp(join(tmpdir(), "dagu-test-"));
+  const home = join(root, "home");
+  const dagsDir = join(root, "dags");
+  await mkdir(home, { recursive: true });
+  await mkdir(dagsDir, { recursive: true });
+  for (const [name, yaml] of Object.entries(options.dags ?? { hello: HELLO_DAG })) await writeFile(join(dagsDir, `${name}.yaml`), yaml);
+  const port = await freePort();
+  // start-all also opens a coordinator (gRPC, default 50055) and a scheduler health port (8090):
+  // free ports of their own, so several Dagus (parallel test files) can run at once.
+  const coordinatorPort = await freePort();
+  const schedulerPort = await freePort();
+  const logFile = join(root, "dagu.log");
+  const fd = openSync(logFile, "a");
+  // Its own process group: the scheduler runs DAGs as child processes, which stop() ends with it.
+  const child: ChildProcess = spawn(bin(binDir, "dagu"), ["start-all", "--host", "127.0.0.1", "--port", String(port), "--dags", dagsDir], {
+    env: {
+      ...process.env,
+      DAGU_HOME: home,
+      DAGU_AUTH_MODE: "none",
+      DAGU_TZ: "UTC",
+      DAGU_COORDINATOR_PORT: String(coordinatorPort),
+      DAGU_SCHEDULER_PORT: String(schedulerPort),
+      ...options.env,
+    },
+    stdio: ["ignore", fd, fd],
+    detached: true,
+  });
+  closeSync(fd);
+  const url = `http://127.0.0.1:${port}`;
+  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+  const stop = async () => {
+    if (child.exitCode === null && child.pid !== undefined) {
+      try {
+        process.kill(-child.pid, "SIGTERM");
+      } catch {
+        // already gone
+      }
+      const killer = setTimeout(() => {
+        try {
+          process.kill(-child.pid!, "SIGKILL");
+        } catch {
+          // already gone
+        }
+      }, 5_000);
+      await exited;
+      clearTimeout(killer);
+    }
+    await rm(root, { recursive: true, force: true });
+  };
+  const deadline = Date.now() + (options.timeoutMs ?? 30_000);
+  let version = "";
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null) break;
+    try {
+      const response = await fetch(`${url}/api/v2/health`);
+      if (response.ok) {
+        version = ((await response.json()) as { version?: string }).version ?? "";
+        break;
+      }
+    } catch {
+      // not up yet
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  if (!version) {
+    const tail = await readFile(logFile, "utf8").catch(() => "");
+    await stop();
+    throw new Error(`Dagu did not become healthy on ${url}:\n${tail.slice(-2000)}`);
+  }
+  return { url, port, home, dagsDir, version, log: () => readFile(logFile, "utf8"), stop };
+}

@@ -1,0 +1,314 @@
+// The sidecar for tests: the real CLI (`src/cli.ts sidecar ...`) as a child process on a loopback port,
+// its pino output captured; credentials documents with known secrets; a recording forwarder to put
+// between the sidecar and Dagu (to prove what did or did not reach Dagu); and a small stand-in for a
+// Dagu 2.x upstream (/api/v1, SSE, WebSocket), which this machine cannot build.
+import { spawn, type ChildProcess } from "node:child_process";
+import { randomBytes, randomUUID } from "node:crypto";
+import { createServer, request as httpRequest, type IncomingMessage, type Server } from "node:http";
+import type { AddressInfo, Socket } from "node:net";
+import { join } from "node:path";
+import type { Credentials } from "../../src/api/credentials.ts";
+import type { Role } from "../../src/api/common.ts";
+import { hashPassword } from "../../src/common/password-hash.ts";
+import { generateApiKey, generateSecret, generateWebhookToken, keyPrefix, sha256Hex } from "../../src/common/tokens.ts";
+import { repoRoot } from "./components.ts";
+import { freePort } from "./control-plane.ts";
+
+// ------------------------------------------------------------------------------------------------
+// Credentials with known secrets
+
+export interface UserSpec {
+  username: string;
+  password: string;
+  role: Role;
+  disabled?: boolean;
+  allowPasswordChange?: boolean;
+}
+export interface ApiKeySpec {
+  name: string;
+  role: Role;
+  expiresAt?: string;
+}
+export interface WebhookSpec {
+  dagName: string;
+  mode: "token" | "tokenAndHmac" | "hmac";
+  hmacEnforcement?: "strict" | "observe";
+  enabled?: boolean;
+}
+
+export interface TestCredentials {
+  credentials: Credentials;
+  /** Signing secret of the active key (base64url), to forge tokens in tests. */
+  signingSecret: string;
+  kid: string;
+  apiKeys: Record<string, string>;
+  webhookTokens: Record<string, string>;
+  hmacSecrets: Record<string, string>;
+  userIds: Record<string, string>;
+}
+
+export async function buildCredentials(spec: {
+  users?: UserSpec[];
+  apiKeys?: ApiKeySpec[];
+  webhooks?: WebhookSpec[];
+  mode?: "builtin" | "basic";
+  basic?: { username: string; password: string };
+  generation?: number;
+  trustedProxies?: string[];
+  login?: Credentials["login"];
+}): Promise<TestCredentials> {
+  const signingSecret = generateSecret();
+  const kid = `k-${randomBytes(4).toString("hex")}`;
+  const userIds: Record<string, string> = {};
+  const users = await Promise.all(
+    (spec.users ?? []).map(async (u) => {
+      const id = randomUUID();
+      userIds[u.username] = id;
+      return {
+        id,
+        username: u.username,
+        role: u.role,
+        passwordHash: await hashPassword(u.password),
+        passwordChangedAt: "2026-01-01T00:00:00.000000000Z",
+        disabled: u.disabled ?? false,
+        allowPasswordChange: u.allowPasswordChange ?? true,
+      };
+    }),
+  );
+  const apiKeys: Record<string, string> = {};
+  const keyEntries = (spec.apiKeys ?? []).map((k) => {
+    const key = generateApiKey();
+    apiKeys[k.name] = key;
+    return { id: randomUUID(), name: k.name, role: k.role, digest: sha256Hex(key), prefix: keyPrefix(key), createdAt: "2026-01-01T00:00:00Z", expiresAt: k.expiresAt };
+  });
+  const webhookTokens: Record<string, string> = {};
+  const hmacSecrets: Record<string, string> = {};
+  const webhooks = (spec.webhooks ?? []).map((w) => {
+    const token = generateWebhookToken();
+    const secret = generateSecret();
+    webhookTokens[w.dagName] = token;
+    hmacSecrets[w.dagName] = secret;
+    return {
+      id: randomUUID(),
+      dagName: w.dagName,
+      enabled: w.enabled ?? true,
+      mode: w.mode,
+      hmacEnforcement: w.hmacEnforcement ?? "strict",
+      tokenDigests: w.mode === "hmac" ? [] : [{ digest: sha256Hex(token) }],
+      hmacSecrets: w.mode === "token" ? [] : [{ secret }],
+    };
+  });
+  const mode = spec.mode ?? "builtin";
+  const credentials: Credentials = {
+    version: 1,
+    authName: "test",
+    authUid: randomUUID(),
+    generation: spec.generation ?? 1,
+    mode,
+    token: mode === "builtin" ? { issuer: "dagu-auth-test", audience: "dagu", ttlSeconds: 3600, activeKid: kid, keys: [{ kid, secret: signingSecret }] } : undefined,
+    users,
+    basic: spec.basic ? { username: spec.basic.username, passwordHash: await hashPassword(spec.basic.password) } : undefined,
+    apiKeys: keyEntries,
+    webhooks,
+    login: spec.login ?? { maxAttempts: 5, windowSeconds: 900, lockoutSeconds: 900 },
+    trustedProxies: spec.trustedProxies ?? [],
+  };
+  return { credentials, signingSecret, kid, apiKeys, webhookTokens, hmacSecrets, userIds };
+}
+
+// ------------------------------------------------------------------------------------------------
+// The sidecar process
+
+export interface SidecarInstance {
+  readonly url: string;
+  readonly port: number;
+  readonly process: ChildProcess;
+  /** Everything the process wrote to stdout and stderr so far (pino lines and errors). */
+  output(): string;
+  /** Parsed pino lines of stdout. */
+  lines(): Record<string, unknown>[];
+  /** SIGTERM (default) and wait for the exit code. */
+  stop(signal?: NodeJS.Signals): Promise<number | null>;
+}
+
+export const CLI = join(repoRoot, "src", "cli.ts");
+
+export async function startSidecar(options: {
+  upstream: string;
+  args?: string[];
+  env?: NodeJS.ProcessEnv;
+  /** Wait for /readyz 200 (default), only /healthz, or not at all. */
+  wait?: "ready" | "live" | "none";
+  port?: number;
+}): Promise<SidecarInstance> {
+  const port = options.port ?? (await freePort());
+  const child = spawn(process.execPath, [CLI, "sidecar", "--upstream", options.upstream, "--listen", `127.0.0.1:${port}`, ...(options.args ?? [])], {
+    env: options.env ?? { PATH: process.env.PATH ?? "" },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let out = "";
+  let stdout = "";
+  child.stdout!.setEncoding("utf8").on("data", (d: string) => {
+    out += d;
+    stdout += d;
+  });
+  child.stderr!.setEncoding("utf8").on("data", (d: string) => (out += d));
+  const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
+  const url = `http://127.0.0.1:${port}`;
+  const instance: SidecarInstance = {
+    url,
+    port,
+    process: child,
+    output: () => out,
+    lines: () =>
+      stdout
+        .split("\n")
+        .filter((l) => l.startsWith("{"))
+        .map((l) => JSON.parse(l) as Record<string, unknown>),
+    stop: async (signal = "SIGTERM") => {
+      if (child.exitCode === null && child.signalCode === null && !child.killed) child.kill(signal);
+      return exited;
+    },
+  };
+  const wait = options.wait ?? "ready";
+  if (wait === "none") return instance;
+  const deadline = Date.now() + 20_000;
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null) throw new Error(`sidecar exited with ${child.exitCode}:\n${out}`);
+    try {
+      const response = await fetch(`${url}${wait === "ready" ? "/readyz" : "/healthz"}`);
+      await response.arrayBuffer();
+      if (response.ok) return instance;
+    } catch {
+      // not listening yet
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  await instance.stop("SIGKILL");
+  throw new Error(`sidecar did not become ${wait} on ${url}:\n${out}`);
+}
+
+// ------------------------------------------------------------------------------------------------
+// A recording forwarder: sidecar -> recorder -> Dagu
+
+export interface RecordedRequest {
+  method: string;
+  url: string;
+  headers: Record<string, string | string[] | undefined>;
+  rawHeaders: string[];
+  /** The whole body arrived. */
+  complete: boolean;
+}
+
+export interface Recorder {
+  readonly url: string;
+  readonly requests: RecordedRequest[];
+  clear(): void;
+  stop(): Promise<void>;
+}
+
+/** An HTTP server that records every request, then forwards it (streaming) to `target`, if any. */
+export async function startRecorder(target?: string): Promise<Recorder> {
+  const requests: RecordedRequest[] = [];
+  const upstream = target ? new URL(target) : undefined;
+  const server = createServer((req, res) => {
+    const entry: RecordedRequest = { method: req.method ?? "", url: req.url ?? "", headers: { ...req.headers }, rawHeaders: [...req.rawHeaders], complete: false };
+    requests.push(entry);
+    req.on("end", () => (entry.complete = true));
+    if (!upstream) {
+      req.resume();
+      req.on("end", () => {
+        res.writeHead(200, { "content-type": "application/json" });
+        res.end(JSON.stringify({ recorded: true }));
+      });
+      return;
+    }
+    const headers: Record<string, string | string[]> = {};
+    for (const [k, v] of Object.entries(req.headers)) if (v !== undefined && k !== "connection") headers[k] = v;
+    const forward = httpRequest({ host: upstream.hostname, port: upstream.port, method: req.method, path: req.url, headers }, (answer) => {
+      res.writeHead(answer.statusCode ?? 502, answer.headers);
+      answer.pipe(res);
+    });
+    forward.on("error", () => {
+      if (!res.headersSent) res.writeHead(502);
+      res.end();
+    });
+    req.pipe(forward);
+  });
+  const url = await listenLoopback(server);
+  return {
+    url,
+    requests,
+    clear: () => void requests.splice(0),
+    stop: () => closeServer(server),
+  };
+}
+
+// ------------------------------------------------------------------------------------------------
+// A stand-in for a Dagu 2.x upstream (/api/v1): health, an SSE stream and a WebSocket echo.
+
+export interface FakeDagu2 extends Recorder {
+  /** Ends the open SSE streams (they otherwise wait for it). */
+  releaseStreams(): void;
+}
+
+export async function startFakeDagu2(): Promise<FakeDagu2> {
+  const requests: RecordedRequest[] = [];
+  const streams: IncomingMessage[] = [];
+  let release: () => void = () => undefined;
+  let released = new Promise<void>((resolve) => (release = resolve));
+  const server = createServer((req, res) => {
+    const entry: RecordedRequest = { method: req.method ?? "", url: req.url ?? "", headers: { ...req.headers }, rawHeaders: [...req.rawHeaders], complete: false };
+    requests.push(entry);
+    req.resume();
+    req.on("end", () => (entry.complete = true));
+    const path = (req.url ?? "").split("?")[0];
+    if (path === "/api/v1/health") {
+      res.writeHead(200, { "content-type": "application/json" });
+      res.end(JSON.stringify({ status: "healthy", version: "2.15.1" }));
+      return;
+    }
+    if (path === "/api/v1/events/app") {
+      streams.push(req);
+      res.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-cache" });
+      res.write("event: hello\ndata: first\n\n");
+      void released.then(() => {
+        res.write("event: bye\ndata: last\n\n");
+        res.end();
+      });
+      return;
+    }
+    res.writeHead(200, { "content-type": "application/json" });
+    res.end(JSON.stringify({ path }));
+  });
+  server.on("upgrade", (req: IncomingMessage, socket: Socket, head: Buffer) => {
+    requests.push({ method: req.method ?? "", url: req.url ?? "", headers: { ...req.headers }, rawHeaders: [...req.rawHeaders], complete: true });
+    socket.write("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n");
+    if (head.length) socket.write(head);
+    socket.pipe(socket); // echo the raw bytes
+  });
+  const url = await listenLoopback(server);
+  return {
+    url,
+    requests,
+    clear: () => void requests.splice(0),
+    releaseStreams: () => {
+      release();
+      released = new Promise<void>((resolve) => (release = resolve));
+    },
+    stop: () => {
+      release();
+      return closeServer(server);
+    },
+  };
+}
+
+async function listenLoopback(server: Server): Promise<string> {
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+}
+
+function closeServer(server: Server): Promise<void> {
+  server.closeAllConnections();
+  return new Promise((resolve) => server.close(() => resolve()));
+}

@@ -1,0 +1,210 @@
+// Streams through the sidecar. Dagu v1.30.3 (the Dagu this machine runs) has no SSE or WebSocket route
+// (its UI polls), so streaming is shown in front of a small Dagu 2.x stand-in (/api/v1 with Dagu 2's
+// health answer, an SSE stream that waits before its last event, a raw WebSocket echo). This also shows
+// the Dagu 2 route table chosen by detection, `?token=` accepted only on streaming routes, and a
+// graceful shutdown that lets an open stream finish.
+import assert from "node:assert/strict";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { connect } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, describe, test } from "node:test";
+import { startDagu, type DaguInstance } from "../harness/dagu.ts";
+import { buildCredentials, startFakeDagu2, startSidecar, type FakeDagu2, type SidecarInstance, type TestCredentials } from "../harness/sidecar.ts";
+
+let fake: FakeDagu2;
+let sidecar: SidecarInstance;
+let built: TestCredentials;
+let dir: string;
+const tokens: Record<string, string> = {};
+
+before(async () => {
+  fake = await startFakeDagu2();
+  dir = await mkdtemp(join(tmpdir(), "sidecar-stream-"));
+  built = await buildCredentials({
+    users: [
+      { username: "admin", password: "admin-password-1", role: "admin" },
+      { username: "vic", password: "viewer-password-1", role: "viewer" },
+    ],
+  });
+  await writeFile(join(dir, "credentials.json"), JSON.stringify(built.credentials));
+  sidecar = await startSidecar({ upstream: fake.url, args: ["--credentials-file", join(dir, "credentials.json")] });
+  for (const [u, p] of [["admin", "admin-password-1"], ["vic", "viewer-password-1"]] as const) {
+    const r = await fetch(`${sidecar.url}/api/v1/auth/login`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ username: u, password: p }) });
+    tokens[u] = ((await r.json()) as { token: string }).token;
+  }
+});
+
+after(async () => {
+  await sidecar?.stop();
+  await fake?.stop();
+  if (dir) await rm(dir, { recursive: true, force: true });
+});
+
+/** Reads a stream until `marker` shows up; resolves with what was read. */
+async function readUntil(reader: ReadableStreamDefaultReader<Uint8Array>, marker: string): Promise<string> {
+  let text = "";
+  const decoder = new TextDecoder();
+  while (!text.includes(marker)) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    text += decoder.decode(value, { stream: true });
+  }
+  return text;
+}
+
+describe("Dagu 2.x upstream", () => {
+  test("detection picked the Dagu 2 table (/api/v1); /api/v2 is refused", async () => {
+    const ok = await fetch(`${sidecar.url}/api/v1/dags`, { headers: { authorization: `Bearer ${tokens.vic}` } });
+    assert.equal(ok.status, 200);
+    assert.deepEqual(await ok.json(), { path: "/api/v1/dags" });
+    const wrong = await fetch(`${sidecar.url}/api/v2/dags`, { headers: { authorization: `Bearer ${tokens.vic}` } });
+    assert.equal(wrong.status, 404);
+    await wrong.arrayBuffer();
+    const me = await fetch(`${sidecar.url}/api/v1/auth/me`, { headers: { authorization: `Bearer ${tokens.vic}` } });
+    assert.equal(((await me.json()) as { user: { role: string } }).user.role, "viewer");
+    assert.ok(sidecar.output().includes('"daguApi":"v1"'));
+  });
+
+  test("Dagu 2's /mcp and OIDC routes (outside /api/v1, unauthenticated with auth off) are refused", async () => {
+    fake.clear();
+    for (const path of ["/mcp", "/mcp/tools", "/MCP", "/%6dcp", "/oidc-login", "/oidc-callback?code=x"]) {
+      const r = await fetch(`${sidecar.url}${path}`, { headers: { authorization: `Bearer ${tokens.admin}` } });
+      assert.equal(r.status, 404, path);
+      await r.arrayBuffer();
+    }
+    const mcpPost = await fetch(`${sidecar.url}/mcp`, { method: "POST", body: "{}" });
+    assert.equal(mcpPost.status, 404);
+    await mcpPost.arrayBuffer();
+    assert.deepEqual(fake.requests, []);
+  });
+
+  test("SSE: the first event arrives while the stream is still open, and the rest after", async () => {
+    fake.clear();
+    const response = await fetch(`${sidecar.url}/api/v1/events/app`, { headers: { authorization: `Bearer ${tokens.vic}` } });
+    assert.equal(response.status, 200);
+    assert.equal(response.headers.get("content-type"), "text/event-stream");
+    const reader = response.body!.getReader();
+    const first = await readUntil(reader, "data: first");
+    assert.match(first, /event: hello\ndata: first/);
+    assert.ok(!first.includes("bye"), "the last event has not been sent yet: nothing was buffered");
+    fake.releaseStreams();
+    const rest = await readUntil(reader, "data: last");
+    assert.match(rest, /event: bye/);
+    assert.equal((await reader.read()).done, true);
+  });
+
+  test("SSE with ?token= (as Dagu's UI sends it): accepted, and the token is not passed to Dagu", async () => {
+    fake.clear();
+    const response = await fetch(`${sidecar.url}/api/v1/events/app?token=${tokens.vic}&x=1`);
+    assert.equal(response.status, 200);
+    const reader = response.body!.getReader();
+    await readUntil(reader, "data: first");
+    await reader.cancel();
+    const seen = fake.requests.find((r) => r.url.startsWith("/api/v1/events/app"))!;
+    assert.equal(seen.url, "/api/v1/events/app?x=1");
+    assert.equal(seen.headers.authorization, undefined);
+  });
+
+  test("SSE without a credential is 401; ?token= on a non-streaming route is 401", async () => {
+    fake.clear();
+    const anonymous = await fetch(`${sidecar.url}/api/v1/events/app`);
+    assert.equal(anonymous.status, 401);
+    await anonymous.arrayBuffer();
+    const notStreaming = await fetch(`${sidecar.url}/api/v1/dags?token=${tokens.admin}`);
+    assert.equal(notStreaming.status, 401);
+    await notStreaming.arrayBuffer();
+    assert.deepEqual(fake.requests, []);
+  });
+
+  test("WebSocket: upgraded after authentication (admin), refused for a viewer and without a token", async () => {
+    const upgrade = (query: string) =>
+      new Promise<string>((resolve, reject) => {
+        const socket = connect(sidecar.port, "127.0.0.1");
+        let data = "";
+        socket.setEncoding("utf8");
+        socket.on("data", (d: string) => {
+          data += d;
+          if (data.includes("\r\n\r\n") && (!data.startsWith("HTTP/1.1 101") || data.includes("ping-through"))) {
+            socket.destroy();
+            resolve(data);
+          }
+        });
+        socket.on("error", reject);
+        socket.write(
+          `GET /api/v1/terminal/ws${query} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nX-Remote-User: admin\r\n\r\n`,
+        );
+        socket.once("data", () => socket.write("ping-through"));
+      });
+    fake.clear();
+    const ok = await upgrade(`?token=${tokens.admin}`);
+    assert.match(ok, /^HTTP\/1\.1 101/);
+    assert.ok(ok.includes("ping-through"), "bytes flow both ways");
+    const seen = fake.requests.find((r) => r.url.startsWith("/api/v1/terminal/ws"))!;
+    assert.equal(seen.url, "/api/v1/terminal/ws");
+    assert.equal(seen.headers["x-remote-user"], undefined);
+    assert.equal(seen.headers.upgrade, "websocket");
+    fake.clear();
+    assert.match(await upgrade(`?token=${tokens.vic}`), /^HTTP\/1\.1 403/);
+    assert.match(await upgrade(""), /^HTTP\/1\.1 401/);
+    assert.deepEqual(fake.requests, []);
+  });
+
+  test("SIGTERM lets an open stream finish, then the process exits 0", async () => {
+    const response = await fetch(`${sidecar.url}/api/v1/events/app`, { headers: { authorization: `Bearer ${tokens.vic}` } });
+    const reader = response.body!.getReader();
+    await readUntil(reader, "data: first");
+    sidecar.process.kill("SIGTERM");
+    await new Promise((r) => setTimeout(r, 200));
+    assert.equal(sidecar.process.exitCode, null, "still serving the open stream");
+    const refused = await new Promise<string>((resolve) => {
+      const socket = connect(sidecar.port, "127.0.0.1");
+      socket.once("connect", () => {
+        socket.destroy();
+        resolve("accepted");
+      });
+      socket.once("error", (error: NodeJS.ErrnoException) => resolve(error.code ?? "error"));
+    });
+    assert.equal(refused, "ECONNREFUSED", "no new connections after SIGTERM");
+    fake.releaseStreams();
+    assert.match(await readUntil(reader, "data: last"), /event: bye/);
+    assert.equal(await sidecar.stop(), 0);
+  });
+});
+
+describe("Dagu 1.x upstream, large responses", () => {
+  let dagu: DaguInstance;
+  let sc: SidecarInstance;
+  before(async () => {
+    // A step that writes ~2 MB of log (300,000 lines), read back through the sidecar.
+    dagu = await startDagu({ dags: { big: "steps:\n  - name: spew\n    command: seq 1 300000\n" } });
+    sc = await startSidecar({ upstream: dagu.url, args: ["--credentials-file", join(dir, "credentials.json")] });
+  });
+  after(async () => {
+    await sc?.stop();
+    await dagu?.stop();
+  });
+
+  test("a multi-megabyte step log flows through unchanged", async () => {
+    const login = await fetch(`${sc.url}/api/v2/auth/login`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ username: "vic", password: "viewer-password-1" }) });
+    const token = ((await login.json()) as { token: string }).token;
+    const admin = await fetch(`${sc.url}/api/v2/auth/login`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ username: "admin", password: "admin-password-1" }) });
+    const adminToken = ((await admin.json()) as { token: string }).token;
+    const start = await fetch(`${sc.url}/api/v2/dags/big/start`, { method: "POST", headers: { authorization: `Bearer ${adminToken}`, "content-type": "application/json" }, body: JSON.stringify({ dagRunId: "big-1" }) });
+    assert.equal(start.status, 200, `${await start.text()}\n${await dagu.log()}`);
+    let status = 0;
+    for (let i = 0; i < 100 && status !== 4; i++) {
+      await new Promise((r) => setTimeout(r, 200));
+      const d = await fetch(`${dagu.url}/api/v2/dag-runs/big/big-1`);
+      status = d.status === 200 ? ((await d.json()) as { dagRunDetails: { status: number } }).dagRunDetails.status : 0;
+    }
+    assert.equal(status, 4, "the run succeeded");
+    // `stream` is required in practice: Dagu 1.30.3 dereferences it unchecked (500 without it).
+    const direct = await (await fetch(`${dagu.url}/api/v2/dag-runs/big/big-1/steps/spew/log?stream=stdout&limit=1000000`)).text();
+    const proxied = await fetch(`${sc.url}/api/v2/dag-runs/big/big-1/steps/spew/log?stream=stdout&limit=1000000`, { headers: { authorization: `Bearer ${token}` } });
+    const body = await proxied.text();
+    assert.equal(proxied.status, 200);
+    assert.ok(body.length > 1_000_000, `${body.length} bytes`);
+    assert.equal(body, direct);
+  });
+});

@@ -1,0 +1,22 @@
+// Paths outside the route table: which are never UI pages, and what the audit log may show.
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { isReservedPath, loggablePath } from "../../src/sidecar/paths.ts";
+
+test("/api and a profile's own routes are reserved in any case or encoding", () => {
+  for (const path of ["/api", "/api/v1/dags", "/API/v1/dags", "/%61pi/v1", "/Api/", "/mcp", "/MCP/x", "/%6Dcp", "/oidc-login"]) {
+    assert.equal(isReservedPath(path, ["/mcp", "/oidc-login"]), true, path);
+  }
+  for (const path of ["/", "/apis", "/dags/api", "/assets/bundle.js", "/mcpx", "/dags/hello"]) {
+    assert.equal(isReservedPath(path, ["/mcp", "/oidc-login"]), false, path);
+  }
+  assert.equal(isReservedPath("/%E0%A4%A", []), true, "undecodable: refused");
+});
+
+test("segments that look like credentials never reach the log", () => {
+  assert.equal(loggablePath("/dags/hello"), "/dags/hello");
+  assert.equal(loggablePath("/api/v2/eyJhbGciOiJIUzI1NiJ9.e30.x"), "/api/v2/[redacted]");
+  assert.equal(loggablePath("/dagu_4Bq8xZ"), "/[redacted]");
+  assert.equal(loggablePath(`/x/${"a".repeat(64)}`), "/x/[redacted]");
+  assert.ok(loggablePath(`/${"b/".repeat(300)}`).length < 300);
+});
