@@ -12,6 +12,10 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<Command> }
     summary: "the authenticating proxy in front of Dagu",
     load: async () => (await import("./sidecar/main.ts")).runSidecar,
   },
+  convert: {
+    summary: "turn Dagu's auth: configuration (file and/or DAGU_AUTH_* variables) into a DaguAuth and its Secrets",
+    load: async () => (await import("./convert/main.ts")).runConvert,
+  },
 };
 
 function usage(): string {

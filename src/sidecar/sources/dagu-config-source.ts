@@ -22,8 +22,11 @@ export const STANDALONE_AUDIENCE = "dagu";
 const DEFAULT_LOGIN = { maxAttempts: 5, windowSeconds: 900, lockoutSeconds: 900 } as const;
 
 const Pair = z.looseObject({ username: z.string().optional(), password: z.string().optional() });
-/** The part of Dagu's `auth:` block the sidecar reads; Dagu 1's `builtin.admin` is taken as `initial_admin`. */
-const AuthBlock = z.looseObject({
+/**
+ * The part of Dagu's `auth:` block the sidecar reads; Dagu 1's `builtin.admin` is taken as `initial_admin`.
+ * Other keys pass through untouched (`dagu-auth convert` reports them).
+ */
+export const AuthBlock = z.looseObject({
   mode: z.string().optional(),
   basic: Pair.optional(),
   builtin: z
@@ -37,7 +40,7 @@ const AuthBlock = z.looseObject({
   oidc: z.unknown().optional(),
   token: z.looseObject({ value: z.string().optional() }).optional(),
 });
-type AuthBlock = z.infer<typeof AuthBlock>;
+export type AuthBlock = z.infer<typeof AuthBlock>;
 
 export interface DaguAuthConfig {
   mode: "basic" | "builtin";
@@ -50,24 +53,77 @@ export interface DaguAuthConfig {
 const hasKeys = (value: unknown): boolean =>
   typeof value === "object" && value !== null && Object.values(value).some((v) => v !== undefined && v !== null && v !== "");
 
+/** The `auth:` block of a whole Dagu config file, or the document itself when it is only the block. */
+function daguAuthBlockOf(fileDocument: unknown): unknown {
+  return typeof fileDocument === "object" && fileDocument !== null && "auth" in fileDocument ? fileDocument.auth : fileDocument;
+}
+
+/** Checks the shape of the `auth:` block (of a whole config file or a bare block); throws naming the bad field. */
+export function parseAuthBlock(fileDocument: unknown): AuthBlock {
+  const parsed = AuthBlock.safeParse(daguAuthBlockOf(fileDocument) ?? {});
+  if (!parsed.success) throw new Error(`the auth: configuration is not valid: ${z.prettifyError(parsed.error)}`);
+  return parsed.data;
+}
+
+/** One merged setting: its value and where it came from (a `DAGU_AUTH_*` variable or the YAML key). */
+export interface DaguAuthSetting {
+  value: string;
+  from: string;
+}
+
+/** The settings the sidecar reads, after the environment is merged over the file. */
+export interface DaguAuthSettings {
+  mode?: DaguAuthSetting;
+  basicUsername?: DaguAuthSetting;
+  basicPassword?: DaguAuthSetting;
+  tokenSecret?: DaguAuthSetting;
+  tokenTtl?: DaguAuthSetting;
+  adminUsername?: DaguAuthSetting;
+  adminPassword?: DaguAuthSetting;
+}
+
+/** The first candidate with a value: a variable set to the empty string counts as unset, as in Dagu. */
+function pickSetting(env: NodeJS.ProcessEnv, names: readonly string[], fileValue: string | undefined, fileKey: string): DaguAuthSetting | undefined {
+  for (const name of names) {
+    const value = env[name];
+    if (value !== undefined && value !== "") return { value, from: name };
+  }
+  return fileValue !== undefined && fileValue !== "" ? { value: fileValue, from: fileKey } : undefined;
+}
+
+/**
+ * Merges the `DAGU_AUTH_*` variables over the block as Dagu does (a variable wins). Dagu 1's names
+ * (`builtin.admin`, `DAGU_AUTH_ADMIN_*`) are read as the initial admin when Dagu 2's are absent.
+ */
+export function mergeDaguAuthSettings(block: AuthBlock, env: NodeJS.ProcessEnv): DaguAuthSettings {
+  const adminKey = !block.builtin?.initial_admin && block.builtin?.admin ? "auth.builtin.admin" : "auth.builtin.initial_admin";
+  const admin = block.builtin?.initial_admin ?? block.builtin?.admin;
+  return {
+    mode: pickSetting(env, ["DAGU_AUTH_MODE"], block.mode, "auth.mode"),
+    basicUsername: pickSetting(env, ["DAGU_AUTH_BASIC_USERNAME"], block.basic?.username, "auth.basic.username"),
+    basicPassword: pickSetting(env, ["DAGU_AUTH_BASIC_PASSWORD"], block.basic?.password, "auth.basic.password"),
+    tokenSecret: pickSetting(env, ["DAGU_AUTH_TOKEN_SECRET"], block.builtin?.token?.secret, "auth.builtin.token.secret"),
+    tokenTtl: pickSetting(env, ["DAGU_AUTH_TOKEN_TTL"], block.builtin?.token?.ttl, "auth.builtin.token.ttl"),
+    adminUsername: pickSetting(env, ["DAGU_AUTH_BUILTIN_INITIAL_ADMIN_USERNAME", "DAGU_AUTH_ADMIN_USERNAME"], admin?.username, `${adminKey}.username`),
+    adminPassword: pickSetting(env, ["DAGU_AUTH_BUILTIN_INITIAL_ADMIN_PASSWORD", "DAGU_AUTH_ADMIN_PASSWORD"], admin?.password, `${adminKey}.password`),
+  };
+}
+
 /** Reads the `auth:` block (or a file that is only the block) and the environment; throws with what is wrong. */
 export function resolveDaguAuthConfig(fileDocument: unknown, env: NodeJS.ProcessEnv): DaguAuthConfig {
-  const root = typeof fileDocument === "object" && fileDocument !== null && "auth" in fileDocument ? fileDocument.auth : fileDocument;
-  const parsed = AuthBlock.safeParse(root ?? {});
-  if (!parsed.success) throw new Error(`the auth: configuration is not valid: ${z.prettifyError(parsed.error)}`);
-  const block: AuthBlock = parsed.data;
+  const block = parseAuthBlock(fileDocument);
   if (hasKeys(block.oidc) || hasKeys(block.builtin?.oidc) || Object.keys(env).some((k) => k.startsWith("DAGU_AUTH_OIDC_") && env[k])) {
     throw new Error("OIDC is not supported by the sidecar yet: remove auth.oidc and DAGU_AUTH_OIDC_* (nothing would enforce them)");
   }
   if (block.token?.value || env.DAGU_AUTH_TOKEN) {
     throw new Error("auth.token.value (Dagu 1's static API token) is not supported: use an API key instead");
   }
-  const pick = (...values: (string | undefined)[]) => values.find((v) => v !== undefined && v !== "");
-  const mode = pick(env.DAGU_AUTH_MODE, block.mode) ?? "builtin";
+  const settings = mergeDaguAuthSettings(block, env);
+  const mode = settings.mode?.value ?? "builtin";
   if (mode === "none") throw new Error("auth.mode none leaves nothing to enforce: set builtin or basic");
   if (mode !== "builtin" && mode !== "basic") throw new Error(`unknown auth.mode ${JSON.stringify(mode)}: expected builtin or basic`);
 
-  const ttlText = pick(env.DAGU_AUTH_TOKEN_TTL, block.builtin?.token?.ttl) ?? "24h";
+  const ttlText = settings.tokenTtl?.value ?? "24h";
   let ttlMs: number;
   try {
     ttlMs = parseDuration(ttlText);
@@ -77,21 +133,20 @@ export function resolveDaguAuthConfig(fileDocument: unknown, env: NodeJS.Process
   if (ttlMs < 60_000) throw new Error("auth.builtin.token.ttl must be at least 1m");
 
   if (mode === "basic") {
-    const username = pick(env.DAGU_AUTH_BASIC_USERNAME, block.basic?.username);
-    const password = pick(env.DAGU_AUTH_BASIC_PASSWORD, block.basic?.password);
+    const username = settings.basicUsername?.value;
+    const password = settings.basicPassword?.value;
     if (!username || !password) throw new Error("basic mode needs auth.basic.username and auth.basic.password (or DAGU_AUTH_BASIC_*)");
     return { mode, username, password, ttlSeconds: ttlMs / 1000 };
   }
-  const admin = block.builtin?.initial_admin ?? block.builtin?.admin;
-  const username = pick(env.DAGU_AUTH_BUILTIN_INITIAL_ADMIN_USERNAME, env.DAGU_AUTH_ADMIN_USERNAME, admin?.username);
-  const password = pick(env.DAGU_AUTH_BUILTIN_INITIAL_ADMIN_PASSWORD, env.DAGU_AUTH_ADMIN_PASSWORD, admin?.password);
+  const username = settings.adminUsername?.value;
+  const password = settings.adminPassword?.value;
   if (!username || !password) {
     throw new Error(
       "builtin mode needs auth.builtin.initial_admin.username and .password (or DAGU_AUTH_BUILTIN_INITIAL_ADMIN_*): " +
         "the sidecar has no setup page",
     );
   }
-  const tokenSecret = pick(env.DAGU_AUTH_TOKEN_SECRET, block.builtin?.token?.secret);
+  const tokenSecret = settings.tokenSecret?.value;
   if (tokenSecret !== undefined && Buffer.byteLength(tokenSecret, "utf8") < 32) {
     throw new Error("auth.builtin.token.secret must be at least 32 bytes (HS256 needs a 256-bit key); leave it empty to generate one");
   }
