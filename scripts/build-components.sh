@@ -4,7 +4,7 @@
 # cache outside the clone, keyed by version, so that every later run (and CI on
 # the same machine) reuses them. Nothing built here is ever committed.
 #
-# usage: scripts/build-components.sh [all|kube|etcd|dagu|helm|certmanager]...
+# usage: scripts/build-components.sh [all|kube|etcd|dagu|dagu-ui|helm|certmanager]...
 # prints progress on stderr; prints the cache's bin directory on stdout.
 set -euo pipefail
 
@@ -133,6 +133,99 @@ build_dagu() {
   link dagu "$DAGU_VERSION"
 }
 
+# Dagu with its web UI. The module holds the UI's sources (ui/) but not their build: a plain `go build`
+# embeds an empty internal/service/frontend/assets/ and the UI does not load. This builds the UI as
+# upstream's Dockerfile does (pnpm install --frozen-lockfile; pnpm build; ui/dist/* and
+# schemas/dag.schema.json into the assets folder), inside the writable module copy, with the dependencies
+# from the npm registry and pnpm's store under the cache, then a second binary dagu-ui-<version>.
+# The assets folder is emptied again afterwards, so the plain `dagu` target stays the module's build.
+build_dagu_ui() {
+  if have dagu-ui "$DAGU_VERSION"; then link dagu-ui "$DAGU_VERSION"; return; fi
+  local src="$CACHE/work/dagu-$DAGU_VERSION-src"
+  if [ ! -f "$src/go.mod" ]; then
+    # Same writable copy as build_dagu makes.
+    say "dagu $DAGU_VERSION: downloading $DAGU_MODULE"
+    local dir
+    dir=$(cd "$CACHE/work" && GOTOOLCHAIN="$DAGU_TOOLCHAIN" go mod download -json "$DAGU_MODULE@$DAGU_VERSION" | sed -n 's/.*"Dir": "\(.*\)".*/\1/p')
+    rm -rf "$src.tmp" && cp -r "$dir" "$src.tmp" && chmod -R u+w "$src.tmp" && mv "$src.tmp" "$src"
+  fi
+  local ui="$src/ui" assets="$src/internal/service/frontend/assets" log="$CACHE/work/dagu-ui-$DAGU_VERSION.log"
+  # The lockfile is pnpm's; run the pnpm its package.json names (packageManager), from the npm registry.
+  local pnpm
+  pnpm=$(sed -n 's/.*"packageManager": *"pnpm@\([0-9][0-9.]*\).*/\1/p' "$ui/package.json")
+  pnpm="pnpm@${pnpm:-10}"
+  : > "$log"
+  say "dagu-ui $DAGU_VERSION: node $(node --version), $pnpm; log in $log"
+  # A stamp marks a complete UI build (dist/ of an interrupted one is not trusted).
+  if [ ! -f "$ui/dist/.dagu-auth-built" ]; then
+    drop_stray_dash_dependency "$ui"
+    local install=(npx --yes "$pnpm" install --store-dir "$CACHE/work/pnpm-store" --reporter=append-only)
+    # A failure leaves a marker (set -e does not apply inside a tested command, so no exit status is trusted).
+    local failed="$CACHE/work/dagu-ui-$DAGU_VERSION.install-failed"
+    rm -f "$failed"
+    (cd "$ui" && with_progress "dagu-ui $DAGU_VERSION: $pnpm install --frozen-lockfile" \
+      run_logged "$log" "$failed" "${install[@]}" --frozen-lockfile) || true
+    if [ -f "$failed" ]; then
+      say "dagu-ui $DAGU_VERSION: the frozen install failed (above); falling back to a plain install"
+      rm -f "$failed"
+      (cd "$ui" && with_progress "dagu-ui $DAGU_VERSION: $pnpm install --no-frozen-lockfile" \
+        run_logged "$log" "$failed" "${install[@]}" --no-frozen-lockfile)
+      [ ! -f "$failed" ] || { rm -f "$failed"; exit 1; }
+    fi
+    rm -rf "$ui/dist"
+    (cd "$ui" && with_progress "dagu-ui $DAGU_VERSION: webpack production build (pnpm build)" \
+      run_logged "$log" "$failed" npx --yes "$pnpm" run build)
+    [ ! -f "$failed" ] || { rm -f "$failed"; exit 1; }
+    [ -f "$ui/dist/bundle.js" ] || { say "dagu-ui: webpack produced no dist/bundle.js"; exit 1; }
+    touch "$ui/dist/.dagu-auth-built"
+  fi
+  # webpack.prod.js writes to ui/dist; templates.go embeds `templates/* assets/*`: copy as the Dockerfile does.
+  find "$assets" -mindepth 1 ! -name .gitkeep -delete
+  (cd "$ui/dist" && find . -mindepth 1 -maxdepth 1 ! -name .dagu-auth-built -exec cp -r {} "$assets/" \;)
+  cp "$src/schemas/dag.schema.json" "$assets/"
+  say "dagu-ui $DAGU_VERSION: $(find "$assets" -type f ! -name .gitkeep | wc -l) asset files, $(du -sh "$assets" | cut -f1)"
+  # go build writes its output only on success: that file is the verdict (the assets are emptied either way).
+  rm -f "$BIN/dagu-ui-$DAGU_VERSION.tmp"
+  (cd "$src" && with_progress "dagu-ui $DAGU_VERSION: go build" env GOTOOLCHAIN="$DAGU_TOOLCHAIN" \
+    go build -trimpath -ldflags "-s -w -X main.version=${DAGU_VERSION#v}" -o "$BIN/dagu-ui-$DAGU_VERSION.tmp" ./cmd) || true
+  find "$assets" -mindepth 1 ! -name .gitkeep -delete
+  [ -x "$BIN/dagu-ui-$DAGU_VERSION.tmp" ] || { say "dagu-ui $DAGU_VERSION: go build failed (above)"; exit 1; }
+  mv "$BIN/dagu-ui-$DAGU_VERSION.tmp" "$BIN/dagu-ui-$DAGU_VERSION"
+  link dagu-ui "$DAGU_VERSION"
+}
+
+# Dagu v1.30.3's ui/package.json lists a devDependency named "-" (^0.0.1, locked at 0.0.1) that nothing
+# imports (an accidental `pnpm add -D -`). The npm registry has no such package (GET /- and its tarball:
+# 404), so no install, frozen or not, can succeed with it. Remove it from package.json and its three
+# lockfile entries; every other package stays exactly as the lockfile pins it. The originals are kept
+# beside them (*.orig). Idempotent.
+drop_stray_dash_dependency() {
+  local ui="$1"
+  grep -q '^    "-": "^0.0.1",$' "$ui/package.json" || return 0
+  say "dagu-ui: removing the stray devDependency \"-\" (not in the npm registry) from ui/package.json and pnpm-lock.yaml"
+  cp -n "$ui/package.json" "$ui/package.json.orig"; cp -n "$ui/pnpm-lock.yaml" "$ui/pnpm-lock.yaml.orig"
+  sed -i '/^    "-": "^0.0.1",$/d' "$ui/package.json"
+  awk -v q="'" '
+    $0 == "      " q "-" q ":" { skip = 2; next }
+    $0 == "  " q "-@0.0.1" q ":" { skip = 2; next }
+    $0 == "  " q "-@0.0.1" q ": {}" { skip = 1; next }
+    skip > 0 { skip--; next }
+    { print }
+  ' "$ui/pnpm-lock.yaml.orig" > "$ui/pnpm-lock.yaml"
+}
+
+# Runs a command with its output appended to a log file; on failure prints the log's tail and creates
+# the marker file (the caller checks it: with_progress's own status is not reliable under `if`/`||`).
+run_logged() {
+  local log="$1" marker="$2"; shift 2
+  if ! "$@" >>"$log" 2>&1 </dev/null; then
+    say "failed: $* (last lines of $log):"
+    tail -n 40 "$log" >&2
+    touch "$marker"
+    return 1
+  fi
+}
+
 build_helm() {
   if have helm "$HELM_VERSION"; then link helm "$HELM_VERSION"; return; fi
   local gobin="$CACHE/work/helm-$HELM_VERSION"
@@ -162,6 +255,7 @@ for t in "${targets[@]}"; do
     kube) build_kube ;;
     etcd) build_etcd ;;
     dagu) build_dagu ;;
+    dagu-ui) build_dagu_ui ;;
     helm) build_helm ;;
     certmanager) fetch_certmanager ;;
     *) echo "unknown target: $t" >&2; exit 2 ;;

@@ -12,7 +12,7 @@ export function cacheDir(): string {
   return process.env.DAGU_AUTH_CACHE ?? join(process.env.XDG_CACHE_HOME ?? join(homedir(), ".cache"), "dagu-auth-operator");
 }
 
-export type Component = "kube" | "etcd" | "dagu" | "helm" | "certmanager";
+export type Component = "kube" | "etcd" | "dagu" | "dagu-ui" | "helm" | "certmanager";
 
 /** Builds what is missing (progress goes to stderr) and returns the bin directory. */
 export async function ensureComponents(targets: Component[]): Promise<string> {

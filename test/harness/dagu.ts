@@ -33,9 +33,16 @@ export async function startDagu(
     timeoutMs?: number;
     /** Extra environment, e.g. DAGU_AUTH_MODE=builtin for Dagu's own auth (default: auth off). */
     env?: Record<string, string>;
+    /**
+     * Use the binary with Dagu's web UI (`dagu-ui`: the module's ui/ sources built with webpack and
+     * embedded; the plain `dagu` binary embeds an empty assets folder, so its UI does not load).
+     * Its first build takes several minutes (scripts/build-components.sh dagu-ui).
+     */
+    ui?: boolean;
   } = {},
 ): Promise<DaguInstance> {
-  const binDir = await ensureComponents(["dagu"]);
+  const component = options.ui ? "dagu-ui" : "dagu";
+  const binDir = await ensureComponents([component]);
   const root = await mkdtemp(join(tmpdir(), "dagu-test-"));
   const home = join(root, "home");
   const dagsDir = join(root, "dags");
@@ -50,7 +57,7 @@ export async function startDagu(
   const logFile = join(root, "dagu.log");
   const fd = openSync(logFile, "a");
   // Its own process group: the scheduler runs DAGs as child processes, which stop() ends with it.
-  const child: ChildProcess = spawn(bin(binDir, "dagu"), ["start-all", "--host", "127.0.0.1", "--port", String(port), "--dags", dagsDir], {
+  const child: ChildProcess = spawn(bin(binDir, component), ["start-all", "--host", "127.0.0.1", "--port", String(port), "--dags", dagsDir], {
     env: {
       ...process.env,
       DAGU_HOME: home,

@@ -1,0 +1,341 @@
+// Dagu's real web UI through the sidecar, in a headless browser (playwright-core driving Debian's
+// chromium). The UI is Dagu v1.30.3's own, built here from the module's ui/ sources
+// (scripts/build-components.sh dagu-ui) and embedded in a second Dagu binary; Dagu runs with auth off
+// and the sidecar in front rewrites getConfig() so the UI runs in builtin mode.
+//
+// What Dagu 1.30.3's UI does per role (read from its sources, ui/src): it reads the role from
+// /auth/me and uses it only for the admin pages (the "User Management", "API Keys", "Webhooks" links
+// and routes need `admin`). Its run and edit buttons follow the server's `permissions` flags in
+// getConfig(), not the role (useCanWrite/useCanExecute exist but nothing calls them), so a viewer is
+// shown "Enqueue" and "New" and the server refuses: here the sidecar (403 "Insufficient permissions",
+// which the UI shows), and nothing reaches Dagu.
+//
+// Chromium is not optional: without /usr/bin/chromium this test fails with a message (CI installs it).
+import assert from "node:assert/strict";
+import { existsSync } from "node:fs";
+import { mkdtemp, readdir, rm, stat, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, beforeEach, describe, test } from "node:test";
+import { chromium, type BrowserContext, type Page, type Request } from "playwright-core";
+import { startDagu, type DaguInstance } from "../harness/dagu.ts";
+import { buildCredentials, startSidecar, type SidecarInstance } from "../harness/sidecar.ts";
+
+const CHROMIUM = "/usr/bin/chromium";
+const CHROMIUM_ARGS = [
+  "--headless",
+  "--no-sandbox",
+  "--disable-gpu",
+  "--disable-quic",
+  "--no-first-run",
+  "--disable-background-networking",
+  "--disable-component-update",
+  "--disable-sync",
+];
+const API = "/api/v2";
+const ADMIN = { username: "admin", password: "admin-password-1", role: "admin" } as const;
+const VIEWER = { username: "vic", password: "viewer-password-1", role: "viewer" } as const;
+const NEW_ADMIN_PASSWORD = "admin-password-2";
+/** Playwright's wait for any one UI step; the first page load fetches a 7 MiB bundle. */
+const STEP_MS = 30_000;
+
+let dir: string;
+let dagu: DaguInstance;
+let sidecar: SidecarInstance;
+let context: BrowserContext;
+let page: Page;
+/** Every request the browser sent to the sidecar, with the Authorization it carried and the answer. */
+const requests: { method: string; path: string; bearer: boolean; status?: number }[] = [];
+const dialogs: string[] = [];
+const pageErrors: string[] = [];
+
+/** Dagu's own API, directly (not through the sidecar): what really happened. */
+async function daguGet(path: string): Promise<Record<string, unknown>> {
+  const response = await fetch(`${dagu.url}${API}${path}`);
+  assert.equal(response.status, 200, `GET ${path} on Dagu`);
+  return (await response.json()) as Record<string, unknown>;
+}
+
+/** hello's runs, as Dagu itself lists them (it answers `dagRuns: null` when there is none). */
+async function helloRuns(): Promise<unknown[]> {
+  return ((await daguGet("/dag-runs?name=hello")).dagRuns as unknown[] | null) ?? [];
+}
+
+async function logIn(user: { username: string; password: string }): Promise<void> {
+  await page.locator("#username").fill(user.username);
+  await page.locator("#password").fill(user.password);
+  await page.getByRole("button", { name: "Sign In" }).click();
+}
+
+/** Waits until the UI has left the login page (it returns to where the user was sent from). */
+async function loggedIn(): Promise<void> {
+  await page.waitForURL((url) => url.pathname !== "/login");
+}
+
+/** The user menu: the sidebar's button named after the user; its menu shows the name and the role. */
+async function openUserMenu(username: string): Promise<void> {
+  await page.getByRole("button", { name: username, exact: true }).click();
+  await page.getByRole("menu").waitFor();
+}
+
+async function signOut(username: string): Promise<void> {
+  await openUserMenu(username);
+  await page.getByRole("menuitem", { name: "Sign Out" }).click();
+  await page.waitForURL(`${sidecar.url}/login`);
+}
+
+/**
+ * Does `action` and returns the sidecar's answer to the request it makes the UI send (waited for here,
+ * not read from the passive log, whose events may come after what the page shows), checking that the
+ * UI sent its token.
+ */
+async function answerTo(method: string, path: RegExp, action: () => Promise<void>): Promise<number> {
+  const [response] = await Promise.all([
+    page.waitForResponse((r) => r.request().method() === method && new URL(r.url()).origin === sidecar.url && path.test(new URL(r.url()).pathname)),
+    action(),
+  ]);
+  assert.match(response.request().headers().authorization ?? "", /^Bearer \S+$/, `${method} ${path} carries the UI's token`);
+  return response.status();
+}
+
+const token = () => page.evaluate<string | null>("localStorage.getItem('dagu_auth_token')");
+
+describe("Dagu's real UI through the sidecar, in headless chromium", () => {
+  // Fail, never skip: CI installs chromium (.ci/run), a developer does the same. Checked in beforeEach
+  // so that every test reports the failure (a failing `before` would only mark them cancelled).
+  const missing = existsSync(CHROMIUM)
+    ? undefined
+    : `${CHROMIUM} is missing: install Debian's chromium (apt-get install -y --no-install-recommends chromium); this test drives Dagu's real UI in it`;
+  beforeEach(() => {
+    if (missing) throw new Error(missing);
+  });
+
+  before(async () => {
+    if (missing) return;
+    dir = await mkdtemp(join(tmpdir(), "sidecar-ui-browser-"));
+    dagu = await startDagu({ ui: true });
+    const built = await buildCredentials({ users: [{ ...ADMIN }, { ...VIEWER }] });
+    const credsFile = join(dir, "credentials.json");
+    await writeFile(credsFile, JSON.stringify(built.credentials));
+    sidecar = await startSidecar({ upstream: dagu.url, args: ["--credentials-file", credsFile, "--state-dir", join(dir, "state")] });
+
+    context = await chromium.launchPersistentContext(join(dir, "chromium-profile"), {
+      executablePath: CHROMIUM,
+      headless: true,
+      args: CHROMIUM_ARGS,
+      viewport: { width: 1280, height: 800 },
+    });
+    context.setDefaultTimeout(STEP_MS);
+    page = context.pages()[0] ?? (await context.newPage());
+    page.on("request", (r: Request) => {
+      const url = new URL(r.url());
+      if (url.origin !== sidecar.url) return;
+      requests.push({ method: r.method(), path: url.pathname, bearer: /^Bearer \S+$/.test(r.headers().authorization ?? "") });
+    });
+    page.on("response", (r) => {
+      const url = new URL(r.url());
+      const entry = requests.findLast((q) => q.method === r.request().method() && q.path === url.pathname && q.status === undefined);
+      if (entry) entry.status = r.status();
+    });
+    page.on("dialog", (d) => {
+      dialogs.push(d.message());
+      void d.accept();
+    });
+    page.on("pageerror", (e) => pageErrors.push(e.message));
+  });
+
+  after(async () => {
+    await context?.close().catch(() => undefined);
+    await sidecar?.stop();
+    await dagu?.stop();
+    // Only the screenshot stays in the temporary directory (its path is printed), never in the repository.
+    if (dir) for (const f of await readdir(dir)) if (!f.endsWith(".png")) await rm(join(dir, f), { recursive: true, force: true });
+  });
+
+  test("the sidecar serves Dagu's built UI, with getConfig() rewritten to builtin mode", async () => {
+    const direct = await (await fetch(`${dagu.url}/`)).text();
+    assert.match(direct, /authMode:\s*"none"/, "Dagu itself runs with auth off");
+    const response = await fetch(`${sidecar.url}/`);
+    const html = await response.text();
+    assert.equal(response.status, 200);
+    assert.match(html, /function getConfig\(\)/);
+    assert.match(html, /authMode:\s*"builtin"/);
+    assert.match(html, /apiURL:\s*"\/api\/v2"/);
+    // The bundle is really there (the plain `go build` embeds an empty assets folder: 404).
+    const bundle = await fetch(`${sidecar.url}/assets/bundle.js?v=${dagu.version}`);
+    assert.equal(bundle.status, 200, "assets/bundle.js through the sidecar");
+    assert.match(bundle.headers.get("content-type") ?? "", /javascript/);
+    const size = (await bundle.arrayBuffer()).byteLength;
+    assert.ok(size > 1_000_000, `bundle.js is ${size} bytes`);
+  });
+
+  test("opening the sidecar URL shows Dagu's login page; a wrong password is refused there", async () => {
+    await page.goto(sidecar.url);
+    await page.waitForURL(`${sidecar.url}/login`);
+    await page.getByText("Sign in to your account").waitFor();
+    await logIn({ username: VIEWER.username, password: "not-the-password" });
+    await page.getByText("Invalid username or password").waitFor();
+    assert.equal(await token(), null);
+  });
+
+  test("the viewer logs in: the DAG list shows hello and the user menu shows the user and role", async () => {
+    await logIn(VIEWER);
+    await page.waitForURL(`${sidecar.url}/`);
+    assert.ok(await token(), "the UI keeps the sidecar's JWT");
+    // The sidebar starts collapsed (icons only); expanded, its links and the user button show text.
+    await page.getByRole("button", { name: "Toggle sidebar" }).first().click();
+    await page.getByRole("link", { name: "DAG Definitions", exact: true }).click();
+    await page.waitForURL(`${sidecar.url}/dags`);
+    await page.getByRole("main").getByText("hello", { exact: true }).filter({ visible: true }).waitFor();
+
+    assert.equal((await page.getByRole("button", { name: VIEWER.username, exact: true }).innerText()).trim(), VIEWER.username);
+    await openUserMenu(VIEWER.username);
+    const menu = page.getByRole("menu");
+    await menu.getByText(VIEWER.username, { exact: true }).waitFor();
+    await menu.getByText("viewer", { exact: true }).waitFor();
+    await page.keyboard.press("Escape");
+
+    // Admin pages: no links for a viewer, and the route sends the viewer home.
+    assert.equal(await page.getByRole("link", { name: "User Management", exact: true }).count(), 0);
+    await page.goto(`${sidecar.url}/users`);
+    await page.waitForURL(`${sidecar.url}/`);
+  });
+
+  test("the viewer is shown Enqueue and New (Dagu 1's UI gates them by config, not role): the sidecar refuses both", async () => {
+    await page.goto(`${sidecar.url}/dags/hello`);
+    await page.getByRole("heading", { name: "hello", level: 1 }).waitFor();
+    dialogs.length = 0;
+    await page.getByRole("button", { name: "Enqueue" }).first().click();
+    const start = page.getByRole("dialog", { name: "Start the DAG" });
+    assert.equal(await answerTo("POST", /^\/api\/v2\/dags\/hello\/start$/, () => start.getByRole("button", { name: "Start" }).click()), 403);
+    await waitFor(() => dialogs.length > 0, "the UI's alert");
+    assert.deepEqual(dialogs, ["Insufficient permissions"], "the UI alerts the sidecar's refusal");
+    assert.equal((await helloRuns()).length, 0, "Dagu ran nothing");
+
+    await page.goto(`${sidecar.url}/dags`);
+    await page.getByRole("button", { name: "Create new DAG" }).click();
+    const create = page.getByRole("dialog", { name: "Create New DAG" });
+    await create.getByRole("textbox", { name: "DAG Name" }).fill("made_by_viewer");
+    assert.equal(await answerTo("POST", /^\/api\/v2\/dags$/, () => create.getByRole("button", { name: "Create" }).click()), 403);
+    await create.getByText("Insufficient permissions").waitFor();
+    await create.getByRole("button", { name: "Cancel" }).click();
+    assert.ok(!(await readdir(dagu.dagsDir)).some((f) => f.startsWith("made_by_viewer")), "no DAG file was written");
+  });
+
+  test("sign out, then the admin logs in; the admin's Start goes through and Dagu runs hello", async () => {
+    await signOut(VIEWER.username);
+    assert.equal(await token(), null);
+    await logIn(ADMIN);
+    await loggedIn();
+    await openUserMenu(ADMIN.username);
+    assert.deepEqual(await page.getByRole("menu").getByText("admin", { exact: true }).allTextContents(), ["admin", "admin"], "name and role");
+    await page.keyboard.press("Escape");
+    // The admin pages are there for an admin.
+    await page.getByRole("link", { name: "User Management", exact: true }).waitFor();
+
+    // The same Start the viewer was refused: let through, and Dagu really runs the DAG.
+    await page.goto(`${sidecar.url}/dags/hello`);
+    await page.getByRole("button", { name: "Enqueue" }).first().click();
+    const start = page.getByRole("dialog", { name: "Start the DAG" });
+    assert.equal(await answerTo("POST", /^\/api\/v2\/dags\/hello\/start$/, () => start.getByRole("button", { name: "Start" }).click()), 200);
+    await waitForAsync(async () => (await helloRuns()).length === 1, "hello's run in Dagu");
+    assert.deepEqual(dialogs, ["Insufficient permissions"], "no new alert");
+  });
+
+  test("the change-password dialog works through the sidecar: the new password logs in, the old one is refused", async () => {
+    await openUserMenu(ADMIN.username);
+    await page.getByRole("menuitem", { name: "Change Password" }).click();
+    const modal = page.getByRole("dialog", { name: "Change Password" });
+    await modal.locator("#current-password").fill(ADMIN.password);
+    await modal.locator("#new-password").fill(NEW_ADMIN_PASSWORD);
+    await modal.locator("#confirm-password").fill(NEW_ADMIN_PASSWORD);
+    const submit = () => modal.getByRole("button", { name: "Change Password" }).click();
+    assert.equal(await answerTo("POST", /^\/api\/v2\/auth\/change-password$/, submit), 200);
+    await modal.getByText("Password changed successfully!").waitFor();
+    await modal.waitFor({ state: "hidden" });
+
+    await signOut(ADMIN.username);
+    await logIn(ADMIN);
+    await page.getByText("Invalid username or password").waitFor();
+    await logIn({ username: ADMIN.username, password: NEW_ADMIN_PASSWORD });
+    await loggedIn();
+  });
+
+  test("the Users page lists the users; writes are refused with the message naming DaguUser", async () => {
+    await page.getByRole("link", { name: "User Management", exact: true }).click();
+    await page.waitForURL(`${sidecar.url}/users`);
+    const table = page.getByRole("table");
+    const adminRow = table.getByRole("row").filter({ hasText: ADMIN.username });
+    const viewerRow = table.getByRole("row").filter({ hasText: VIEWER.username });
+    await adminRow.getByText("(you)").waitFor();
+    await adminRow.getByText("admin", { exact: true }).waitFor();
+    await viewerRow.getByText("viewer", { exact: true }).waitFor();
+
+    // Create: the form's error shows the sidecar's answer.
+    await page.getByRole("button", { name: "Add User" }).click();
+    const modal = page.getByRole("dialog", { name: "Create User" });
+    await modal.locator("#username").fill("mallory");
+    await modal.locator("#password").fill("mallory-password-1");
+    assert.equal(await answerTo("POST", /^\/api\/v2\/users$/, () => modal.getByRole("button", { name: "Create" }).click()), 403);
+    await modal.getByText(/Users are managed by dagu-auth, not in Dagu: apply a DaguUser resource instead/i).waitFor();
+    await modal.getByRole("button", { name: "Cancel" }).click();
+    await page.reload();
+    await viewerRow.waitFor();
+    assert.equal(await table.getByRole("row").filter({ hasText: "mallory" }).count(), 0, "no user was created");
+
+    // Delete: the page's error banner shows it, and the user stays.
+    await viewerRow.getByRole("button").click();
+    await page.getByRole("menuitem", { name: "Delete" }).click();
+    const confirm = page.getByRole("dialog", { name: "Delete User" });
+    const del = () => confirm.getByRole("button", { name: "Delete" }).click();
+    assert.equal(await answerTo("DELETE", /^\/api\/v2\/users\/[0-9a-f-]{36}$/, del), 403);
+    await page.getByText(/Users are managed by dagu-auth, not in Dagu: apply a DaguUser resource instead/i).waitFor();
+    // Dagu's UI leaves its confirmation open on an error; cancel it, the banner stays.
+    await confirm.getByRole("button", { name: "Cancel" }).click();
+    await viewerRow.getByText("viewer", { exact: true }).waitFor();
+    await page.getByText(/Users are managed by dagu-auth, not in Dagu: apply a DaguUser resource instead/i).waitFor();
+
+    const writes = requests.filter((r) => r.path.startsWith(`${API}/users`) && r.method !== "GET");
+    assert.deepEqual(
+      writes.map((r) => `${r.method} ${r.path.replace(/[0-9a-f-]{36}$/, "{id}")}`),
+      [`POST ${API}/users`, `DELETE ${API}/users/{id}`],
+      "the UI sent these two writes and no other",
+    );
+    // The end: the Users page with the refusal on screen.
+    const shot = join(dir, "sidecar-ui-users.png");
+    await page.screenshot({ path: shot, fullPage: true });
+    assert.ok((await stat(shot)).size > 10_000);
+    process.stderr.write(`screenshot: ${shot}\n`);
+  });
+
+  test("the API flow the UI performed went through the sidecar's /api/v2 with a Bearer token", (t) => {
+    const api = requests.filter((r) => r.path.startsWith("/api/"));
+    const flow = new Map<string, number>();
+    for (const r of api) {
+      const key = `${r.method} ${r.path.replace(/\/[0-9a-f-]{36}$/, "/{id}")} -> ${r.status ?? "?"}${r.bearer ? "" : " (no token)"}`;
+      flow.set(key, (flow.get(key) ?? 0) + 1);
+    }
+    t.diagnostic(`API calls the UI made (count):\n${[...flow].map(([k, n]) => `  ${n} x ${k}`).join("\n")}`);
+    assert.ok(api.length > 10, `${api.length} API requests`);
+    assert.ok(!api.some((r) => !r.path.startsWith(`${API}/`)), "nothing outside /api/v2 (Dagu 1's unauthenticated legacy /api/v1 stays unreachable)");
+    const withoutToken = api.filter((r) => !r.bearer).map((r) => `${r.method} ${r.path}`);
+    assert.deepEqual([...new Set(withoutToken)], [`POST ${API}/auth/login`]);
+    assert.deepEqual(pageErrors, [], "no uncaught errors in the page");
+  });
+});
+
+async function waitForAsync(check: () => Promise<boolean>, what: string): Promise<void> {
+  const deadline = Date.now() + STEP_MS;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+async function waitFor(check: () => boolean, what: string): Promise<void> {
+  const deadline = Date.now() + STEP_MS;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
