@@ -140,7 +140,24 @@ export async function reconcileDaguAuth(ctx: OperatorContext, key: string): Prom
   // 3. Every child must have answered for its current generation, or a restart
   //    would publish a document that lacks users it has not reconciled yet.
   const waiting = unansweredChildren(ctx, namespace, name, materials);
+  const saveState = async (next: OperatorState) => {
+    if (deepEqualJson(next, state)) return;
+    // State before credentials: a crash between the two re-derives the same document.
+    const desiredState = ownedSecret(auth, stateName, { [OPERATOR_STATE_KEY]: JSON.stringify(next) }, { authName: name });
+    const live = await ctx.writer.get("v1", "Secret", namespace, stateName);
+    desiredState.metadata.resourceVersion = live?.metadata.resourceVersion;
+    await ctx.writer.update(desiredState);
+    state = next;
+  };
+  const ownRecords = {
+    signingKeys: signing?.keys ?? state.signingKeys,
+    signingRotation: signing?.rotation ?? state.signingRotation,
+    signingReferenced: signing?.referenced ?? state.signingReferenced,
+  };
   if (waiting > 0) {
+    // Keep what this reconcile hashed or generated (initial admin, basic, signing keys),
+    // so the runs until the last child answers do not hash it again.
+    await saveState({ ...state, passwords: { ...state.passwords, ...passwords }, ...ownRecords });
     const conditions = (auth.status as { conditions?: Condition[] } | undefined)?.conditions;
     if (!readyIsCurrent(conditions, auth.metadata.generation ?? 0)) await writeStatus(ctx, auth, pending(`waiting for ${waiting} users, API keys and webhooks to be processed`), {});
     return;
@@ -148,21 +165,7 @@ export async function reconcileDaguAuth(ctx: OperatorContext, key: string): Prom
 
   // 4. Remember the source passwords of the children and keep the state current.
   for (const [uid, child] of materials.users) if (child.ok) passwords[uid] = child.value.password;
-  const nextState: OperatorState = {
-    ...state,
-    passwords,
-    signingKeys: signing?.keys ?? state.signingKeys,
-    signingRotation: signing?.rotation ?? state.signingRotation,
-    signingReferenced: signing?.referenced ?? state.signingReferenced,
-  };
-  if (!deepEqualJson(nextState, state)) {
-    // State before credentials: a crash between the two re-derives the same document.
-    const desiredState = ownedSecret(auth, stateName, { [OPERATOR_STATE_KEY]: JSON.stringify(nextState) }, { authName: name });
-    const live = stateSecret ?? (await ctx.writer.get("v1", "Secret", namespace, stateName));
-    desiredState.metadata.resourceVersion = live?.metadata.resourceVersion;
-    await ctx.writer.update(desiredState);
-    state = nextState;
-  }
+  await saveState({ ...state, passwords, ...ownRecords });
 
   // 5. The credentials document.
   const changes = readPasswordChanges(await ctx.secrets.get(namespace, passwordChangesSecretName(name)));

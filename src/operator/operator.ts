@@ -246,7 +246,8 @@ export async function startOperator(options: OperatorOptions): Promise<RunningOp
     void elector.run({
       onStartedLeading: (signal) => runControllers(signal),
       onStoppedLeading: () => {
-        log.warn("lost leadership; stopping reconcilers");
+        if (stopping) log.info("released leadership");
+        else log.warn("lost leadership; stopping reconcilers");
         void stopQueues().then(resolveLost);
       },
     });

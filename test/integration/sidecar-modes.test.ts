@@ -8,6 +8,7 @@ import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { startDagu, type DaguInstance } from "../harness/dagu.ts";
 import { freePort } from "../harness/control-plane.ts";
+import { eventually } from "../harness/kube.ts";
 import { buildCredentials, CLI, startRecorder, startSidecar } from "../harness/sidecar.ts";
 
 const API = "/api/v2";
@@ -174,7 +175,8 @@ describe("metrics and trusted proxies", () => {
       const r = await fetch(`${sc.url}${API}/dags`, { headers: { authorization: `Bearer ${token}`, "x-forwarded-for": "198.51.100.7, 203.0.113.9" } });
       await r.arrayBuffer();
       assert.equal(recorder.requests[0]!.headers["x-forwarded-for"], "203.0.113.9", "the hop the trusted proxy added");
-      assert.ok(sc.lines().some((l) => (l.audit as { client?: string } | undefined)?.client === "203.0.113.9"));
+      // The audit line arrives through the child's stdout pipe, a moment after the response.
+      await eventually("the audit line names the forwarded client", async () => sc.lines().some((l) => (l.audit as { client?: string } | undefined)?.client === "203.0.113.9") || undefined, 5000, 20);
     } finally {
       await sc.stop();
       await recorder.stop();

@@ -132,6 +132,11 @@ export class KubeClient {
   readonly kubeConfig: KubeConfig;
   // apiVersion -> kind -> resource; refreshed on a miss (a CRD may have just been installed).
   private readonly discovery = new Map<string, Map<string, ResolvedResource>>();
+  // client-node builds a new undici Agent (a new TLS connection pool) on every
+  // applySecurityAuthentication; keeping the first one makes requests reuse keep-alive
+  // connections. Headers (tokens) are still taken fresh per request. The TLS material
+  // (CA, client certificate) of a KubeConfig does not change during its life.
+  private dispatcher: ReturnType<RequestContext["getDispatcher"]> | undefined;
 
   constructor(kubeConfig: KubeConfig) {
     this.kubeConfig = kubeConfig;
@@ -156,7 +161,7 @@ export class KubeClient {
     const signal = options.signal ? AbortSignal.any([options.signal, timeout]) : timeout;
     let response;
     try {
-      response = await fetch(url, { method, headers, body, signal, dispatcher: ctx.getDispatcher() });
+      response = await fetch(url, { method, headers, body, signal, dispatcher: (this.dispatcher ??= ctx.getDispatcher()) });
     } catch (err) {
       throw new Error(`${method} ${path} failed: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
     }

@@ -1,0 +1,292 @@
+// npm run bench:operator: how the operator behaves at a real scale (1,000 users, 200 API keys,
+// 200 webhooks on one DaguAuth), on a control plane of its own. Prints one line per figure and,
+// last, one JSON object with all of them; docs/benchmarks.md says how to read them.
+import { fork, type ChildProcess } from "node:child_process";
+import { mkdtemp, readFile } from "node:fs/promises";
+import { availableParallelism, loadavg, tmpdir } from "node:os";
+import { join } from "node:path";
+import { pathToFileURL } from "node:url";
+import * as k8s from "@kubernetes/client-node";
+import { CredentialsShard, joinShards, parseCredentials, parseCredentialsEntry, type Credentials } from "../src/api/index.ts";
+import { ensureComponents, repoRoot } from "../test/harness/components.ts";
+import { startControlPlane, stopControlPlane } from "../test/harness/control-plane.ts";
+import { adminKubeConfig, KUBECONFIG_ENV, run } from "../test/harness/kube.ts";
+import type { ChildReport } from "./bench-operator-child.ts";
+
+const USERS = 1000, API_KEYS = 200, WEBHOOKS = 200, IN_FLIGHT = 16, PASSWORD_CHANGES = 20;
+const NS = "bench", AUTH = "dagu", GROUP = "auth.dagu.dev", VERSION = "v1alpha1";
+const PLURALS = ["daguauths", "daguusers", "daguapikeys", "daguwebhooks"] as const;
+const QUIET_MS = 2000;
+
+const say = (line: string) => process.stdout.write(`[bench] ${line}\n`);
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const seconds = (fromMs: number, toMs = Date.now()) => (toMs - fromMs) / 1000;
+const pad = (i: number, n: number) => String(i).padStart(n, "0");
+const userName = (i: number) => `u${pad(i, 4)}`;
+const percentile = (sorted: number[], p: number) => sorted[Math.max(0, Math.ceil(p * sorted.length) - 1)]!;
+
+/** 1. The floor: every password hashed once, all cores busy, nothing else in the process. */
+async function argon2Limit(): Promise<{ seconds: number; hashMsMedian: number }> {
+  const cores = availableParallelism();
+  const module = pathToFileURL(join(repoRoot, "src/common/password-hash.ts")).href;
+  const code = `
+    import { hashPassword } from ${JSON.stringify(module)};
+    const single = [];
+    for (let i = 0; i < 21; i++) { const t = performance.now(); await hashPassword("single-password-" + i); single.push(performance.now() - t); }
+    let next = 0;
+    const t0 = performance.now();
+    await Promise.all(Array.from({ length: ${cores} }, async () => { while (next < ${USERS}) await hashPassword("baseline-password-" + next++); }));
+    const seconds = (performance.now() - t0) / 1000;
+    single.sort((a, b) => a - b);
+    console.log(JSON.stringify({ seconds, hashMsMedian: single[10] }));`;
+  // libuv's pool (default 4 threads) must not be what limits a machine with more cores.
+  const r = await run(process.execPath, ["--input-type=module", "-e", code], undefined, { ...process.env, UV_THREADPOOL_SIZE: String(Math.max(4, cores)) });
+  if (r.code !== 0) throw new Error(`argon2 baseline failed: ${r.stderr}`);
+  return JSON.parse(r.stdout.trim().split("\n").pop()!) as { seconds: number; hashMsMedian: number };
+}
+
+// The operator runs in a child process (bench-operator-child.ts) so that its RSS is its own.
+interface Operator { child: ChildProcess; last?: ChildReport; lastAt: number; activeAt: number; loopDelayMaxMs: number; exited: Promise<void> }
+const operators = new Set<Operator>();
+let peakRss = 0, peakFds = 0;
+const mib = (bytes: number) => bytes / 2 ** 20;
+/** CPU seconds (user + system) a process has used so far, from /proc (Linux, like the harness). */
+const cpuSeconds = async (pid: number) => {
+  const fields = (await readFile(`/proc/${pid}/stat`, "utf8")).split(") ")[1]!.split(" ");
+  return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime in USER_HZ ticks
+};
+
+// BENCH_CPU_PROFILE=1: the operators' CPU profiles (.cpuprofile, for Chrome DevTools) go next to their logs.
+function startOperator(name: string, logDir: string): Operator {
+  const profile = process.env.BENCH_CPU_PROFILE === "1" ? ["--cpu-prof", `--cpu-prof-dir=${logDir}`] : [];
+  const child = fork(join(repoRoot, "scripts/bench-operator-child.ts"), [join(logDir, `${name}.log`), name], { stdio: ["ignore", "inherit", "inherit", "ipc"], execArgv: ["--expose-gc", ...profile] });
+  const op: Operator = { child, lastAt: Date.now(), activeAt: Date.now(), loopDelayMaxMs: 0, exited: new Promise((r) => child.once("exit", () => r())) };
+  child.on("message", (report: ChildReport) => {
+    // Active: a reconcile finished, more than 10 % of a core was used since the last report
+    // (a reconcile in flight is counted only when it ends), or no report came for 500 ms (a stall).
+    const now = Date.now();
+    if (op.last?.reconciles !== report.reconciles || report.cpuMs - (op.last?.cpuMs ?? 0) > 20 || now - op.lastAt > 500) op.activeAt = now;
+    op.lastAt = now;
+    op.loopDelayMaxMs = Math.max(op.loopDelayMaxMs, report.loopDelayMaxMs);
+    op.last = report;
+    peakRss = Math.max(peakRss, report.maxRss);
+    peakFds = Math.max(peakFds, report.openFds);
+  });
+  operators.add(op);
+  return op;
+}
+
+async function stopOperator(op: Operator): Promise<void> {
+  if (op.child.exitCode === null && op.child.connected) op.child.send("stop");
+  await Promise.race([op.exited, sleep(30_000)]);
+  if (op.child.exitCode === null) op.child.kill("SIGKILL");
+  operators.delete(op);
+}
+
+async function until(what: string, op: Operator | undefined, check: () => Promise<boolean> | boolean, timeoutMs: number, intervalMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (op && op.child.exitCode !== null) throw new Error(`the operator exited (${op.child.exitCode}) while waiting for ${what}`);
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs / 1000} s waiting for ${what}`);
+    await sleep(intervalMs);
+  }
+}
+
+/**
+ * Idle: leading, queues empty, and reports received for `ms` after both the last activity and
+ * the call (a stale report must not pass for quiet); resolves with when it last was active.
+ */
+const idle = async (op: Operator, ms: number) => {
+  const since = Date.now();
+  await until("the operator to be idle", op, () => !!op.last?.leader && op.last.queueDepth === 0 && op.lastAt - Math.max(op.activeAt, since) >= ms, 120_000, 50);
+  return op.activeAt;
+};
+
+type Obj = { metadata: { name: string; generation?: number; resourceVersion?: string }; status?: { observedGeneration?: number; conditions?: { type: string; status: string; observedGeneration?: number }[] } };
+
+const binDir = await ensureComponents(["etcd", "kube"]);
+const cp = await startControlPlane({ binDir, dir: await mkdtemp(join(tmpdir(), "dagu-auth-bench-")) });
+const logDir = await mkdtemp(join(tmpdir(), "dagu-auth-bench-logs-")); // kept after the run
+process.env[KUBECONFIG_ENV] = cp.kubeconfig;
+const cleanup = async () => {
+  for (const op of operators) await stopOperator(op);
+  await stopControlPlane(cp);
+};
+process.once("SIGINT", () => void cleanup().then(() => process.exit(130)));
+
+try {
+  const cores = availableParallelism();
+  const loadAtStart = loadavg()[0]!;
+  say(`${cores} cores, load average ${loadAtStart.toFixed(2)} at start (other processes on this machine skew every figure)`);
+  const crds = await run(join(binDir, "kubectl"), ["--kubeconfig", cp.kubeconfig, "apply", "--server-side", "-f", join(repoRoot, "crds")]);
+  if (crds.code !== 0) throw new Error(`installing the CRDs failed: ${crds.stderr}`);
+  await run(join(binDir, "kubectl"), ["--kubeconfig", cp.kubeconfig, "wait", "--for=condition=Established", "--timeout=60s", "-f", join(repoRoot, "crds")]);
+
+  const limit = await argon2Limit();
+  say(`argon2 limit: ${USERS} hashes in ${limit.seconds.toFixed(2)} s on ${cores} cores (one hash alone: ${limit.hashMsMedian.toFixed(1)} ms median)`);
+
+  const kc = adminKubeConfig();
+  const core = kc.makeApiClient(k8s.CoreV1Api);
+  const rbac = kc.makeApiClient(k8s.RbacAuthorizationV1Api);
+  const custom = kc.makeApiClient(k8s.CustomObjectsApi);
+  await core.createNamespace({ body: { metadata: { name: NS } } });
+  const list = async (plural: string) => ((await custom.listNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: NS, plural })) as { items: Obj[] }).items;
+  const createCr = (plural: string, kind: string, name: string, spec: object) =>
+    custom.createNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: NS, plural, body: { apiVersion: `${GROUP}/${VERSION}`, kind, metadata: { name }, spec } });
+  const pool = async <T>(items: T[], fn: (item: T) => Promise<unknown>) => {
+    let next = 0;
+    await Promise.all(Array.from({ length: IN_FLIGHT }, async () => { while (next < items.length) await fn(items[next++]!); }));
+  };
+
+  // The credentials as the sidecar reads them: the document, or an index of shards past ~900 KiB.
+  const decodeCredentials = async (secret: k8s.V1Secret): Promise<Credentials> => {
+    const text = (s: k8s.V1Secret, key: string) => Buffer.from(s.data?.[key] ?? "", "base64").toString("utf8");
+    const entry = parseCredentialsEntry(text(secret, "credentials.json"));
+    if (!entry.success) throw new Error(`invalid credentials: ${entry.error.message}`);
+    if (entry.data.kind === "document") return entry.data.credentials;
+    const index = entry.data.index;
+    const shards = await Promise.all(index.shards.map(async (ref) => CredentialsShard.parse(JSON.parse(text(await core.readNamespacedSecret({ name: ref.secretName, namespace: NS }), ref.key)))));
+    const doc = parseCredentials(joinShards(index, shards));
+    if (!doc.success) throw new Error(`invalid sharded credentials: ${doc.error.message}`);
+    return doc.data;
+  };
+  const readCredentials = () => core.readNamespacedSecret({ name: `${AUTH}-credentials`, namespace: NS }).then(decodeCredentials, () => undefined);
+
+  // 2. Convergence: the operator leads and waits; the clock starts with the first create.
+  const first = startOperator("first", logDir);
+  await until("the first operator to lead", first, () => first.last?.leader === true, 60_000, 100);
+  const t0 = Date.now();
+  const procs = { operator: first.child.pid!, apiserver: cp.pids.apiserver, etcd: cp.pids.etcd, bench: process.pid };
+  const cpuAt0 = Object.fromEntries(await Promise.all(Object.entries(procs).map(async ([k, pid]) => [k, await cpuSeconds(pid)] as const)));
+  await core.createNamespacedSecret({ namespace: NS, body: { metadata: { name: "admin-pw" }, stringData: { password: "bench-admin-password" } } });
+  await pool([...Array(USERS).keys()], (i) => core.createNamespacedSecret({ namespace: NS, body: { metadata: { name: `${userName(i)}-pw` }, stringData: { password: `bench-password-${i}-${Math.random().toString(36).slice(2)}` } } }));
+  await createCr("daguauths", "DaguAuth", AUTH, { mode: "builtin", builtin: { initialAdmin: { username: "admin", passwordSecretRef: { name: "admin-pw", key: "password" } } } });
+  const crs = [
+    ...[...Array(USERS).keys()].map((i) => () => createCr("daguusers", "DaguUser", userName(i), { authRef: { name: AUTH }, username: userName(i), role: "viewer", password: { secretRef: { name: `${userName(i)}-pw`, key: "password" } } })),
+    ...[...Array(API_KEYS).keys()].map((i) => () => createCr("daguapikeys", "DaguApiKey", `k${pad(i, 3)}`, { authRef: { name: AUTH }, role: "operator", secretName: `k${pad(i, 3)}-api-key` })),
+    ...[...Array(WEBHOOKS).keys()].map((i) => () => createCr("daguwebhooks", "DaguWebhook", `w${pad(i, 3)}`, { authRef: { name: AUTH }, dagName: `dag-${pad(i, 3)}`, secretName: `w${pad(i, 3)}-webhook` })),
+  ];
+  await pool(crs, (create) => create());
+  const applySeconds = seconds(t0);
+  say(`applied ${USERS + 1} Secrets and ${crs.length + 1} resources in ${applySeconds.toFixed(1)} s (${IN_FLIGHT} in flight)`);
+
+  const total = 1 + USERS + API_KEYS + WEBHOOKS;
+  let readyCount = 0, doc: Credentials | undefined, lastProgress = Date.now();
+  // Polled with lists (4 calls), not per-object gets; 500 ms is the resolution of convergeSeconds.
+  await until(`all ${total} resources Ready and complete credentials`, first, async () => {
+    readyCount = 0;
+    for (const plural of PLURALS) {
+      for (const o of await list(plural)) {
+        const ready = o.status?.conditions?.find((c) => c.type === "Ready");
+        const generation = o.metadata.generation;
+        if (ready?.status === "True" && ready.observedGeneration === generation && (o.status?.observedGeneration ?? generation) === generation) readyCount++;
+      }
+    }
+    doc = readyCount === total ? await readCredentials() : doc;
+    if (Date.now() - lastProgress > 5000) {
+      lastProgress = Date.now();
+      say(`  ${seconds(t0).toFixed(0)} s: ${readyCount}/${total} Ready, ${first.last?.hashes ?? 0} hashes, queue ${first.last?.queueDepth ?? "?"}`);
+    }
+    return readyCount === total && doc?.users.length === USERS + 1 && doc.apiKeys.length === API_KEYS && doc.webhooks.length === WEBHOOKS;
+  }, 15 * 60_000, 500);
+  const convergeSeconds = seconds(t0);
+  const convergeRatio = convergeSeconds / limit.seconds;
+  const converged = first.last!;
+  say(`converged in ${convergeSeconds.toFixed(1)} s: ratio ${convergeRatio.toFixed(2)} to the argon2 limit (goal <= 1.5); ${converged.hashes} hashes for ${USERS + 1} passwords, ${converged.retries} retries`);
+  say(`  reconciles: ${Object.entries(converged.byKind).map(([k, v]) => `${k} ${v.count} (${v.seconds.toFixed(1)} s in all)`).join(", ")}`);
+  // Who used the cores × convergeSeconds CPU seconds there were: the operator, the control plane, this script.
+  const cpu = Object.fromEntries(await Promise.all(Object.entries(procs).map(async ([k, pid]) => [k, +((await cpuSeconds(pid)) - cpuAt0[k]!).toFixed(1)] as const)));
+  say(`  CPU seconds while converging (of ${(cores * convergeSeconds).toFixed(0)}): ${Object.entries(cpu).map(([k, v]) => `${k} ${v}`).join(", ")}; operator peak RSS ${mib(converged.maxRss).toFixed(0)} MiB, longest event-loop stall ${first.loopDelayMaxMs.toFixed(0)} ms`);
+
+  // 3. Restart: everything the operator writes or could write, by resourceVersion.
+  const snapshot = async () => {
+    const versions = new Map<string, string>();
+    const add = (kind: string, items: { metadata?: { name?: string; resourceVersion?: string } }[]) => {
+      for (const o of items) versions.set(`${kind}/${o.metadata?.name}`, o.metadata?.resourceVersion ?? "");
+    };
+    add("Secret", (await core.listNamespacedSecret({ namespace: NS })).items);
+    add("ServiceAccount", (await core.listNamespacedServiceAccount({ namespace: NS })).items);
+    add("Role", (await rbac.listNamespacedRole({ namespace: NS })).items);
+    add("RoleBinding", (await rbac.listNamespacedRoleBinding({ namespace: NS })).items);
+    for (const plural of PLURALS) add(plural, await list(plural));
+    return versions;
+  };
+  await stopOperator(first);
+  const before = await snapshot();
+  const r0 = Date.now();
+  const second = startOperator("second", logDir);
+  await until("the restarted operator to reconcile", second, () => (second.last?.reconciles ?? 0) > 0, 120_000, 100);
+  const restartSeconds = seconds(r0, await idle(second, QUIET_MS));
+  const after = await snapshot();
+  const written = [...after].filter(([k, rv]) => before.get(k) !== rv).map(([k]) => k);
+  const restartHashes = second.last!.hashes;
+  say(`restart: steady after ${restartSeconds.toFixed(1)} s (goal < 10), ${restartHashes} hashes (goal 0), ${written.length} of ${after.size} objects written (goal 0)${written.length ? `: ${written.slice(0, 5).join(", ")}` : ""}`);
+
+  // 4. Password changes, observed through a watch on the credentials Secret.
+  let latest: Credentials | undefined;
+  let decoded = Promise.resolve();
+  const watch = await new k8s.Watch(kc).watch(`/api/v1/namespaces/${NS}/secrets`, { fieldSelector: `metadata.name=${AUTH}-credentials` }, (_phase, obj: k8s.V1Secret) => {
+    decoded = decoded.then(async () => void (latest = await decodeCredentials(obj))).catch(() => undefined); // in order
+  }, () => undefined);
+  const hashOf = (username: string) => latest?.users.find((u) => u.username === username)?.passwordHash;
+  await until("the watch's first event", undefined, () => latest !== undefined, 10_000, 20);
+  // Each change starts from an idle operator: the latency of one change, not of a queue of them.
+  const latencies: number[] = [];
+  let changeSettleMs = 0, changeWrites = 0;
+  for (let i = 0; i < PASSWORD_CHANGES; i++) {
+    const name = userName(i * Math.floor(USERS / PASSWORD_CHANGES));
+    await idle(second, 1000);
+    const versions = i === 0 ? await snapshot() : undefined;
+    const old = hashOf(name);
+    const start = performance.now(), startMs = Date.now();
+    await core.replaceNamespacedSecret({ name: `${name}-pw`, namespace: NS, body: { metadata: { name: `${name}-pw` }, stringData: { password: `changed-password-${i}-${Date.now()}` } } });
+    await until(`the new hash of ${name}`, second, () => hashOf(name) !== old, 30_000, 5);
+    latencies.push(Math.round(performance.now() - start));
+    if (versions) {
+      // What one change costs beyond the credentials: the work and writes it fans out to.
+      changeSettleMs = (await idle(second, 1000)) - startMs;
+      changeWrites = [...(await snapshot())].filter(([k, rv]) => versions.get(k) !== rv).length;
+    }
+  }
+  watch.abort();
+  say(`  latencies in order (ms): ${latencies.join(" ")}`);
+  latencies.sort((a, b) => a - b);
+  const [p50, p95] = [percentile(latencies, 0.5), percentile(latencies, 0.95)];
+  say(`password change to credentials: p50 ${p50.toFixed(0)} ms, p95 ${p95.toFixed(0)} ms, max ${latencies.at(-1)!.toFixed(0)} ms over ${PASSWORD_CHANGES} changes`);
+  say(`  one change: idle again after ${changeSettleMs} ms, ${changeWrites} objects written (the password Secret, the state, the credentials, statuses)`);
+  await stopOperator(second);
+
+  // 5. Memory, and what the operator logged at warn and above (pino: 40 warn, 50 error, 60 fatal).
+  const peakRssMiB = mib(peakRss);
+  const eventLoopMaxDelayMs = Math.round(Math.max(first.loopDelayMaxMs, second.loopDelayMaxMs));
+  say(`operator event loop: longest stall ${eventLoopMaxDelayMs} ms over the run`);
+  say(`operator peak RSS: ${peakRssMiB.toFixed(0)} MiB over the run (live heap at the end, after a full GC: ${mib(second.last!.heapUsed).toFixed(0)} MiB); at most ${peakFds} open file descriptors`);
+  const problems = new Map<string, number>();
+  for (const name of ["first", "second"]) {
+    for (const line of (await readFile(join(logDir, `${name}.log`), "utf8")).split("\n").filter(Boolean)) {
+      // err is a message string, or an Error serialized by pino.
+      const entry = JSON.parse(line) as { level: number; msg?: string; err?: string | { message?: string } };
+      const err = typeof entry.err === "string" ? entry.err : entry.err?.message;
+      const key = `${name} ${entry.level >= 50 ? "error" : "warn"}: ${entry.msg}${err ? ` (${err.slice(0, 120)})` : ""}`;
+      if (entry.level >= 40) problems.set(key, (problems.get(key) ?? 0) + 1);
+    }
+  }
+  say(`operator logs in ${logDir}: ${problems.size === 0 ? "no warnings or errors" : "warnings and errors:"}`);
+  for (const [k, n] of [...problems].sort((a, b) => b[1] - a[1]).slice(0, 10)) say(`  ${n} x ${k}`);
+
+  process.stdout.write(`${JSON.stringify({
+    convergeRatio: +convergeRatio.toFixed(3), convergeSeconds: +convergeSeconds.toFixed(2), argon2LimitSeconds: +limit.seconds.toFixed(2), hashMsMedian: +limit.hashMsMedian.toFixed(1),
+    applySeconds: +applySeconds.toFixed(2), users: doc!.users.length, apiKeys: doc!.apiKeys.length, webhooks: doc!.webhooks.length,
+    convergeHashes: converged.hashes, convergeReconciles: converged.reconciles, convergeRetries: converged.retries, convergeCpuSeconds: cpu,
+    restartHashes, restartWrites: written.length, restartSeconds: +restartSeconds.toFixed(2),
+    passwordChangeP50Ms: Math.round(p50), passwordChangeP95Ms: Math.round(p95), passwordChangeSettleMs: changeSettleMs, passwordChangeWrites: changeWrites, peakRssMiB: Math.round(peakRssMiB), peakOpenFds: peakFds, eventLoopMaxDelayMs,
+    logWarnings: [...problems].reduce((a, [, n]) => a + n, 0), cores, loadAverageAtStart: +loadAtStart.toFixed(2),
+  })}\n`);
+} catch (err) {
+  process.stderr.write(`bench failed: ${err instanceof Error ? err.stack : String(err)}\n`);
+  process.exitCode = 1;
+} finally {
+  await cleanup();
+}
+// client-node opens an agent per request; their idle keep-alive sockets would hold the process ~30 s.
+process.exit();
