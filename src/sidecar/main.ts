@@ -9,12 +9,12 @@ import { DaguConfigCredentialSource } from "./sources/dagu-config-source.ts";
 import { FileCredentialSource } from "./sources/file-source.ts";
 import { memoryPasswordChangeLog, stateDirPasswordChangeLog } from "./sources/password-change-log.ts";
 import { StateDir } from "./sources/state-dir.ts";
-import { KubernetesCredentialSource } from "./sources/kubernetes-source.ts";
-import { kubernetesTlsProvider } from "./sources/kubernetes-tls.ts";
 import { fileTlsProvider } from "./tls.ts";
-import { KubeConfig } from "@kubernetes/client-node";
+import type { KubeConfig } from "@kubernetes/client-node";
 
-function kubeConfigFor(args: SidecarArgs): KubeConfig {
+// The Kubernetes client (about 20 MB of heap) is loaded only in --kubernetes mode.
+async function kubeConfigFor(args: SidecarArgs): Promise<KubeConfig> {
+  const { KubeConfig } = await import("@kubernetes/client-node");
   const kc = new KubeConfig();
   if (args.kubeconfig) kc.loadFromFile(args.kubeconfig);
   else kc.loadFromDefault();
@@ -24,7 +24,8 @@ function kubeConfigFor(args: SidecarArgs): KubeConfig {
 export async function createSource(args: SidecarArgs, env: NodeJS.ProcessEnv, log: Logger): Promise<CredentialSource> {
   if (args.kubernetes) {
     // Password changes go to the <auth>-password-changes Secret, which the operator merges.
-    return new KubernetesCredentialSource({ kubeConfig: kubeConfigFor(args), namespace: args.namespace!, authName: args.auth!, logger: log });
+    const { KubernetesCredentialSource } = await import("./sources/kubernetes-source.ts");
+    return new KubernetesCredentialSource({ kubeConfig: await kubeConfigFor(args), namespace: args.namespace!, authName: args.auth!, logger: log });
   }
   const stateDir = args.stateDir ? new StateDir(args.stateDir) : undefined;
   if (!stateDir) log.warn("no --state-dir: self-service password changes (and a generated token secret) last only until the sidecar restarts");
@@ -65,7 +66,7 @@ export async function runSidecar(argv: readonly string[], env: NodeJS.ProcessEnv
       daguApi: args.daguApi,
       source,
       tls: args.tlsSecret
-        ? kubernetesTlsProvider({ kubeConfig: kubeConfigFor(args), namespace: args.namespace!, secretName: args.tlsSecret, logger: log })
+        ? (await import("./sources/kubernetes-tls.ts")).kubernetesTlsProvider({ kubeConfig: await kubeConfigFor(args), namespace: args.namespace!, secretName: args.tlsSecret, logger: log })
         : args.tlsCert && args.tlsKey
           ? fileTlsProvider({ certFile: args.tlsCert, keyFile: args.tlsKey })
           : undefined,
