@@ -45,7 +45,7 @@ export async function reconcileDaguApiKey(ctx: OperatorContext, key: string): Pr
   }
   const ready: ReadyState = expired
     ? { ready: false, reason: "Expired", message: `the key expired at ${spec.expiresAt}; it is no longer accepted` }
-    : { ready: true, reason: "Materialized", message: `API key (${spec.role}) is in credentials generation ${published.generation}${plan.previous ? `; the previous key works until ${plan.previous.notAfter}` : ""}` };
+    : { ready: true, reason: "Materialized", message: `API key (${spec.role}) is enforced by the sidecar${plan.previous ? `; the previous key works until ${plan.previous.notAfter}` : ""}` };
   await writeStatus(ctx, obj, ready, {
     keyId: uid,
     keyPrefix: keyPrefix(current),

@@ -85,6 +85,6 @@ export async function reconcileDaguUser(ctx: OperatorContext, key: string): Prom
   const entry = published.users.get(uid);
   const ready: ReadyState = entry?.disabled
     ? { ready: true, reason: "Disabled", message: `user ${spec.username} is disabled: logins and existing tokens are refused` }
-    : { ready: true, reason: "Materialized", message: `user ${spec.username} (${spec.role}) is in credentials generation ${published.generation}` };
+    : { ready: true, reason: "Materialized", message: `user ${spec.username} (${spec.role}) is enforced by the sidecar` };
   await writeStatus(ctx, obj, ready, { userId: uid, passwordSecretName, ...(entry ? { passwordChangedAt: entry.passwordChangedAt } : {}) });
 }

@@ -53,7 +53,7 @@ export async function reconcileDaguWebhook(ctx: OperatorContext, key: string): P
   const ready: ReadyState =
     published.rejectedWebhooks.get(uid) ??
     (spec.enabled
-      ? { ready: true, reason: "Materialized", message: `webhook for DAG ${spec.dagName} (${mode}) is in credentials generation ${published.generation}` }
+      ? { ready: true, reason: "Materialized", message: `webhook for DAG ${spec.dagName} (${mode}) is enforced by the sidecar` }
       : { ready: true, reason: "Disabled", message: `webhook for DAG ${spec.dagName} is disabled: every trigger is refused` });
   await writeStatus(ctx, obj, ready, { webhookId: uid, rotatedAt: plan.issuedAt, rotationGeneration: plan.rotationGeneration });
   return requeue;
