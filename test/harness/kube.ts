@@ -75,3 +75,18 @@ export async function eventually<T>(what: string, fn: () => Promise<T | undefine
   }
   throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${lastError ? `: ${String(lastError)}` : ""}`);
 }
+
+/** A KubeConfig that authenticates as a ServiceAccount with a fresh TokenRequest token (never the admin cert). */
+export async function serviceAccountKubeConfig(namespace: string, serviceAccount: string): Promise<k8s.KubeConfig> {
+  const admin = adminKubeConfig();
+  const tr = await admin.makeApiClient(k8s.CoreV1Api).createNamespacedServiceAccountToken({ name: serviceAccount, namespace, body: { spec: { expirationSeconds: 3600, audiences: [] } } });
+  const cluster = admin.getCurrentCluster()!;
+  const kc = new k8s.KubeConfig();
+  kc.loadFromOptions({
+    clusters: [{ name: "local", server: cluster.server, caData: cluster.caData, skipTLSVerify: false }],
+    users: [{ name: serviceAccount, token: tr.status!.token }],
+    contexts: [{ name: "local", cluster: "local", user: serviceAccount }],
+    currentContext: "local",
+  });
+  return kc;
+}

@@ -6,7 +6,7 @@ import * as k8s from "@kubernetes/client-node";
 import pino, { type Logger } from "pino";
 import { OPERATOR_CLUSTER_RULES, OPERATOR_NAMESPACE_RULES } from "../../src/operator/rbac.ts";
 import { startOperator, type OperatorOptions, type RunningOperator } from "../../src/operator/operator.ts";
-import { adminKubeConfig } from "./kube.ts";
+import { adminKubeConfig, serviceAccountKubeConfig } from "./kube.ts";
 
 export const OPERATOR_NAMESPACE = "dagu-auth-system";
 const SA = "dagu-auth-operator";
@@ -44,18 +44,7 @@ function prepare(): Promise<void> {
 /** A KubeConfig that authenticates as the operator's ServiceAccount with a fresh TokenRequest token. */
 export async function operatorKubeConfig(): Promise<k8s.KubeConfig> {
   await prepare();
-  const admin = adminKubeConfig();
-  const core = admin.makeApiClient(k8s.CoreV1Api);
-  const tr = await core.createNamespacedServiceAccountToken({ name: SA, namespace: OPERATOR_NAMESPACE, body: { spec: { expirationSeconds: 3600, audiences: [] } } });
-  const cluster = admin.getCurrentCluster()!;
-  const kc = new k8s.KubeConfig();
-  kc.loadFromOptions({
-    clusters: [{ name: "local", server: cluster.server, caData: cluster.caData, skipTLSVerify: false }],
-    users: [{ name: SA, token: tr.status!.token }],
-    contexts: [{ name: "local", cluster: "local", user: SA }],
-    currentContext: "local",
-  });
-  return kc;
+  return serviceAccountKubeConfig(OPERATOR_NAMESPACE, SA);
 }
 
 export interface TestOperator extends RunningOperator {

@@ -9,23 +9,14 @@ import { writeFile, mkdtemp } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import * as k8s from "@kubernetes/client-node";
-import { eventually, testNamespace } from "../harness/kube.ts";
-import { builtinSetup, core, kc, secretValue, setSecret, waitReady, withOperator } from "../harness/resources.ts";
+import { eventually, serviceAccountKubeConfig, testNamespace } from "../harness/kube.ts";
+import { builtinSetup, kc, secretValue, setSecret, waitReady, withOperator } from "../harness/resources.ts";
 import { startDagu } from "../harness/dagu.ts";
 import { startSidecar } from "../harness/sidecar.ts";
 
 async function sidecarKubeconfigFile(namespace: string, serviceAccount: string): Promise<string> {
-  const tr = await core.createNamespacedServiceAccountToken({ name: serviceAccount, namespace, body: { spec: { expirationSeconds: 3600, audiences: [] } } });
-  const cluster = kc.getCurrentCluster()!;
-  const out = new k8s.KubeConfig();
-  out.loadFromOptions({
-    clusters: [{ name: "local", server: cluster.server, caData: cluster.caData, skipTLSVerify: false }],
-    users: [{ name: serviceAccount, token: tr.status!.token }],
-    contexts: [{ name: "local", cluster: "local", user: serviceAccount }],
-    currentContext: "local",
-  });
   const file = join(await mkdtemp(join(tmpdir(), "sidecar-kc-")), "kubeconfig");
-  await writeFile(file, out.exportConfig(), { mode: 0o600 });
+  await writeFile(file, (await serviceAccountKubeConfig(namespace, serviceAccount)).exportConfig(), { mode: 0o600 });
   return file;
 }
 

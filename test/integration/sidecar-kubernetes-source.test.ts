@@ -11,28 +11,16 @@ import type { Credentials } from "../../src/api/index.ts";
 import { KubernetesCredentialSource } from "../../src/sidecar/sources/kubernetes-source.ts";
 import { changeTimestamp } from "../../src/sidecar/password-changes.ts";
 import { hashPassword } from "../../src/common/password-hash.ts";
-import { eventually, testNamespace } from "../harness/kube.ts";
-import { builtinSetup, core, kc, setSecret, waitCredentials, waitReady, withOperator } from "../harness/resources.ts";
+import { eventually, serviceAccountKubeConfig, testNamespace } from "../harness/kube.ts";
+import { builtinSetup, setSecret, waitCredentials, waitReady, withOperator } from "../harness/resources.ts";
 
-async function sidecarKubeConfig(namespace: string, serviceAccount: string): Promise<k8s.KubeConfig> {
-  const tr = await core.createNamespacedServiceAccountToken({ name: serviceAccount, namespace, body: { spec: { expirationSeconds: 3600, audiences: [] } } });
-  const cluster = kc.getCurrentCluster()!;
-  const out = new k8s.KubeConfig();
-  out.loadFromOptions({
-    clusters: [{ name: "local", server: cluster.server, caData: cluster.caData, skipTLSVerify: false }],
-    users: [{ name: serviceAccount, token: tr.status!.token }],
-    contexts: [{ name: "local", cluster: "local", user: serviceAccount }],
-    currentContext: "local",
-  });
-  return out;
-}
 
 test("the sidecar's source follows the operator's credentials and writes password changes it merges", async (t) => {
   const ns = await testNamespace(t, "sck");
   await withOperator(t);
   await builtinSetup(ns);
   const auth = await waitReady(ns, "daguauths", "dagu", "Materialized");
-  const sidecarKc = await sidecarKubeConfig(ns, String(auth.status!.serviceAccountName));
+  const sidecarKc = await serviceAccountKubeConfig(ns, String(auth.status!.serviceAccountName));
 
   const source = new KubernetesCredentialSource({ kubeConfig: sidecarKc, namespace: ns, authName: "dagu", logger: pino({ level: "silent" }) });
   const seen: Credentials[] = [];
@@ -67,7 +55,7 @@ test("the sidecar's ServiceAccount can read its credentials and nothing else", a
   await withOperator(t);
   await builtinSetup(ns);
   const auth = await waitReady(ns, "daguauths", "dagu", "Materialized");
-  const api = (await sidecarKubeConfig(ns, String(auth.status!.serviceAccountName))).makeApiClient(k8s.CoreV1Api);
+  const api = (await serviceAccountKubeConfig(ns, String(auth.status!.serviceAccountName))).makeApiClient(k8s.CoreV1Api);
   await api.readNamespacedSecret({ name: "dagu-credentials", namespace: ns });
   const refused = async (what: string, call: () => Promise<unknown>) => {
     await assert.rejects(call, (err: { code?: number }) => err.code === 403, `${what} is forbidden`);
