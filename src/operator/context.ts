@@ -63,6 +63,8 @@ export interface OperatorContext {
   /** argon2id (src/common/password-hash.ts), timed into the hashing metric. */
   hashPassword(password: string): Promise<string>;
   now(): Date;
+  /** Digests of what this operator applied (by object), so an identical apply is skipped. */
+  appliedHashes: Map<string, string>;
   /** Above this the credentials document is sharded (MAX_INLINE_BYTES; lowered in tests). */
   maxInlineBytes: number;
 }

@@ -285,8 +285,19 @@ interface CurrentCredentials {
   shardNames: string[];
 }
 
+// Parsed documents by Secret object (the cache hands out the same frozen object until
+// the Secret changes): a DaguAuth reconciled many times parses its document once.
+const parsedCredentials = new WeakMap<KubeObject, CurrentCredentials | undefined>();
+
 async function readCurrentCredentials(ctx: OperatorContext, namespace: string, authName: string): Promise<CurrentCredentials | undefined> {
   const secret = await ctx.secrets.get(namespace, credentialsSecretName(authName));
+  if (secret && parsedCredentials.has(secret)) return parsedCredentials.get(secret);
+  const current = await parseCurrentCredentials(ctx, namespace, secret);
+  if (secret) parsedCredentials.set(secret, current);
+  return current;
+}
+
+async function parseCurrentCredentials(ctx: OperatorContext, namespace: string, secret: KubeObject | undefined): Promise<CurrentCredentials | undefined> {
   const raw = secretData(secret)[CREDENTIALS_KEY];
   if (!raw) return undefined;
   const entry = parseCredentialsEntry(raw);
@@ -329,10 +340,8 @@ async function writeCredentials(ctx: OperatorContext, auth: KubeObject, doc: Cre
   return shardNames;
 }
 
-// Hashes of what was applied, so a reconcile that would apply the same again skips the call.
-const appliedHashes = new Map<string, string>();
-
 async function applyIfChanged(ctx: OperatorContext, obj: KubeObject): Promise<void> {
+  const appliedHashes = ctx.appliedHashes;
   const digest = createHash("sha256").update(stableStringify(obj)).digest("hex").slice(0, 32);
   const id = `${obj.apiVersion}/${obj.kind}/${obj.metadata.namespace}/${obj.metadata.name}`;
   if (appliedHashes.get(id) === digest) return;

@@ -126,6 +126,7 @@ export async function startOperator(options: OperatorOptions): Promise<RunningOp
     hashPassword: (password) => metrics.timeHash("argon2id", () => hashPassword(password)),
     now: () => new Date(),
     maxInlineBytes: options.maxInlineBytes ?? MAX_INLINE_BYTES,
+    appliedHashes: new Map(),
   };
 
   // Event routing: status-only updates are skipped; a resync re-delivers everything.
