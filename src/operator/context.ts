@@ -5,6 +5,7 @@ import type { Logger } from "pino";
 import type { KubeObject } from "../common/kube/client.ts";
 import { ownerReference } from "./runtime/apply.ts";
 import type { Materials } from "./materials.ts";
+import type { AppliedObject } from "./owned-objects.ts";
 
 export const MANAGED_BY_LABEL = "app.kubernetes.io/managed-by";
 export const MANAGED_BY_VALUE = "dagu-auth-operator";
@@ -63,8 +64,11 @@ export interface OperatorContext {
   /** argon2id (src/common/password-hash.ts), timed into the hashing metric. */
   hashPassword(password: string): Promise<string>;
   now(): Date;
-  /** Digests of what this operator applied (by object), so an identical apply is skipped. */
-  appliedHashes: Map<string, string>;
+  /**
+   * What this operator applied (by appliedId), so an identical apply is skipped. The
+   * owned-object informers drop an entry when its object is deleted or edited.
+   */
+  applied: Map<string, AppliedObject>;
   /** Above this the credentials document is sharded (MAX_INLINE_BYTES; lowered in tests). */
   maxInlineBytes: number;
 }

@@ -32,6 +32,7 @@ import { assembleCredentials, type AdminInput } from "./credentials-assembly.ts"
 import { certificate, passwordChangesSecret, sidecarObjects, sidecarServiceAccountName, tlsSecretName } from "./auth-resources.ts";
 import { newOperatorState, OPERATOR_STATE_KEY, operatorStateSecretName, resolvePassword, type OperatorState, type PasswordRecord } from "./operator-state.ts";
 import { readOperatorState } from "./operator-state-secret.ts";
+import { appliedId, carries } from "./owned-objects.ts";
 import { planSigningKeys } from "./signing-keys.ts";
 import type { KubeObject } from "../common/kube/client.ts";
 import type { Result } from "./runtime/work-queue.ts";
@@ -341,15 +342,19 @@ async function writeCredentials(ctx: OperatorContext, auth: KubeObject, doc: Cre
 }
 
 async function applyIfChanged(ctx: OperatorContext, obj: KubeObject): Promise<void> {
-  const appliedHashes = ctx.appliedHashes;
   const digest = createHash("sha256").update(stableStringify(obj)).digest("hex").slice(0, 32);
-  const id = `${obj.apiVersion}/${obj.kind}/${obj.metadata.namespace}/${obj.metadata.name}`;
-  if (appliedHashes.get(id) === digest) return;
-  // After a restart the memory is empty: the annotation on the live object tells.
+  const id = appliedId(obj);
+  if (ctx.applied.get(id)?.digest === digest) return;
+  const desired = { ...obj, metadata: { ...obj.metadata, annotations: { ...obj.metadata.annotations, [APPLIED_HASH_ANNOTATION]: digest } } };
+  // After a restart, or after its informer saw it deleted or edited, the live object tells.
   const live = await ctx.writer.get(obj.apiVersion!, obj.kind!, obj.metadata.namespace!, obj.metadata.name!).catch(() => undefined);
-  if (live?.metadata.annotations?.[APPLIED_HASH_ANNOTATION] !== digest) {
-    await ctx.writer.apply({ ...obj, metadata: { ...obj.metadata, annotations: { ...obj.metadata.annotations, [APPLIED_HASH_ANNOTATION]: digest } } });
+  // Remembered before the write: the watch event of our own apply must find it (owned-objects.ts).
+  ctx.applied.set(id, { digest, object: desired });
+  if (live && carries(live, desired)) return;
+  try {
+    await ctx.writer.apply(desired);
+  } catch (err) {
+    ctx.applied.delete(id);
+    throw err;
   }
-  appliedHashes.set(id, digest);
 }
-

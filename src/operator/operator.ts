@@ -1,7 +1,9 @@
-// Wires the operator: informers on the four kinds and on Secrets, a queue and a
-// reconciler per kind, leader election, health and metrics. Caches start at once
-// (a follower is ready to take over warm); reconcilers run only while leading.
+// Wires the operator: informers on the four kinds, on Secrets and on the objects a
+// DaguAuth owns, a queue and a reconciler per kind, leader election, health and
+// metrics. Caches start at once (a follower is ready to take over warm); reconcilers
+// run only while leading.
 import { randomBytes } from "node:crypto";
+import { setTimeout as sleep } from "node:timers/promises";
 import { hostname } from "node:os";
 import type { KubeConfig } from "@kubernetes/client-node";
 import pino, { type Logger } from "pino";
@@ -18,6 +20,7 @@ import { generationOrMetadataChanged, isResync } from "./runtime/predicates.ts";
 import { WorkQueue, type Result } from "./runtime/work-queue.ts";
 import { AUTH_LABEL, keyOf, MANAGED_BY_LABEL, MANAGED_BY_VALUE, type OperatorContext, type Writer } from "./context.ts";
 import { Materials } from "./materials.ts";
+import { ownedObjectChanged } from "./owned-objects.ts";
 import { hashPassword } from "../common/password-hash.ts";
 import { reconcileDaguAuth } from "./dagu-auth-reconciler.ts";
 import { reconcileDaguUser } from "./dagu-user-reconciler.ts";
@@ -47,6 +50,8 @@ export interface RunningOperator {
   /** Resolves when leadership was lost (the process should exit, as controller-runtime does). */
   lostLeadership: Promise<void>;
 }
+
+const CERT_MANAGER_POLL_MS = 60_000;
 
 type KindName = "auths" | "users" | "apiKeys" | "webhooks";
 const KIND_OF: Record<KindName, string> = { auths: "DaguAuth", users: "DaguUser", apiKeys: "DaguApiKey", webhooks: "DaguWebhook" };
@@ -126,7 +131,7 @@ export async function startOperator(options: OperatorOptions): Promise<RunningOp
     hashPassword: (password) => metrics.timeHash("argon2id", () => hashPassword(password)),
     now: () => new Date(),
     maxInlineBytes: options.maxInlineBytes ?? MAX_INLINE_BYTES,
-    appliedHashes: new Map(),
+    applied: new Map(),
   };
 
   // Event routing: status-only updates are skipped; a resync re-delivers everything.
@@ -168,7 +173,38 @@ export async function startOperator(options: OperatorOptions): Promise<RunningOp
   secretInformer.onUpdate((_a, b) => onSecret(b));
   secretInformer.onDelete(onSecret);
 
-  const all = [...Object.values(informers), secretInformer];
+  // Owns(): the sidecar's ServiceAccount, Role and RoleBinding and the Certificate,
+  // cached only when they carry our label. One deleted or edited by someone else is
+  // applied again by its DaguAuth (owned-objects.ts).
+  const ownedInformer = (group: string, version: string, plural: string) => {
+    const informer = new Informer({ kubeConfig, resource: { group, version, plural }, labelSelector: `${MANAGED_BY_LABEL}=${MANAGED_BY_VALUE}`, resyncPeriodMs, logger: log });
+    informer.onAdd((o) => ownedObjectChanged(ctx, o, false));
+    informer.onUpdate((_old, o) => ownedObjectChanged(ctx, o, false));
+    informer.onDelete((o) => ownedObjectChanged(ctx, o, true));
+    return informer;
+  };
+  const owned = [ownedInformer("", "v1", "serviceaccounts"), ownedInformer("rbac.authorization.k8s.io", "v1", "roles"), ownedInformer("rbac.authorization.k8s.io", "v1", "rolebindings")];
+  // cert-manager is optional: a cache of a kind the API does not serve would never sync,
+  // so Certificates are watched only once discovery finds the kind (polled until then),
+  // and that cache never counts toward readiness.
+  const certificates = ownedInformer("cert-manager.io", "v1", "certificates");
+  const stopCertificatePoll = new AbortController();
+  const watchCertificatesWhenServed = async () => {
+    for (let attempt = 0; !stopCertificatePoll.signal.aborted; attempt++) {
+      try {
+        await client.resolve("cert-manager.io/v1", "Certificate");
+        if (stopCertificatePoll.signal.aborted) return;
+        certificates.start();
+        log.info("cert-manager's Certificate kind is served; watching Certificates");
+        return;
+      } catch (err) {
+        if (attempt === 0) log.info({ err: err instanceof Error ? err.message : String(err) }, "cert-manager's Certificate kind is not served; checking again every minute");
+      }
+      await sleep(CERT_MANAGER_POLL_MS, undefined, { signal: stopCertificatePoll.signal }).catch(() => undefined);
+    }
+  };
+
+  const all = [...Object.values(informers), secretInformer, ...owned];
   new Gauge({
     name: "dagu_auth_operator_cached_secrets",
     help: "Secrets in the operator's cache by namespace: only the ones it owns or that its resources reference.",
@@ -182,6 +218,7 @@ export async function startOperator(options: OperatorOptions): Promise<RunningOp
     },
   });
   for (const i of all) i.start();
+  void watchCertificatesWhenServed();
 
   const elector = options.leaderElection
     ? new LeaderElector({
@@ -268,7 +305,8 @@ export async function startOperator(options: OperatorOptions): Promise<RunningOp
         await stopQueues();
         if (elector) await elector.release().catch(() => undefined);
         if (elector) await elector.stop();
-        await Promise.all(all.map((i) => i.stop()));
+        stopCertificatePoll.abort();
+        await Promise.all([...all, certificates].map((i) => i.stop()));
         await health?.close();
       })();
       return stopping;

@@ -24,13 +24,22 @@ function prepare(): Promise<void> {
     };
     await core.createNamespace({ body: { metadata: { name: OPERATOR_NAMESPACE } } }).catch(ignoreExists);
     await core.createNamespacedServiceAccount({ namespace: OPERATOR_NAMESPACE, body: { metadata: { name: SA } } }).catch(ignoreExists);
-    await rbac.createClusterRole({ body: { metadata: { name: SA }, rules: OPERATOR_CLUSTER_RULES } }).catch(ignoreExists);
+    // Replaced when it exists: a reused control plane may hold the rules of an older rbac.ts.
+    const clusterRole = { metadata: { name: SA }, rules: OPERATOR_CLUSTER_RULES };
+    await rbac.createClusterRole({ body: clusterRole }).catch(async (err: unknown) => {
+      ignoreExists(err);
+      await rbac.replaceClusterRole({ name: SA, body: clusterRole });
+    });
     await rbac
       .createClusterRoleBinding({
         body: { metadata: { name: SA }, roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "ClusterRole", name: SA }, subjects: [{ kind: "ServiceAccount", name: SA, namespace: OPERATOR_NAMESPACE }] },
       })
       .catch(ignoreExists);
-    await rbac.createNamespacedRole({ namespace: OPERATOR_NAMESPACE, body: { metadata: { name: SA }, rules: OPERATOR_NAMESPACE_RULES } }).catch(ignoreExists);
+    const role = { metadata: { name: SA }, rules: OPERATOR_NAMESPACE_RULES };
+    await rbac.createNamespacedRole({ namespace: OPERATOR_NAMESPACE, body: role }).catch(async (err: unknown) => {
+      ignoreExists(err);
+      await rbac.replaceNamespacedRole({ name: SA, namespace: OPERATOR_NAMESPACE, body: role });
+    });
     await rbac
       .createNamespacedRoleBinding({
         namespace: OPERATOR_NAMESPACE,

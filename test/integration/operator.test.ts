@@ -7,6 +7,7 @@ import * as k8s from "@kubernetes/client-node";
 import argon2 from "argon2";
 import { Credentials, CredentialsShard, joinShards, type CredentialsIndex } from "../../src/api/index.ts";
 import { sha256Hex } from "../../src/common/tokens.ts";
+import { deepEqualJson } from "../../src/common/stable-json.ts";
 import { eventually, kubectl, testNamespace } from "../harness/kube.ts";
 import { certManagerCrdsDir } from "../harness/components.ts";
 import { OPERATOR_NAMESPACE, startTestOperator } from "../harness/operator.ts";
@@ -194,7 +195,13 @@ test("a restart hashes nothing and writes nothing", async (t) => {
   const snapshot = async () => {
     const secrets = await core.listNamespacedSecret({ namespace: ns });
     const objs = await Promise.all(["daguauths", "daguusers", "daguapikeys", "daguwebhooks"].map((p) => custom.listNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: ns, plural: p }) as Promise<{ items: Obj[] }>));
-    return new Map([...secrets.items.map((s) => [`secret/${s.metadata!.name}`, s.metadata!.resourceVersion!] as const), ...objs.flatMap((l) => l.items.map((o) => [`cr/${o.metadata.name}`, o.metadata.resourceVersion!] as const))]);
+    const rbac = kc.makeApiClient(k8s.RbacAuthorizationV1Api);
+    const sidecar = [(await core.readNamespacedServiceAccount({ name: "dagu-sidecar", namespace: ns })).metadata!, (await rbac.readNamespacedRole({ name: "dagu-sidecar", namespace: ns })).metadata!, (await rbac.readNamespacedRoleBinding({ name: "dagu-sidecar", namespace: ns })).metadata!];
+    return new Map([
+      ...secrets.items.map((s) => [`secret/${s.metadata!.name}`, s.metadata!.resourceVersion!] as const),
+      ...objs.flatMap((l) => l.items.map((o) => [`cr/${o.metadata.name}`, o.metadata.resourceVersion!] as const)),
+      ...sidecar.map((m, i) => [`sidecar/${i}`, m.resourceVersion!] as const),
+    ]);
   };
   const before = await snapshot();
   const second = await startTestOperator({ name: "second" });
@@ -202,7 +209,7 @@ test("a restart hashes nothing and writes nothing", async (t) => {
   await eventually("the second operator leads and settles", async () => second.isLeader || undefined);
   await new Promise((r) => setTimeout(r, 3000));
   const after = await snapshot();
-  assert.deepEqual(after, before, "no Secret or resource was written by the restarted operator");
+  assert.deepEqual(after, before, "no Secret, resource or sidecar object was written by the restarted operator");
   assert.equal(await hashCount(second), 0, "no argon2 hash after the restart");
   assert.ok(await hashCount(first) >= 3, "the first operator did hash (the metric works)");
   const reconciles = (await second.metrics.reconcileTotal.get()).values.filter((v) => v.labels.kind === "DaguUser").reduce((a, v) => a + v.value, 0);
@@ -227,11 +234,14 @@ test("two replicas: one leads; stopping it hands over", async (t) => {
   assert.ok(Date.now() - stoppedAt < 3000, `a graceful stop hands over at once (took ${Date.now() - stoppedAt} ms)`);
 });
 
-test("TLS from cert-manager: a Certificate owned by the DaguAuth, and the sidecar may read its Secret", async (t) => {
-  const crds = await certManagerCrdsDir();
-  const applied = await kubectl(["apply", "--server-side", "-f", crds]);
+async function installCertManagerCrds(): Promise<void> {
+  const applied = await kubectl(["apply", "--server-side", "-f", await certManagerCrdsDir()]);
   assert.equal(applied.code, 0, applied.stderr);
   await kubectl(["wait", "--for=condition=Established", "--timeout=60s", "crd/certificates.cert-manager.io"]);
+}
+
+test("TLS from cert-manager: a Certificate owned by the DaguAuth, and the sidecar may read its Secret", async (t) => {
+  await installCertManagerCrds();
   const ns = await testNamespace(t, "op");
   await withOperator(t);
   await secret(ns, "admin-pw", { password: "admin-password-1" });
@@ -248,6 +258,69 @@ test("TLS from cert-manager: a Certificate owned by the DaguAuth, and the sideca
   assert.equal(cert.metadata.ownerReferences?.[0]?.kind, "DaguAuth");
   const role = await kc.makeApiClient(k8s.RbacAuthorizationV1Api).readNamespacedRole({ name: "secure-sidecar", namespace: ns });
   assert.ok(role.rules?.some((r) => r.resourceNames?.includes("secure-tls") && !r.verbs.includes("patch")), "read-only access to the TLS Secret");
+});
+
+test("a deleted or edited sidecar object or Certificate comes back without a restart; nothing else is rewritten", async (t) => {
+  await installCertManagerCrds();
+  const ns = await testNamespace(t, "op");
+  // Resyncs every second: the quiet periods below include several, and each reconciles the DaguAuth.
+  const op = await withOperator(t, undefined, { resyncPeriodMs: 1000 });
+  await secret(ns, "admin-pw", { password: "admin-password-1" });
+  await create(ns, "daguauths", "DaguAuth", "owner", {
+    builtin: { initialAdmin: { username: "admin", passwordSecretRef: { name: "admin-pw", key: "password" } } },
+    tls: { issuerRef: { name: "ca-issuer" }, dnsNames: ["dagu.example.com"] },
+  });
+  await waitReady(ns, "daguauths", "owner", "Materialized");
+
+  const rbac = kc.makeApiClient(k8s.RbacAuthorizationV1Api);
+  const merge = k8s.setHeaderOptions("Content-Type", k8s.PatchStrategy.MergePatch);
+  const cert = { group: "cert-manager.io", version: "v1", namespace: ns, plural: "certificates", name: "owner-tls" };
+  type Meta = { metadata?: { uid?: string; resourceVersion?: string } };
+  const owned: Record<string, { read: () => Promise<Meta>; remove: () => Promise<unknown> }> = {
+    ServiceAccount: { read: () => core.readNamespacedServiceAccount({ name: "owner-sidecar", namespace: ns }), remove: () => core.deleteNamespacedServiceAccount({ name: "owner-sidecar", namespace: ns }) },
+    Role: { read: () => rbac.readNamespacedRole({ name: "owner-sidecar", namespace: ns }), remove: () => rbac.deleteNamespacedRole({ name: "owner-sidecar", namespace: ns }) },
+    RoleBinding: { read: () => rbac.readNamespacedRoleBinding({ name: "owner-sidecar", namespace: ns }), remove: () => rbac.deleteNamespacedRoleBinding({ name: "owner-sidecar", namespace: ns }) },
+    Certificate: { read: () => custom.getNamespacedCustomObject(cert) as Promise<Meta>, remove: () => custom.deleteNamespacedCustomObject(cert) },
+  };
+  const versions = async () => Object.fromEntries(await Promise.all(Object.entries(owned).map(async ([kind, o]) => [kind, (await o.read()).metadata?.resourceVersion] as const)));
+  const daguAuthReconciles = async () => (await op.metrics.reconcileTotal.get()).values.filter((v) => v.labels.kind === "DaguAuth").reduce((a, v) => a + v.value, 0);
+  const quietly = async (what: string) => {
+    const before = await versions();
+    const reconciles = await daguAuthReconciles();
+    await new Promise((r) => setTimeout(r, 3500));
+    assert.ok((await daguAuthReconciles()) >= reconciles + 2, "the DaguAuth was reconciled meanwhile (resyncs)");
+    assert.deepEqual(await versions(), before, `nothing was rewritten ${what}`);
+  };
+  const role = await rbac.readNamespacedRole({ name: "owner-sidecar", namespace: ns });
+  const certSpec = ((await custom.getNamespacedCustomObject(cert)) as { spec: unknown }).spec;
+
+  await quietly("while nothing changed");
+  // Changes by others that leave what the operator applied in place: a label of
+  // their own, a status write as cert-manager's, an unrelated Role.
+  await core.patchNamespacedServiceAccount({ name: "owner-sidecar", namespace: ns, body: { metadata: { labels: { team: "platform" } } } }, merge);
+  await custom.patchNamespacedCustomObjectStatus({ ...cert, body: { status: { conditions: [{ type: "Ready", status: "False", reason: "Pending", message: "issuing" }] } } }, merge);
+  await rbac.createNamespacedRole({ namespace: ns, body: { metadata: { name: "unrelated" }, rules: [] } });
+  await quietly("after changes that keep what the operator applied");
+
+  for (const [kind, o] of Object.entries(owned)) {
+    const { uid } = (await o.read()).metadata!;
+    await o.remove();
+    await eventually(`the deleted ${kind} is back`, async () => {
+      const back = await o.read().catch(() => undefined);
+      return back?.metadata?.uid && back.metadata.uid !== uid ? back : undefined;
+    });
+  }
+  assert.deepEqual((await rbac.readNamespacedRole({ name: "owner-sidecar", namespace: ns })).rules, role.rules);
+
+  // Edits of what the operator applied are undone.
+  await rbac.patchNamespacedRole({ name: "owner-sidecar", namespace: ns, body: { rules: [{ apiGroups: [""], resources: ["secrets"], verbs: ["get", "list"] }] } }, merge);
+  await eventually("the Role's rules are restored", async () => deepEqualJson((await rbac.readNamespacedRole({ name: "owner-sidecar", namespace: ns })).rules, role.rules) || undefined);
+  await rbac.patchNamespacedRoleBinding({ name: "owner-sidecar", namespace: ns, body: { subjects: [{ kind: "ServiceAccount", name: "default", namespace: ns }] } }, merge);
+  await eventually("the RoleBinding's subjects are restored", async () => (await rbac.readNamespacedRoleBinding({ name: "owner-sidecar", namespace: ns })).subjects?.[0]?.name === "owner-sidecar" || undefined);
+  await custom.patchNamespacedCustomObject({ ...cert, body: { spec: { dnsNames: ["evil.example.com"] } } }, merge);
+  await eventually("the Certificate's spec is restored", async () => deepEqualJson(((await custom.getNamespacedCustomObject(cert)) as { spec: unknown }).spec, certSpec) || undefined);
+  await quietly("once restored");
+  assert.ok(op.isLeader, "the same operator did it all, without a restart");
 });
 
 test("past the inline limit the credentials are sharded: an index, immutable shards, old generations removed", async (t) => {

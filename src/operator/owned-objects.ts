@@ -1,0 +1,80 @@
+// The objects the DaguAuth reconciler applies besides Secrets (the sidecar's
+// ServiceAccount, Role and RoleBinding, the cert-manager Certificate), as
+// controller-runtime's Owns() treats them: the operator watches them (only its own,
+// by label) so that one deleted or edited by someone else is put back at once.
+//
+// What "edited" means: the live object no longer carries what the operator last
+// applied. Fields others add (server defaults, status, their own labels, another
+// owner reference) do not count; a removed or changed field of ours does. This is
+// robust where the alternatives are not: resourceVersions and managedFields change
+// with every status write of cert-manager, and the applied-hash annotation survives
+// an edit of the rules it describes.
+import type { KubeObject } from "../common/kube/client.ts";
+import { AUTH_LABEL, type OperatorContext } from "./context.ts";
+
+/** What the operator last applied to one object: its digest and the object as sent. */
+export interface AppliedObject {
+  digest: string;
+  object: KubeObject;
+}
+
+export function appliedId(obj: Pick<KubeObject, "apiVersion" | "kind" | "metadata">): string {
+  return `${obj.apiVersion}/${obj.kind}/${obj.metadata.namespace}/${obj.metadata.name}`;
+}
+
+/** True when `live` still holds every field of `desired`, the object the operator applied. */
+export function carries(live: KubeObject, desired: KubeObject): boolean {
+  const l = live.metadata;
+  const d = desired.metadata;
+  if (!contains(l.labels, d.labels) || !contains(l.annotations, d.annotations)) return false;
+  // Owner references are merged by uid: another owner beside ours is not a change.
+  for (const ref of d.ownerReferences ?? []) {
+    if (!contains(l.ownerReferences?.find((r) => r.uid === ref.uid), ref)) return false;
+  }
+  for (const [field, value] of Object.entries(desired)) {
+    if (field === "metadata" || field === "status" || field === "apiVersion" || field === "kind") continue;
+    if (!contains(live[field], value)) return false;
+  }
+  return true;
+}
+
+/**
+ * Objects: every key of `desired` is carried (extra keys of `live` are fine). Lists:
+ * same length, element by element, because the lists we apply (rules, subjects,
+ * dnsNames) are atomic and an apply replaces them whole. An empty list or object is
+ * carried by an absent one, as the API server omits them.
+ */
+function contains(live: unknown, desired: unknown): boolean {
+  if (desired === undefined) return true;
+  if (Array.isArray(desired)) {
+    if (live === undefined) return desired.length === 0;
+    return Array.isArray(live) && live.length === desired.length && desired.every((d: unknown, i) => contains(live[i], d));
+  }
+  if (typeof desired === "object" && desired !== null) {
+    if (live === undefined) return Object.keys(desired).length === 0;
+    if (typeof live !== "object" || live === null || Array.isArray(live)) return false;
+    return Object.entries(desired).every(([k, v]) => contains((live as Record<string, unknown>)[k], v));
+  }
+  return live === desired;
+}
+
+/** The DaguAuth (namespace/name) an owned object belongs to: its label, else its owner reference. */
+export function ownerAuthKey(obj: KubeObject): string | undefined {
+  const name = obj.metadata.labels?.[AUTH_LABEL] ?? obj.metadata.ownerReferences?.find((r) => r.kind === "DaguAuth")?.name;
+  return name ? `${obj.metadata.namespace ?? ""}/${name}` : undefined;
+}
+
+/**
+ * An informer event for an owned object. Deleted, or no longer carrying what was
+ * applied (or never applied by this process): forget the digest, so the next
+ * reconcile compares with the live object, and reconcile its DaguAuth. Our own
+ * writes and others' additions (cert-manager's status) end here without a reconcile.
+ */
+export function ownedObjectChanged(ctx: Pick<OperatorContext, "applied" | "enqueue">, obj: KubeObject, deleted: boolean): void {
+  const id = appliedId(obj);
+  const applied = ctx.applied.get(id);
+  if (!deleted && applied && carries(obj, applied.object)) return;
+  ctx.applied.delete(id);
+  const auth = ownerAuthKey(obj);
+  if (auth) ctx.enqueue.auth(auth);
+}
