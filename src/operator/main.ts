@@ -5,7 +5,7 @@ import { parseArgs } from "node:util";
 import { KubeConfig } from "@kubernetes/client-node";
 import pino from "pino";
 import { z } from "zod";
-import { startOperator } from "./operator.ts";
+import { DEFAULT_USER_WORKERS, startOperator } from "./operator.ts";
 
 const Options = z.object({
   kubeconfig: z.string().optional(),
@@ -14,7 +14,8 @@ const Options = z.object({
   "leader-election-namespace": z.string().min(1).optional(),
   "lease-name": z.string().min(1).default("dagu-auth-operator"),
   "log-level": z.enum(["fatal", "error", "warn", "info", "debug", "trace"]).default("info"),
-  "user-workers": z.coerce.number().int().min(1).max(64).default(4),
+  "user-workers": z.coerce.number().int().min(1).max(256).default(DEFAULT_USER_WORKERS),
+  "hash-workers": z.coerce.number().int().min(1).max(64).optional(),
 });
 
 const HELP = `usage: dagu-auth operator [options]
@@ -24,7 +25,9 @@ const HELP = `usage: dagu-auth operator [options]
   --leader-elect / --no-leader-elect leader election on a Lease (default on)
   --leader-election-namespace NS     namespace of the Lease (default $POD_NAMESPACE)
   --lease-name NAME                  name of the Lease (default dagu-auth-operator)
-  --user-workers N                   concurrent DaguUser reconciles (they hash passwords; default 4)
+  --user-workers N                   concurrent DaguUser reconciles (default 16)
+  --hash-workers N                   concurrent argon2id hashes (default: CPUs, at most 4; past 4 also raise
+                                     UV_THREADPOOL_SIZE, the thread pool the hashes run on)
   --log-level LEVEL                  fatal|error|warn|info|debug|trace (default info)
 `;
 
@@ -42,6 +45,7 @@ export async function runOperator(argv: readonly string[]): Promise<number> {
         "lease-name": { type: "string" },
         "log-level": { type: "string" },
         "user-workers": { type: "string" },
+        "hash-workers": { type: "string" },
         help: { type: "boolean", short: "h" },
       },
     }).values;
@@ -75,6 +79,7 @@ export async function runOperator(argv: readonly string[]): Promise<number> {
     logger: log,
     healthAddress: o["health-address"],
     userConcurrency: o["user-workers"],
+    ...(o["hash-workers"] ? { hashConcurrency: o["hash-workers"] } : {}),
     ...(o["leader-elect"] ? { leaderElection: { namespace: leaseNamespace!, name: o["lease-name"] } } : {}),
   });
   log.info({ health: running.health?.url }, "operator started");

@@ -4,8 +4,9 @@
 // run only while leading.
 import { randomBytes } from "node:crypto";
 import { setTimeout as sleep } from "node:timers/promises";
-import { hostname } from "node:os";
+import { availableParallelism, hostname } from "node:os";
 import type { KubeConfig } from "@kubernetes/client-node";
+import pLimit from "p-limit";
 import pino, { type Logger } from "pino";
 import { GROUP, KINDS, MAX_INLINE_BYTES, VERSION } from "../api/index.ts";
 import { Gauge } from "prom-client";
@@ -34,8 +35,16 @@ export interface OperatorOptions {
   /** host:port of /healthz, /readyz and /metrics; undefined: no server. */
   healthAddress?: string;
   leaderElection?: { namespace: string; name?: string; identity?: string; leaseDurationSeconds?: number; renewDeadlineMs?: number; retryPeriodMs?: number };
-  /** Workers for DaguUser reconciles (they hash); others use 2. Default: 2 × CPUs is pointless, argon2 is the limit: 4. */
+  /**
+   * Workers for DaguUser reconciles (default 16; API keys and webhooks get 4). More than there are
+   * hashing slots: a reconcile also waits for the API server, and the hashes must never run dry.
+   */
   userConcurrency?: number;
+  /**
+   * argon2id hashes at once (default: the CPUs, at most 4, libuv's default thread pool). Bounds the CPU
+   * and the memory hashing takes (19 MiB each) however many users change at once.
+   */
+  hashConcurrency?: number;
   resyncPeriodMs?: number;
   /** Shard the credentials document above this many bytes (default MAX_INLINE_BYTES, about 900 KiB). */
   maxInlineBytes?: number;
@@ -52,6 +61,8 @@ export interface RunningOperator {
 }
 
 const CERT_MANAGER_POLL_MS = 60_000;
+export const DEFAULT_USER_WORKERS = 16;
+export const defaultHashConcurrency = () => Math.min(availableParallelism(), 4);
 
 type KindName = "auths" | "users" | "apiKeys" | "webhooks";
 const KIND_OF: Record<KindName, string> = { auths: "DaguAuth", users: "DaguUser", apiKeys: "DaguApiKey", webhooks: "DaguWebhook" };
@@ -110,6 +121,7 @@ export async function startOperator(options: OperatorOptions): Promise<RunningOp
     },
   };
 
+  const hashSlots = pLimit(options.hashConcurrency ?? defaultHashConcurrency());
   const ctx: OperatorContext = {
     log,
     caches,
@@ -128,7 +140,7 @@ export async function startOperator(options: OperatorOptions): Promise<RunningOp
       webhook: (k) => queues.webhooks.add(k),
     },
     materials: new Materials(),
-    hashPassword: (password) => metrics.timeHash("argon2id", () => hashPassword(password)),
+    hashPassword: (password) => hashSlots(() => metrics.timeHash("argon2id", () => hashPassword(password))),
     now: () => new Date(),
     maxInlineBytes: options.maxInlineBytes ?? MAX_INLINE_BYTES,
     applied: new Map(),
@@ -270,9 +282,9 @@ export async function startOperator(options: OperatorOptions): Promise<RunningOp
     for (const o of caches.apiKeys.list()) ctx.enqueue.apiKey(keyOf(o));
     for (const o of caches.webhooks.list()) ctx.enqueue.webhook(keyOf(o));
     void queues.auths.run(2, timed("DaguAuth", reconcileDaguAuth));
-    void queues.users.run(options.userConcurrency ?? 4, timed("DaguUser", reconcileDaguUser));
-    void queues.apiKeys.run(2, timed("DaguApiKey", reconcileDaguApiKey));
-    void queues.webhooks.run(2, timed("DaguWebhook", reconcileDaguWebhook));
+    void queues.users.run(options.userConcurrency ?? DEFAULT_USER_WORKERS, timed("DaguUser", reconcileDaguUser));
+    void queues.apiKeys.run(4, timed("DaguApiKey", reconcileDaguApiKey));
+    void queues.webhooks.run(4, timed("DaguWebhook", reconcileDaguWebhook));
   };
 
   const stopQueues = async () => {
