@@ -12,6 +12,9 @@ export interface ChildReport {
   /** Kernel high-water mark of the resident set (getrusage), in bytes: no peak falls between samples. */
   maxRss: number;
   heapUsed: number;
+  /** V8's heap as reserved (live objects and garbage not yet collected), and memory outside it. */
+  heapTotal: number;
+  external: number;
   /** Open file descriptors, nearly all sockets to the API server: a connection pool shows here. */
   openFds: number;
   /** CPU milliseconds (user + system) so far: a reconcile in flight shows here before it is counted. */
@@ -47,7 +50,7 @@ const report = async (): Promise<ChildReport> => {
   return {
     leader: op.isLeader,
     maxRss: process.resourceUsage().maxRSS * 1024,
-    heapUsed: process.memoryUsage().heapUsed,
+    ...(({ heapUsed, heapTotal, external }) => ({ heapUsed, heapTotal, external }))(process.memoryUsage()),
     openFds: readdirSync("/proc/self/fd").length,
     cpuMs: (process.cpuUsage().user + process.cpuUsage().system) / 1000,
     reconciles: await sum(op.metrics.reconcileTotal),

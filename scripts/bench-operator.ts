@@ -50,7 +50,7 @@ async function argon2Limit(): Promise<{ seconds: number; hashMsMedian: number }>
 // The operator runs in a child process (bench-operator-child.ts) so that its RSS is its own.
 interface Operator { child: ChildProcess; last?: ChildReport; lastAt: number; activeAt: number; loopDelayMaxMs: number; exited: Promise<void> }
 const operators = new Set<Operator>();
-let peakRss = 0, peakFds = 0;
+let peakRss = 0, peakFds = 0, peakHeapTotal = 0, peakExternal = 0;
 const mib = (bytes: number) => bytes / 2 ** 20;
 /** CPU seconds (user + system) a process has used so far, from /proc (Linux, like the harness). */
 const cpuSeconds = async (pid: number) => {
@@ -72,6 +72,8 @@ function startOperator(name: string, logDir: string): Operator {
     op.loopDelayMaxMs = Math.max(op.loopDelayMaxMs, report.loopDelayMaxMs);
     op.last = report;
     peakRss = Math.max(peakRss, report.maxRss);
+    peakHeapTotal = Math.max(peakHeapTotal, report.heapTotal);
+    peakExternal = Math.max(peakExternal, report.external);
     peakFds = Math.max(peakFds, report.openFds);
   });
   operators.add(op);
@@ -272,7 +274,7 @@ try {
   const peakRssMiB = mib(peakRss);
   const eventLoopMaxDelayMs = Math.round(Math.max(first.loopDelayMaxMs, second.loopDelayMaxMs));
   say(`operator event loop: longest stall ${eventLoopMaxDelayMs} ms over the run`);
-  say(`operator peak RSS: ${peakRssMiB.toFixed(0)} MiB over the run (live heap at the end, after a full GC: ${mib(second.last!.heapUsed).toFixed(0)} MiB); at most ${peakFds} open file descriptors`);
+  say(`operator peak RSS: ${peakRssMiB.toFixed(0)} MiB over the run (V8 heap at most ${mib(peakHeapTotal).toFixed(0)} MiB, outside it at most ${mib(peakExternal).toFixed(0)} MiB; live heap at the end, after a full GC: ${mib(second.last!.heapUsed).toFixed(0)} MiB); at most ${peakFds} open file descriptors`);
   const problems = new Map<string, number>();
   for (const name of ["first", "second"]) {
     for (const line of (await readFile(join(logDir, `${name}.log`), "utf8")).split("\n").filter(Boolean)) {

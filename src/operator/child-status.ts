@@ -43,7 +43,9 @@ export async function writeStatus(ctx: OperatorContext, obj: KubeObject, ready: 
   });
   const before = readyOf(current.conditions);
   const after = readyOf(conditions);
-  if (before?.status !== after?.status || before?.reason !== after?.reason) {
+  // Waiting for the DaguAuth (Ready=Unknown) is how every new object starts, not news: no Event, and
+  // certainly not a Warning (it would also double the Events a bulk apply writes).
+  if (!ready.pending && (before?.status !== after?.status || before?.reason !== after?.reason)) {
     if (ready.ready) ctx.events.normal(obj, ready.reason, ready.message);
     else ctx.events.warning(obj, ready.reason, ready.message);
   }
