@@ -59,9 +59,10 @@ const cpuSeconds = async (pid: number) => {
 };
 
 // BENCH_CPU_PROFILE=1: the operators' CPU profiles (.cpuprofile, for Chrome DevTools) go next to their logs.
+// BENCH_OPERATOR_NODE_FLAGS: more node flags for the operator processes (e.g. "--max-old-space-size=128").
 function startOperator(name: string, logDir: string): Operator {
   const profile = process.env.BENCH_CPU_PROFILE === "1" ? ["--cpu-prof", `--cpu-prof-dir=${logDir}`] : [];
-  const child = fork(join(repoRoot, "scripts/bench-operator-child.ts"), [join(logDir, `${name}.log`), name], { stdio: ["ignore", "inherit", "inherit", "ipc"], execArgv: ["--expose-gc", ...profile] });
+  const child = fork(join(repoRoot, "scripts/bench-operator-child.ts"), [join(logDir, `${name}.log`), name], { stdio: ["ignore", "inherit", "inherit", "ipc"], execArgv: ["--expose-gc", ...profile, ...(process.env.BENCH_OPERATOR_NODE_FLAGS ?? "").split(" ").filter(Boolean)] });
   const op: Operator = { child, lastAt: Date.now(), activeAt: Date.now(), loopDelayMaxMs: 0, exited: new Promise((r) => child.once("exit", () => r())) };
   child.on("message", (report: ChildReport) => {
     // Active: a reconcile finished, more than 10 % of a core was used since the last report

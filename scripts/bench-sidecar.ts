@@ -10,7 +10,9 @@
 // BENCH_OPEN_RATE (1000), BENCH_NO_INSTALL=1 (never run apt-get), BENCH_GENERATOR=undici (the undici
 // closed-loop generator even when wrk is there), BENCH_WAIT_QUIET=N (before each set of
 // measurements, wait up to N seconds for other work on the machine to drop below a quarter of a core),
-// BENCH_CPU_PROFILE=DIR (the sidecars write V8 CPU profiles there when they stop; open them in DevTools).
+// BENCH_CPU_PROFILE=DIR (the sidecars write V8 CPU profiles there when they stop; open them in DevTools),
+// BENCH_SIDECAR_NODE_FLAGS (more node flags for the sidecars, e.g. "--trace-gc"; their output goes to
+// the sidecar log files, kept with BENCH_KEEP_LOGS=1).
 import { spawn, type ChildProcess } from "node:child_process";
 import { randomUUID } from "node:crypto";
 import { accessSync, constants as fsConstants, openSync, closeSync, readFileSync } from "node:fs";
@@ -94,7 +96,9 @@ async function tempDir(prefix: string): Promise<string> {
 
 async function cleanup(): Promise<void> {
   await stopAll();
-  await Promise.all(tempDirs.splice(0).map((d) => rm(d, { recursive: true, force: true })));
+  const dirs = tempDirs.splice(0);
+  if (process.env.BENCH_KEEP_LOGS === "1") say(`kept: ${dirs.join(", ")}`);
+  else await Promise.all(dirs.map((d) => rm(d, { recursive: true, force: true })));
 }
 
 let interrupted = false;
@@ -358,7 +362,7 @@ async function startSidecar(name: string, upstream: string, credentialsFile: str
   const fd = openSync(logFile, "a"); // the audit lines: written as in production, read by nobody
   const child = track(
     name,
-    spawn(process.execPath, [...(CPU_PROFILE_DIR ? ["--cpu-prof", `--cpu-prof-dir=${CPU_PROFILE_DIR}`] : []), CLI, "sidecar", "--upstream", upstream, "--listen", `127.0.0.1:${port}`, "--credentials-file", credentialsFile, "--dagu-api", "v2"], {
+    spawn(process.execPath, [...(CPU_PROFILE_DIR ? ["--cpu-prof", `--cpu-prof-dir=${CPU_PROFILE_DIR}`] : []), ...(process.env.BENCH_SIDECAR_NODE_FLAGS ?? "").split(" ").filter(Boolean), CLI, "sidecar", "--upstream", upstream, "--listen", `127.0.0.1:${port}`, "--credentials-file", credentialsFile, "--dagu-api", "v2"], {
       env: { PATH: process.env.PATH ?? "" },
       stdio: ["ignore", fd, fd],
     }),
