@@ -2,11 +2,12 @@
 // 200 webhooks on one DaguAuth), on a control plane of its own. Prints one line per figure and,
 // last, one JSON object with all of them; docs/benchmarks.md says how to read them.
 import { fork, type ChildProcess } from "node:child_process";
-import { mkdtemp, readFile } from "node:fs/promises";
+import { mkdir, mkdtemp, readFile, writeFile } from "node:fs/promises";
 import { availableParallelism, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import * as k8s from "@kubernetes/client-node";
+import { parse as parseYaml } from "yaml";
 import { KubeClient, resourcePath } from "../src/common/kube/client.ts";
 import { Informer } from "../src/common/kube/informer.ts";
 import { CredentialsShard, joinShards, parseCredentials, parseCredentialsEntry, type Credentials } from "../src/api/index.ts";
@@ -59,10 +60,44 @@ const cpuSeconds = async (pid: number) => {
 };
 
 // BENCH_CPU_PROFILE=1: the operators' CPU profiles (.cpuprofile, for Chrome DevTools) go next to their logs.
-// BENCH_OPERATOR_NODE_FLAGS: more node flags for the operator processes (e.g. "--max-old-space-size=128").
+// BENCH_OPERATOR_NODE_FLAGS: node flags for the operator processes instead of the chart's operator.nodeOptions.
+
+/** The operator's runtime settings as the Helm chart deploys them (values.yaml), so the figures are the product's. */
+async function chartRuntime(): Promise<{ nodeFlags: string[]; env: Record<string, string> }> {
+  const values = parseYaml(await readFile(join(repoRoot, "charts/dagu-auth-operator/values.yaml"), "utf8")) as { operator?: { nodeOptions?: string | null; mallocArenaMax?: number | null } };
+  const nodeOptions = process.env.BENCH_OPERATOR_NODE_FLAGS ?? values.operator?.nodeOptions ?? "";
+  const arenas = values.operator?.mallocArenaMax;
+  return { nodeFlags: nodeOptions.split(" ").filter(Boolean), env: arenas ? { MALLOC_ARENA_MAX: String(arenas) } : {} };
+}
+
+/**
+ * The operator runs compiled to JavaScript, as the image runs it: loading TypeScript through Node's type
+ * stripping costs ~30 MiB of RSS that a deployed operator does not have. Built into node_modules/.cache.
+ */
+async function compileChild(): Promise<string> {
+  const out = join(repoRoot, "node_modules", ".cache", "dagu-auth-bench");
+  await mkdir(out, { recursive: true });
+  const config = join(out, "tsconfig.json");
+  await writeFile(config, JSON.stringify({
+    extends: join(repoRoot, "tsconfig.json"),
+    compilerOptions: { noEmit: false, outDir: join(out, "dist"), rootDir: repoRoot, sourceMap: false },
+    include: [join(repoRoot, "src"), join(repoRoot, "test/harness"), join(repoRoot, "scripts/bench-operator-child.ts")],
+  }));
+  const r = await run(process.execPath, [join(repoRoot, "node_modules/typescript/bin/tsc"), "-p", config]);
+  if (r.code !== 0) throw new Error(`compiling the operator for the benchmark failed:\n${r.stdout}${r.stderr}`);
+  return join(out, "dist", "scripts", "bench-operator-child.js");
+}
+
+let childModule: string;
+let runtime: Awaited<ReturnType<typeof chartRuntime>>;
+
 function startOperator(name: string, logDir: string): Operator {
   const profile = process.env.BENCH_CPU_PROFILE === "1" ? ["--cpu-prof", `--cpu-prof-dir=${logDir}`] : [];
-  const child = fork(join(repoRoot, "scripts/bench-operator-child.ts"), [join(logDir, `${name}.log`), name], { stdio: ["ignore", "inherit", "inherit", "ipc"], execArgv: ["--expose-gc", ...profile, ...(process.env.BENCH_OPERATOR_NODE_FLAGS ?? "").split(" ").filter(Boolean)] });
+  const child = fork(childModule, [join(logDir, `${name}.log`), name], {
+    stdio: ["ignore", "inherit", "inherit", "ipc"],
+    execArgv: ["--expose-gc", ...profile, ...runtime.nodeFlags],
+    env: { ...process.env, ...runtime.env },
+  });
   const op: Operator = { child, lastAt: Date.now(), activeAt: Date.now(), loopDelayMaxMs: 0, exited: new Promise((r) => child.once("exit", () => r())) };
   child.on("message", (report: ChildReport) => {
     // Active: a reconcile finished, more than 10 % of a core was used since the last report
@@ -110,6 +145,8 @@ const idle = async (op: Operator, ms: number) => {
 type Obj = { metadata: { name: string; generation?: number; resourceVersion?: string }; status?: { observedGeneration?: number; conditions?: { type: string; status: string; observedGeneration?: number }[] } };
 
 const binDir = await ensureComponents(["etcd", "kube"]);
+[childModule, runtime] = await Promise.all([compileChild(), chartRuntime()]);
+say(`operator: compiled (${childModule}), node ${runtime.nodeFlags.join(" ") || "(no flags)"}${Object.keys(runtime.env).length ? `, ${Object.entries(runtime.env).map(([k, v]) => `${k}=${v}`).join(" ")}` : ""}`);
 const cp = await startControlPlane({ binDir, dir: await mkdtemp(join(tmpdir(), "dagu-auth-bench-")) });
 const logDir = await mkdtemp(join(tmpdir(), "dagu-auth-bench-logs-")); // kept after the run
 process.env[KUBECONFIG_ENV] = cp.kubeconfig;
