@@ -88,9 +88,6 @@ async function compileChild(): Promise<string> {
   return join(out, "dist", "scripts", "bench-operator-child.js");
 }
 
-let childModule: string;
-let runtime: Awaited<ReturnType<typeof chartRuntime>>;
-
 function startOperator(name: string, logDir: string): Operator {
   const profile = process.env.BENCH_CPU_PROFILE === "1" ? ["--cpu-prof", `--cpu-prof-dir=${logDir}`] : [];
   const child = fork(childModule, [join(logDir, `${name}.log`), name], {
@@ -145,7 +142,7 @@ const idle = async (op: Operator, ms: number) => {
 type Obj = { metadata: { name: string; generation?: number; resourceVersion?: string }; status?: { observedGeneration?: number; conditions?: { type: string; status: string; observedGeneration?: number }[] } };
 
 const binDir = await ensureComponents(["etcd", "kube"]);
-[childModule, runtime] = await Promise.all([compileChild(), chartRuntime()]);
+const [childModule, runtime] = await Promise.all([compileChild(), chartRuntime()]);
 say(`operator: compiled (${childModule}), node ${runtime.nodeFlags.join(" ") || "(no flags)"}${Object.keys(runtime.env).length ? `, ${Object.entries(runtime.env).map(([k, v]) => `${k}=${v}`).join(" ")}` : ""}`);
 const cp = await startControlPlane({ binDir, dir: await mkdtemp(join(tmpdir(), "dagu-auth-bench-")) });
 const logDir = await mkdtemp(join(tmpdir(), "dagu-auth-bench-logs-")); // kept after the run
