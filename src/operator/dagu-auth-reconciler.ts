@@ -174,7 +174,7 @@ export async function reconcileDaguAuth(ctx: OperatorContext, key: string): Prom
   const existing = await readCurrentCredentials(ctx, namespace, name);
   let generation = existing?.generation ?? 0;
   let shardNames = existing?.shardNames ?? [];
-  const sameContent = existing !== undefined && stableStringify(assembly.document) === stableStringify({ ...existing.document, generation: undefined });
+  const sameContent = existing !== undefined && stableStringify(assembly.document) === comparableText(existing);
   if (!sameContent) {
     const canWrite = !(spec.mode === "basic" && !basic) && !(spec.mode === "builtin" && !signing);
     if (canWrite) {
@@ -284,6 +284,13 @@ interface CurrentCredentials {
   generation: number;
   document: Credentials;
   shardNames: string[];
+  /** comparableText(), kept with the parsed Secret: a restart compares a 1,400-entry document many times. */
+  comparable?: string;
+}
+
+/** The stored document as an assembly is compared with it (the generation aside). */
+function comparableText(existing: CurrentCredentials): string {
+  return (existing.comparable ??= stableStringify({ ...existing.document, generation: undefined }));
 }
 
 // Parsed documents by Secret object (the cache hands out the same frozen object until
