@@ -13,7 +13,7 @@ import { Informer } from "../src/common/kube/informer.ts";
 import { CredentialsShard, joinShards, parseCredentials, parseCredentialsEntry, type Credentials } from "../src/api/index.ts";
 import { ensureComponents, repoRoot } from "../test/harness/components.ts";
 import { startControlPlane, stopControlPlane } from "../test/harness/control-plane.ts";
-import { adminKubeConfig, KUBECONFIG_ENV, run } from "../test/harness/kube.ts";
+import { adminKubeConfig, KUBECONFIG_ENV, run, toKubeConfig } from "../test/harness/kube.ts";
 import type { ChildReport } from "./bench-operator-child.ts";
 
 const USERS = 1000, API_KEYS = 200, WEBHOOKS = 200, IN_FLIGHT = 16, PASSWORD_CHANGES = 20;
@@ -172,7 +172,8 @@ try {
   const list = async (plural: string) => ((await custom.listNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: NS, plural })) as { items: Obj[] }).items;
   // Creates go through one keep-alive client (client-node opens a new TLS connection per call: ~2,400
   // handshakes would be CPU the API server spends on the benchmark, not on the operator).
-  const client = new KubeClient(kc);
+  const access = toKubeConfig(kc);
+  const client = new KubeClient(access);
   const createSecret = (name: string, password: string) =>
     client.request("POST", resourcePath({ group: "", version: "v1", plural: "secrets" }, { namespace: NS }), { body: { apiVersion: "v1", kind: "Secret", metadata: { name }, stringData: { password } } });
   const createCr = (plural: string, kind: string, name: string, spec: object) =>
@@ -198,7 +199,7 @@ try {
 
   // Readiness is followed through watches (one informer per kind), not by listing everything every
   // 500 ms: repeated lists of 1,400 objects would load the API server the operator shares the cores with.
-  const informers = PLURALS.map((plural) => new Informer({ kubeConfig: kc, resource: { group: GROUP, version: VERSION, plural }, namespace: NS, resyncPeriodMs: 0 }).start());
+  const informers = PLURALS.map((plural) => new Informer({ kubeConfig: access, resource: { group: GROUP, version: VERSION, plural }, namespace: NS, resyncPeriodMs: 0 }).start());
 
   // 2. Convergence: the operator leads and waits; the clock starts with the first create.
   const first = startOperator("first", logDir);

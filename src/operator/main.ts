@@ -2,7 +2,7 @@
 // lease so the other replica takes over at once. Losing the lease ends the
 // process (exit 1), as controller-runtime does: the kubelet restarts it clean.
 import { parseArgs } from "node:util";
-import { KubeConfig } from "@kubernetes/client-node";
+import { KubeConfig } from "../common/kube/config.ts";
 import pino from "pino";
 import { z } from "zod";
 import { DEFAULT_USER_WORKERS, startOperator } from "./operator.ts";
@@ -65,9 +65,13 @@ export async function runOperator(argv: readonly string[]): Promise<number> {
   }
   const o = parsed.data;
   const log = pino({ name: "dagu-auth-operator", level: o["log-level"] });
-  const kubeConfig = new KubeConfig();
-  if (o.kubeconfig) kubeConfig.loadFromFile(o.kubeconfig);
-  else kubeConfig.loadFromDefault();
+  let kubeConfig: KubeConfig;
+  try {
+    kubeConfig = o.kubeconfig ? KubeConfig.fromFile(o.kubeconfig) : KubeConfig.fromDefault();
+  } catch (err) {
+    process.stderr.write(`dagu-auth operator: ${(err as Error).message}\n`);
+    return 2;
+  }
 
   const leaseNamespace = o["leader-election-namespace"] ?? process.env.POD_NAMESPACE;
   if (o["leader-elect"] && !leaseNamespace) {

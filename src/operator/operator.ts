@@ -5,7 +5,7 @@
 import { randomBytes } from "node:crypto";
 import { setTimeout as sleep } from "node:timers/promises";
 import { availableParallelism, hostname } from "node:os";
-import type { KubeConfig } from "@kubernetes/client-node";
+import type { KubeConfig } from "../common/kube/config.ts";
 import pLimit from "p-limit";
 import pino, { type Logger } from "pino";
 import { GROUP, KINDS, MAX_INLINE_BYTES, VERSION } from "../api/index.ts";

@@ -10,15 +10,12 @@ import { FileCredentialSource } from "./sources/file-source.ts";
 import { memoryPasswordChangeLog, stateDirPasswordChangeLog } from "./sources/password-change-log.ts";
 import { StateDir } from "./sources/state-dir.ts";
 import { fileTlsProvider } from "./tls.ts";
-import type { KubeConfig } from "@kubernetes/client-node";
+import type { KubeConfig } from "../common/kube/config.ts";
 
-// The Kubernetes client (about 20 MB of heap) is loaded only in --kubernetes mode.
+// The Kubernetes modules are loaded only in --kubernetes mode (or with --tls-secret).
 async function kubeConfigFor(args: SidecarArgs): Promise<KubeConfig> {
-  const { KubeConfig } = await import("@kubernetes/client-node");
-  const kc = new KubeConfig();
-  if (args.kubeconfig) kc.loadFromFile(args.kubeconfig);
-  else kc.loadFromDefault();
-  return kc;
+  const { KubeConfig } = await import("../common/kube/config.ts");
+  return args.kubeconfig ? KubeConfig.fromFile(args.kubeconfig) : KubeConfig.fromDefault();
 }
 
 export async function createSource(args: SidecarArgs, env: NodeJS.ProcessEnv, log: Logger): Promise<CredentialSource> {

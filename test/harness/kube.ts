@@ -4,6 +4,7 @@ import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { join } from "node:path";
 import * as k8s from "@kubernetes/client-node";
+import { KubeConfig } from "../../src/common/kube/config.ts";
 import type { TestContext } from "node:test";
 
 export const KUBECONFIG_ENV = "DAGU_AUTH_TEST_KUBECONFIG";
@@ -25,6 +26,16 @@ export function adminKubeConfig(): k8s.KubeConfig {
   const kc = new k8s.KubeConfig();
   kc.loadFromFile(testKubeconfigPath());
   return kc;
+}
+
+/** The admin credentials as the product's own KubeConfig (src/common/kube/config.ts). */
+export function adminAccess(): KubeConfig {
+  return KubeConfig.fromFile(testKubeconfigPath());
+}
+
+/** A client-node KubeConfig (the tests' own API calls use client-node) as the product's KubeConfig. */
+export function toKubeConfig(kc: k8s.KubeConfig): KubeConfig {
+  return KubeConfig.fromText(kc.exportConfig(), { source: "test kubeconfig" });
 }
 
 export interface RunResult {

@@ -6,7 +6,7 @@ import * as k8s from "@kubernetes/client-node";
 import pino, { type Logger } from "pino";
 import { OPERATOR_CLUSTER_RULES, OPERATOR_NAMESPACE_RULES } from "../../src/operator/rbac.ts";
 import { startOperator, type OperatorOptions, type RunningOperator } from "../../src/operator/operator.ts";
-import { adminKubeConfig, serviceAccountKubeConfig } from "./kube.ts";
+import { adminKubeConfig, serviceAccountKubeConfig, toKubeConfig } from "./kube.ts";
 
 export const OPERATOR_NAMESPACE = "dagu-auth-system";
 const SA = "dagu-auth-operator";
@@ -65,7 +65,7 @@ export async function startTestOperator(options: Partial<OperatorOptions> & { na
   const logs: string[] = [];
   const logger: Logger = pino({ level: "debug", base: { instance: options.name ?? "op" } }, { write: (line: string) => void logs.push(line) });
   const running = await startOperator({
-    kubeConfig: await operatorKubeConfig(),
+    kubeConfig: toKubeConfig(await operatorKubeConfig()),
     logger,
     healthAddress: "127.0.0.1:0",
     leaderElection: { namespace: OPERATOR_NAMESPACE, name: `test-${randomBytes(3).toString("hex")}`, leaseDurationSeconds: 4, renewDeadlineMs: 3000, retryPeriodMs: 500 },

@@ -16,7 +16,7 @@ import YAML from "yaml";
 import { OPERATOR_CLUSTER_RULES, OPERATOR_NAMESPACE_RULES, type PolicyRule } from "../../src/operator/rbac.ts";
 import { startOperator } from "../../src/operator/operator.ts";
 import { ensureComponents, repoRoot } from "../harness/components.ts";
-import { adminKubeConfig, eventually, kubectl, run, testKubeconfigPath, testNamespace, type RunResult } from "../harness/kube.ts";
+import { adminKubeConfig, eventually, kubectl, run, testKubeconfigPath, testNamespace, toKubeConfig, type RunResult } from "../harness/kube.ts";
 import { create, secret, waitReady } from "../harness/resources.ts";
 
 const CHART = join(repoRoot, "charts", "dagu-auth-operator");
@@ -245,7 +245,7 @@ test("the operator makes a DaguAuth and a DaguUser Ready under the chart's Servi
   });
   const logs: string[] = [];
   const operator = await startOperator({
-    kubeConfig: operatorKc,
+    kubeConfig: toKubeConfig(operatorKc),
     logger: pino({ level: "debug" }, { write: (line: string) => void logs.push(line) }),
     // As the chart runs it: leader election on the chart's Lease in the release namespace.
     leaderElection: { namespace: ns, name: "dagu-auth-operator", leaseDurationSeconds: 4, renewDeadlineMs: 3000, retryPeriodMs: 500 },

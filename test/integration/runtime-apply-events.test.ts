@@ -4,7 +4,8 @@ import { randomBytes } from "node:crypto";
 import { test, type TestContext } from "node:test";
 import * as k8s from "@kubernetes/client-node";
 import { pino } from "pino";
-import { adminKubeConfig, eventually, testNamespace } from "../harness/kube.ts";
+import { adminAccess, adminKubeConfig, eventually, testNamespace } from "../harness/kube.ts";
+import { KubeConfig } from "../../src/common/kube/config.ts";
 import { Applier, FIELD_MANAGER, isConflict, isNotFound, ownerReference } from "../../src/operator/runtime/apply.ts";
 import { EventRecorder } from "../../src/operator/runtime/events.ts";
 import type { KubeObject } from "../../src/common/kube/client.ts";
@@ -20,7 +21,7 @@ const configMap = (namespace: string, name: string, data: Record<string, string>
 
 test("applyObject creates, is idempotent, and owns its fields under one manager", async (t) => {
   const ns = await testNamespace(t, "apply");
-  const applier = new Applier(adminKubeConfig());
+  const applier = new Applier(adminAccess());
   const first = await applier.applyObject(configMap(ns, "cm", { a: "1" }));
   assert.equal(first.metadata.namespace, ns);
   assert.deepEqual(first.data, { a: "1" });
@@ -37,7 +38,7 @@ test("applyObject creates, is idempotent, and owns its fields under one manager"
 
 test("applyObject with force: false reports a conflict with another manager; force takes the field", async (t) => {
   const ns = await testNamespace(t, "apply-force");
-  const applier = new Applier(adminKubeConfig());
+  const applier = new Applier(adminAccess());
   await applier.applyObject(configMap(ns, "cm", { a: "human" }), { fieldManager: "kubectl" });
   await assert.rejects(applier.applyObject(configMap(ns, "cm", { a: "operator" }), { force: false }), (err: unknown) => {
     assert.ok(isConflict(err), `a 409: ${String(err)}`);
@@ -51,7 +52,7 @@ test("applyObject with force: false reports a conflict with another manager; for
 test("applyStatus writes the status subresource only", async (t) => {
   const { group } = await widgetCrd(t);
   const ns = await testNamespace(t, "apply-status");
-  const applier = new Applier(adminKubeConfig());
+  const applier = new Applier(adminAccess());
   const widget: KubeObject = { apiVersion: `${group}/v1`, kind: "Widget", metadata: { name: "w", namespace: ns }, spec: { v: "1" } };
   const created = await eventually("the widget kind is served", () => applier.applyObject(widget));
   assert.equal(created.metadata.generation, 1);
@@ -66,7 +67,7 @@ test("applyStatus writes the status subresource only", async (t) => {
 
 test("deleteIfExists deletes once and then reports absence; ownerReference gets the owned deleted", async (t) => {
   const ns = await testNamespace(t, "apply-delete");
-  const applier = new Applier(adminKubeConfig());
+  const applier = new Applier(adminAccess());
   const owner = await applier.applyObject(configMap(ns, "owner", {}));
   const child = await applier.applyObject({ ...configMap(ns, "child", {}), metadata: { name: "child", namespace: ns, ownerReferences: [ownerReference(owner)] } });
   assert.deepEqual(child.metadata.ownerReferences, [
@@ -92,9 +93,9 @@ test("deleteIfExists deletes once and then reports absence; ownerReference gets 
 
 test("the recorder creates an Event and bumps its series on a repeat", async (t) => {
   const ns = await testNamespace(t, "events");
-  const applier = new Applier(adminKubeConfig());
+  const applier = new Applier(adminAccess());
   const obj = await applier.applyObject(configMap(ns, "subject", {}));
-  const recorder = new EventRecorder({ kube: adminKubeConfig(), instance: "test-pod", logger });
+  const recorder = new EventRecorder({ kube: adminAccess(), instance: "test-pod", logger });
   await recorder.normal(obj, "Reconciled", "credentials written");
   await Promise.all([recorder.normal(obj, "Reconciled", "credentials written"), recorder.normal(obj, "Reconciled", "credentials written")]);
   await recorder.warning(obj, "InvalidSpec", "spec.role: must be one of admin, manager, operator, developer, viewer", "Validate");
@@ -117,13 +118,7 @@ test("the recorder creates an Event and bumps its series on a repeat", async (t)
 });
 
 test("the recorder never throws into the caller", async () => {
-  const broken = new k8s.KubeConfig();
-  broken.loadFromOptions({
-    clusters: [{ name: "c", server: "https://127.0.0.1:1", skipTLSVerify: true }],
-    users: [{ name: "u" }],
-    contexts: [{ name: "x", cluster: "c", user: "u" }],
-    currentContext: "x",
-  });
+  const broken = new KubeConfig({ server: "https://127.0.0.1:1", skipTlsVerify: true, credentials: { kind: "none" }, source: "unreachable" });
   const recorder = new EventRecorder({ kube: broken, logger });
   const obj = configMap("ns", "n", {});
   await recorder.warning(obj, "Failed", "the API server is unreachable");

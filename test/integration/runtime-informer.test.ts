@@ -4,7 +4,7 @@ import { randomBytes } from "node:crypto";
 import { test, type TestContext } from "node:test";
 import * as k8s from "@kubernetes/client-node";
 import { pino } from "pino";
-import { adminKubeConfig, eventually, testNamespace } from "../harness/kube.ts";
+import { adminAccess, adminKubeConfig, eventually, testNamespace } from "../harness/kube.ts";
 import { Informer, type InformerOptions } from "../../src/common/kube/informer.ts";
 import type { KubeObject } from "../../src/common/kube/client.ts";
 
@@ -15,7 +15,7 @@ type Event = ["add" | "update" | "delete", string, string | undefined];
 
 /** Starts an informer that records every event as [type, name, data.v]. */
 function recordingInformer(t: TestContext, options: Partial<InformerOptions> & Pick<InformerOptions, "namespace">) {
-  const informer = new Informer({ kubeConfig: adminKubeConfig(), resource: CONFIGMAPS, logger, ...options });
+  const informer = new Informer({ kubeConfig: adminAccess(), resource: CONFIGMAPS, logger, ...options });
   const events: Event[] = [];
   const v = (o: KubeObject) => (o.data as Record<string, string> | undefined)?.v;
   informer.onAdd((o) => events.push(["add", o.metadata.name!, v(o)]));
@@ -160,7 +160,7 @@ test("410 Gone on a too-old resourceVersion relists and emits the difference", a
   await custom.createNamespacedCustomObject({ ...at, body: widget("change", "1") });
   await custom.createNamespacedCustomObject({ ...at, body: widget("drop", "1") });
 
-  const informer = new Informer({ kubeConfig: adminKubeConfig(), resource: { group, version: "v1", plural: "widgets" }, namespace: ns, logger });
+  const informer = new Informer({ kubeConfig: adminAccess(), resource: { group, version: "v1", plural: "widgets" }, namespace: ns, logger });
   const events: string[] = [];
   const v = (o: KubeObject) => (o.spec as { v?: string }).v;
   informer.onAdd((o) => events.push(`add ${o.metadata.name} ${v(o)}`));
@@ -207,7 +207,7 @@ test("the stall watchdog restarts a watch that delivers nothing", async (t) => {
 test("resync re-delivers every object as an update with the same object", async (t) => {
   const ns = await testNamespace(t, "informer-resync");
   await configMaps(ns).create("x", "1");
-  const informer = new Informer({ kubeConfig: adminKubeConfig(), resource: CONFIGMAPS, namespace: ns, resyncPeriodMs: 300, logger });
+  const informer = new Informer({ kubeConfig: adminAccess(), resource: CONFIGMAPS, namespace: ns, resyncPeriodMs: 300, logger });
   const resyncs: string[] = [];
   informer.onUpdate((oldObj, newObj) => {
     if (oldObj === newObj) resyncs.push(newObj.metadata.name!);
@@ -220,11 +220,11 @@ test("resync re-delivers every object as an update with the same object", async 
 
 test("stop before sync rejects hasSynced; stop ends the watch", async (t) => {
   const ns = await testNamespace(t, "informer-stop");
-  const informer = new Informer({ kubeConfig: adminKubeConfig(), resource: CONFIGMAPS, namespace: ns, logger });
+  const informer = new Informer({ kubeConfig: adminAccess(), resource: CONFIGMAPS, namespace: ns, logger });
   informer.start();
   await informer.stop();
   await assert.rejects(informer.hasSynced, /stopped before it synced/);
-  const synced = new Informer({ kubeConfig: adminKubeConfig(), resource: CONFIGMAPS, namespace: ns, logger }).start();
+  const synced = new Informer({ kubeConfig: adminAccess(), resource: CONFIGMAPS, namespace: ns, logger }).start();
   await synced.hasSynced;
   await eventually("a watch is open", async () => synced.stats.watches >= 1);
   await new Promise((r) => setTimeout(r, 200));

@@ -4,7 +4,8 @@ import { createServer, connect, type Socket } from "node:net";
 import { test, type TestContext } from "node:test";
 import * as k8s from "@kubernetes/client-node";
 import { pino } from "pino";
-import { adminKubeConfig, eventually, testNamespace } from "../harness/kube.ts";
+import type { KubeConfig } from "../../src/common/kube/config.ts";
+import { adminAccess, adminKubeConfig, eventually, testNamespace, toKubeConfig } from "../harness/kube.ts";
 import { LeaderElector, type LeaderElectionOptions } from "../../src/operator/runtime/leader-election.ts";
 
 const logger = pino({ level: process.env.LOG_LEVEL ?? "silent" });
@@ -19,7 +20,7 @@ interface Candidate {
 }
 
 function candidate(t: TestContext, namespace: string, identity: string, options: Partial<LeaderElectionOptions> = {}): Candidate {
-  const elector = new LeaderElector({ kubeConfig: adminKubeConfig(), namespace, name: "operator", identity, logger, ...options });
+  const elector = new LeaderElector({ kubeConfig: adminAccess(), namespace, name: "operator", identity, logger, ...options });
   const c: Partial<Candidate> = { elector };
   c.done = elector.run({
     onStartedLeading: async (signal) => {
@@ -129,7 +130,7 @@ test("a leader whose Lease is taken by another stops leading and aborts its work
 });
 
 /** A TCP proxy to the API server that the test can cut, as a network partition would. */
-async function cuttableApiServer(t: TestContext): Promise<{ kubeConfig: k8s.KubeConfig; cut(): void }> {
+async function cuttableApiServer(t: TestContext): Promise<{ kubeConfig: KubeConfig; cut(): void }> {
   const admin = adminKubeConfig();
   const target = new URL(admin.getCurrentCluster()!.server);
   const sockets = new Set<Socket>();
@@ -158,7 +159,7 @@ async function cuttableApiServer(t: TestContext): Promise<{ kubeConfig: k8s.Kube
     currentContext: admin.currentContext,
   });
   return {
-    kubeConfig,
+    kubeConfig: toKubeConfig(kubeConfig),
     cut: () => {
       cut = true;
       for (const s of sockets) s.destroy();
@@ -182,7 +183,7 @@ test("a leader that cannot renew within renewDeadline stops leading", async (t) 
 });
 
 test("refuses inconsistent timings", () => {
-  const base = { kubeConfig: adminKubeConfig(), namespace: "x", name: "y", identity: "z" };
+  const base = { kubeConfig: adminAccess(), namespace: "x", name: "y", identity: "z" };
   assert.throws(() => new LeaderElector({ ...base, leaseDurationSeconds: 5, renewDeadlineMs: 10_000 }), /above renewDeadline/);
   assert.throws(() => new LeaderElector({ ...base, renewDeadlineMs: 2000, retryPeriodMs: 2000 }), /must exceed retryPeriod/);
   assert.throws(() => new LeaderElector({ ...base, identity: "" }), /identity/);

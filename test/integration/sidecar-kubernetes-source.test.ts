@@ -11,7 +11,7 @@ import type { Credentials } from "../../src/api/index.ts";
 import { KubernetesCredentialSource } from "../../src/sidecar/sources/kubernetes-source.ts";
 import { changeTimestamp } from "../../src/sidecar/password-changes.ts";
 import { hashPassword } from "../../src/common/password-hash.ts";
-import { eventually, serviceAccountKubeConfig, testNamespace } from "../harness/kube.ts";
+import { eventually, serviceAccountKubeConfig, testNamespace, toKubeConfig } from "../harness/kube.ts";
 import { builtinSetup, setSecret, waitCredentials, waitReady, withOperator } from "../harness/resources.ts";
 
 
@@ -22,7 +22,7 @@ test("the sidecar's source follows the operator's credentials and writes passwor
   const auth = await waitReady(ns, "daguauths", "dagu", "Materialized");
   const sidecarKc = await serviceAccountKubeConfig(ns, String(auth.status!.serviceAccountName));
 
-  const source = new KubernetesCredentialSource({ kubeConfig: sidecarKc, namespace: ns, authName: "dagu", logger: pino({ level: "silent" }) });
+  const source = new KubernetesCredentialSource({ kubeConfig: toKubeConfig(sidecarKc), namespace: ns, authName: "dagu", logger: pino({ level: "silent" }) });
   const seen: Credentials[] = [];
   source.on("change", (c) => seen.push(c));
   await source.start();

@@ -9,7 +9,7 @@
 // - A periodic resync re-delivers every cached object as an update (old === new).
 // Cached objects are the wire JSON, deep-frozen: handlers and readers must not mutate them.
 import { setTimeout as sleep } from "node:timers/promises";
-import { Watch, type KubeConfig } from "@kubernetes/client-node";
+import type { KubeConfig } from "./config.ts";
 import { pino, type Logger } from "pino";
 import {
   KubeClient,
@@ -60,7 +60,7 @@ export interface InformerStats {
 }
 
 type WatchEnd =
-  | { kind: "closed" } // the server or client-node ended the request; resume from the last resourceVersion
+  | { kind: "closed" } // the server ended the request, or it went quiet too long; resume from the last resourceVersion
   | { kind: "interrupted" } // the test hook
   | { kind: "stalled" }
   | { kind: "gone"; via: "HTTP 410" | "ERROR event" }
@@ -76,7 +76,6 @@ export class Informer<T extends KubeObject = KubeObject> {
   readonly stats: InformerStats = { lists: 0, watches: 0, stalls: 0, gone: 0, events: 0 };
 
   private readonly client: KubeClient;
-  private readonly watcher: Watch;
   private readonly resource: GroupVersionResource;
   private readonly namespace: string | undefined;
   private readonly labelSelector: string | undefined;
@@ -107,7 +106,6 @@ export class Informer<T extends KubeObject = KubeObject> {
 
   constructor(options: InformerOptions) {
     this.client = new KubeClient(options.kubeConfig);
-    this.watcher = new Watch(options.kubeConfig);
     this.resource = options.resource;
     this.namespace = options.namespace;
     this.labelSelector = options.labelSelector;
@@ -334,7 +332,7 @@ export class Informer<T extends KubeObject = KubeObject> {
         fieldSelector: this.fieldSelector,
         timeoutSeconds: this.watchTimeoutSeconds ?? 300 + Math.floor(Math.random() * 300),
       };
-      this.watcher
+      this.client
         .watch(this.path, query, onEvent, (err: unknown) => end(err ? watchError(err) : { kind: "closed" }))
         .then(
           (controller) => {
@@ -425,9 +423,9 @@ export class Informer<T extends KubeObject = KubeObject> {
 
 function watchError(err: unknown): WatchEnd {
   if (errorCode(err) === 410) return { kind: "gone", via: "HTTP 410" };
-  // client-node's Watch aborts a request that received nothing for 30 s (the server's
-  // bookmarks come about once a minute): an ordinary disconnect, resumed at once.
-  if (err instanceof Error && err.name === "TimeoutError") return { kind: "closed" };
+  // Nothing, not even a bookmark (about one a minute), for the watch's idle timeout: the
+  // connection is presumed dead; an ordinary disconnect, resumed at once.
+  if (err instanceof Error && (err as { code?: unknown }).code === "UND_ERR_BODY_TIMEOUT") return { kind: "closed" };
   return { kind: "error", error: err };
 }
 

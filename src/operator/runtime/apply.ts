@@ -1,6 +1,6 @@
 // Server-side apply for reconcilers: send the whole desired state under one field manager
 // and let the API server merge it, so applying the same object twice changes nothing.
-import { PatchStrategy, type KubeConfig } from "@kubernetes/client-node";
+import type { KubeConfig } from "../../common/kube/config.ts";
 import { KubeClient, describe, isNotFound, resourcePath, type KubeObject, type OwnerReference } from "../../common/kube/client.ts";
 
 export { KubeApiError, errorCode, isConflict, isGone, isNotFound } from "../../common/kube/client.ts";
@@ -76,7 +76,7 @@ export class Applier {
     delete metadata.managedFields;
     return this.client.request<T>("PATCH", path, {
       body: { ...obj, metadata },
-      contentType: PatchStrategy.ServerSideApply,
+      contentType: "application/apply-patch+yaml",
       query: { fieldManager: options.fieldManager ?? FIELD_MANAGER, force: options.force ?? true, dryRun: options.dryRun ? "All" : undefined },
     });
   }

@@ -3,7 +3,7 @@
 // of the existing Event instead of creating another one, as client-go's recorder does.
 // Recording is best effort: it never throws into the reconciler.
 import { hostname } from "node:os";
-import type { KubeConfig } from "@kubernetes/client-node";
+import type { KubeConfig } from "../../common/kube/config.ts";
 import { pino, type Logger } from "pino";
 import { KubeClient, describe, isNotFound, microTime, resourcePath, type KubeObject } from "../../common/kube/client.ts";
 

@@ -6,7 +6,7 @@
 // - the leader renews every retryPeriod; when it has not renewed for renewDeadline, or sees
 //   another holder, it stops leading and aborts the signal its work runs under;
 // - release() on a graceful shutdown empties holderIdentity so a follower takes over at once.
-import type { KubeConfig } from "@kubernetes/client-node";
+import type { KubeConfig } from "../../common/kube/config.ts";
 import { pino, type Logger } from "pino";
 import { setTimeout as sleep } from "node:timers/promises";
 import { KubeClient, isConflict, isNotFound, microTime, resourcePath, type KubeObject } from "../../common/kube/client.ts";

@@ -4,7 +4,7 @@
 // within about a second (a mounted volume lags by a minute or more). Its Role
 // names each Secret, so every watch selects one Secret by name.
 import { EventEmitter } from "node:events";
-import type { KubeConfig } from "@kubernetes/client-node";
+import type { KubeConfig } from "../../common/kube/config.ts";
 import type { Logger } from "pino";
 import { z } from "zod";
 import {

@@ -1,7 +1,7 @@
 // The serving certificate from a kubernetes.io/tls Secret (the one cert-manager
 // issues for the DaguAuth), read through an API watch: a renewed certificate is
 // installed for new connections within about a second, open ones keep theirs.
-import type { KubeConfig } from "@kubernetes/client-node";
+import type { KubeConfig } from "../../common/kube/config.ts";
 import type { Logger } from "pino";
 import type { SecureContextOptions } from "node:tls";
 import type { KubeObject } from "../../common/kube/client.ts";
