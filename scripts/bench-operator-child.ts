@@ -1,11 +1,14 @@
 // The operator for scripts/bench-operator.ts, in a process of its own so that its
 // memory and CPU are measured alone (not the benchmark's lists and creates). It runs
-// as in the tests (its own ServiceAccount, RBAC, TokenRequest token), logs JSON to
-// the file named by argv[2], and reports its state to the parent every 200 ms over IPC.
+// as in the tests (its own ServiceAccount, RBAC, TokenRequest token: the parent writes
+// that kubeconfig), but loads only the product's modules (no test harness, no
+// client-node), logs JSON to the file named by argv[2], and reports its state to the
+// parent every 200 ms over IPC.
 import { readdirSync } from "node:fs";
 import { monitorEventLoopDelay } from "node:perf_hooks";
 import pino from "pino";
-import { startTestOperator } from "../test/harness/operator.ts";
+import { KubeConfig } from "../src/common/kube/config.ts";
+import { startOperator } from "../src/operator/operator.ts";
 
 export interface ChildReport {
   leader: boolean;
@@ -29,11 +32,20 @@ export interface ChildReport {
   loopDelayMaxMs: number;
 }
 
-const logFile = process.argv[2];
-if (!logFile || !process.send) throw new Error("usage: forked by scripts/bench-operator.ts with a log file argument");
+const [logFile, name, kubeconfigFile, leaseNamespace] = process.argv.slice(2);
+if (!logFile || !name || !kubeconfigFile || !leaseNamespace || !process.send) {
+  throw new Error("usage: forked by scripts/bench-operator.ts with: log file, name, kubeconfig file, lease namespace");
+}
 // Info, as in a cluster: debug lines for 2,400 objects would cost the operator time we measure.
-const logger = pino({ level: "info", base: { instance: process.argv[3] ?? "op" } }, pino.destination({ dest: logFile, sync: false }));
-const op = await startTestOperator({ logger });
+const logger = pino({ level: "info", base: { instance: name } }, pino.destination({ dest: logFile, sync: false }));
+const op = await startOperator({
+  kubeConfig: KubeConfig.fromFile(kubeconfigFile),
+  logger,
+  healthAddress: "127.0.0.1:0",
+  // A fresh Lease per operator: the restart measures the operator, not a lease wait.
+  leaderElection: { namespace: leaseNamespace, name: `bench-${name}-${process.pid}` },
+  resyncPeriodMs: 0,
+});
 const loopDelay = monitorEventLoopDelay({ resolution: 10 });
 loopDelay.enable();
 

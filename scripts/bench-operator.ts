@@ -14,6 +14,7 @@ import { CredentialsShard, joinShards, parseCredentials, parseCredentialsEntry, 
 import { ensureComponents, repoRoot } from "../test/harness/components.ts";
 import { startControlPlane, stopControlPlane } from "../test/harness/control-plane.ts";
 import { adminKubeConfig, KUBECONFIG_ENV, run, toKubeConfig } from "../test/harness/kube.ts";
+import { OPERATOR_NAMESPACE, operatorKubeConfig } from "../test/harness/operator.ts";
 import type { ChildReport } from "./bench-operator-child.ts";
 
 const USERS = 1000, API_KEYS = 200, WEBHOOKS = 200, IN_FLIGHT = 16, PASSWORD_CHANGES = 20;
@@ -81,7 +82,7 @@ async function compileChild(): Promise<string> {
   await writeFile(config, JSON.stringify({
     extends: join(repoRoot, "tsconfig.json"),
     compilerOptions: { noEmit: false, outDir: join(out, "dist"), rootDir: repoRoot, sourceMap: false },
-    include: [join(repoRoot, "src"), join(repoRoot, "test/harness"), join(repoRoot, "scripts/bench-operator-child.ts")],
+    include: [join(repoRoot, "src"), join(repoRoot, "scripts/bench-operator-child.ts")],
   }));
   const r = await run(process.execPath, [join(repoRoot, "node_modules/typescript/bin/tsc"), "-p", config]);
   if (r.code !== 0) throw new Error(`compiling the operator for the benchmark failed:\n${r.stdout}${r.stderr}`);
@@ -90,7 +91,7 @@ async function compileChild(): Promise<string> {
 
 function startOperator(name: string, logDir: string): Operator {
   const profile = process.env.BENCH_CPU_PROFILE === "1" ? ["--cpu-prof", `--cpu-prof-dir=${logDir}`] : [];
-  const child = fork(childModule, [join(logDir, `${name}.log`), name], {
+  const child = fork(childModule, [join(logDir, `${name}.log`), name, operatorKubeconfig, OPERATOR_NAMESPACE], {
     stdio: ["ignore", "inherit", "inherit", "ipc"],
     execArgv: ["--expose-gc", ...profile, ...runtime.nodeFlags],
     env: { ...process.env, ...runtime.env },
@@ -146,6 +147,7 @@ const [childModule, runtime] = await Promise.all([compileChild(), chartRuntime()
 say(`operator: compiled (${childModule}), node ${runtime.nodeFlags.join(" ") || "(no flags)"}${Object.keys(runtime.env).length ? `, ${Object.entries(runtime.env).map(([k, v]) => `${k}=${v}`).join(" ")}` : ""}`);
 const cp = await startControlPlane({ binDir, dir: await mkdtemp(join(tmpdir(), "dagu-auth-bench-")) });
 const logDir = await mkdtemp(join(tmpdir(), "dagu-auth-bench-logs-")); // kept after the run
+const operatorKubeconfig = join(logDir, "operator.kubeconfig");
 process.env[KUBECONFIG_ENV] = cp.kubeconfig;
 const cleanup = async () => {
   for (const op of operators) await stopOperator(op);
@@ -160,6 +162,9 @@ try {
   const crds = await run(join(binDir, "kubectl"), ["--kubeconfig", cp.kubeconfig, "apply", "--server-side", "-f", join(repoRoot, "crds")]);
   if (crds.code !== 0) throw new Error(`installing the CRDs failed: ${crds.stderr}`);
   await run(join(binDir, "kubectl"), ["--kubeconfig", cp.kubeconfig, "wait", "--for=condition=Established", "--timeout=60s", "-f", join(repoRoot, "crds")]);
+
+  // The operator's own ServiceAccount, RBAC and TokenRequest token, as in the tests; the children read it.
+  await writeFile(operatorKubeconfig, (await operatorKubeConfig()).exportConfig(), { mode: 0o600 });
 
   const limit = await argon2Limit();
   say(`argon2 limit: ${USERS} hashes in ${limit.seconds.toFixed(2)} s on ${cores} cores (one hash alone: ${limit.hashMsMedian.toFixed(1)} ms median)`);
