@@ -50,7 +50,10 @@ export async function run(cmd: string, args: string[], input?: string, env?: Nod
   let stderr = "";
   child.stdout.setEncoding("utf8").on("data", (d: string) => (stdout += d));
   child.stderr.setEncoding("utf8").on("data", (d: string) => (stderr += d));
-  child.stdin.end(input ?? "");
+  // A command may exit before reading its input (EPIPE): its exit code tells what happened.
+  child.stdin.on("error", () => undefined);
+  if (input === undefined) child.stdin.end();
+  else child.stdin.end(input);
   const code = await new Promise<number>((resolve) => child.on("close", (c) => resolve(c ?? -1)));
   return { code, stdout, stderr };
 }
