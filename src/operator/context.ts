@@ -69,6 +69,8 @@ export interface OperatorContext {
    * owned-object informers drop an entry when its object is deleted or edited.
    */
   applied: Map<string, AppliedObject>;
+  /** The owned-object caches (ServiceAccounts, Roles, RoleBindings, Certificates with our label) of a namespace. */
+  ownedObjects(namespace: string): KubeObject[];
   /** Above this the credentials document is sharded (MAX_INLINE_BYTES; lowered in tests). */
   maxInlineBytes: number;
 }

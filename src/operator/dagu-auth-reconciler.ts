@@ -32,7 +32,7 @@ import { assembleCredentials, type AdminInput } from "./credentials-assembly.ts"
 import { certificate, passwordChangesSecret, sidecarObjects, sidecarServiceAccountName, tlsSecretName } from "./auth-resources.ts";
 import { newOperatorState, OPERATOR_STATE_KEY, operatorStateSecretName, resolvePassword, type OperatorState, type PasswordRecord } from "./operator-state.ts";
 import { readOperatorState } from "./operator-state-secret.ts";
-import { appliedId, carries } from "./owned-objects.ts";
+import { appliedId, carries, pruneOwned } from "./owned-objects.ts";
 import { planSigningKeys } from "./signing-keys.ts";
 import type { KubeObject } from "../common/kube/client.ts";
 import type { Result } from "./runtime/work-queue.ts";
@@ -184,8 +184,10 @@ export async function reconcileDaguAuth(ctx: OperatorContext, key: string): Prom
     }
   }
 
-  // 6. Supporting objects, each written only when it differs from what was applied.
-  for (const obj of sidecarObjects(auth, spec, shardNames)) await applyIfChanged(ctx, obj);
+  // 6. Supporting objects, each written only when it differs from what was applied; what it
+  //    owned before and no longer wants is deleted.
+  const supporting = sidecarObjects(auth, spec, shardNames);
+  for (const obj of supporting) await applyIfChanged(ctx, obj);
   const cert = certificate(auth, spec);
   if (cert) {
     await applyIfChanged(ctx, cert).catch((err: unknown) => {
@@ -193,6 +195,8 @@ export async function reconcileDaguAuth(ctx: OperatorContext, key: string): Prom
       problems.push({ ready: false, reason: "CertManagerMissing", message: "spec.tls.issuerRef needs cert-manager: its Certificate kind is not served by this cluster" });
     });
   }
+  const pruned = await pruneOwned(ctx, auth, new Set([...supporting, ...(cert ? [cert] : [])].map(appliedId)));
+  for (const what of pruned) ctx.events.normal(auth, "Pruned", `deleted ${what}, which this DaguAuth no longer uses`);
   if (!(await ctx.secrets.get(namespace, passwordChangesSecretName(name)))) {
     await ctx.writer.create(passwordChangesSecret(auth)).catch((err: unknown) => {
       if ((err as { code?: number }).code !== 409) throw err;

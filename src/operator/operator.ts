@@ -144,6 +144,7 @@ export async function startOperator(options: OperatorOptions): Promise<RunningOp
     now: () => new Date(),
     maxInlineBytes: options.maxInlineBytes ?? MAX_INLINE_BYTES,
     applied: new Map(),
+    ownedObjects: (namespace) => [...owned, certificates].flatMap((informer) => informer.list(namespace)),
   };
 
   // Event routing: status-only updates are skipped; a resync re-delivers everything.

@@ -9,8 +9,8 @@
 // robust where the alternatives are not: resourceVersions and managedFields change
 // with every status write of cert-manager, and the applied-hash annotation survives
 // an edit of the rules it describes.
-import type { KubeObject } from "../common/kube/client.ts";
-import { AUTH_LABEL, type OperatorContext } from "./context.ts";
+import { isNotFound, type KubeObject } from "../common/kube/client.ts";
+import { AUTH_LABEL, type OperatorContext, type Writer } from "./context.ts";
 
 /** What the operator last applied to one object: its digest and the object as sent. */
 export interface AppliedObject {
@@ -77,4 +77,26 @@ export function ownedObjectChanged(ctx: Pick<OperatorContext, "applied" | "enque
   ctx.applied.delete(id);
   const auth = ownerAuthKey(obj);
   if (auth) ctx.enqueue.auth(auth);
+}
+
+/**
+ * Deletes what a DaguAuth owns and no longer wants (a renamed sidecar ServiceAccount, the
+ * Certificate of a removed issuer): its label and an owner reference to it, but not in `keep`
+ * (appliedIds of what it applies now). Owner references alone would keep them until the
+ * DaguAuth itself is deleted. Returns what was deleted, as "Kind/name".
+ */
+export async function pruneOwned(ctx: Pick<OperatorContext, "ownedObjects" | "applied"> & { writer: Pick<Writer, "delete"> }, auth: KubeObject, keep: ReadonlySet<string>): Promise<string[]> {
+  const deleted: string[] = [];
+  for (const obj of ctx.ownedObjects(auth.metadata.namespace ?? "")) {
+    if (obj.metadata.labels?.[AUTH_LABEL] !== auth.metadata.name) continue;
+    if (!obj.metadata.ownerReferences?.some((r) => r.uid === auth.metadata.uid)) continue;
+    const id = appliedId(obj);
+    if (keep.has(id)) continue;
+    await ctx.writer.delete(obj.apiVersion!, obj.kind!, obj.metadata.namespace!, obj.metadata.name!).catch((err: unknown) => {
+      if (!isNotFound(err)) throw err;
+    });
+    ctx.applied.delete(id);
+    deleted.push(`${obj.kind}/${obj.metadata.name}`);
+  }
+  return deleted;
 }

@@ -9,7 +9,10 @@
 //   Role grants only what this operator holds itself, so no escalate or bind verbs.
 //   list/watch so that one deleted or edited is put back at once; RBAC cannot limit
 //   them by label, but the watch selects only the operator's own (managed-by label);
-// - certificates: the sidecar's serving certificate from cert-manager (watched the same way);
+//   delete for the ones a DaguAuth stops using (a renamed ServiceAccount): only objects
+//   with our label and an owner reference to the DaguAuth are ever deleted;
+// - certificates: the sidecar's serving certificate from cert-manager (watched, and
+//   deleted when the issuer is removed, the same way);
 // - events: what happened, for kubectl describe;
 // - leases (namespaced Role): leader election.
 export interface PolicyRule {
@@ -23,9 +26,9 @@ export const OPERATOR_CLUSTER_RULES: PolicyRule[] = [
   { apiGroups: ["auth.dagu.dev"], resources: ["daguauths", "daguusers", "daguapikeys", "daguwebhooks"], verbs: ["get", "list", "watch"] },
   { apiGroups: ["auth.dagu.dev"], resources: ["daguauths/status", "daguusers/status", "daguapikeys/status", "daguwebhooks/status"], verbs: ["get", "patch", "update"] },
   { apiGroups: [""], resources: ["secrets"], verbs: ["get", "list", "watch", "create", "update", "patch", "delete"] },
-  { apiGroups: [""], resources: ["serviceaccounts"], verbs: ["get", "list", "watch", "create", "patch"] },
-  { apiGroups: ["rbac.authorization.k8s.io"], resources: ["roles", "rolebindings"], verbs: ["get", "list", "watch", "create", "patch"] },
-  { apiGroups: ["cert-manager.io"], resources: ["certificates"], verbs: ["get", "list", "watch", "create", "patch"] },
+  { apiGroups: [""], resources: ["serviceaccounts"], verbs: ["get", "list", "watch", "create", "patch", "delete"] },
+  { apiGroups: ["rbac.authorization.k8s.io"], resources: ["roles", "rolebindings"], verbs: ["get", "list", "watch", "create", "patch", "delete"] },
+  { apiGroups: ["cert-manager.io"], resources: ["certificates"], verbs: ["get", "list", "watch", "create", "patch", "delete"] },
   { apiGroups: ["events.k8s.io"], resources: ["events"], verbs: ["create", "patch"] },
 ];
 

@@ -127,7 +127,7 @@ test("disabling and deleting resources removes their credentials in one reconcil
   await custom.deleteNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: ns, plural: "daguusers", name: "alice" });
   await custom.deleteNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: ns, plural: "daguapikeys", name: "ci" });
   await waitCredentials(ns, "dagu", (d) => !d.users.some((u) => u.username === "alice") && d.apiKeys.length === 0, "alice and the key gone");
-  await eventually("the consumer Secret is garbage-collected", async () => (await core.readNamespacedSecret({ name: "ci-api-key", namespace: ns }).then(() => false, () => true)) || undefined);
+  await eventually("the consumer Secret is garbage-collected", async () => (await core.readNamespacedSecret({ name: "ci-api-key", namespace: ns }).then(() => false, () => true)) || undefined, 90_000); // kube-controller-manager's GC: slower while it resyncs after CRDs are installed
 });
 
 test("a duplicate username is refused in status, deterministically", async (t) => {
@@ -321,6 +321,40 @@ test("a deleted or edited sidecar object or Certificate comes back without a res
   await eventually("the Certificate's spec is restored", async () => deepEqualJson(((await custom.getNamespacedCustomObject(cert)) as { spec: unknown }).spec, certSpec) || undefined);
   await quietly("once restored");
   assert.ok(op.isLeader, "the same operator did it all, without a restart");
+});
+
+test("what a DaguAuth stops using is deleted: a renamed sidecar ServiceAccount, the Certificate of a removed issuer", async (t) => {
+  await installCertManagerCrds();
+  const ns = await testNamespace(t, "op");
+  await withOperator(t);
+  await secret(ns, "admin-pw", { password: "admin-password-1" });
+  const builtin = { initialAdmin: { username: "admin", passwordSecretRef: { name: "admin-pw", key: "password" } } };
+  await create(ns, "daguauths", "DaguAuth", "prune", { builtin, tls: { issuerRef: { name: "ca-issuer" }, dnsNames: ["dagu.example.com"] } });
+  await waitReady(ns, "daguauths", "prune", "Materialized");
+  const cert = { group: "cert-manager.io", version: "v1", namespace: ns, plural: "certificates", name: "prune-tls" };
+  await custom.getNamespacedCustomObject(cert);
+  await core.readNamespacedServiceAccount({ name: "prune-sidecar", namespace: ns });
+  // Someone else's ServiceAccount with a similar name and even our label, but no owner reference: never touched.
+  await core.createNamespacedServiceAccount({ namespace: ns, body: { metadata: { name: "bystander", labels: { "app.kubernetes.io/managed-by": "dagu-auth-operator", "auth.dagu.dev/auth": "prune" } } } });
+
+  const merge = k8s.setHeaderOptions("Content-Type", k8s.PatchStrategy.MergePatch);
+  await custom.patchNamespacedCustomObject({ group: "auth.dagu.dev", version: "v1alpha1", namespace: ns, plural: "daguauths", name: "prune", body: { spec: { tls: null, sidecar: { serviceAccountName: "dagu-sidecar" } } } }, merge);
+  await eventually("the new ServiceAccount exists and the RoleBinding names it", async () => {
+    await core.readNamespacedServiceAccount({ name: "dagu-sidecar", namespace: ns }).catch(() => undefined);
+    const binding = await kc.makeApiClient(k8s.RbacAuthorizationV1Api).readNamespacedRoleBinding({ name: "prune-sidecar", namespace: ns });
+    return binding.subjects?.[0]?.name === "dagu-sidecar" || undefined;
+  });
+  await eventually("the old ServiceAccount is deleted", async () => (await core.readNamespacedServiceAccount({ name: "prune-sidecar", namespace: ns }).then(() => false, () => true)) || undefined);
+  await eventually("the Certificate is deleted", async () => (await custom.getNamespacedCustomObject(cert).then(() => false, () => true)) || undefined);
+  await core.readNamespacedServiceAccount({ name: "bystander", namespace: ns }); // still there
+  await core.readNamespacedServiceAccount({ name: "dagu-sidecar", namespace: ns });
+  const events = await eventually("Pruned events", async () => {
+    const list = await kc.makeApiClient(k8s.EventsV1Api).listNamespacedEvent({ namespace: ns });
+    const pruned = list.items.filter((e) => e.reason === "Pruned").map((e) => e.note ?? "");
+    return pruned.length >= 2 ? pruned : undefined;
+  });
+  assert.ok(events.some((n) => n.includes("ServiceAccount/prune-sidecar")) && events.some((n) => n.includes("Certificate/prune-tls")), events.join("; "));
+  await waitReady(ns, "daguauths", "prune", "Materialized");
 });
 
 test("past the inline limit the credentials are sharded: an index, immutable shards, old generations removed", async (t) => {

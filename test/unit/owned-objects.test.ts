@@ -4,7 +4,7 @@ import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import type { KubeObject } from "../../src/common/kube/client.ts";
 import { AUTH_LABEL, MANAGED_BY_LABEL, MANAGED_BY_VALUE } from "../../src/operator/context.ts";
-import { appliedId, carries, ownedObjectChanged, ownerAuthKey, type AppliedObject } from "../../src/operator/owned-objects.ts";
+import { appliedId, carries, ownedObjectChanged, ownerAuthKey, pruneOwned, type AppliedObject } from "../../src/operator/owned-objects.ts";
 
 const owner = { apiVersion: "auth.dagu.dev/v1alpha1", kind: "DaguAuth", name: "dagu", uid: "u-1", controller: true, blockOwnerDeletion: true };
 const role = (over: Record<string, unknown> = {}, meta: Partial<KubeObject["metadata"]> = {}): KubeObject => ({
@@ -104,4 +104,33 @@ describe("ownedObjectChanged", () => {
     assert.equal(ownerAuthKey(live({}, { labels: { [MANAGED_BY_LABEL]: MANAGED_BY_VALUE } })), "ns/dagu");
     assert.equal(ownerAuthKey(live({}, { labels: {}, ownerReferences: [] })), undefined);
   });
+});
+
+test("pruneOwned deletes only what carries the DaguAuth's label and owner reference and is not kept", async () => {
+  const auth: KubeObject = { apiVersion: "auth.dagu.dev/v1alpha1", kind: "DaguAuth", metadata: { name: "dagu", namespace: "ns", uid: "auth-uid" } };
+  const sa = (name: string, labels: Record<string, string>, ownerUid?: string): KubeObject => ({
+    apiVersion: "v1",
+    kind: "ServiceAccount",
+    metadata: { name, namespace: "ns", labels, ...(ownerUid ? { ownerReferences: [{ apiVersion: "auth.dagu.dev/v1alpha1", kind: "DaguAuth", name: "dagu", uid: ownerUid }] } : {}) },
+  });
+  const ours = { [MANAGED_BY_LABEL]: MANAGED_BY_VALUE, [AUTH_LABEL]: "dagu" };
+  const current = sa("dagu-sidecar", ours, "auth-uid");
+  const renamedAway = sa("old-sidecar", ours, "auth-uid");
+  const noOwner = sa("bystander", ours);
+  const otherAuth = sa("other-sidecar", { ...ours, [AUTH_LABEL]: "other" }, "other-uid");
+  const sameLabelOtherUid = sa("recreated", ours, "previous-auth-uid");
+  const deletes: string[] = [];
+  const applied = new Map<string, AppliedObject>([[appliedId(renamedAway), { digest: "d", object: renamedAway }]]);
+  const pruned = await pruneOwned(
+    {
+      ownedObjects: (namespace) => (namespace === "ns" ? [current, renamedAway, noOwner, otherAuth, sameLabelOtherUid] : []),
+      writer: { delete: async (_v: string, kind: string, ns: string, name: string) => void deletes.push(`${kind} ${ns}/${name}`) },
+      applied,
+    },
+    auth,
+    new Set([appliedId(current)]),
+  );
+  assert.deepEqual(pruned, ["ServiceAccount/old-sidecar"]);
+  assert.deepEqual(deletes, ["ServiceAccount ns/old-sidecar"]);
+  assert.equal(applied.size, 0, "its applied record is forgotten");
 });
