@@ -31,7 +31,7 @@ import { keyOf, ownedSecret, secretData, splitKey, type OperatorContext } from "
 import { assembleCredentials, type AdminInput } from "./credentials-assembly.ts";
 import { certificate, passwordChangesSecret, sidecarObjects, sidecarServiceAccountName, tlsSecretName } from "./auth-resources.ts";
 import { newOperatorState, OPERATOR_STATE_KEY, operatorStateSecretName, resolvePassword, type OperatorState, type PasswordRecord } from "./operator-state.ts";
-import { readOperatorState } from "./operator-state-secret.ts";
+import { readOperatorState, stateBucketSecretName, storeOperatorState } from "./operator-state-secret.ts";
 import { appliedId, carries, pruneOwned } from "./owned-objects.ts";
 import { planSigningKeys } from "./signing-keys.ts";
 import type { KubeObject } from "../common/kube/client.ts";
@@ -69,14 +69,15 @@ export async function reconcileDaguAuth(ctx: OperatorContext, key: string): Prom
 
   // 1. The operator state (created first: children need its fingerprint key).
   const stateName = operatorStateSecretName(name);
-  const stateSecret = await ctx.secrets.get(namespace, stateName);
-  const loaded = readOperatorState(stateSecret);
-  if (loaded instanceof Error) {
-    await writeStatus(ctx, auth, { ready: false, reason: "StateInvalid", message: `Secret ${stateName}: ${loaded.message}; delete it to start over (passwords are hashed again)` }, {});
+  const loaded = await readOperatorState(await ctx.secrets.get(namespace, stateName), name, (n) => ctx.secrets.get(namespace, n));
+  if (loaded.kind === "invalid") {
+    await writeStatus(ctx, auth, { ready: false, reason: "StateInvalid", message: `Secret ${stateName}: ${loaded.error.message}; delete it to start over (passwords are hashed again)` }, {});
     return;
   }
-  let state: OperatorState = loaded ?? newOperatorState();
-  if (!loaded) {
+  if (loaded.kind === "incomplete") return { requeueAfter: 1000 };
+  let state: OperatorState = loaded.kind === "loaded" ? loaded.state : newOperatorState();
+  let stateBucketed = loaded.kind === "loaded" && loaded.bucketed;
+  if (loaded.kind === "absent") {
     await ctx.writer.create(ownedSecret(auth, stateName, { [OPERATOR_STATE_KEY]: JSON.stringify(state) }, { authName: name }));
     enqueueChildren(ctx, namespace, name);
   }
@@ -144,11 +145,27 @@ export async function reconcileDaguAuth(ctx: OperatorContext, key: string): Prom
   const saveState = async (next: OperatorState) => {
     if (deepEqualJson(next, state)) return;
     // State before credentials: a crash between the two re-derives the same document.
-    const desiredState = ownedSecret(auth, stateName, { [OPERATOR_STATE_KEY]: JSON.stringify(next) }, { authName: name });
-    const live = await ctx.writer.get("v1", "Secret", namespace, stateName);
-    desiredState.metadata.resourceVersion = live?.metadata.resourceVersion;
-    await ctx.writer.update(desiredState);
+    // Buckets before the main Secret that lists them; each written only when it changed.
+    const stored = storeOperatorState(next, { bucketed: stateBucketed, maxInlineBytes: ctx.maxInlineBytes });
+    const before = stateBucketed ? storeOperatorState(state, { bucketed: true, maxInlineBytes: ctx.maxInlineBytes }).buckets : new Map<number, string>();
+    for (const [bucket, document] of stored.buckets) {
+      if (before.get(bucket) === document) continue;
+      await writeStateSecret(stateBucketSecretName(name, bucket), document);
+    }
+    await writeStateSecret(stateName, stored.main);
     state = next;
+    stateBucketed = stored.buckets.size > 0 || stateBucketed;
+  };
+  const writeStateSecret = async (secretName: string, document: string) => {
+    const desired = ownedSecret(auth, secretName, { [OPERATOR_STATE_KEY]: document }, { authName: name });
+    const live = await ctx.writer.get("v1", "Secret", namespace, secretName);
+    if (!live) {
+      await ctx.writer.create(desired);
+      return;
+    }
+    if (secretData(live)[OPERATOR_STATE_KEY] === document) return;
+    desired.metadata.resourceVersion = live.metadata.resourceVersion;
+    await ctx.writer.update(desired);
   };
   const ownRecords = {
     signingKeys: signing?.keys ?? state.signingKeys,

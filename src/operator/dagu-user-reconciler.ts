@@ -26,8 +26,10 @@ export async function reconcileDaguUser(ctx: OperatorContext, key: string): Prom
   const namespace = obj.metadata.namespace!;
   const fail = (problem: ReadyState, passwordSecretName?: string) => child.fail(problem, passwordSecretName ? { passwordSecretName } : {});
 
-  const state = readOperatorState(await ctx.secrets.get(namespace, operatorStateSecretName(spec.authRef.name)));
-  if (!state || state instanceof Error) {
+  const authName = spec.authRef.name;
+  const loaded = await readOperatorState(await ctx.secrets.get(namespace, operatorStateSecretName(authName)), authName, (n) => ctx.secrets.get(namespace, n));
+  const state = loaded.kind === "loaded" ? loaded.state : undefined;
+  if (!state) {
     // The DaguAuth creates its state first; it enqueues its users when it has.
     ctx.enqueue.auth(child.authKey);
     return { requeueAfter: 2000 };

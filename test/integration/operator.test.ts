@@ -1,7 +1,7 @@
 // The operator on the real control plane, running under its own ServiceAccount
 // and documented RBAC: what a cluster admin applies becomes hashed credentials,
 // status explains what is wrong, nothing is written twice, restarts are quiet.
-import { test } from "node:test";
+import { test, type TestContext } from "node:test";
 import assert from "node:assert/strict";
 import * as k8s from "@kubernetes/client-node";
 import argon2 from "argon2";
@@ -185,9 +185,9 @@ test("a self-service password change is merged: the newer of it and the source w
   assert.ok(user.passwordChangedAt > changedAt);
 });
 
-test("a restart hashes nothing and writes nothing", async (t) => {
+async function restartHashesAndWritesNothing(t: TestContext, options: { maxInlineBytes?: number }): Promise<string> {
   const ns = await testNamespace(t, "op");
-  const first = await startTestOperator({ name: "first" });
+  const first = await startTestOperator({ name: "first", ...options });
   await builtinSetup(ns);
   for (const [plural, name] of [["daguauths", "dagu"], ["daguusers", "alice"], ["daguusers", "bob"], ["daguapikeys", "ci"], ["daguwebhooks", "hello"]] as const) await waitReady(ns, plural, name);
   await new Promise((r) => setTimeout(r, 1500)); // let trailing reconciles settle
@@ -204,7 +204,7 @@ test("a restart hashes nothing and writes nothing", async (t) => {
     ]);
   };
   const before = await snapshot();
-  const second = await startTestOperator({ name: "second" });
+  const second = await startTestOperator({ name: "second", ...options });
   t.after(() => second.stop());
   await eventually("the second operator leads and settles", async () => second.isLeader || undefined);
   await new Promise((r) => setTimeout(r, 3000));
@@ -214,6 +214,29 @@ test("a restart hashes nothing and writes nothing", async (t) => {
   assert.ok(await hashCount(first) >= 3, "the first operator did hash (the metric works)");
   const reconciles = (await second.metrics.reconcileTotal.get()).values.filter((v) => v.labels.kind === "DaguUser").reduce((a, v) => a + v.value, 0);
   assert.ok(reconciles >= 2, "the restarted operator did reconcile the users");
+  return ns;
+}
+
+test("a restart hashes nothing and writes nothing", async (t) => {
+  const ns = await restartHashesAndWritesNothing(t, {});
+  const state = JSON.parse(await secretValue(ns, "dagu-operator-state", "state.json")) as { passwords: Record<string, unknown>; passwordBuckets?: number[] };
+  assert.equal(Object.keys(state.passwords).length, 3, "a small state stays in one Secret");
+  assert.equal(state.passwordBuckets, undefined);
+});
+
+test("past the inline limit the operator state goes into buckets; a restart still hashes and writes nothing", async (t) => {
+  const ns = await restartHashesAndWritesNothing(t, { maxInlineBytes: 600 });
+  const main = JSON.parse(await secretValue(ns, "dagu-operator-state", "state.json")) as { passwords: Record<string, unknown>; passwordBuckets?: number[] };
+  assert.deepEqual(main.passwords, {}, "no records left in the main Secret");
+  assert.ok((main.passwordBuckets?.length ?? 0) >= 1, `the main Secret lists the buckets: ${JSON.stringify(main.passwordBuckets)}`);
+  const ids = new Set<string>();
+  for (const bucket of main.passwordBuckets!) {
+    const records = (JSON.parse(await secretValue(ns, `dagu-operator-state-${bucket}`, "state.json")) as { passwords: Record<string, unknown> }).passwords;
+    for (const id of Object.keys(records)) ids.add(id);
+  }
+  assert.equal(ids.size, 3, "the initial admin, alice and bob, each in one bucket");
+  const role = await kc.makeApiClient(k8s.RbacAuthorizationV1Api).readNamespacedRole({ name: "dagu-sidecar", namespace: ns });
+  assert.ok(!role.rules?.some((r) => r.resourceNames?.some((n) => n.startsWith("dagu-operator-state"))), "the sidecar may not read the state");
 });
 
 test("two replicas: one leads; stopping it hands over", async (t) => {
