@@ -65,9 +65,10 @@ export async function readOperatorState(
   getSecret: (name: string) => Promise<KubeObject | undefined>,
 ): Promise<LoadedState> {
   if (!main) return { kind: "absent" };
-  const raw = secretData(main)[OPERATOR_STATE_KEY];
   const cached = memo.get(main);
-  const listed = cached?.listed ?? bucketsListed(raw);
+  // Decoded only on a miss: a thousand children read the same (large) Secret.
+  let raw: string | undefined;
+  const listed = cached?.listed ?? bucketsListed((raw = secretData(main)[OPERATOR_STATE_KEY]));
   const buckets: KubeObject[] = [];
   for (const bucket of listed) {
     const name = stateBucketSecretName(authName, bucket);
@@ -77,14 +78,16 @@ export async function readOperatorState(
   }
   const versions = buckets.map((b) => b.metadata.resourceVersion ?? "").join(",");
   if (cached && cached.versions === versions) return cached.loaded;
-  const loaded = parseStored(raw, buckets);
+  const loaded = parseStored(raw ?? secretData(main)[OPERATOR_STATE_KEY], buckets);
   memo.set(main, { listed, versions, loaded });
   return loaded;
 }
 
 function bucketsListed(raw: string | undefined): number[] {
+  // An inline state (the usual case) is not parsed twice just to learn it has no buckets.
+  if (raw === undefined || !raw.includes('"passwordBuckets"')) return [];
   try {
-    return raw === undefined ? [] : (StoredState.pick({ passwordBuckets: true }).safeParse(JSON.parse(raw)).data?.passwordBuckets ?? []);
+    return (StoredState.pick({ passwordBuckets: true }).safeParse(JSON.parse(raw)).data?.passwordBuckets ?? []);
   } catch {
     return []; // parseStored says what is wrong with it
   }
