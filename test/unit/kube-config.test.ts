@@ -76,3 +76,11 @@ test("the default: in a pod the ServiceAccount, elsewhere $KUBECONFIG's first fi
   const kc = KubeConfig.fromDefault({ KUBECONFIG: `${join(dir, "config")}:/elsewhere` });
   assert.deepEqual(await kc.authHeaders("https://x"), { authorization: "Bearer env" });
 });
+
+test("an exec plugin (cloud logins on a workstation) is handed to client-node, loaded only then", async () => {
+  const dir = await mkdtemp(join(tmpdir(), "kubeconfig-exec-"));
+  const plugin = join(dir, "plugin.mjs");
+  await writeFile(plugin, `process.stdout.write(JSON.stringify({ apiVersion: "client.authentication.k8s.io/v1", kind: "ExecCredential", status: { token: "from-exec-plugin" } }));\n`);
+  const kc = KubeConfig.fromText(kubeconfig({ exec: { apiVersion: "client.authentication.k8s.io/v1", command: process.execPath, args: [plugin], interactiveMode: "Never" } }));
+  assert.deepEqual(await kc.authHeaders("https://127.0.0.1:6443/api"), { authorization: "Bearer from-exec-plugin" });
+});
