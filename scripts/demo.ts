@@ -42,6 +42,11 @@ async function stop(code: number): Promise<never> {
 }
 process.on("SIGINT", () => void stop(0));
 process.on("SIGTERM", () => void stop(0));
+// An error nobody awaited (a child's stream, say) must not leave the control plane and the operator running.
+process.on("uncaughtException", (err) => {
+  process.stderr.write(`demo failed: ${err.stack ?? err.message}\n`);
+  void stop(1);
+});
 
 const kubectl = async (...args: string[]): Promise<string> => {
   const r = await run(join(binDir, "kubectl"), ["--kubeconfig", cp.kubeconfig, ...args]);
