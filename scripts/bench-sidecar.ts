@@ -675,6 +675,11 @@ async function main(): Promise<void> {
     say(`other work on the machine before each set: ${background.map((c) => c.toFixed(2)).join(", ")} cores (median ${median(background).toFixed(2)})`);
     say(`load average ${loadAtEnd.toFixed(2)} at the end; ${Math.round((Date.now() - startedAt) / 1000)} s in all`);
 
+    const byTarget = (pick: (m: Measured) => number, roundNginx: (n: number) => number, roundBcrypt: (n: number) => number) => ({
+      ...Object.fromEntries(Object.entries(s).map(([k, v]) => [k, pick(v)])),
+      nginx: nginxPlain ? roundNginx(pick(nginxPlain)) : null,
+      nginxBcrypt10: nginxBcrypt ? roundBcrypt(pick(nginxBcrypt)) : null,
+    });
     const json = {
       jwtRatio,
       apiKeyRatio,
@@ -683,33 +688,10 @@ async function main(): Promise<void> {
       basicVsNginxBcrypt10,
       p99AddedFromScheduleMs,
       p99AddedNaiveProxyMs,
-      rps: {
-        direct: s.direct!.rps,
-        naiveProxy: s.naiveProxy!.rps,
-        sidecarJwt: s.sidecarJwt!.rps,
-        sidecarApiKey: s.sidecarApiKey!.rps,
-        sidecarBasic: s.sidecarBasic!.rps,
-        nginx: nginxPlain ? Math.round(nginxPlain.rps) : null,
-        nginxBcrypt10: nginxBcrypt ? round2(nginxBcrypt.rps) : null,
-      },
-      p50Ms: {
-        direct: s.direct!.p50Ms,
-        naiveProxy: s.naiveProxy!.p50Ms,
-        sidecarJwt: s.sidecarJwt!.p50Ms,
-        sidecarApiKey: s.sidecarApiKey!.p50Ms,
-        sidecarBasic: s.sidecarBasic!.p50Ms,
-        nginx: nginxPlain ? round3(nginxPlain.p50Ms) : null,
-        nginxBcrypt10: nginxBcrypt ? round3(nginxBcrypt.p50Ms) : null,
-      },
-      p99Ms: {
-        direct: s.direct!.p99Ms,
-        naiveProxy: s.naiveProxy!.p99Ms,
-        sidecarJwt: s.sidecarJwt!.p99Ms,
-        sidecarApiKey: s.sidecarApiKey!.p99Ms,
-        sidecarBasic: s.sidecarBasic!.p99Ms,
-        nginx: nginxPlain ? round3(nginxPlain.p99Ms) : null,
-        nginxBcrypt10: nginxBcrypt ? round3(nginxBcrypt.p99Ms) : null,
-      },
+      // Per target: the Node targets' medians as measured, nginx's rounded like them.
+      rps: byTarget((m) => m.rps, Math.round, round2),
+      p50Ms: byTarget((m) => m.p50Ms, round3, round3),
+      p99Ms: byTarget((m) => m.p99Ms, round3, round3),
       cpuUsPerRequest: {
         ...Object.fromEntries(Object.entries(s).map(([k, v]) => [k, v.frontCpuUsPerRequest ?? null])),
         nginx: nginxPlain && cpuPerRequest(nginxPlain) !== undefined ? Math.round(cpuPerRequest(nginxPlain)!) : null,

@@ -147,16 +147,15 @@ export async function reconcileDaguAuth(ctx: OperatorContext, key: string): Prom
     // State before credentials: a crash between the two re-derives the same document.
     // Buckets before the main Secret that lists them; each written only when it changed.
     const stored = storeOperatorState(next, { bucketed: stateBucketed, maxInlineBytes: ctx.maxInlineBytes });
-    const before = stateBucketed ? storeOperatorState(state, { bucketed: true, maxInlineBytes: ctx.maxInlineBytes }).buckets : new Map<number, string>();
-    for (const [bucket, document] of stored.buckets) {
-      if (before.get(bucket) === document) continue;
-      await writeStateSecret(stateBucketSecretName(name, bucket), document);
-    }
+    for (const [bucket, document] of stored.buckets) await writeStateSecret(stateBucketSecretName(name, bucket), document);
     await writeStateSecret(stateName, stored.main);
     state = next;
     stateBucketed = stored.buckets.size > 0 || stateBucketed;
   };
   const writeStateSecret = async (secretName: string, document: string) => {
+    // The cache answers for unchanged Secrets (most buckets); a read from the API gives the
+    // resourceVersion a write is conditioned on.
+    if (secretData(await ctx.secrets.get(namespace, secretName))[OPERATOR_STATE_KEY] === document) return;
     const desired = ownedSecret(auth, secretName, { [OPERATOR_STATE_KEY]: document }, { authName: name });
     const live = await ctx.writer.get("v1", "Secret", namespace, secretName);
     if (!live) {

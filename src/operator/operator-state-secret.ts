@@ -36,8 +36,10 @@ export interface StateSecrets {
 
 /** The documents to store for `state`; bucketed when asked or when the records would not fit inline. */
 export function storeOperatorState(state: OperatorState, options: { bucketed: boolean; maxInlineBytes: number }): StateSecrets {
-  const inline = JSON.stringify(state);
-  if (!options.bucketed && Buffer.byteLength(inline) <= options.maxInlineBytes) return { main: inline, buckets: new Map() };
+  if (!options.bucketed) {
+    const inline = JSON.stringify(state);
+    if (Buffer.byteLength(inline) <= options.maxInlineBytes) return { main: inline, buckets: new Map() };
+  }
   const byBucket = new Map<number, Record<string, PasswordRecord>>();
   for (const [id, record] of Object.entries(state.passwords)) {
     const bucket = stateBucketOf(id);
