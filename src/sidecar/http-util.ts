@@ -46,20 +46,70 @@ export class HttpError extends Error {
 
 /**
  * Reads a request body of at most `limit` bytes: a declared Content-Length above the limit is refused
- * before reading, a chunked body when it passes the limit (413 either way).
+ * before reading, a chunked body when it passes the limit (413 either way). The stream is left open (no
+ * `for await`, which destroys it on an early exit) so the refusal can still be answered on this socket.
  */
-export async function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
+export function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
   const declared = req.headers["content-length"];
-  if (declared !== undefined && Number(declared) > limit) throw new HttpError(413, "payload_too_large", `request body too large (max ${limit} bytes)`);
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of req) {
-    const buffer = chunk as Buffer;
-    size += buffer.length;
-    if (size > limit) throw new HttpError(413, "payload_too_large", `request body too large (max ${limit} bytes)`);
-    chunks.push(buffer);
-  }
-  return Buffer.concat(chunks);
+  if (declared !== undefined && Number(declared) > limit) return Promise.reject(tooLarge(limit));
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const onData = (chunk: Buffer): void => {
+      size += chunk.length;
+      if (size <= limit) chunks.push(chunk);
+      else settle(tooLarge(limit));
+    };
+    const onEnd = (): void => settle();
+    const onError = (error: Error): void => settle(error);
+    const onClose = (): void => settle(new Error("the client closed the connection before the body ended"));
+    const settle = (error?: Error): void => {
+      req.off("data", onData).off("end", onEnd).off("error", onError).off("close", onClose);
+      if (error) {
+        req.pause();
+        reject(error);
+      } else resolve(Buffer.concat(chunks));
+    };
+    req.on("data", onData).on("end", onEnd).on("error", onError).on("close", onClose);
+  });
+}
+
+function tooLarge(limit: number): HttpError {
+  return new HttpError(413, "payload_too_large", `request body too large (max ${limit} bytes)`);
+}
+
+/** How much of a refused request's body is still read, and for how long, before the answer. */
+export const DISCARD_BUDGET = { bytes: 4 * 1024 * 1024, ms: 2_000 } as const;
+
+/**
+ * Reads and throws away the rest of a request's body, within a budget, before it is refused. Closing a
+ * socket with unread bytes makes the kernel send a reset, and a client still uploading then sees EPIPE or
+ * ECONNRESET instead of the 413/401 it was sent. Resolves whether the body ended; when it did not (too big,
+ * too slow) the caller answers with `Connection: close`.
+ */
+export function discardBody(req: IncomingMessage, budget: { bytes: number; ms: number } = DISCARD_BUDGET): Promise<boolean> {
+  if (req.complete) return Promise.resolve(true);
+  const declared = Number(req.headers["content-length"]);
+  if (Number.isFinite(declared) && declared > budget.bytes) return Promise.resolve(false);
+  return new Promise((resolve) => {
+    let seen = 0;
+    const onData = (chunk: Buffer): void => {
+      seen += chunk.length;
+      if (seen > budget.bytes) done(false);
+    };
+    const onEnd = (): void => done(true);
+    const onStop = (): void => done(false);
+    const timer = setTimeout(onStop, budget.ms);
+    timer.unref();
+    const done = (ended: boolean): void => {
+      clearTimeout(timer);
+      req.off("data", onData).off("end", onEnd).off("error", onStop).off("close", onStop);
+      if (!ended) req.pause();
+      resolve(ended);
+    };
+    req.on("data", onData).on("end", onEnd).on("error", onStop).on("close", onStop);
+    req.resume();
+  });
 }
 
 /** Parses a JSON body; an empty body is `undefined`. */

@@ -15,7 +15,7 @@ import { ConnectionTracker } from "./connections.ts";
 import { CredentialStore, type CredentialSnapshot } from "./credential-store.ts";
 import { daguApiProfile, detectDaguApi, type DaguApiProfile, type DaguApiVersion } from "./dagu-api.ts";
 import { connectionTokens, forwardRequestHeaders, TrustedProxies } from "./headers.ts";
-import { HttpError, sendError, sendJson } from "./http-util.ts";
+import { discardBody, HttpError, sendError, sendJson } from "./http-util.ts";
 import { LoginThrottle } from "./login-throttle.ts";
 import { SidecarMetrics, type Decision } from "./metrics.ts";
 import { proxyHttp, proxyUpgrade } from "./proxy.ts";
@@ -259,6 +259,8 @@ export class Sidecar {
       if (verdict.kind === "refuse") {
         facts.decision = verdict.decision;
         facts.status = verdict.status;
+        // After "Expect: 100-continue" the client waits for us and sends no body: answer at once.
+        if (!expectsContinue) await this.#settleBody(req, res);
         sendError(res, verdict.status, verdict.code, verdict.message, { ...verdict.headers });
         return;
       }
@@ -296,10 +298,18 @@ export class Sidecar {
       facts.reason = known?.code ?? "internal_error";
       if (facts.status >= 500) this.#log.error({ path: facts.path, error: (error as Error).message }, known ? "request failed" : "unexpected error");
       if (res.headersSent) res.destroy();
-      else sendError(res, facts.status, known?.code ?? "internal_error", known?.message ?? "An unexpected error occurred");
+      else {
+        await this.#settleBody(req, res);
+        sendError(res, facts.status, known?.code ?? "internal_error", known?.message ?? "An unexpected error occurred");
+      }
     } finally {
       this.#finish(req, facts, client, started);
     }
+  }
+
+  /** Before refusing a request, reads what is left of its body (bounded); past the budget, closes after the answer. */
+  async #settleBody(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    if (!(await discardBody(req))) res.setHeader("Connection", "close");
   }
 
   async #authenticate(req: IncomingMessage, snapshot: CredentialSnapshot, route: DaguRoute, query: string | undefined, client: string): Promise<AuthResult> {

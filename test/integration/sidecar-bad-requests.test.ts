@@ -52,10 +52,11 @@ function raw(request: string | Buffer, port = sidecar.port): Promise<RawResponse
         resolve({ status: Number(head[0]!.split(" ")[1]), headers, body: data.subarray(end + 4, end + 4 + length).toString("utf8") });
       }
     });
-    socket.on("error", reject);
-    socket.on("close", () => {
-      if (data.length === 0) reject(new Error("connection closed without a response"));
-    });
+    // The sidecar answers a refused upload before the client has finished writing it; a write error then
+    // must not hide an answer that arrived, so errors are judged when the socket closes.
+    let failure: Error | undefined;
+    socket.on("error", (error) => (failure = error));
+    socket.on("close", () => reject(failure ?? new Error(`connection closed without a whole response (${data.length} bytes)`)));
     socket.write(request);
   });
 }
