@@ -51,11 +51,23 @@ export async function startChild<K extends ChildKind, Spec>(
     return undefined;
   }
   const uid = obj.metadata.uid!;
-  ctx.materials.rememberKey(kind, key, uid);
+  for (const authKey of ctx.materials.rememberKey(kind, key, uid)) ctx.enqueue.auth(authKey);
   const generation = obj.metadata.generation ?? 0;
   const parsed = schema.safeParse(obj);
   if (!parsed.success) {
-    await writeStatus(ctx, obj, { ready: false, reason: "InvalidSpec", message: parsed.error.issues[0]?.message ?? "invalid spec" }, { [idField]: uid });
+    const problem: ReadyState = { ready: false, reason: "InvalidSpec", message: parsed.error.issues[0]?.message ?? "invalid spec" };
+    // Still an answer for its DaguAuth, which otherwise waits for this child before publishing.
+    const authName = (obj.spec as { authRef?: { name?: unknown } } | undefined)?.authRef?.name;
+    const found = typeof authName === "string" ? findAuth(ctx, namespace, authName, "builtin") : undefined;
+    if (found?.ok) {
+      const map = ctx.materials.of(found.key)[kind] as Map<string, ChildInput<InputOf<K>>>;
+      const before = map.get(uid);
+      if (before?.ok !== false || before.generation !== generation) {
+        map.set(uid, { ok: false, generation, problem });
+        ctx.enqueue.auth(found.key);
+      }
+    }
+    await writeStatus(ctx, obj, problem, { [idField]: uid });
     return undefined;
   }
   const spec = parsed.data.spec;

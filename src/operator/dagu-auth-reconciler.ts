@@ -69,7 +69,15 @@ export async function reconcileDaguAuth(ctx: OperatorContext, key: string): Prom
 
   // 1. The operator state (created first: children need its fingerprint key).
   const stateName = operatorStateSecretName(name);
-  const loaded = await readOperatorState(await ctx.secrets.get(namespace, stateName), name, (n) => ctx.secrets.get(namespace, n));
+  let stateSecret = await ctx.secrets.get(namespace, stateName);
+  if (materials.stateResourceVersion !== undefined && stateSecret?.metadata.resourceVersion !== materials.stateResourceVersion) {
+    // The cache has not caught up with this operator's last write (the next reconcile can start before
+    // the watch delivers it), or someone else changed the Secret: a stale state would lose records and
+    // hash again, so the API answers.
+    stateSecret = await ctx.writer.get("v1", "Secret", namespace, stateName);
+    materials.stateResourceVersion = stateSecret?.metadata.resourceVersion;
+  }
+  const loaded = await readOperatorState(stateSecret, name, (n) => ctx.secrets.get(namespace, n));
   if (loaded.kind === "invalid") {
     await writeStatus(ctx, auth, { ready: false, reason: "StateInvalid", message: `Secret ${stateName}: ${loaded.error.message}; delete it to start over (passwords are hashed again)` }, {});
     return;
@@ -78,7 +86,8 @@ export async function reconcileDaguAuth(ctx: OperatorContext, key: string): Prom
   let state: OperatorState = loaded.kind === "loaded" ? loaded.state : newOperatorState();
   let stateBucketed = loaded.kind === "loaded" && loaded.bucketed;
   if (loaded.kind === "absent") {
-    await ctx.writer.create(ownedSecret(auth, stateName, { [OPERATOR_STATE_KEY]: JSON.stringify(state) }, { authName: name }));
+    const created = await ctx.writer.create(ownedSecret(auth, stateName, { [OPERATOR_STATE_KEY]: JSON.stringify(state) }, { authName: name }));
+    materials.stateResourceVersion = created.metadata.resourceVersion;
     enqueueChildren(ctx, namespace, name);
   }
 
@@ -141,7 +150,8 @@ export async function reconcileDaguAuth(ctx: OperatorContext, key: string): Prom
 
   // 3. Every child must have answered for its current generation, or a restart
   //    would publish a document that lacks users it has not reconciled yet.
-  const waiting = unansweredChildren(ctx, namespace, name, materials);
+  //    Only builtin mode has children; in basic mode they are refused (DaguAuthNotBuiltin) and never answer.
+  const waiting = spec.mode === "builtin" ? unansweredChildren(ctx, namespace, name, materials) : 0;
   const saveState = async (next: OperatorState) => {
     if (deepEqualJson(next, state)) return;
     // State before credentials: a crash between the two re-derives the same document.
@@ -158,13 +168,13 @@ export async function reconcileDaguAuth(ctx: OperatorContext, key: string): Prom
     if (secretData(await ctx.secrets.get(namespace, secretName))[OPERATOR_STATE_KEY] === document) return;
     const desired = ownedSecret(auth, secretName, { [OPERATOR_STATE_KEY]: document }, { authName: name });
     const live = await ctx.writer.get("v1", "Secret", namespace, secretName);
-    if (!live) {
-      await ctx.writer.create(desired);
-      return;
+    let written = live;
+    if (!live) written = await ctx.writer.create(desired);
+    else if (secretData(live)[OPERATOR_STATE_KEY] !== document) {
+      desired.metadata.resourceVersion = live.metadata.resourceVersion;
+      written = await ctx.writer.update(desired);
     }
-    if (secretData(live)[OPERATOR_STATE_KEY] === document) return;
-    desired.metadata.resourceVersion = live.metadata.resourceVersion;
-    await ctx.writer.update(desired);
+    if (secretName === stateName) materials.stateResourceVersion = written?.metadata.resourceVersion;
   };
   const ownRecords = {
     signingKeys: signing?.keys ?? state.signingKeys,
@@ -172,9 +182,16 @@ export async function reconcileDaguAuth(ctx: OperatorContext, key: string): Prom
     signingReferenced: signing?.referenced ?? state.signingReferenced,
   };
   if (waiting > 0) {
-    // Keep what this reconcile hashed or generated (initial admin, basic, signing keys),
-    // so the runs until the last child answers do not hash it again.
-    await saveState({ ...state, passwords: { ...state.passwords, ...passwords }, ...ownRecords });
+    // Keep what this reconcile hashed or generated (initial admin, basic, signing keys), and, at most
+    // once a second during a bulk apply, the hashes of the children that answered: an operator restarted
+    // before the last child answers then hashes none of them again.
+    const nowMs = now.getTime();
+    const withChildren = nowMs - (materials.childRecordsSavedAt ?? 0) >= 1000;
+    const childPasswords: Record<string, PasswordRecord> = {};
+    if (withChildren) for (const [uid, child] of materials.users) if (child.ok) childPasswords[uid] = child.value.password;
+    const before = state;
+    await saveState({ ...state, passwords: { ...state.passwords, ...childPasswords, ...passwords }, ...ownRecords });
+    if (withChildren && state !== before) materials.childRecordsSavedAt = nowMs;
     const conditions = (auth.status as { conditions?: Condition[] } | undefined)?.conditions;
     if (!readyIsCurrent(conditions, auth.metadata.generation ?? 0)) await writeStatus(ctx, auth, pending(`waiting for ${waiting} users, API keys and webhooks to be processed`), {});
     return;
@@ -188,7 +205,8 @@ export async function reconcileDaguAuth(ctx: OperatorContext, key: string): Prom
   const changes = readPasswordChanges(await ctx.secrets.get(namespace, passwordChangesSecretName(name)));
   const assembly = assembleCredentials({ authName: name, authUid: auth.metadata.uid!, namespace, spec, materials, ...(admin ? { admin } : {}), ...(basic ? { basic } : {}), ...(signing ? { signing } : {}), changes });
   const existing = await readCurrentCredentials(ctx, namespace, name);
-  let generation = existing?.generation ?? 0;
+  // The cache can lag the last write; a generation is never reused (the sidecar ignores a repeated one).
+  let generation = Math.max(existing?.generation ?? 0, materials.published?.generation ?? 0);
   let shardNames = existing?.shardNames ?? [];
   const sameContent = existing !== undefined && stableStringify(assembly.document) === comparableText(existing);
   if (!sameContent) {
@@ -196,7 +214,9 @@ export async function reconcileDaguAuth(ctx: OperatorContext, key: string): Prom
     if (canWrite) {
       generation += 1;
       const doc = Credentials.parse({ ...assembly.document, generation });
-      shardNames = await writeCredentials(ctx, auth, doc, existing?.shardNames ?? []);
+      // The sidecar's Role must name new shards before the index that points to them is written.
+      const allowShards = (names: readonly string[]) => Promise.all(sidecarObjects(auth, spec, [...new Set([...(existing?.shardNames ?? []), ...names])]).map((o) => applyIfChanged(ctx, o)));
+      shardNames = await writeCredentials(ctx, auth, doc, existing?.shardNames ?? [], allowShards);
     }
   }
 
@@ -348,7 +368,13 @@ async function parseCurrentCredentials(ctx: OperatorContext, namespace: string, 
 }
 
 /** Writes the document inline, or its shards then the index (the commit point); returns shard names in use. */
-async function writeCredentials(ctx: OperatorContext, auth: KubeObject, doc: Credentials, oldShards: readonly string[]): Promise<string[]> {
+async function writeCredentials(
+  ctx: OperatorContext,
+  auth: KubeObject,
+  doc: Credentials,
+  oldShards: readonly string[],
+  allowShards: (names: readonly string[]) => Promise<unknown>,
+): Promise<string[]> {
   const name = auth.metadata.name!;
   const json = JSON.stringify(doc);
   let value = json;
@@ -361,6 +387,7 @@ async function writeCredentials(ctx: OperatorContext, auth: KubeObject, doc: Cre
     }
     value = JSON.stringify(index);
     shardNames = shards.map((s) => s.secretName);
+    await allowShards(shardNames);
   }
   await ctx.writer.apply(ownedSecret(auth, credentialsSecretName(name), { [CREDENTIALS_KEY]: value }, { authName: name }));
   for (const old of oldShards) if (!shardNames.includes(old)) await ctx.writer.delete("v1", "Secret", auth.metadata.namespace!, old);

@@ -56,6 +56,10 @@ export interface AuthMaterials {
   apiKeys: Map<string, ChildInput<ApiKeyInput>>;
   webhooks: Map<string, ChildInput<WebhookInput>>;
   published?: Published;
+  /** resourceVersion of the operator state Secret as this operator last wrote or read it from the API. */
+  stateResourceVersion?: string;
+  /** When the children's password records were last saved while the DaguAuth waited for others (ms). */
+  childRecordsSavedAt?: number;
 }
 
 type ChildKind = "users" | "apiKeys" | "webhooks";
@@ -66,8 +70,15 @@ export class Materials {
   // A deletion seen as absence from the cache (not as an event) names only the key.
   private readonly uidByKey = new Map<string, string>();
 
-  rememberKey(kind: ChildKind, key: string, uid: string): void {
+  /**
+   * The child at `key` now has `uid`. A different uid there means the object was deleted and created again
+   * between two reconciles (`kubectl replace --force`): the old one's contribution goes; returns the
+   * DaguAuths to reconcile for that.
+   */
+  rememberKey(kind: ChildKind, key: string, uid: string): string[] {
+    const before = this.uidByKey.get(`${kind}:${key}`);
     this.uidByKey.set(`${kind}:${key}`, uid);
+    return before !== undefined && before !== uid ? this.forget(kind, before) : [];
   }
 
   /** The child at `key` is gone: drop its contribution; returns the DaguAuths to reconcile. */

@@ -10,7 +10,7 @@ import pLimit from "p-limit";
 import pino, { type Logger } from "pino";
 import { GROUP, KINDS, MAX_INLINE_BYTES, VERSION } from "../api/index.ts";
 import { Gauge } from "prom-client";
-import { Applier } from "./runtime/apply.ts";
+import { Applier, FIELD_MANAGER } from "./runtime/apply.ts";
 import { KubeClient, isNotFound, resourcePath, type KubeObject } from "../common/kube/client.ts";
 import { EventRecorder } from "./runtime/events.ts";
 import { startHealthServer, informersSynced, leaderElectionHealthy, type HealthServer } from "./runtime/health.ts";
@@ -106,8 +106,11 @@ export async function startOperator(options: OperatorOptions): Promise<RunningOp
     applyStatus: async (obj) => {
       await applier.applyStatus(obj);
     },
-    create: async (obj) => client.request<KubeObject>("POST", await collectionPath(client, obj), { body: obj }),
-    update: async (obj) => client.request<KubeObject>("PUT", `${await collectionPath(client, obj)}/${encodeURIComponent(obj.metadata.name!)}`, { body: obj }),
+    // Create and conditional update (resourceVersion) where a write must not overwrite a newer one;
+    // still recorded under the operator's field manager.
+    create: async (obj) => client.request<KubeObject>("POST", await collectionPath(client, obj), { body: obj, query: { fieldManager: FIELD_MANAGER } }),
+    update: async (obj) =>
+      client.request<KubeObject>("PUT", `${await collectionPath(client, obj)}/${encodeURIComponent(obj.metadata.name!)}`, { body: obj, query: { fieldManager: FIELD_MANAGER } }),
     get: async (apiVersion, kind, namespace, name) => {
       try {
         return await client.request<KubeObject>("GET", `${await collectionPath(client, { apiVersion, kind, metadata: { namespace } })}/${encodeURIComponent(name)}`);

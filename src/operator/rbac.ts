@@ -24,7 +24,7 @@ export interface PolicyRule {
 
 export const OPERATOR_CLUSTER_RULES: PolicyRule[] = [
   { apiGroups: ["auth.dagu.dev"], resources: ["daguauths", "daguusers", "daguapikeys", "daguwebhooks"], verbs: ["get", "list", "watch"] },
-  { apiGroups: ["auth.dagu.dev"], resources: ["daguauths/status", "daguusers/status", "daguapikeys/status", "daguwebhooks/status"], verbs: ["get", "patch", "update"] },
+  { apiGroups: ["auth.dagu.dev"], resources: ["daguauths/status", "daguusers/status", "daguapikeys/status", "daguwebhooks/status"], verbs: ["patch"] },
   { apiGroups: [""], resources: ["secrets"], verbs: ["get", "list", "watch", "create", "update", "patch", "delete"] },
   { apiGroups: [""], resources: ["serviceaccounts"], verbs: ["get", "list", "watch", "create", "patch", "delete"] },
   { apiGroups: ["rbac.authorization.k8s.io"], resources: ["roles", "rolebindings"], verbs: ["get", "list", "watch", "create", "patch", "delete"] },

@@ -130,6 +130,57 @@ test("disabling and deleting resources removes their credentials in one reconcil
   await eventually("the consumer Secret is garbage-collected", async () => (await core.readNamespacedSecret({ name: "ci-api-key", namespace: ns }).then(() => false, () => true)) || undefined, 90_000); // kube-controller-manager's GC: slower while it resyncs after CRDs are installed
 });
 
+test("deleted and at once created again under the same name: only the new user and key hold credentials", async (t) => {
+  const ns = await testNamespace(t, "op");
+  await withOperator(t);
+  await builtinSetup(ns);
+  await waitReady(ns, "daguusers", "alice");
+  await waitReady(ns, "daguapikeys", "ci");
+  const oldAlice = (await get(ns, "daguusers", "alice")).metadata.uid;
+  const oldKey = await secretValue(ns, "ci-api-key", "apiKey");
+  // As `kubectl replace --force` does: the delete and the create land before the operator looks.
+  const aliceSpec = { authRef: { name: "dagu" }, username: "alice", role: "developer", password: { secretRef: { name: "alice-pw", key: "password" } } };
+  await custom.deleteNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: ns, plural: "daguusers", name: "alice" });
+  await create(ns, "daguusers", "DaguUser", "alice", aliceSpec);
+  await custom.deleteNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: ns, plural: "daguapikeys", name: "ci" });
+  await create(ns, "daguapikeys", "DaguApiKey", "ci", { authRef: { name: "dagu" }, role: "operator", secretName: "ci-api-key-2" });
+  const newAlice = (await get(ns, "daguusers", "alice")).metadata.uid;
+  assert.notEqual(newAlice, oldAlice);
+  await waitReady(ns, "daguusers", "alice", "Materialized");
+  await waitReady(ns, "daguapikeys", "ci");
+  const newKey = await secretValue(ns, "ci-api-key-2", "apiKey");
+  const c = await waitCredentials(ns, "dagu", (d) => d.apiKeys.some((k) => k.digest === sha256Hex(newKey)) && d.users.some((u) => u.id === newAlice), "the new alice and key");
+  assert.deepEqual(c.users.filter((u) => u.username === "alice").map((u) => u.id), [newAlice], "the deleted alice is gone");
+  assert.ok(!c.apiKeys.some((k) => k.digest === sha256Hex(oldKey)), "the deleted key no longer verifies");
+  assert.equal(c.apiKeys.length, 1);
+});
+
+test("basic mode: one hashed credential; DaguUsers pointing at it are refused and do not hold it back, also after a switch from builtin", async (t) => {
+  const ns = await testNamespace(t, "op");
+  await withOperator(t);
+  await secret(ns, "ops-pw", { password: "ops-password-1" });
+  await secret(ns, "dave-pw", { password: "dave-password-1" });
+  await create(ns, "daguauths", "DaguAuth", "plain", { mode: "basic", basic: { username: "ops", passwordSecretRef: { name: "ops-pw", key: "password" } } });
+  await create(ns, "daguusers", "DaguUser", "dave", { authRef: { name: "plain" }, username: "dave", role: "viewer", password: { secretRef: { name: "dave-pw", key: "password" } } });
+  const dave = await waitReady(ns, "daguusers", "dave", "DaguAuthNotBuiltin", "False");
+  assert.match(ready(dave)!.message, /basic mode/);
+  await waitReady(ns, "daguauths", "plain", "Materialized");
+  const c = await waitCredentials(ns, "plain", (d) => d.basic !== undefined, "the basic credential");
+  assert.equal(c.mode, "basic");
+  assert.equal(c.basic!.username, "ops");
+  assert.ok(await argon2.verify(c.basic!.passwordHash, "ops-password-1"));
+  assert.equal(c.users.length, 0);
+
+  await builtinSetup(ns);
+  await waitReady(ns, "daguauths", "dagu", "Materialized");
+  await patchSpec(ns, "daguauths", "dagu", { mode: "basic", builtin: null, basic: { username: "ops", passwordSecretRef: { name: "ops-pw", key: "password" } } });
+  const switched = await waitCredentials(ns, "dagu", (d) => d.mode === "basic", "dagu switched to basic");
+  assert.equal(switched.users.length, 0);
+  assert.equal(switched.apiKeys.length, 0);
+  await waitReady(ns, "daguauths", "dagu", "Materialized");
+  await waitReady(ns, "daguusers", "alice", "DaguAuthNotBuiltin", "False");
+});
+
 test("a duplicate username is refused in status, deterministically", async (t) => {
   const ns = await testNamespace(t, "op");
   await withOperator(t);

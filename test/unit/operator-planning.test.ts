@@ -7,6 +7,7 @@ import { newOperatorState, passwordFingerprint, resolvePassword, type PasswordRe
 import { planGeneratedSecret, PREVIOUS_NOT_AFTER_ANNOTATION, ROTATION_GENERATION_ANNOTATION } from "../../src/operator/generated-secret.ts";
 import { planSigningKeys } from "../../src/operator/signing-keys.ts";
 import { resolveConflicts } from "../../src/operator/claim-conflicts.ts";
+import { Materials } from "../../src/operator/materials.ts";
 import { generateApiKey, isApiKeyShaped, isWebhookTokenShaped, generateWebhookToken } from "../../src/common/tokens.ts";
 
 const fakeHash = async (pw: string) => `$argon2id$v=19$m=19456,t=2,p=1$fake$${Buffer.from(pw).toString("base64url")}`;
@@ -156,4 +157,15 @@ test("generated keys and tokens have Dagu's formats", () => {
   }
   assert.ok(!isApiKeyShaped("dagu_short"));
   assert.ok(!isApiKeyShaped(`dagu_${"0".repeat(40)}`), "0 is not base58");
+});
+
+test("a child created again under the same name (new uid) takes the old one's contribution out of its DaguAuth", () => {
+  const m = new Materials();
+  const problem = { ready: false, reason: "X", message: "x" } as const;
+  m.rememberKey("apiKeys", "ns/ci", "uid-1");
+  m.of("ns/dagu").apiKeys.set("uid-1", { ok: false, generation: 1, problem });
+  assert.deepEqual(m.rememberKey("apiKeys", "ns/ci", "uid-1"), [], "the same object: nothing to drop");
+  assert.deepEqual(m.rememberKey("apiKeys", "ns/ci", "uid-2"), ["ns/dagu"], "the DaguAuth to reconcile");
+  assert.equal(m.of("ns/dagu").apiKeys.has("uid-1"), false);
+  assert.deepEqual(m.forgetKey("apiKeys", "ns/ci"), [], "uid-2 offered nothing yet");
 });

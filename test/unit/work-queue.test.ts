@@ -162,6 +162,19 @@ describe("WorkQueue", () => {
     await running;
   });
 
+  test("a delay past setTimeout's range (an expiry in 2030) waits instead of firing at once", async () => {
+    const q = new WorkQueue();
+    let calls = 0;
+    const running = q.run(1, async () => {
+      calls++;
+    });
+    q.addAfter("k", 4 * 365 * 24 * 3600 * 1000);
+    await new Promise((r) => setTimeout(r, 50));
+    assert.equal(calls, 0);
+    await q.shutDown();
+    await running;
+  });
+
   test("shutDown waits for handlers in flight, then hands out nothing more", async () => {
     const q = new WorkQueue();
     const gates = new Map<string, ReturnType<typeof deferred>>();

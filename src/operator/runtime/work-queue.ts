@@ -5,6 +5,8 @@
 // - failures retry with per-key exponential backoff, bounded overall by a token bucket.
 // Reconcilers are level-based: a key says "look at this object again", never "apply this event".
 
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
 export interface RateLimiterOptions {
   /** First retry delay of a key; doubles per consecutive failure. Default 50 ms. */
   baseDelayMs?: number;
@@ -123,6 +125,9 @@ export class WorkQueue {
       this.add(key);
       return;
     }
+    // setTimeout fires after 1 ms past 2^31-1 ms (~24.8 days): a far expiry would spin. Waking early is
+    // harmless: the reconcile asks for the rest of the wait again.
+    ms = Math.min(ms, MAX_TIMER_MS);
     const at = Date.now() + ms;
     const pending = this.delayed.get(key);
     if (pending) {
