@@ -50,6 +50,20 @@ export class KubernetesCredentialSource extends EventEmitter<CredentialSourceEve
   #changes: PasswordChanges = {};
   #current: Credentials | undefined;
   #loading: Promise<void> = Promise.resolve();
+  #rawVersion: string | undefined;
+  #changesText: string | undefined;
+  /** The password changes in the last `change` event (by reference). */
+  #announcedChanges: PasswordChanges | undefined;
+  /** Whether the last event was `change`. */
+  #healthy = false;
+  #retryDelayMs = 0;
+  #stopped = false;
+  /** Both informers have listed: before that, an absent Secret may just not be listed yet. */
+  #synced = false;
+  readonly #reload = (): void => {
+    if (this.#stopped || !this.#synced) return;
+    this.#loading = this.#loading.then(() => this.#load()).catch((err: unknown) => this.#invalid(err instanceof Error ? err : new Error(String(err))));
+  };
 
   constructor(options: KubernetesSourceOptions) {
     super();
@@ -60,17 +74,10 @@ export class KubernetesCredentialSource extends EventEmitter<CredentialSourceEve
       new Informer({ kubeConfig: options.kubeConfig, resource: SECRETS, namespace: options.namespace, fieldSelector: `metadata.name=${name}`, resyncPeriodMs: 0, logger: options.logger });
     this.#credentials = watchOne(credentialsSecretName(options.authName));
     this.#changesInformer = watchOne(passwordChangesSecretName(options.authName));
-    const reload = () => {
-      this.#loading = this.#loading
-        .then(() => this.#load())
-        .catch((err: unknown) => {
-          this.emit("invalid", err instanceof Error ? err : new Error(String(err)));
-        });
-    };
     for (const informer of [this.#credentials, this.#changesInformer]) {
-      informer.onAdd(reload);
-      informer.onUpdate(reload);
-      informer.onDelete(reload);
+      informer.onAdd(this.#reload);
+      informer.onUpdate(this.#reload);
+      informer.onDelete(this.#reload);
     }
   }
 
@@ -78,11 +85,13 @@ export class KubernetesCredentialSource extends EventEmitter<CredentialSourceEve
     this.#credentials.start();
     this.#changesInformer.start();
     await Promise.all([this.#credentials.hasSynced, this.#changesInformer.hasSynced]);
+    this.#synced = true;
+    this.#reload();
     await this.#loading;
-    if (!this.#raw) this.emit("invalid", new Error(`${this.description}: no credentials yet`));
   }
 
   async stop(): Promise<void> {
+    this.#stopped = true;
     await Promise.all([this.#credentials.stop(), this.#changesInformer.stop()]);
   }
 
@@ -90,50 +99,87 @@ export class KubernetesCredentialSource extends EventEmitter<CredentialSourceEve
     return this.#current;
   }
 
+  /**
+   * Recomputes the document in force from both Secrets. `change` only when it differs from what was last
+   * announced, or after an `invalid` (readiness comes back); a missing or invalid credentials Secret is
+   * `invalid` (the store keeps the last good document and turns readiness off).
+   */
   async #load(): Promise<void> {
     const { namespace, authName } = this.#opts;
     const changesText = decoded(this.#changesInformer.get(namespace, passwordChangesSecretName(authName)), PASSWORD_CHANGES_KEY);
-    if (changesText) {
-      const parsed = parsePasswordChanges(changesText);
-      if (parsed.success) this.#changes = parsed.data;
-      else this.#opts.logger.warn({ source: this.description }, "password-changes Secret is not valid; ignoring it");
+    if (changesText !== this.#changesText) {
+      this.#changesText = changesText;
+      const parsed = changesText ? parsePasswordChanges(changesText) : undefined;
+      if (parsed && !parsed.success) this.#opts.logger.warn({ source: this.description }, "password-changes Secret is not valid; ignoring it");
+      // An unreadable document changes nobody's password: the sources stay in force.
+      this.#changes = parsed?.success ? parsed.data : {};
     }
-    const text = decoded(this.#credentials.get(namespace, credentialsSecretName(authName)), CREDENTIALS_KEY);
-    if (text !== undefined) {
-      const doc = await this.#parse(text);
+    const secret = this.#credentials.get(namespace, credentialsSecretName(authName));
+    const text = decoded(secret, CREDENTIALS_KEY);
+    if (text === undefined) {
+      this.#invalid(new Error(`${this.description} ${secret ? `has no key ${CREDENTIALS_KEY}` : "does not exist"}`));
+      return;
+    }
+    const version = secret!.metadata.resourceVersion;
+    let doc = this.#raw;
+    if (!doc || version !== this.#rawVersion) {
+      doc = await this.#parse(text);
+      if (!doc) return; // #parse said why
       // Never step back to an older generation (a stale read, a replayed event).
-      if (doc && (!this.#raw || doc.generation >= this.#raw.generation)) this.#raw = doc;
+      if (this.#raw && doc.generation < this.#raw.generation) return;
     }
-    if (!this.#raw) return;
-    this.#current = applyPasswordChanges(this.#raw, this.#changes);
+    if (doc === this.#raw && this.#changes === this.#announcedChanges && this.#healthy) return;
+    this.#raw = doc;
+    this.#rawVersion = version;
+    this.#announcedChanges = this.#changes;
+    this.#healthy = true;
+    this.#retryDelayMs = 0;
+    this.#current = applyPasswordChanges(doc, this.#changes);
     this.emit("change", this.#current);
+  }
+
+  #invalid(error: Error): void {
+    this.#healthy = false;
+    this.emit("invalid", error);
   }
 
   /** The document, or the shards an index names (each fetched by name; shards never change). */
   async #parse(text: string): Promise<Credentials | undefined> {
     const entry = parseCredentialsEntry(text);
     if (!entry.success) {
-      this.emit("invalid", new Error(`${this.description} is not valid: ${z.prettifyError(entry.error)}`));
+      this.#invalid(new Error(`${this.description} is not valid: ${z.prettifyError(entry.error)}`));
       return undefined;
     }
     if (entry.data.kind === "document") return entry.data.credentials;
     const index = entry.data.index;
     if (this.#raw && this.#raw.generation === index.generation) return this.#raw;
     try {
-      const shards = await Promise.all(
-        index.shards.map(async (ref) => {
-          const secret = await this.#client.request<KubeObject>("GET", resourcePath(SECRETS, { namespace: this.#opts.namespace, name: ref.secretName }));
-          return CredentialsShard.parse(JSON.parse(decoded(secret, ref.key) ?? "null"));
-        }),
-      );
+      const shards = await Promise.all(index.shards.map((ref) => this.#readShard(ref.secretName, ref.key)));
       const parsed = parseCredentials(joinShards(index, shards));
       if (parsed.success) return parsed.data;
-      this.emit("invalid", new Error(`${this.description} (sharded) is not valid: ${z.prettifyError(parsed.error)}`));
+      this.#invalid(new Error(`${this.description} (sharded) is not valid: ${z.prettifyError(parsed.error)}`));
     } catch (err) {
-      // A half-written generation: keep the last good document until the index moves on.
-      this.emit("invalid", new Error(`${this.description}: shards of generation ${index.generation} unreadable: ${err instanceof Error ? err.message : String(err)}`));
+      // A half-written generation, or a Role that does not name the shards yet: keep the last good
+      // document and look again (a shard's own events are not watched).
+      this.#invalid(new Error(`${this.description}: shards of generation ${index.generation} unreadable: ${err instanceof Error ? err.message : String(err)}`));
+      this.#retryDelayMs = Math.min(Math.max(this.#retryDelayMs * 2, 500), 30_000);
+      setTimeout(this.#reload, this.#retryDelayMs).unref();
     }
     return undefined;
+  }
+
+  /** One shard; its errors name the Secret, never its content (JSON.parse quotes what it read). */
+  async #readShard(secretName: string, key: string): Promise<CredentialsShard> {
+    const secret = await this.#client.request<KubeObject>("GET", resourcePath(SECRETS, { namespace: this.#opts.namespace, name: secretName }));
+    let json: unknown;
+    try {
+      json = JSON.parse(decoded(secret, key) ?? "null");
+    } catch {
+      throw new Error(`shard ${secretName} is not JSON`);
+    }
+    const shard = CredentialsShard.safeParse(json);
+    if (!shard.success) throw new Error(`shard ${secretName} is not valid: ${z.prettifyError(shard.error)}`);
+    return shard.data;
   }
 
   /**
@@ -159,7 +205,8 @@ export class KubernetesCredentialSource extends EventEmitter<CredentialSourceEve
         throw new Error(`recording a password change in Secret ${namespace}/${name} failed: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
       }
       this.#changes = changes;
-      if (this.#raw) {
+      if (this.#raw && this.#healthy) {
+        this.#announcedChanges = changes;
         this.#current = applyPasswordChanges(this.#raw, this.#changes);
         this.emit("change", this.#current);
       }
