@@ -148,6 +148,14 @@ export async function reconcileDaguAuth(ctx: OperatorContext, key: string): Prom
     if (record) basic = { username: spec.basic.username, password: record };
   }
 
+  // A TLS Secret of the user's own must be there and hold a key pair: the sidecar serves nothing without it.
+  if (spec.tls?.secretName && !spec.tls.issuerRef) {
+    const tls = await ctx.secrets.get(namespace, spec.tls.secretName);
+    const data = secretData(tls);
+    if (!tls) problems.push({ ready: false, reason: "SecretNotFound", message: `Secret ${spec.tls.secretName} (spec.tls.secretName) does not exist` });
+    else if (!data["tls.crt"] || !data["tls.key"]) problems.push({ ready: false, reason: "SecretKeyNotFound", message: `Secret ${spec.tls.secretName} (spec.tls.secretName) needs tls.crt and tls.key` });
+  }
+
   // 3. Every child must have answered for its current generation, or a restart
   //    would publish a document that lacks users it has not reconciled yet.
   //    Only builtin mode has children; in basic mode they are refused (DaguAuthNotBuiltin) and never answer.

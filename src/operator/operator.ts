@@ -27,7 +27,7 @@ import { reconcileDaguAuth } from "./dagu-auth-reconciler.ts";
 import { reconcileDaguUser } from "./dagu-user-reconciler.ts";
 import { reconcileDaguApiKey } from "./dagu-api-key-reconciler.ts";
 import { reconcileDaguWebhook } from "./dagu-webhook-reconciler.ts";
-import { referencedSecretNames, secretsReferencedByAuth, secretsReferencedByUser } from "./secret-references.ts";
+import { SecretReferences } from "./secret-references.ts";
 
 export interface OperatorOptions {
   kubeConfig: KubeConfig;
@@ -82,12 +82,18 @@ export async function startOperator(options: OperatorOptions): Promise<RunningOp
   };
   const informers = { auths: crInformer("auths"), users: crInformer("users"), apiKeys: crInformer("apiKeys"), webhooks: crInformer("webhooks") };
   // Secrets: only ours (by label) and the ones our resources reference are kept.
+  const references = new SecretReferences();
+  for (const kind of ["auths", "users"] as const) {
+    informers[kind].onAdd((o) => references.track(kind, o));
+    informers[kind].onUpdate((_old, o) => references.track(kind, o));
+    informers[kind].onDelete((o) => references.track(kind, o, true));
+  }
   const secretInformer = new Informer({
     kubeConfig,
     resource: { group: "", version: "v1", plural: "secrets" },
     resyncPeriodMs,
     logger: log,
-    filter: (s: KubeObject) => s.metadata.labels?.[MANAGED_BY_LABEL] === MANAGED_BY_VALUE || referencedSecretNames(caches, s.metadata.namespace ?? "").has(s.metadata.name ?? ""),
+    filter: (s: KubeObject) => s.metadata.labels?.[MANAGED_BY_LABEL] === MANAGED_BY_VALUE || references.isReferenced(s.metadata.namespace ?? "", s.metadata.name ?? ""),
   });
   const caches = { auths: informers.auths, users: informers.users, apiKeys: informers.apiKeys, webhooks: informers.webhooks };
 
@@ -182,8 +188,8 @@ export async function startOperator(options: OperatorOptions): Promise<RunningOp
       if (ref.kind === "DaguApiKey") ctx.enqueue.apiKey(`${ns}/${ref.name}`);
       if (ref.kind === "DaguWebhook") ctx.enqueue.webhook(`${ns}/${ref.name}`);
     }
-    for (const user of caches.users.list(ns)) if (secretsReferencedByUser(user).includes(name)) ctx.enqueue.user(keyOf(user));
-    for (const auth of caches.auths.list(ns)) if (secretsReferencedByAuth(auth).includes(name)) ctx.enqueue.auth(keyOf(auth));
+    for (const key of references.referrers("users", ns, name)) ctx.enqueue.user(key);
+    for (const key of references.referrers("auths", ns, name)) ctx.enqueue.auth(key);
   };
   secretInformer.onAdd(onSecret);
   secretInformer.onUpdate((_a, b) => onSecret(b));
@@ -212,6 +218,8 @@ export async function startOperator(options: OperatorOptions): Promise<RunningOp
         if (stopCertificatePoll.signal.aborted) return;
         certificates.start();
         log.info("cert-manager's Certificate kind is served; watching Certificates");
+        // Installed after we started: the DaguAuths that said CertManagerMissing try again now, not at the next resync.
+        if (attempt > 0) for (const auth of caches.auths.list()) if ((auth.spec as { tls?: { issuerRef?: unknown } } | undefined)?.tls?.issuerRef) ctx.enqueue.auth(keyOf(auth));
         return;
       } catch (err) {
         if (attempt === 0) log.info({ err: err instanceof Error ? err.message : String(err) }, "cert-manager's Certificate kind is not served; checking again every minute");
@@ -233,7 +241,13 @@ export async function startOperator(options: OperatorOptions): Promise<RunningOp
       for (const [namespace, n] of counts) this.set({ namespace }, n);
     },
   });
-  for (const i of all) i.start();
+  // The Secret informer filters by what the custom resources reference: it lists once their caches have.
+  for (const i of Object.values(informers)) i.start();
+  for (const i of owned) i.start();
+  void Promise.all(Object.values(informers).map((i) => i.hasSynced)).then(
+    () => void (stopping ?? secretInformer.start()),
+    () => undefined,
+  );
   void watchCertificatesWhenServed();
 
   const elector = options.leaderElection

@@ -2,13 +2,14 @@
 // keeps only these and the ones it owns, and a change to one re-queues whoever
 // references it.
 import type { KubeObject } from "../common/kube/client.ts";
-import type { ObjectCache } from "./context.ts";
 
 type Ref = { name?: string } | undefined;
 
 export function secretsReferencedByAuth(auth: KubeObject): string[] {
   const spec = auth.spec as { builtin?: { token?: { secretRef?: Ref }; initialAdmin?: { passwordSecretRef?: Ref } }; basic?: { passwordSecretRef?: Ref }; tls?: { issuerRef?: unknown; secretName?: string } } | undefined;
-  const names = [spec?.builtin?.token?.secretRef?.name, spec?.builtin?.initialAdmin?.passwordSecretRef?.name, spec?.basic?.passwordSecretRef?.name];
+  // A TLS Secret of the user's own (no issuer) is referenced; one cert-manager issues is not ours to watch.
+  const tls = spec?.tls && !spec.tls.issuerRef ? spec.tls.secretName : undefined;
+  const names = [spec?.builtin?.token?.secretRef?.name, spec?.builtin?.initialAdmin?.passwordSecretRef?.name, spec?.basic?.passwordSecretRef?.name, tls];
   return names.filter((n): n is string => typeof n === "string");
 }
 
@@ -17,6 +18,46 @@ export function secretsReferencedByUser(user: KubeObject): string[] {
   return typeof name === "string" ? [name] : [];
 }
 
-export function referencedSecretNames(caches: { auths: Pick<ObjectCache, "list">; users: Pick<ObjectCache, "list"> }, namespace: string): Set<string> {
-  return new Set([...caches.auths.list(namespace).flatMap(secretsReferencedByAuth), ...caches.users.list(namespace).flatMap(secretsReferencedByUser)]);
+type Referrer = "auths" | "users";
+const REFERENCES: Record<Referrer, (o: KubeObject) => string[]> = { auths: secretsReferencedByAuth, users: secretsReferencedByUser };
+
+/**
+ * Which DaguAuths and DaguUsers reference each Secret, kept up to date from their informers' events, so
+ * that a Secret event is routed (and admitted to the cache) without a walk over every user.
+ */
+export class SecretReferences {
+  /** "namespace/secret" → keys ("namespace/name") of the referrers, per kind. */
+  readonly #referrers: Record<Referrer, Map<string, Set<string>>> = { auths: new Map(), users: new Map() };
+  /** Referrer key → the Secret ids it was indexed under. */
+  readonly #indexed: Record<Referrer, Map<string, string[]>> = { auths: new Map(), users: new Map() };
+
+  /** Indexes `obj` as it is now (`deleted`: not at all). */
+  track(kind: Referrer, obj: KubeObject, deleted = false): void {
+    const ns = obj.metadata.namespace ?? "";
+    const key = `${ns}/${obj.metadata.name}`;
+    for (const id of this.#indexed[kind].get(key) ?? []) {
+      const set = this.#referrers[kind].get(id);
+      set?.delete(key);
+      if (set?.size === 0) this.#referrers[kind].delete(id);
+    }
+    const ids = deleted || obj.metadata.deletionTimestamp ? [] : [...new Set(REFERENCES[kind](obj))].map((name) => `${ns}/${name}`);
+    if (ids.length === 0) this.#indexed[kind].delete(key);
+    else this.#indexed[kind].set(key, ids);
+    for (const id of ids) {
+      let set = this.#referrers[kind].get(id);
+      if (!set) this.#referrers[kind].set(id, (set = new Set()));
+      set.add(key);
+    }
+  }
+
+  /** Keys of the `kind` resources that reference Secret `namespace/name`. */
+  referrers(kind: Referrer, namespace: string, name: string): ReadonlySet<string> {
+    return this.#referrers[kind].get(`${namespace}/${name}`) ?? EMPTY;
+  }
+
+  isReferenced(namespace: string, name: string): boolean {
+    return this.referrers("auths", namespace, name).size > 0 || this.referrers("users", namespace, name).size > 0;
+  }
 }
+
+const EMPTY: ReadonlySet<string> = new Set();

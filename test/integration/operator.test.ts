@@ -181,6 +181,19 @@ test("basic mode: one hashed credential; DaguUsers pointing at it are refused an
   await waitReady(ns, "daguusers", "alice", "DaguAuthNotBuiltin", "False");
 });
 
+test("a TLS Secret of your own: a missing one is explained in status, and its creation heals it", async (t) => {
+  const ns = await testNamespace(t, "op");
+  await withOperator(t);
+  await secret(ns, "admin-pw", { password: "admin-password-1" });
+  await create(ns, "daguauths", "DaguAuth", "own-tls", { mode: "builtin", builtin: { initialAdmin: { username: "admin", passwordSecretRef: { name: "admin-pw", key: "password" } } }, tls: { secretName: "my-tls" } });
+  const missing = await waitReady(ns, "daguauths", "own-tls", "SecretNotFound", "False");
+  assert.match(ready(missing)!.message, /my-tls \(spec\.tls\.secretName\)/);
+  await credentials(ns, "own-tls"); // the credentials are written all the same
+  await secret(ns, "my-tls", { "tls.crt": "-----BEGIN CERTIFICATE-----", "tls.key": "-----BEGIN PRIVATE KEY-----" });
+  const healed = await waitReady(ns, "daguauths", "own-tls", "Materialized");
+  assert.equal(healed.status?.tlsSecretName, "my-tls");
+});
+
 test("a duplicate username is refused in status, deterministically", async (t) => {
   const ns = await testNamespace(t, "op");
   await withOperator(t);

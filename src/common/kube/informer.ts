@@ -271,7 +271,8 @@ export class Informer<T extends KubeObject = KubeObject> {
       });
       // Items of a list carry no apiVersion and kind; watch events do. Keep the cache uniform.
       const kind = page.kind?.replace(/List$/, "");
-      for (const item of page.items) items.push({ ...item, apiVersion: item.apiVersion ?? page.apiVersion, kind: item.kind ?? kind });
+      // Filtered per page: a filtered informer (Secrets) never holds the whole cluster's objects at once.
+      for (const item of page.items) if (!this.filter || this.filter(item)) items.push({ ...item, apiVersion: item.apiVersion ?? page.apiVersion, kind: item.kind ?? kind });
       listVersion = page.metadata?.resourceVersion ?? listVersion;
       continueToken = page.metadata?.continue || undefined;
     } while (continueToken);
@@ -279,7 +280,7 @@ export class Informer<T extends KubeObject = KubeObject> {
     this.stats.lists++;
 
     const next = new Map<string, T>();
-    for (const item of items) if (!this.filter || this.filter(item)) next.set(keyOf(item), deepFreeze(item));
+    for (const item of items) next.set(keyOf(item), deepFreeze(item));
     const previous = this.store;
     this.store = next;
     this.resourceVersion = listVersion;
