@@ -1,6 +1,7 @@
 // argon2id with OWASP's recommended parameters (m=19 MiB, t=2, p=1). The native
 // argon2 binding hashes on libuv's thread pool, so the event loop never blocks.
 import argon2 from "argon2";
+import pLimit from "p-limit";
 
 export const ARGON2_OPTIONS = {
   type: argon2.argon2id,
@@ -26,12 +27,37 @@ export async function verifyPassword(hash: string, password: string): Promise<bo
 }
 
 let dummyHash: Promise<string> | undefined;
+const dummy = () => (dummyHash ??= hashPassword("dagu-auth-dummy-password-for-timing"));
+
+/** Computes the dummy hash now (at sidecar start), so the first unknown-user login costs one hash like any other. */
+export async function prepareDummyHash(): Promise<void> {
+  await dummy();
+}
+
 /**
  * Verifies against a fixed hash so that an unknown user costs as much as a known one
  * (no username enumeration by timing). Always false.
  */
 export async function verifyDummy(password: string): Promise<false> {
-  dummyHash ??= hashPassword("dagu-auth-dummy-password-for-timing");
-  await verifyPassword(await dummyHash, password);
+  await verifyPassword(await dummy(), password);
   return false;
+}
+
+// Process-wide bound on password verifications. Two at a time leaves libuv's pool (4 threads by
+// default) to the file reads and DNS lookups that share it; at most 32 wait (~1 s of work), so a flood
+// of distinct usernames, which the per-key throttle cannot stop, cannot queue hashes without bound.
+export const VERIFY_CONCURRENCY = 2;
+export const VERIFY_QUEUE_LIMIT = 32;
+/** Retry-After for a check turned away because the queue is full: it drains in about a second. */
+export const VERIFY_BUSY_RETRY_SECONDS = 1;
+const verifications = pLimit(VERIFY_CONCURRENCY);
+
+/**
+ * Runs `verify` (a password check) when one of the process's verification slots is free; undefined,
+ * decided at once and without running it, when VERIFY_QUEUE_LIMIT checks already wait.
+ */
+export function boundedVerification<T>(verify: () => Promise<T>): Promise<T> | undefined {
+  // Full when every slot is busy and VERIFY_QUEUE_LIMIT more already wait.
+  if (verifications.activeCount + verifications.pendingCount >= VERIFY_CONCURRENCY + VERIFY_QUEUE_LIMIT) return undefined;
+  return verifications(verify);
 }

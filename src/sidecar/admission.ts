@@ -15,7 +15,7 @@ import type { DaguErrorCode } from "./http-util.ts";
 import type { Decision } from "./metrics.ts";
 import { isReservedPath, loggablePath } from "./paths.ts";
 import { roleAtLeast } from "./roles.ts";
-import { isUnauthenticated, type DaguRoute } from "./routes.ts";
+import { isReadOnly, isUnauthenticated, type DaguRoute } from "./routes.ts";
 
 /** What the audit line says about the request, filled in as the decision is made. */
 export interface Facts {
@@ -123,7 +123,7 @@ export async function admit(req: IncomingMessage, deps: AdmissionDeps, facts: Fa
     principal = auth.principal;
     facts.user = principal.username;
     facts.role = principal.role;
-    if (auth.method === "basic" && isCrossSiteWrite(req)) {
+    if (auth.method === "basic" && isCrossSiteWrite(req, route)) {
       // Browsers attach remembered Basic credentials to cross-site requests too (CSRF); JWTs and API
       // keys are sent by code only, so only Basic needs this.
       facts.reason = "cross_site_basic";
@@ -137,11 +137,12 @@ export async function admit(req: IncomingMessage, deps: AdmissionDeps, facts: Fa
   return { client, verdict: { kind: "route", snapshot, profile, route, params: match.params, path, query, principal } };
 }
 
-const SAFE_METHODS = new Set(["GET", "HEAD", "OPTIONS"]);
-
-/** A state-changing request that a browser says comes from another site. */
-export function isCrossSiteWrite(req: IncomingMessage): boolean {
-  if (SAFE_METHODS.has(req.method ?? "")) return false;
+/**
+ * A request that a browser says comes from another site, to a route that is not read-only
+ * (isReadOnly(): a GET can change state too, e.g. the dequeue; the terminal WebSocket is a shell).
+ */
+export function isCrossSiteWrite(req: IncomingMessage, route: DaguRoute): boolean {
+  if (isReadOnly(route)) return false;
   const fetchSite = req.headers["sec-fetch-site"];
   if (fetchSite === "cross-site" || fetchSite === "same-site") return true;
   const origin = req.headers.origin;

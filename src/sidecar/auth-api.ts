@@ -5,14 +5,14 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { z } from "zod";
 import type { CredentialApiKey, CredentialUser, CredentialWebhook } from "../api/credentials.ts";
-import { hashPassword, MIN_PASSWORD_LENGTH, verifyDummy, verifyPassword } from "../common/password-hash.ts";
+import { boundedVerification, hashPassword, MIN_PASSWORD_LENGTH, VERIFY_BUSY_RETRY_SECONDS, verifyDummy, verifyPassword } from "../common/password-hash.ts";
 import { WEBHOOK_TOKEN_PREFIX } from "../common/tokens.ts";
 import type { Principal } from "./authenticators.ts";
 import type { CredentialSnapshot, CredentialStore } from "./credential-store.ts";
 import type { DaguApiProfile } from "./dagu-api.ts";
 import { HttpError, parseJsonBody, readBody, sendError, sendJson } from "./http-util.ts";
 import { issueToken } from "./jwt.ts";
-import type { LoginThrottle } from "./login-throttle.ts";
+import type { Attempt, LoginThrottle } from "./login-throttle.ts";
 import { changeTimestamp } from "./password-changes.ts";
 
 /** Login and change-password bodies are tiny; anything bigger is not a login. */
@@ -136,23 +136,38 @@ export class AuthApi {
       return { detail: "bad_body" };
     }
     const { username, password } = body.data;
-    const gate = this.#deps.throttle.check(username, call.clientAddress);
+    // The slot is taken before the hash starts, so parallel guesses cannot all be hashed.
+    const gate = this.#deps.throttle.reserve(username, call.clientAddress);
     if (!gate.allowed) {
       sendError(res, 429, "too_many_requests", "Too many failed login attempts; try again later", { "Retry-After": String(gate.retryAfterSeconds) });
       return { subject: username, detail: "throttled" };
     }
+    try {
+      return await this.#verifyLogin(call, username, password, gate.attempt);
+    } finally {
+      gate.attempt.failed(); // fail closed if the check threw; a no-op once an outcome was recorded
+    }
+  }
+
+  async #verifyLogin(call: LocalCall, username: string, password: string, attempt: Attempt): Promise<LocalOutcome> {
+    const { snapshot, res } = call;
     const user = snapshot.usersByName.get(username);
     // Unknown and disabled users pay the same hash as real ones: no enumeration by timing.
-    const ok = user ? await verifyPassword(user.passwordHash, password) : await verifyDummy(password);
+    const verifying = boundedVerification(() => (user ? verifyPassword(user.passwordHash, password) : verifyDummy(password)));
+    if (!verifying) {
+      attempt.cancel();
+      return busy(res, username);
+    }
+    const ok = await verifying;
     // The document may have changed while hashing: decide on the one in force now.
     const current = this.#deps.store.snapshot() ?? snapshot;
     const fresh = user ? current.usersById.get(user.id) : undefined;
     if (!ok || !fresh || fresh.disabled || fresh.passwordHash !== user?.passwordHash) {
-      this.#deps.throttle.recordFailure(username, call.clientAddress);
+      attempt.failed();
       sendError(res, 401, "unauthorized", "Invalid username or password");
       return { subject: username, detail: !ok ? "bad_password" : "user_unavailable" };
     }
-    this.#deps.throttle.recordSuccess(username);
+    attempt.succeeded();
     const { token, expiresAt } = await issueToken(current, fresh);
     sendJson(res, 200, { token, expiresAt: expiresAt.toISOString(), user: this.#userJson(fresh) });
     return { subject: fresh.username };
@@ -178,15 +193,26 @@ export class AuthApi {
       sendError(res, 403, "forbidden", "Password changes are disabled for this user: change the password Secret of its DaguUser");
       return { subject: user.username, detail: "change_forbidden" };
     }
-    const gate = this.#deps.throttle.check(user.username, call.clientAddress);
+    const gate = this.#deps.throttle.reserve(user.username, call.clientAddress);
     if (!gate.allowed) {
       sendError(res, 429, "too_many_requests", "Too many failed attempts; try again later", { "Retry-After": String(gate.retryAfterSeconds) });
       return { subject: user.username, detail: "throttled" };
     }
-    if (!(await verifyPassword(user.passwordHash, body.data.currentPassword))) {
-      this.#deps.throttle.recordFailure(user.username, call.clientAddress);
-      sendError(res, 401, "unauthorized", "Current password is incorrect");
-      return { subject: user.username, detail: "bad_password" };
+    const { attempt } = gate;
+    try {
+      const verifying = boundedVerification(() => verifyPassword(user.passwordHash, body.data.currentPassword));
+      if (!verifying) {
+        attempt.cancel();
+        return busy(res, user.username);
+      }
+      if (!(await verifying)) {
+        attempt.failed();
+        sendError(res, 401, "unauthorized", "Current password is incorrect");
+        return { subject: user.username, detail: "bad_password" };
+      }
+      attempt.succeeded();
+    } finally {
+      attempt.failed(); // fail closed if anything above threw; a no-op once an outcome was recorded
     }
     const hash = await hashPassword(body.data.newPassword);
     const current = this.#deps.store.snapshot()?.usersById.get(user.id);
@@ -277,6 +303,13 @@ const HANDLED = new Set([
   "listWebhooks",
   "getDAGWebhook",
 ]);
+
+/** Too many password checks already wait in this process: refused at once, nothing hashed or counted. */
+function busy(res: ServerResponse, subject: string): LocalOutcome {
+  // 429, not 503: the sidecar is healthy and only asks this caller to come back shortly (as Basic auth does, via admission).
+  sendError(res, 429, "too_many_requests", "Too many password checks in progress; try again shortly", { "Retry-After": String(VERIFY_BUSY_RETRY_SECONDS) });
+  return { subject, detail: "verifications_busy" };
+}
 
 /** During a rotation overlap two entries share an id: list the key once (its newest entry). */
 function distinctKeys(keys: readonly CredentialApiKey[]): CredentialApiKey[] {

@@ -1,10 +1,12 @@
 // Who is calling. In Dagu's order: a Bearer JWT (builtin mode), a Bearer API key (`dagu_...`), then
 // HTTP Basic (basic mode). `?token=` is read only where Dagu's UI sends it (SSE and WebSocket routes,
 // which browsers cannot give an Authorization header), and only when no Authorization header is sent.
+import { createHmac, createSecretKey, randomBytes } from "node:crypto";
 import type { Role } from "../api/common.ts";
 import type { CredentialUser } from "../api/credentials.ts";
+import { boundedVerification, VERIFY_BUSY_RETRY_SECONDS } from "../common/password-hash.ts";
 import { verifyApiKey } from "./api-key-auth.ts";
-import { BasicVerifier, parseBasic } from "./basic-auth.ts";
+import { BasicVerifier, parseBasic, type BasicCredential } from "./basic-auth.ts";
 import type { CredentialSnapshot } from "./credential-store.ts";
 import { JwtVerifier } from "./jwt.ts";
 import type { LoginThrottle } from "./login-throttle.ts";
@@ -20,16 +22,16 @@ export interface Principal {
   readonly user?: CredentialUser;
 }
 
-export type AuthResult =
-  | { readonly ok: true; readonly principal: Principal; readonly method: AuthMethod }
-  | {
-      readonly ok: false;
-      readonly status: 401 | 429;
-      /** Why, for the audit log (never secret). */
-      readonly reason: string;
-      readonly method?: AuthMethod;
-      readonly retryAfterSeconds?: number;
-    };
+export interface AuthFailure {
+  readonly ok: false;
+  readonly status: 401 | 429;
+  /** Why, for the audit log (never secret). */
+  readonly reason: string;
+  readonly method?: AuthMethod;
+  readonly retryAfterSeconds?: number;
+}
+
+export type AuthResult = { readonly ok: true; readonly principal: Principal; readonly method: AuthMethod } | AuthFailure;
 
 export interface AuthRequest {
   /** The Authorization header (the request must carry at most one). */
@@ -46,6 +48,9 @@ export class Authenticator {
   readonly jwt = new JwtVerifier();
   readonly basic = new BasicVerifier();
   readonly #throttle: LoginThrottle;
+  /** Basic checks running now, by HMAC(per-process key, address + hash + credential): never keyed by the password itself. */
+  readonly #basicInFlight = new Map<string, Promise<AuthFailure | undefined>>();
+  readonly #inFlightKey = createSecretKey(randomBytes(32));
 
   constructor(throttle: LoginThrottle) {
     this.#throttle = throttle;
@@ -70,18 +75,47 @@ export class Authenticator {
       const expected = snapshot.credentials.basic;
       if (snapshot.credentials.mode !== "basic" || !expected) return { ok: false, status: 401, reason: "basic_not_enabled", method: "basic" };
       if (!this.basic.cached(expected, basic, now)) {
-        // Throttle before the slow hash: a locked name or address costs nothing.
-        const gate = this.#throttle.check(basic.username, request.clientAddress, now);
-        if (!gate.allowed) return { ok: false, status: 429, reason: "throttled", method: "basic", retryAfterSeconds: gate.retryAfterSeconds };
-        if (!(await this.basic.verify(expected, basic, now))) {
-          this.#throttle.recordFailure(basic.username, request.clientAddress, now);
-          return { ok: false, status: 401, reason: "bad_password", method: "basic" };
+        // A browser opening a page sends the same credential on many parallel requests: while one check of
+        // it (from this address, against this hash) runs, the others wait for its answer instead of taking
+        // throttle slots and hashes of their own.
+        const key = createHmac("sha256", this.#inFlightKey)
+          .update(`${request.clientAddress}\0${expected.passwordHash}\0${basic.username}\0${basic.password}`)
+          .digest("base64url");
+        let check = this.#basicInFlight.get(key);
+        if (!check) {
+          check = this.#verifyBasic(expected, basic, request.clientAddress, now).finally(() => this.#basicInFlight.delete(key));
+          this.#basicInFlight.set(key, check);
         }
-        this.#throttle.recordSuccess(basic.username);
+        const refused = await check;
+        if (refused) return refused;
       }
       return { ok: true, method: "basic", principal: { kind: "basic", id: expected.username, username: expected.username, role: "admin" } };
     }
     return { ok: false, status: 401, reason: "unsupported_scheme" };
+  }
+
+  /** The slow Basic check, reserved in the throttle before it hashes; undefined when the credential is right. */
+  async #verifyBasic(expected: { username: string; passwordHash: string }, basic: BasicCredential, clientAddress: string, now: number): Promise<AuthFailure | undefined> {
+    // Throttle before the slow hash: a locked name or address costs nothing, and the slot is taken now.
+    const gate = this.#throttle.reserve(basic.username, clientAddress, now);
+    if (!gate.allowed) return { ok: false, status: 429, reason: "throttled", method: "basic", retryAfterSeconds: gate.retryAfterSeconds };
+    const { attempt } = gate;
+    try {
+      const verifying = boundedVerification(() => this.basic.verify(expected, basic, now));
+      if (!verifying) {
+        attempt.cancel();
+        // 429 like the auth API's busy answer (admission maps an authentication 429 to Too Many Requests).
+        return { ok: false, status: 429, reason: "verifications_busy", method: "basic", retryAfterSeconds: VERIFY_BUSY_RETRY_SECONDS };
+      }
+      if (!(await verifying)) {
+        attempt.failed(now);
+        return { ok: false, status: 401, reason: "bad_password", method: "basic" };
+      }
+      attempt.succeeded();
+      return undefined;
+    } finally {
+      attempt.failed(now); // fail closed if the check threw; a no-op once an outcome was recorded
+    }
   }
 
   async #bearer(snapshot: CredentialSnapshot, token: string, now: number): Promise<AuthResult> {

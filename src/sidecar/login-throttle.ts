@@ -1,25 +1,47 @@
-// Failed-login throttling per username and per client address, checked BEFORE any password hashing:
+// Failed-login throttling per username and per client address, decided BEFORE any password hashing:
 // a locked key costs nothing, so neither guessing nor a flood of logins can keep argon2 busy. Settings
 // come from the credentials' `login` block: `maxAttempts` failures within `windowSeconds` lock the key
 // for `lockoutSeconds`. A client address gets ADDRESS_FACTOR times the attempts, because many people can
 // share one address (an office NAT, the ingress when no trusted proxy is configured).
+//
+// An attempt is reserved before its hash starts and counts against the limit while it runs: were only
+// finished failures counted, a burst of parallel guesses would all pass the check and all be hashed.
+// So at most `maxAttempts` hashes per username (and ADDRESS_FACTOR times that per address) are in flight
+// or failed within the window, whatever the concurrency.
 import type { Credentials } from "../api/credentials.ts";
 
 export type LoginSettings = Credentials["login"];
 
 export const ADDRESS_FACTOR = 4;
 
+/** Retry-After when a key's budget is taken by attempts still hashing: they end within a second or so. */
+const IN_FLIGHT_RETRY_SECONDS = 1;
+
 interface Entry {
   /** Failure times (epoch ms) inside the window, oldest first; at most the key's limit. */
   failures: number[];
+  /** Reserved attempts still hashing. */
+  pending: number;
   lockedUntil: number;
 }
 
 export interface ThrottleDecision {
   readonly allowed: boolean;
-  /** Seconds until a locked key opens again (for Retry-After). */
+  /** Seconds until a refused key may be tried again (for Retry-After). */
   readonly retryAfterSeconds: number;
 }
+
+/** A reserved attempt. Exactly one outcome counts; later calls are ignored, so a `finally` may fail it safely. */
+export interface Attempt {
+  /** The password was right: frees the slot and clears the username's failures. */
+  succeeded(): void;
+  /** The password was wrong: the slot becomes a recorded failure. */
+  failed(now?: number): void;
+  /** Nothing was hashed (the process was too busy): frees the slot without counting it. */
+  cancel(): void;
+}
+
+export type Reservation = (ThrottleDecision & { readonly allowed: false }) | { readonly allowed: true; readonly attempt: Attempt };
 
 export class LoginThrottle {
   readonly #entries = new Map<string, Entry>();
@@ -31,72 +53,133 @@ export class LoginThrottle {
     this.#maxKeys = maxKeys;
   }
 
-  /** New settings apply to the next decision; recorded failures are kept. */
+  /** New settings apply to the next decision; recorded failures and reservations are kept. */
   configure(settings: LoginSettings): void {
     this.#settings = settings;
   }
 
-  /** May this username, from this address, try a password now? Never hashes anything. */
+  /** May this username, from this address, try a password now? Counts attempts in flight; never hashes. */
   check(username: string, address: string, now = Date.now()): ThrottleDecision {
-    const until = Math.max(this.#lockedUntil(userKey(username), now), this.#lockedUntil(addressKey(address), now));
-    return until > now ? { allowed: false, retryAfterSeconds: Math.ceil((until - now) / 1000) } : { allowed: true, retryAfterSeconds: 0 };
+    let lockedUntil = 0;
+    let full = false;
+    for (const [key, limit] of this.#keys(username, address)) {
+      const entry = this.#live(key, now);
+      if (!entry) continue;
+      if (entry.lockedUntil > now) lockedUntil = Math.max(lockedUntil, entry.lockedUntil);
+      else if (entry.failures.length + entry.pending >= limit) full = true;
+    }
+    if (lockedUntil > now) return { allowed: false, retryAfterSeconds: Math.ceil((lockedUntil - now) / 1000) };
+    return full ? { allowed: false, retryAfterSeconds: IN_FLIGHT_RETRY_SECONDS } : { allowed: true, retryAfterSeconds: 0 };
   }
 
+  /** check(), and when allowed, takes a slot of both keys until the attempt's outcome is known. */
+  reserve(username: string, address: string, now = Date.now()): Reservation {
+    const decision = this.check(username, address, now);
+    if (!decision.allowed) return { allowed: false, retryAfterSeconds: decision.retryAfterSeconds };
+    const held = this.#keys(username, address).map(([key]) => {
+      const entry = this.#touch(key, now);
+      entry.pending++;
+      return [key, entry] as const;
+    });
+    let settled = false;
+    const release = (outcome: "success" | "failure" | "cancel", at = Date.now()) => {
+      if (settled) return;
+      settled = true;
+      // Decrement the entries this attempt incremented (they are never dropped while pending).
+      for (const [key, entry] of held) {
+        entry.pending--;
+        if (outcome !== "failure") this.#tidy(key, entry);
+      }
+      if (outcome === "failure") this.recordFailure(username, address, at);
+      if (outcome === "success") this.recordSuccess(username);
+    };
+    return {
+      allowed: true,
+      attempt: {
+        succeeded: () => release("success"),
+        failed: (at) => release("failure", at),
+        cancel: () => release("cancel"),
+      },
+    };
+  }
+
+  /** A failure that was not reserved (reserve() + failed() is the normal path). */
   recordFailure(username: string, address: string, now = Date.now()): void {
-    this.#fail(userKey(username), this.#settings.maxAttempts, now);
-    this.#fail(addressKey(address), this.#settings.maxAttempts * ADDRESS_FACTOR, now);
+    for (const [key, limit] of this.#keys(username, address)) this.#fail(key, limit, now);
   }
 
-  /** A successful login clears the username's failures (not the address's: one valid account must not reset it). */
+  /**
+   * A successful login clears the username's failures (not the address's: one valid account must not
+   * reset it). Other attempts of the username still hashing keep their slots.
+   */
   recordSuccess(username: string): void {
-    this.#entries.delete(userKey(username));
+    const key = userKey(username);
+    const entry = this.#entries.get(key);
+    if (!entry) return;
+    if (entry.pending > 0) Object.assign(entry, { failures: [], lockedUntil: 0 });
+    else this.#entries.delete(key);
   }
 
   get size(): number {
     return this.#entries.size;
   }
 
-  #lockedUntil(key: string, now: number): number {
-    const entry = this.#entries.get(key);
-    if (!entry) return 0;
-    if (entry.lockedUntil > now) return entry.lockedUntil;
-    if (entry.lockedUntil !== 0 || this.#expired(entry, now)) this.#entries.delete(key);
-    return 0;
+  #keys(username: string, address: string): [string, number][] {
+    return [
+      [userKey(username), this.#settings.maxAttempts],
+      [addressKey(address), this.#settings.maxAttempts * ADDRESS_FACTOR],
+    ];
   }
 
-  #expired(entry: Entry, now: number): boolean {
-    const last = entry.failures[entry.failures.length - 1] ?? 0;
-    return last <= now - this.#settings.windowSeconds * 1000;
+  /** The entry with what no longer counts dropped (an ended lock, failures out of the window); undefined when nothing is left. */
+  #live(key: string, now: number): Entry | undefined {
+    const entry = this.#entries.get(key);
+    if (!entry || entry.lockedUntil > now) return entry;
+    if (entry.lockedUntil !== 0) Object.assign(entry, { failures: [], lockedUntil: 0 }); // an ended lock starts afresh
+    const windowStart = now - this.#settings.windowSeconds * 1000;
+    if (entry.failures.some((t) => t <= windowStart)) entry.failures = entry.failures.filter((t) => t > windowStart);
+    return this.#tidy(key, entry) ? undefined : entry;
+  }
+
+  /** Drops an entry that holds nothing (an ended lock is cleared by #live first); true when dropped. */
+  #tidy(key: string, entry: Entry): boolean {
+    if (entry.pending > 0 || entry.lockedUntil !== 0 || entry.failures.length > 0) return false;
+    if (this.#entries.get(key) === entry) this.#entries.delete(key);
+    return true;
+  }
+
+  /** The live entry, created if missing, moved to the end: the Map's order is least recently used first. */
+  #touch(key: string, now: number): Entry {
+    let entry = this.#live(key, now);
+    if (entry) {
+      this.#entries.delete(key);
+    } else {
+      if (this.#entries.size >= this.#maxKeys) this.#prune(now);
+      entry = { failures: [], pending: 0, lockedUntil: 0 };
+    }
+    this.#entries.set(key, entry);
+    return entry;
   }
 
   #fail(key: string, limit: number, now: number): void {
-    const windowStart = now - this.#settings.windowSeconds * 1000;
-    let entry = this.#entries.get(key);
-    if (entry) {
-      this.#entries.delete(key); // re-insert: the Map's order is least recently failed first
-    } else {
-      if (this.#entries.size >= this.#maxKeys) this.#prune(now);
-      entry = { failures: [], lockedUntil: 0 };
-    }
-    entry.failures = entry.failures.filter((t) => t > windowStart);
+    const entry = this.#touch(key, now);
     entry.failures.push(now);
     if (entry.failures.length > limit) entry.failures.splice(0, entry.failures.length - limit);
     if (entry.failures.length >= limit) {
       entry.lockedUntil = now + this.#settings.lockoutSeconds * 1000;
       entry.failures = [];
     }
-    this.#entries.set(key, entry);
   }
 
-  /** Drops expired keys; if the map is still full, the least recently failed tenth. */
+  /** Drops keys that hold nothing; if the map is still full, the least recently used tenth, never one still hashing. */
   #prune(now: number): void {
-    for (const [key, entry] of this.#entries) {
-      if (entry.lockedUntil <= now && this.#expired(entry, now)) this.#entries.delete(key);
-    }
+    for (const key of [...this.#entries.keys()]) this.#live(key, now);
     let drop = this.#entries.size >= this.#maxKeys ? Math.ceil(this.#maxKeys / 10) : 0;
-    for (const key of this.#entries.keys()) {
-      if (drop-- <= 0) break;
+    for (const [key, entry] of this.#entries) {
+      if (drop <= 0) break;
+      if (entry.pending > 0) continue;
       this.#entries.delete(key);
+      drop--;
     }
   }
 }

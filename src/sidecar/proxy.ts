@@ -1,12 +1,12 @@
 // Forwards an authorized request to Dagu. Request and response bodies are streamed in both directions
 // (SSE and large logs flow as they come; nothing is buffered), except Dagu's HTML page, which is read
 // whole (bounded) to rewrite getConfig(). WebSocket upgrades are forwarded as a raw byte pipe after the
-// server has authenticated them.
-import type { IncomingMessage, ServerResponse } from "node:http";
-import { connect as netConnect, type Socket } from "node:net";
+// server has authenticated them and Dagu has switched protocols.
+import { request as httpRequest, type IncomingMessage, type ServerResponse } from "node:http";
+import { request as httpsRequest } from "node:https";
+import type { Socket } from "node:net";
 import type { Duplex } from "node:stream";
 import { Transform, type TransformCallback } from "node:stream";
-import { connect as tlsConnect } from "node:tls";
 import type { IncomingHttpHeaders } from "node:http";
 import { errors as undiciErrors, type Dispatcher } from "undici";
 import { filterResponseHeaders } from "./headers.ts";
@@ -202,32 +202,107 @@ function describeUndiciError(error: unknown): string {
   return String(error);
 }
 
+/** The Upgrade header names exactly the WebSocket protocol (RFC 6455 §4.2.1: case-insensitive). */
+export function isWebSocketUpgrade(upgrade: string | undefined): boolean {
+  return upgrade?.trim().toLowerCase() === "websocket";
+}
+
+/** How long Dagu may take to answer an upgrade (as the server's own headersTimeout). */
+const UPGRADE_ANSWER_MS = 30_000;
+
 /**
- * Forwards an authenticated WebSocket upgrade: writes the request to Dagu on a new connection and joins
- * the two sockets. Dagu's own answer (101 or an error) reaches the client unchanged.
+ * Forwards an authenticated WebSocket upgrade on a connection of its own and resolves with the status
+ * relayed to the client (499 when the client left first). The sockets are joined only after Dagu has
+ * answered `101` with `Upgrade: websocket`; until then nothing of the client's (not even bytes already
+ * sent after its request head) reaches Dagu. Any other answer is relayed with `Connection: close` and both
+ * sockets are closed: a joined socket after a keep-alive 404 would let further requests reach Dagu
+ * unchecked. Rejects with an HttpError (nothing written yet) when Dagu cannot be reached or answers
+ * something that is not HTTP or not a WebSocket.
  */
-export function proxyUpgrade(upstream: Upstream, req: IncomingMessage, client: Duplex, head: Buffer, target: string, headers: string[]): void {
-  const url = new URL(upstream.origin);
-  const port = Number(url.port || (url.protocol === "https:" ? 443 : 80));
-  const server: Socket =
-    url.protocol === "https:" ? tlsConnect({ host: url.hostname, port, servername: url.hostname }) : netConnect({ host: url.hostname, port });
-  const fail = () => {
-    client.destroy();
-    server.destroy();
-  };
-  server.once("error", () => {
-    if (client.writable) client.end("HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
-    fail();
+export function proxyUpgrade(upstream: Upstream, req: IncomingMessage, client: Duplex, head: Buffer, target: string, headers: string[]): Promise<number> {
+  return new Promise<number>((resolve, reject) => {
+    // The client may have gone during authentication ("close" already emitted): nothing to forward.
+    if (client.destroyed) return resolve(499);
+    const secure = upstream.origin.startsWith("https:");
+    const request = (secure ? httpsRequest : httpRequest)(`${upstream.origin}${target}`, {
+      method: req.method,
+      // Raw [name, value, ...] pairs as forwarded; agent false: a connection of its own, never pooled.
+      headers: ["Host", upstream.host, ...headers],
+      setHost: false,
+      agent: false,
+    });
+    let settled = false;
+    const settle = (outcome: number | HttpError): void => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      if (typeof outcome === "number") resolve(outcome);
+      else reject(outcome);
+    };
+    const timer = setTimeout(() => request.destroy(new Error(`no answer within ${UPGRADE_ANSWER_MS} ms`)), UPGRADE_ANSWER_MS);
+    const clientGone = (): void => {
+      request.destroy();
+      settle(499);
+    };
+    // A client that leaves (or fails) mid-handshake cancels it; after a join these also tear down Dagu's side.
+    client.once("close", clientGone);
+    client.on("error", () => client.destroy());
+    request.on("error", (error) => {
+      // Before an answer the server still tells the client (502); after one, the relay is cut.
+      if (settled) client.destroy();
+      else settle(new HttpError(502, "bad_gateway", `Dagu did not answer the upgrade: ${describeUndiciError(error)}`));
+    });
+
+    request.once("upgrade", (answer: IncomingMessage, server: Socket, upstreamHead: Buffer) => {
+      server.on("error", () => {
+        server.destroy();
+        client.destroy();
+      });
+      // Node reports any 101 with Upgrade/Connection here; only a WebSocket may follow.
+      if (!isWebSocketUpgrade(answer.headers.upgrade)) {
+        server.destroy();
+        settle(new HttpError(502, "bad_gateway", "Dagu switched to a protocol other than WebSocket"));
+        return;
+      }
+      if (client.destroyed) return server.destroy();
+      client.write(rawHead(answer, answer.rawHeaders));
+      if (upstreamHead.length > 0) client.write(upstreamHead);
+      if (head.length > 0) server.write(head);
+      // pipe(): backpressure both ways and half-close passed on; errors and closes are handled above/here.
+      server.pipe(client);
+      client.pipe(server);
+      server.once("close", () => client.destroy());
+      client.once("close", () => server.destroy());
+      settle(101);
+    });
+
+    request.once("response", (answer: IncomingMessage) => {
+      // A 101 without Upgrade/Connection: upgrade comes here; the client cannot use it.
+      if (answer.statusCode! < 200) {
+        request.destroy();
+        settle(new HttpError(502, "bad_gateway", "Dagu answered the upgrade with an incomplete 101"));
+        return;
+      }
+      // Relayed whole (the body streams with backpressure; without a Content-Length it ends at the close),
+      // then both sockets close: the client's connection is never reused, nothing more flows.
+      const kept = filterResponseHeaders(answer.headers);
+      const pairs = Object.entries(kept).flatMap(([name, value]) => (Array.isArray(value) ? value : [value]).flatMap((v) => [name, v]));
+      client.write(rawHead(answer, [...pairs, "Connection", "close"]));
+      answer.pipe(client);
+      answer.on("error", () => client.destroy());
+      client.once("finish", () => {
+        client.destroy();
+        request.destroy();
+      });
+      settle(answer.statusCode!);
+    });
+    request.end();
   });
-  client.once("error", fail);
-  server.once(url.protocol === "https:" ? "secureConnect" : "connect", () => {
-    const lines = [`${req.method} ${target} HTTP/1.1`, `Host: ${upstream.host}`];
-    for (let i = 0; i + 1 < headers.length; i += 2) lines.push(`${headers[i]}: ${headers[i + 1]}`);
-    server.write(`${lines.join("\r\n")}\r\n\r\n`);
-    if (head.length > 0) server.write(head);
-    server.pipe(client);
-    client.pipe(server);
-  });
-  server.once("close", () => client.destroy());
-  client.once("close", () => server.destroy());
+}
+
+/** A response head from a parsed status and raw [name, value, ...] pairs (values already CR/LF-free). */
+function rawHead(answer: IncomingMessage, pairs: readonly string[]): string {
+  const lines = [`HTTP/1.1 ${answer.statusCode} ${answer.statusMessage ?? ""}`];
+  for (let i = 0; i + 1 < pairs.length; i += 2) lines.push(`${pairs[i]}: ${pairs[i + 1]}`);
+  return `${lines.join("\r\n")}\r\n\r\n`;
 }

@@ -76,7 +76,7 @@ export const DAGU1_ROUTES: readonly DaguRoute[] = Object.freeze([
   r("GET", "/dag-runs/{name}/{dagRunId}/spec", "getDAGRunSpec", "viewer"),
   r("POST", "/dag-runs/{name}/{dagRunId}/reschedule", "rescheduleDAGRun", "operator"),
   r("GET", "/dag-runs/{name}/{dagRunId}/sub-dag-runs", "getSubDAGRuns", "viewer"),
-  // A GET that mutates (removes the run from its queue): requireExecute.
+  // A GET that mutates (removes the run from its queue): requireExecute, so never read-only (isReadOnly).
   r("GET", "/dag-runs/{name}/{dagRunId}/dequeue", "dequeueDAGRun", "operator"),
   r("GET", "/dag-runs/{name}/{dagRunId}/log", "getDAGRunLog", "viewer"),
   r("GET", "/dag-runs/{name}/{dagRunId}/outputs", "getDAGRunOutputs", "viewer"),

@@ -119,7 +119,7 @@ export const DAGU_ROUTES: readonly DaguRoute[] = Object.freeze([
   r("POST", "/dag-runs/{name}/{dagRunId}/edit-retry/preview", "previewEditRetryDAGRun", "developer"),
   r("POST", "/dag-runs/{name}/{dagRunId}/edit-retry", "editRetryDAGRun", "developer"),
   r("GET", "/dag-runs/{name}/{dagRunId}/sub-dag-runs", "getSubDAGRuns", "viewer"),
-  // A GET that mutates (removes the run from its queue): operator.
+  // A GET that mutates (removes the run from its queue): operator, so never read-only (isReadOnly).
   r("GET", "/dag-runs/{name}/{dagRunId}/dequeue", "dequeueDAGRun", "operator"),
   r("GET", "/dag-runs/{name}/{dagRunId}/log", "getDAGRunLog", "viewer"),
   r("GET", "/dag-runs/{name}/{dagRunId}/log/download", "downloadDAGRunLog", "viewer"),
@@ -213,9 +213,10 @@ export const DAGU_ROUTES: readonly DaguRoute[] = Object.freeze([
 
   // --- per-DAG settings, notifications, incidents ---------------------------------------------------
   r("GET", "/dags/{fileName}/settings", "getDAGSettings", "viewer"),
-  // "Manager or admin only; protected profiles require admin" (the profile part needs the body).
-  r("PUT", "/dags/{fileName}/settings", "updateDAGSettings", "manager"),
-  r("DELETE", "/dags/{fileName}/settings", "deleteDAGSettings", "manager"),
+  // Dagu: "manager or admin only; protected profiles require admin". Whether a profile is protected is
+  // Dagu's data, which Dagu no longer checks with auth off: admin, failing closed.
+  r("PUT", "/dags/{fileName}/settings", "updateDAGSettings", "admin"),
+  r("DELETE", "/dags/{fileName}/settings", "deleteDAGSettings", "admin"),
   r("GET", "/dags/{fileName}/notifications", "getDAGNotifications", "developer"),
   r("PUT", "/dags/{fileName}/notifications", "updateDAGNotifications", "developer"),
   r("DELETE", "/dags/{fileName}/notifications", "deleteDAGNotifications", "developer"),
@@ -276,22 +277,22 @@ export const DAGU_ROUTES: readonly DaguRoute[] = Object.freeze([
   r("POST", "/remote-nodes/{remoteNodeId}/test-connection", "testRemoteNodeConnection", "admin"),
 
   // --- runtime profiles (managed env vars and secrets): Dagu requireManagerOrAbove, admin when the
-  // profile is protected (decided by Dagu's data, not by the path) -----------------------------------
-  r("GET", "/profiles", "listRuntimeProfiles", "manager"),
-  r("POST", "/profiles", "createRuntimeProfile", "manager"),
-  r("GET", "/profiles/_global", "getGlobalRuntimeProfileDefaults", "manager"),
-  r("PATCH", "/profiles/_global", "updateGlobalRuntimeProfileDefaults", "manager"),
-  r("PUT", "/profiles/_global/variables/{key}", "setGlobalRuntimeProfileDefaultVariable", "manager"),
-  r("PUT", "/profiles/_global/secrets/{key}", "setGlobalRuntimeProfileDefaultSecret", "manager"),
-  r("DELETE", "/profiles/_global/entries/{key}", "deleteGlobalRuntimeProfileDefaultEntry", "manager"),
-  r("GET", "/profiles/_workspaces/{workspaceName}", "getWorkspaceRuntimeProfileDefaults", "manager"),
-  r("PATCH", "/profiles/_workspaces/{workspaceName}", "updateWorkspaceRuntimeProfileDefaults", "manager"),
-  r("PUT", "/profiles/_workspaces/{workspaceName}/variables/{key}", "setWorkspaceRuntimeProfileDefaultVariable", "manager"),
-  r("PUT", "/profiles/_workspaces/{workspaceName}/secrets/{key}", "setWorkspaceRuntimeProfileDefaultSecret", "manager"),
-  r("DELETE", "/profiles/_workspaces/{workspaceName}/entries/{key}", "deleteWorkspaceRuntimeProfileDefaultEntry", "manager"),
-  r("GET", "/profiles/{profileName}", "getRuntimeProfile", "manager"),
-  r("PATCH", "/profiles/{profileName}", "updateRuntimeProfile", "manager"),
-  r("DELETE", "/profiles/{profileName}", "deleteRuntimeProfile", "manager"),
+  // profile is protected. That is Dagu's data, unchecked with auth off: admin for all, failing closed --
+  r("GET", "/profiles", "listRuntimeProfiles", "admin"),
+  r("POST", "/profiles", "createRuntimeProfile", "admin"),
+  r("GET", "/profiles/_global", "getGlobalRuntimeProfileDefaults", "admin"),
+  r("PATCH", "/profiles/_global", "updateGlobalRuntimeProfileDefaults", "admin"),
+  r("PUT", "/profiles/_global/variables/{key}", "setGlobalRuntimeProfileDefaultVariable", "admin"),
+  r("PUT", "/profiles/_global/secrets/{key}", "setGlobalRuntimeProfileDefaultSecret", "admin"),
+  r("DELETE", "/profiles/_global/entries/{key}", "deleteGlobalRuntimeProfileDefaultEntry", "admin"),
+  r("GET", "/profiles/_workspaces/{workspaceName}", "getWorkspaceRuntimeProfileDefaults", "admin"),
+  r("PATCH", "/profiles/_workspaces/{workspaceName}", "updateWorkspaceRuntimeProfileDefaults", "admin"),
+  r("PUT", "/profiles/_workspaces/{workspaceName}/variables/{key}", "setWorkspaceRuntimeProfileDefaultVariable", "admin"),
+  r("PUT", "/profiles/_workspaces/{workspaceName}/secrets/{key}", "setWorkspaceRuntimeProfileDefaultSecret", "admin"),
+  r("DELETE", "/profiles/_workspaces/{workspaceName}/entries/{key}", "deleteWorkspaceRuntimeProfileDefaultEntry", "admin"),
+  r("GET", "/profiles/{profileName}", "getRuntimeProfile", "admin"),
+  r("PATCH", "/profiles/{profileName}", "updateRuntimeProfile", "admin"),
+  r("DELETE", "/profiles/{profileName}", "deleteRuntimeProfile", "admin"),
   r("PUT", "/profiles/{profileName}/variables/{key}", "setRuntimeProfileVariable", "manager"),
   r("PUT", "/profiles/{profileName}/secrets/{key}", "setRuntimeProfileSecret", "manager"),
   r("DELETE", "/profiles/{profileName}/entries/{key}", "deleteRuntimeProfileEntry", "manager"),
@@ -326,11 +327,22 @@ export const DAGU_ROUTES: readonly DaguRoute[] = Object.freeze([
   r("GET", "/events/app", "sseAppStream", "viewer", { origin: "router", streaming: "sse" }),
   r("GET", "/events/stream", "sseMultiplexStream", "viewer", { origin: "router", streaming: "sse" }),
   r("POST", "/events/stream/topics", "sseMultiplexTopics", "viewer", { origin: "router" }),
-  // Agent chat stream (only when the agent is enabled); Dagu serves a session to its owner only.
-  r("GET", "/agent/sessions/{id}/stream", "agentSessionStream", "viewer", { origin: "router", streaming: "sse" }),
+  // Agent chat stream (only when the agent is enabled). Dagu serves a session to its owner only, a check
+  // it cannot make with auth off (every caller is the same user): admin, failing closed.
+  r("GET", "/agent/sessions/{id}/stream", "agentSessionStream", "admin", { origin: "router", streaming: "sse" }),
   // A shell on the Dagu host over WebSocket: Dagu requires admin (and registers it only with builtin auth).
   r("GET", "/terminal/ws", "terminalWebSocket", "admin", { origin: "router", streaming: "websocket" }),
 ]);
+
+/**
+ * True for a route that only reads: a GET any viewer may call. The role is the table's own statement of
+ * what a route does (reads need viewer, every mutation more; see the header), so a GET that changes state,
+ * such as the dequeue, needs no flag of its own to count as a write: anything above viewer is treated as
+ * one (a cross-site request to it with Basic credentials is refused, see admission.ts).
+ */
+export function isReadOnly(route: DaguRoute): boolean {
+  return route.method === "GET" && route.minRole === "viewer";
+}
 
 /** True when no user credential is needed (public in Dagu or answered by the sidecar unauthenticated). */
 export function isUnauthenticated(route: DaguRoute): boolean {

@@ -6,6 +6,7 @@ import { createServer as createHttpsServer } from "node:https";
 import type { AddressInfo, Socket } from "node:net";
 import type { Duplex } from "node:stream";
 import type { Logger } from "pino";
+import { prepareDummyHash } from "../common/password-hash.ts";
 import { admit, type AdmissionDeps, type Facts } from "./admission.ts";
 import { AuthApi } from "./auth-api.ts";
 import { audit, auditLogger, type AuditEntry } from "./audit-log.ts";
@@ -18,7 +19,7 @@ import { connectionTokens, forwardRequestHeaders, TrustedProxies } from "./heade
 import { discardBody, HttpError, sendError, sendJson } from "./http-util.ts";
 import { LoginThrottle } from "./login-throttle.ts";
 import { SidecarMetrics, type Decision } from "./metrics.ts";
-import { proxyHttp, proxyUpgrade } from "./proxy.ts";
+import { isWebSocketUpgrade, proxyHttp, proxyUpgrade } from "./proxy.ts";
 import { queryParam, withoutParam } from "./query.ts";
 import type { DaguRoute } from "./routes.ts";
 import type { TlsProvider, TlsWatcher } from "./tls.ts";
@@ -117,7 +118,8 @@ export class Sidecar {
   }
 
   async start(): Promise<void> {
-    await this.store.start();
+    // The dummy hash now, not on the first unknown-user login (which would then cost two hashes).
+    await Promise.all([this.store.start(), prepareDummyHash()]);
     if (!this.store.snapshot()) this.#log.error({ source: this.#options.source.description, error: this.store.lastError() }, "no credentials loaded: every request is refused with 503 until valid ones arrive");
     const serverOptions = {
       maxHeaderSize: this.#options.maxHeaderBytes ?? DEFAULT_MAX_HEADER_BYTES,
@@ -352,6 +354,9 @@ export class Sidecar {
   }
 
   async #handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
+    // Node's server drops its own listeners from an upgraded socket: without this one, a client that
+    // resets during authentication would crash the process.
+    socket.on("error", () => socket.destroy());
     const started = performance.now();
     const facts: Facts = { decision: "error", status: 500, path: "" };
     let client = req.socket.remoteAddress ?? "";
@@ -361,21 +366,29 @@ export class Sidecar {
       const body = JSON.stringify({ code, message });
       const extra = Object.entries(headers).map(([k, v]) => `${k}: ${v}\r\n`).join("");
       socket.end(`HTTP/1.1 ${status} ${STATUS_TEXT[status] ?? "Error"}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n${extra}\r\n${body}`);
+      // Nothing more is read from this socket: once the answer is out, it is closed, not left half-open.
+      socket.once("finish", () => socket.destroy());
     };
     try {
       const admission = await admit(req, this.#admission, facts);
       client = admission.client;
       const verdict = admission.verdict;
       if (verdict.kind === "refuse") return refuse(verdict.status, verdict.decision, verdict.code, verdict.message, verdict.headers);
+      // Node hands over any Upgrade (h2c, ...); only WebSocket is ever forwarded.
+      if (!isWebSocketUpgrade(req.headers.upgrade)) {
+        facts.reason = "not_websocket";
+        return refuse(400, "bad_request", "bad_request", "only WebSocket upgrades are accepted (Upgrade: websocket)");
+      }
       if (verdict.kind !== "route" || verdict.route.streaming !== "websocket") return refuse(404, "not_found", "not_found", "not a WebSocket route");
       const forwardedQuery = withoutParam(verdict.query, "token");
       const headers = forwardRequestHeaders(req.rawHeaders, { clientAddress: client, proto: this.#options.tls ? "https" : "http", host: req.headers.host, keepUpgrade: true });
-      proxyUpgrade(this.upstream, req, socket, head, forwardedQuery === undefined ? verdict.path : `${verdict.path}?${forwardedQuery}`, headers);
       facts.decision = "allow";
-      facts.status = 101;
+      facts.status = await proxyUpgrade(this.upstream, req, socket, head, forwardedQuery === undefined ? verdict.path : `${verdict.path}?${forwardedQuery}`, headers);
     } catch (error) {
+      const known = error instanceof HttpError ? error : undefined;
+      facts.reason = known?.code ?? "internal_error";
       this.#log.error({ path: facts.path, error: (error as Error).message }, "upgrade failed");
-      refuse(500, "error", "internal_error", "An unexpected error occurred");
+      refuse(known?.status ?? 500, "error", known?.code ?? "internal_error", known?.message ?? "An unexpected error occurred");
     } finally {
       this.#finish(req, facts, client, started);
     }
@@ -420,6 +433,7 @@ const STATUS_TEXT: Record<number, string> = {
   429: "Too Many Requests",
   431: "Request Header Fields Too Large",
   500: "Internal Server Error",
+  502: "Bad Gateway",
   503: "Service Unavailable",
 };
 

@@ -107,6 +107,7 @@ before(async () => {
       { username: "opal", password: "operator-password-1", role: "operator" },
       { username: "vic", password: "viewer-password-1", role: "viewer" },
       { username: "victim", password: "victim-password-1", role: "viewer" },
+      { username: "burst", password: "burst-password-1", role: "viewer" },
       { username: "gone", password: "gone-password-1", role: "admin", disabled: true },
     ],
     apiKeys: [
@@ -322,10 +323,70 @@ describe("bad requests: exact status, and what reached Dagu", () => {
     assert.ok(elapsed < fastestHashed / 2, `a throttled login took ${elapsed.toFixed(1)} ms, a hashed one ${fastestHashed.toFixed(1)} ms`);
   });
 
+  test("parallel logins: at most maxAttempts are hashed, the rest are 429 at once, and the right password is refused", async () => {
+    const loginAs = (password: string) => raw(httpText("POST", `${API}/auth/login`, [json], JSON.stringify({ username: "burst", password })));
+    // The first 429 proves the budget (3) is taken by wrong passwords, reserved before their hashes ended:
+    // the right one, sent then while the burst is still being answered, must not get in.
+    let budgetTaken!: () => void;
+    const taken = new Promise<void>((resolve) => (budgetTaken = resolve));
+    const wrong = Array.from({ length: 20 }, (_, i) =>
+      loginAs(`wrong-guess-${i}`).then((r) => {
+        if (r.status === 429) budgetTaken();
+        return r;
+      }),
+    );
+    void Promise.allSettled(wrong).then(() => budgetTaken()); // without the fix no 429 comes: go on when all are answered
+    await taken;
+    const right = await loginAs("burst-password-1");
+    const answers = await Promise.all(wrong);
+    const statuses = answers.map((r) => r.status);
+    assert.equal(statuses.filter((s) => s === 401).length, 3, `hashed and refused: exactly maxAttempts (${statuses.join(",")})`);
+    assert.equal(statuses.filter((s) => s === 429).length, 20 - 3, statuses.join(","));
+    for (const r of answers.filter((a) => a.status === 429)) assert.ok(Number(r.headers["retry-after"]) > 0, "429 carries Retry-After");
+    assert.equal(right.status, 429, `the right password after the budget was taken: ${right.status} ${right.body}`);
+    assert.ok(Number(right.headers["retry-after"]) > 0);
+  });
+
   test("a valid request still works and reaches Dagu exactly once", async () => {
     recorder.clear();
     const r = await raw(httpText("GET", `${API}/dags`, [bearer(tokens.vic!)]));
     assert.equal(r.status, 200);
     assert.deepEqual(recorder.requests.map((q) => `${q.method} ${q.url}`), [`GET ${API}/dags`]);
+  });
+});
+
+describe("basic mode: a cross-site request with Basic credentials to a route that is not read-only", () => {
+  let basicSidecar: SidecarInstance;
+  const basicAuth: [string, string] = ["Authorization", `Basic ${Buffer.from("ops:basic-password-1").toString("base64")}`];
+  // A GET that removes the run from its queue: being a GET must not exempt it from the cross-site check.
+  const dequeue = `${API}/dag-runs/hello/run-1/dequeue`;
+  before(async () => {
+    const basicBuilt = await buildCredentials({ mode: "basic", basic: { username: "ops", password: "basic-password-1" } });
+    await writeFile(join(dir, "basic.json"), JSON.stringify(basicBuilt.credentials));
+    basicSidecar = await startSidecar({ upstream: recorder.url, args: ["--credentials-file", join(dir, "basic.json"), "--dagu-api", "v2"] });
+  });
+  after(async () => {
+    await basicSidecar?.stop();
+  });
+
+  test("a cross-site GET to the dequeue route is refused and reaches nothing", async () => {
+    const crossSite: [string, string][] = [["Sec-Fetch-Site", "cross-site"], ["Sec-Fetch-Site", "same-site"], ["Origin", "https://evil.example"], ["Origin", "null"]];
+    for (const header of crossSite) {
+      recorder.clear();
+      const r = await raw(httpText("GET", dequeue, [basicAuth, header]), basicSidecar.port);
+      assert.equal(r.status, 403, `${header.join(": ")}: ${r.body}`);
+      assert.match(r.body, /cross-site request refused/);
+      await new Promise((resolve) => setTimeout(resolve, 30));
+      assert.deepEqual(recorder.requests.map((q) => `${q.method} ${q.url}`), [], "nothing may reach Dagu");
+    }
+  });
+
+  test("the same GET from this origin, and a cross-site read, still reach Dagu", async () => {
+    recorder.clear();
+    const sameOrigin = await raw(httpText("GET", dequeue, [basicAuth, ["Origin", "http://dagu.test"], ["Sec-Fetch-Site", "same-origin"]]), basicSidecar.port);
+    assert.ok(!sameOrigin.body.includes("cross-site"), sameOrigin.body);
+    const read = await raw(httpText("GET", `${API}/dags`, [basicAuth, ["Origin", "https://evil.example"]]), basicSidecar.port);
+    assert.equal(read.status, 200, read.body);
+    assert.deepEqual(recorder.requests.map((q) => `${q.method} ${q.url}`), [`GET ${dequeue}`, `GET ${API}/dags`]);
   });
 });

@@ -5,11 +5,12 @@
 // graceful shutdown that lets an open stream finish.
 import assert from "node:assert/strict";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
-import { connect } from "node:net";
+import { connect, createServer as createNetServer, type AddressInfo, type Server as NetServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { startDagu, type DaguInstance } from "../harness/dagu.ts";
+import { eventually } from "../harness/kube.ts";
 import { buildCredentials, startFakeDagu2, startSidecar, type FakeDagu2, type SidecarInstance, type TestCredentials } from "../harness/sidecar.ts";
 
 let fake: FakeDagu2;
@@ -52,6 +53,34 @@ async function readUntil(reader: ReadableStreamDefaultReader<Uint8Array>, marker
   }
   return text;
 }
+
+/**
+ * Writes raw bytes on a new connection (and `next` once `after` shows up in the answer); resolves with
+ * everything read until the connection closes, `until` shows up, or 5 s pass.
+ */
+function exchange(port: number, request: string, options: { next?: string; after?: string; until?: string } = {}): Promise<string> {
+  return new Promise((resolve) => {
+    const socket = connect(port, "127.0.0.1");
+    let text = "";
+    let sent = false;
+    socket.setEncoding("latin1");
+    socket.setTimeout(5000, () => socket.destroy());
+    socket.on("data", (d: string) => {
+      text += d;
+      if (options.next !== undefined && !sent && text.includes(options.after ?? "\r\n\r\n")) {
+        sent = true;
+        socket.write(options.next);
+      }
+      if (options.until !== undefined && text.includes(options.until)) socket.destroy();
+    });
+    // A late write may meet a connection the sidecar already closed (EPIPE, ECONNRESET): what was read counts.
+    socket.on("error", () => undefined);
+    socket.on("close", () => resolve(text));
+    socket.write(request);
+  });
+}
+
+const wsHeaders = "Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n";
 
 describe("Dagu 2.x upstream", () => {
   test("detection picked the Dagu 2 table (/api/v1); /api/v2 is refused", async () => {
@@ -150,6 +179,23 @@ describe("Dagu 2.x upstream", () => {
     assert.deepEqual(fake.requests, []);
   });
 
+  test("WebSocket: any other Upgrade (h2c) is refused with 400 and reaches nothing; `WebSocket` in any case works", async () => {
+    fake.clear();
+    const h2c = await exchange(
+      sidecar.port,
+      `GET /api/v1/terminal/ws?token=${tokens.admin} HTTP/1.1\r\nHost: x\r\nUpgrade: h2c\r\nConnection: Upgrade, HTTP2-Settings\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n\r\n`,
+    );
+    assert.match(h2c, /^HTTP\/1\.1 400 Bad Request\r\n/);
+    assert.match(h2c, /Connection: close\r\n/);
+    assert.ok(h2c.endsWith('{"code":"bad_request","message":"only WebSocket upgrades are accepted (Upgrade: websocket)"}'), h2c);
+    assert.equal(fake.requests.length, 0, "nothing may reach Dagu");
+    // RFC 6455: the Upgrade value is case-insensitive.
+    const mixed = await exchange(sidecar.port, `GET /api/v1/terminal/ws?token=${tokens.admin} HTTP/1.1\r\nHost: x\r\nUpgrade: WebSocket\r\n${wsHeaders}\r\n`, { next: "echo-me", until: "echo-me" });
+    assert.match(mixed, /^HTTP\/1\.1 101 Switching Protocols\r\n/);
+    assert.ok(mixed.endsWith("\r\n\r\necho-me"), "bytes flow both ways after the 101");
+    assert.deepEqual(fake.requests.map((r) => r.headers.upgrade), ["WebSocket"]);
+  });
+
   test("SIGTERM lets an open stream finish, then the process exits 0", async () => {
     const response = await fetch(`${sidecar.url}/api/v1/events/app`, { headers: { authorization: `Bearer ${tokens.vic}` } });
     const reader = response.body!.getReader();
@@ -169,6 +215,73 @@ describe("Dagu 2.x upstream", () => {
     fake.releaseStreams();
     assert.match(await readUntil(reader, "data: last"), /event: bye/);
     assert.equal(await sidecar.stop(), 0);
+  });
+});
+
+describe("an upstream that refuses the WebSocket upgrade", () => {
+  // A raw stand-in: every request head it sees is recorded and answered 404 with keep-alive, as a Dagu
+  // without the terminal route would. The sidecar must relay the 404 and close, never join the sockets.
+  let upstream: NetServer;
+  let sc: SidecarInstance;
+  let bytes = "";
+  const requestLines: string[] = [];
+  before(async () => {
+    upstream = createNetServer((socket) => {
+      let pending = "";
+      socket.setEncoding("latin1");
+      socket.on("error", () => undefined);
+      socket.on("data", (d: string) => {
+        bytes += d;
+        pending += d;
+        for (let end = pending.indexOf("\r\n\r\n"); end >= 0; end = pending.indexOf("\r\n\r\n")) {
+          requestLines.push(pending.slice(0, end).split("\r\n")[0]!);
+          pending = pending.slice(end + 4);
+          socket.write("HTTP/1.1 404 Not Found\r\nContent-Type: text/plain\r\nContent-Length: 9\r\nConnection: keep-alive\r\n\r\nnot found");
+        }
+      });
+    });
+    await new Promise<void>((resolve) => upstream.listen(0, "127.0.0.1", resolve));
+    const url = `http://127.0.0.1:${(upstream.address() as AddressInfo).port}`;
+    sc = await startSidecar({ upstream: url, args: ["--credentials-file", join(dir, "credentials.json"), "--dagu-api", "v1"] });
+  });
+  after(async () => {
+    await sc?.stop();
+    await new Promise<void>((resolve) => upstream?.close(() => resolve()) ?? resolve());
+  });
+  const clear = () => {
+    bytes = "";
+    requestLines.splice(0);
+  };
+  const upgrade = () => `GET /api/v1/terminal/ws?token=${tokens.admin} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n${wsHeaders}\r\n`;
+  const smuggled = "POST /api/v1/users HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}";
+  const assertOnlyTheUpgradeReached = async () => {
+    await new Promise((r) => setTimeout(r, 100));
+    assert.deepEqual(requestLines, ["GET /api/v1/terminal/ws HTTP/1.1"]);
+    assert.ok(!bytes.includes("/api/v1/users"), bytes);
+  };
+
+  test("Dagu's 404 reaches the client with Connection: close; a request written after it never reaches Dagu", async () => {
+    clear();
+    const text = await exchange(sc.port, upgrade(), { after: "not found", next: smuggled });
+    assert.match(text, /^HTTP\/1\.1 404 Not Found\r\n/);
+    assert.match(text, /\r\nConnection: close\r\n/);
+    assert.ok(!/keep-alive/i.test(text), text);
+    assert.ok(text.endsWith("\r\n\r\nnot found"), "the body, then the close: no answer to the second request");
+    await assertOnlyTheUpgradeReached();
+    await eventually(
+      "the audit line records Dagu's status",
+      async () => sc.lines().some((l) => (l.audit as { operation?: string; status?: number } | undefined)?.operation === "terminalWebSocket" && (l.audit as { status: number }).status === 404) || undefined,
+      5000,
+      20,
+    );
+  });
+
+  test("bytes sent right behind the upgrade request, before Dagu answers, never reach Dagu", async () => {
+    clear();
+    const text = await exchange(sc.port, upgrade() + smuggled);
+    assert.match(text, /^HTTP\/1\.1 404 Not Found\r\n/);
+    assert.equal(text.match(/HTTP\/1\.1 /g)?.length, 1);
+    await assertOnlyTheUpgradeReached();
   });
 });
 
