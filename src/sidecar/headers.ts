@@ -177,6 +177,17 @@ export function clientAddress(peer: string, forwardedFor: readonly string[], tru
   return client;
 }
 
+/**
+ * The scheme the client used: the sidecar's own, unless the peer is a trusted proxy that says otherwise in
+ * one X-Forwarded-Proto of "http" or "https" (it terminated TLS). Anyone else's claim is ignored.
+ */
+export function clientProto(peer: string, rawHeaders: readonly string[], trusted: TrustedProxies, own: "http" | "https"): "http" | "https" {
+  if (!trusted.has(normalizeAddress(peer))) return own;
+  const values: string[] = [];
+  for (let i = 0; i + 1 < rawHeaders.length; i += 2) if (rawHeaders[i]!.toLowerCase() === "x-forwarded-proto") values.push(rawHeaders[i + 1]!.trim().toLowerCase());
+  return values.length === 1 && (values[0] === "http" || values[0] === "https") ? values[0] : own;
+}
+
 /** All values of X-Forwarded-For as sent (exact header name only: never the underscore spelling). */
 export function forwardedForValues(rawHeaders: readonly string[]): string[] {
   const values: string[] = [];

@@ -15,7 +15,7 @@ import type { CredentialSource } from "./credential-source.ts";
 import { ConnectionTracker } from "./connections.ts";
 import { CredentialStore, type CredentialSnapshot } from "./credential-store.ts";
 import { daguApiProfile, detectDaguApi, type DaguApiProfile, type DaguApiVersion } from "./dagu-api.ts";
-import { connectionTokens, forwardRequestHeaders, TrustedProxies } from "./headers.ts";
+import { clientProto, connectionTokens, forwardRequestHeaders, TrustedProxies } from "./headers.ts";
 import { discardBody, HttpError, sendError, sendJson } from "./http-util.ts";
 import { LoginThrottle } from "./login-throttle.ts";
 import { SidecarMetrics, type Decision } from "./metrics.ts";
@@ -209,6 +209,13 @@ export class Sidecar {
     );
   }
 
+  /** The scheme the client used (a trusted proxy in front may have terminated TLS). */
+  #proto(req: IncomingMessage): "http" | "https" {
+    const own = this.#options.tls ? "https" : "http";
+    const snapshot = this.store.snapshot();
+    return snapshot ? clientProto(req.socket.remoteAddress ?? "", req.rawHeaders, this.#trustedProxies(snapshot), own) : own;
+  }
+
   #trustedProxies(snapshot: CredentialSnapshot): TrustedProxies {
     let trusted = this.#trusted.get(snapshot);
     if (!trusted) {
@@ -337,7 +344,7 @@ export class Sidecar {
     const forwardedQuery = route?.streaming ? withoutParam(query, "token") : query;
     const headers = forwardRequestHeaders(req.rawHeaders, {
       clientAddress: client,
-      proto: this.#options.tls ? "https" : "http",
+      proto: this.#proto(req),
       host: req.headers.host,
       connectionTokens: connectionTokens(req.rawHeaders),
     });
@@ -381,7 +388,7 @@ export class Sidecar {
       }
       if (verdict.kind !== "route" || verdict.route.streaming !== "websocket") return refuse(404, "not_found", "not_found", "not a WebSocket route");
       const forwardedQuery = withoutParam(verdict.query, "token");
-      const headers = forwardRequestHeaders(req.rawHeaders, { clientAddress: client, proto: this.#options.tls ? "https" : "http", host: req.headers.host, keepUpgrade: true });
+      const headers = forwardRequestHeaders(req.rawHeaders, { clientAddress: client, proto: this.#proto(req), host: req.headers.host, keepUpgrade: true });
       facts.decision = "allow";
       facts.status = await proxyUpgrade(this.upstream, req, socket, head, forwardedQuery === undefined ? verdict.path : `${verdict.path}?${forwardedQuery}`, headers);
     } catch (error) {

@@ -120,6 +120,51 @@ describe("Dagu's own auth: configuration", () => {
     }
   });
 
+  test("--config is followed: a new password is in force within about a second; a bad edit keeps the last good one and turns readiness off", async () => {
+    const config = join(dir, "live.yaml");
+    const yaml = (password: string, ttl = "2h") => ["auth:", "  mode: builtin", "  builtin:", "    token:", `      ttl: ${ttl}`, "    initial_admin:", "      username: root", `      password: ${password}`, ""].join("\n");
+    await writeFile(config, yaml("live-password-1"));
+    const sc = await startSidecar({ upstream: dagu.url, args: ["--config", config] });
+    const loginAs = async (password: string) => {
+      const r = await fetch(`${sc.url}${API}/auth/login`, { method: "POST", body: JSON.stringify({ username: "root", password }) });
+      return { status: r.status, token: r.ok ? ((await r.json()) as { token: string }).token : (await r.arrayBuffer(), "") };
+    };
+    const meStatus = async (token: string) => {
+      const r = await fetch(`${sc.url}${API}/auth/me`, { headers: { authorization: `Bearer ${token}` } });
+      await r.arrayBuffer();
+      return r.status;
+    };
+    try {
+      const { token } = await loginAs("live-password-1");
+      // An edit that keeps the password keeps the tokens (no state dir: the process remembers).
+      await writeFile(config, yaml("live-password-1", "3h"));
+      await eventually("the new ttl is in force", async () => {
+        const r = await fetch(`${sc.url}${API}/auth/login`, { method: "POST", body: JSON.stringify({ username: "root", password: "live-password-1" }) });
+        const { expiresAt } = (await r.json()) as { expiresAt: string };
+        return Math.abs(Date.parse(expiresAt) - Date.now() - 3 * 3600_000) < 60_000 || undefined;
+      }, 10_000, 100);
+      assert.equal(await meStatus(token), 200, "the same password: earlier tokens stay valid");
+
+      await writeFile(config, yaml("live-password-2"));
+      await eventually("the new password works", async () => ((await loginAs("live-password-2")).status === 200) || undefined, 10_000, 100);
+      assert.equal((await loginAs("live-password-1")).status, 401);
+      assert.equal(await meStatus(token), 401, "tokens from before the change are refused");
+
+      await writeFile(config, "auth:\n  mode: [unclosed\n  password: leaked-password-3\n");
+      await eventually("readiness off", async () => {
+        const r = await fetch(`${sc.url}/readyz`);
+        const body = await r.text();
+        return r.status === 503 ? body : undefined;
+      }, 10_000, 100);
+      assert.equal((await loginAs("live-password-2")).status, 200, "the last good configuration stays in force");
+      assert.ok(!sc.output().includes("leaked-password-3"), "the parser's quote of the bad line is not logged");
+      await writeFile(config, yaml("live-password-2"));
+      await eventually("ready again", async () => (await fetch(`${sc.url}/readyz`)).status === 200 || undefined, 10_000, 100);
+    } finally {
+      await sc.stop();
+    }
+  });
+
   test("DAGU_AUTH_* alone: basic mode from the environment", async () => {
     const sc = await startSidecar({
       upstream: dagu.url,
@@ -172,9 +217,10 @@ describe("metrics and trusted proxies", () => {
       const login = await fetch(`${sc.url}${API}/auth/login`, { method: "POST", body: JSON.stringify({ username: "ann", password: "ann-password-1" }) });
       const token = ((await login.json()) as { token: string }).token;
       recorder.clear();
-      const r = await fetch(`${sc.url}${API}/dags`, { headers: { authorization: `Bearer ${token}`, "x-forwarded-for": "198.51.100.7, 203.0.113.9" } });
+      const r = await fetch(`${sc.url}${API}/dags`, { headers: { authorization: `Bearer ${token}`, "x-forwarded-for": "198.51.100.7, 203.0.113.9", "x-forwarded-proto": "https" } });
       await r.arrayBuffer();
       assert.equal(recorder.requests[0]!.headers["x-forwarded-for"], "203.0.113.9", "the hop the trusted proxy added");
+      assert.equal(recorder.requests[0]!.headers["x-forwarded-proto"], "https", "the trusted proxy terminated TLS");
       // The audit line arrives through the child's stdout pipe, a moment after the response.
       await eventually("the audit line names the forwarded client", async () => sc.lines().some((l) => (l.audit as { client?: string } | undefined)?.client === "203.0.113.9") || undefined, 5000, 20);
     } finally {

@@ -3,6 +3,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import {
   clientAddress,
+  clientProto,
   connectionTokens,
   filterResponseHeaders,
   forwardRequestHeaders,
@@ -84,6 +85,17 @@ test("the client address: the peer, unless the peer is a trusted proxy", () => {
   assert.equal(clientAddress("10.0.0.5", [], trusted), "10.0.0.5");
   assert.equal(clientAddress("192.168.1.1", ["1.2.3.4"], trusted), "192.168.1.1", "untrusted peer");
   assert.equal(clientAddress("fd00::1", ["2001:db8::9"], trusted), "2001:db8::9");
+});
+
+test("the client's scheme: ours, unless a trusted proxy says it in one X-Forwarded-Proto", () => {
+  const trusted = new TrustedProxies(["10.0.0.0/8"]);
+  assert.equal(clientProto("10.0.0.5", ["X-Forwarded-Proto", "https"], trusted, "http"), "https", "the ingress terminated TLS");
+  assert.equal(clientProto("::ffff:10.0.0.5", ["x-forwarded-proto", "HTTPS"], trusted, "http"), "https");
+  assert.equal(clientProto("192.168.1.1", ["X-Forwarded-Proto", "https"], trusted, "http"), "http", "an untrusted claim is ignored");
+  assert.equal(clientProto("10.0.0.5", ["X-Forwarded-Proto", "https", "X-Forwarded-Proto", "http"], trusted, "http"), "http", "two values: none believed");
+  assert.equal(clientProto("10.0.0.5", ["X-Forwarded-Proto", "gopher"], trusted, "https"), "https");
+  assert.equal(clientProto("10.0.0.5", ["X_Forwarded_Proto", "https"], trusted, "http"), "http", "the underscore spelling is never read");
+  assert.equal(clientProto("10.0.0.5", [], trusted, "http"), "http");
 });
 
 test("response headers lose hop-by-hop ones", () => {

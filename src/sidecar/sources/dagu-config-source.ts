@@ -15,6 +15,7 @@ import type { CredentialSource, CredentialSourceEvents } from "../credential-sou
 import { applyPasswordChanges, changeTimestamp } from "../password-changes.ts";
 import { memoryPasswordChangeLog, stateDirPasswordChangeLog, type PasswordChangeLog } from "./password-change-log.ts";
 import type { StateDir } from "./state-dir.ts";
+import { WatchedFile } from "./watched-file.ts";
 
 export const STANDALONE_AUTH = "standalone";
 export const STANDALONE_ISSUER = "dagu-auth-sidecar";
@@ -170,6 +171,13 @@ export class DaguConfigCredentialSource extends EventEmitter<CredentialSourceEve
   readonly #changes: PasswordChangeLog;
   #base: Credentials | undefined;
   #current: Credentials | undefined;
+  #configText: string | undefined;
+  readonly #configPasswords = new Map<string, PasswordChange>();
+  #generatedTokenSecret: string | undefined;
+  /** Whether the last event was `change` (false after a bad edit). */
+  #healthy = false;
+  #watched: WatchedFile | undefined;
+  #loading: Promise<void> = Promise.resolve();
 
   constructor(options: DaguConfigSourceOptions) {
     super();
@@ -178,21 +186,44 @@ export class DaguConfigCredentialSource extends EventEmitter<CredentialSourceEve
     this.description = options.configFile ? `dagu-config:${options.configFile}` : "dagu-config:env";
   }
 
+  /** Loads the configuration (an error here stops the start: nothing is served) and then follows the file. */
   async start(): Promise<void> {
+    const state = this.#options.stateDir;
+    if (state) await state.load();
+    await this.#load();
+    if (this.#options.configFile) {
+      this.#watched = new WatchedFile(this.#options.configFile, () => {
+        // A bad edit keeps the last good configuration in force and turns readiness off.
+        this.#loading = this.#loading.then(() => this.#load()).catch((error: unknown) => {
+          this.#healthy = false;
+          this.emit("invalid", error instanceof Error ? error : new Error(String(error)));
+        });
+      });
+      this.#watched.start();
+    }
+  }
+
+  async #load(): Promise<void> {
+    let text: string | undefined;
     let document: unknown = {};
     if (this.#options.configFile) {
-      const text = await readFile(this.#options.configFile, "utf8").catch((error: unknown) => {
-        throw new Error(`cannot read --config ${this.#options.configFile}: ${(error as Error).message}`, { cause: error });
+      text = await readFile(this.#options.configFile, "utf8").catch((error: unknown) => {
+        throw new Error(`cannot read --config ${this.#options.configFile}: ${(error as NodeJS.ErrnoException).code ?? "error"}`, { cause: error });
       });
+      if (this.#base && text === this.#configText) {
+        // Back to the configuration in force after a bad edit: ready again.
+        if (!this.#healthy) this.#publish();
+        return;
+      }
       try {
         document = parseYaml(text);
       } catch (error) {
-        throw new Error(`--config ${this.#options.configFile} is not valid YAML: ${(error as Error).message}`, { cause: error });
+        // The parser's message quotes the offending line, which may hold a password: only code and line.
+        const e = error as { code?: string; linePos?: { line: number }[] };
+        throw new Error(`--config ${this.#options.configFile} is not valid YAML (${e.code ?? "parse error"}${e.linePos?.[0] ? ` at line ${e.linePos[0].line}` : ""})`);
       }
     }
     const config = resolveDaguAuthConfig(document, this.#options.env);
-    const state = this.#options.stateDir;
-    if (state) await state.load();
 
     const userId = `${STANDALONE_AUTH}:${config.username}`;
     const password = await this.#configPassword(userId, config.password);
@@ -232,10 +263,14 @@ export class DaguConfigCredentialSource extends EventEmitter<CredentialSourceEve
     const parsed = Credentials.safeParse(credentials);
     if (!parsed.success) throw new Error(`the auth: configuration gives invalid credentials: ${z.prettifyError(parsed.error)}`);
     this.#base = parsed.data;
+    this.#configText = text;
     this.#publish();
   }
 
-  async stop(): Promise<void> {}
+  async stop(): Promise<void> {
+    this.#watched?.stop();
+    await this.#loading.catch(() => undefined);
+  }
 
   current(): Credentials | undefined {
     return this.#current;
@@ -248,6 +283,7 @@ export class DaguConfigCredentialSource extends EventEmitter<CredentialSourceEve
 
   #publish(): void {
     if (!this.#base) return;
+    this.#healthy = true;
     this.#current = applyPasswordChanges(this.#base, this.#changes.all());
     this.emit("change", this.#current);
   }
@@ -259,18 +295,21 @@ export class DaguConfigCredentialSource extends EventEmitter<CredentialSourceEve
    */
   async #configPassword(userId: string, password: string): Promise<PasswordChange> {
     const state = this.#options.stateDir;
-    const known = state?.current().configPasswords[userId];
+    // Without a state dir, the last load remembers it: an edit of the file that keeps the password keeps tokens valid.
+    const known = state?.current().configPasswords[userId] ?? this.#configPasswords.get(userId);
     if (known && (await verifyPassword(known.passwordHash, password))) return known;
     const entry = { passwordHash: await hashPassword(password), changedAt: changeTimestamp(known?.changedAt) };
+    this.#configPasswords.set(userId, entry);
     if (state) await state.update((s) => ({ ...s, configPasswords: { ...s.configPasswords, [userId]: entry } }));
     return entry;
   }
 
   async #generatedSecret(): Promise<string> {
     const state = this.#options.stateDir;
-    const kept = state?.current().tokenSecret;
+    const kept = state?.current().tokenSecret ?? this.#generatedTokenSecret;
     if (kept) return kept;
     const secret = randomBytes(32).toString("base64url");
+    this.#generatedTokenSecret = secret;
     if (state) await state.update((s) => ({ ...s, tokenSecret: secret }));
     return secret;
   }

@@ -1,15 +1,14 @@
-// `--credentials-file`: the same credentials document the operator materializes, from a file. Watched
-// through its directory (editors and Kubernetes volume updates replace files, which a watch on the file
-// itself loses), with a one-second stat poll as a safety net, so a change is in force within ~1 s.
+// `--credentials-file`: the same credentials document the operator materializes, from a file, watched
+// (watched-file.ts) so a change is in force within about a second.
 import { EventEmitter } from "node:events";
-import { watch, type FSWatcher } from "node:fs";
-import { readFile, stat } from "node:fs/promises";
-import { dirname, resolve } from "node:path";
+import { readFile } from "node:fs/promises";
+import { resolve } from "node:path";
 import { z } from "zod";
 import { parseCredentials, type Credentials } from "../../api/credentials.ts";
 import type { CredentialSource, CredentialSourceEvents } from "../credential-source.ts";
 import { applyPasswordChanges } from "../password-changes.ts";
 import type { PasswordChangeLog } from "./password-change-log.ts";
+import { WatchedFile } from "./watched-file.ts";
 
 export interface FileSourceOptions {
   file: string;
@@ -22,40 +21,27 @@ export class FileCredentialSource extends EventEmitter<CredentialSourceEvents> i
   readonly description: string;
   readonly #file: string;
   readonly #changes: PasswordChangeLog;
-  readonly #pollMs: number;
+  readonly #watched: WatchedFile;
   #raw: Credentials | undefined;
   #current: Credentials | undefined;
   #lastText: string | undefined;
-  #lastStat = "";
-  #watcher: FSWatcher | undefined;
-  #poll: NodeJS.Timeout | undefined;
-  #debounce: NodeJS.Timeout | undefined;
   #reading: Promise<void> = Promise.resolve();
 
   constructor(options: FileSourceOptions) {
     super();
     this.#file = resolve(options.file);
     this.#changes = options.passwordChanges;
-    this.#pollMs = options.pollMs ?? 1000;
+    this.#watched = new WatchedFile(this.#file, () => void this.#reload(), options.pollMs);
     this.description = `file:${this.#file}`;
   }
 
   async start(): Promise<void> {
     await this.#reload();
-    try {
-      this.#watcher = watch(dirname(this.#file), { persistent: false }, () => this.#schedule());
-      this.#watcher.on("error", () => undefined); // the poll keeps working
-    } catch {
-      // Directory not watchable (e.g. missing): the poll below still notices when it appears.
-    }
-    this.#poll = setInterval(() => void this.#pollOnce(), this.#pollMs);
-    this.#poll.unref();
+    this.#watched.start();
   }
 
   async stop(): Promise<void> {
-    this.#watcher?.close();
-    clearInterval(this.#poll);
-    clearTimeout(this.#debounce);
+    this.#watched.stop();
     await this.#reading;
   }
 
@@ -66,20 +52,6 @@ export class FileCredentialSource extends EventEmitter<CredentialSourceEvents> i
   async recordPasswordChange(userId: string, passwordHash: string, changedAt: string): Promise<void> {
     await this.#changes.record(userId, passwordHash, changedAt);
     if (this.#raw) this.#publish(this.#raw);
-  }
-
-  #schedule(): void {
-    clearTimeout(this.#debounce);
-    this.#debounce = setTimeout(() => void this.#reload(), 25);
-  }
-
-  async #pollOnce(): Promise<void> {
-    const s = await stat(this.#file).catch(() => undefined);
-    const key = s ? `${s.ino}:${s.size}:${s.mtimeMs}` : "missing";
-    if (key !== this.#lastStat) {
-      this.#lastStat = key;
-      this.#schedule();
-    }
   }
 
   /** Reads and parses the file; reads are serialized so an older read never wins. */
