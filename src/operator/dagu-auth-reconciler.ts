@@ -28,10 +28,11 @@ import { stableStringify, deepEqualJson } from "../common/stable-json.ts";
 import { writeStatus } from "./child-status.ts";
 import { pending, readyIsCurrent, type ReadyState } from "./conditions.ts";
 import { keyOf, ownedSecret, secretData, splitKey, type OperatorContext } from "./context.ts";
+import type { AuthMaterials, WrittenSecret } from "./materials.ts";
 import { assembleCredentials, type AdminInput } from "./credentials-assembly.ts";
 import { certificate, passwordChangesSecret, sidecarObjects, sidecarServiceAccountName, tlsSecretName } from "./auth-resources.ts";
 import { newOperatorState, OPERATOR_STATE_KEY, operatorStateSecretName, resolvePassword, type OperatorState, type PasswordRecord } from "./operator-state.ts";
-import { readOperatorState, stateBucketSecretName, storeOperatorState } from "./operator-state-secret.ts";
+import { readOperatorState, stateBucketSecretName, storeOperatorState, type LoadedState } from "./operator-state-secret.ts";
 import { appliedId, carries, pruneOwned } from "./owned-objects.ts";
 import { planSigningKeys } from "./signing-keys.ts";
 import type { KubeObject } from "../common/kube/client.ts";
@@ -39,6 +40,8 @@ import type { Result } from "./runtime/work-queue.ts";
 
 export const APPLIED_HASH_ANNOTATION = "auth.dagu.dev/applied-hash";
 const BASIC_ID = "basic";
+/** During a bulk apply, how often the children's hashes are saved before the last child answers. */
+const CHILD_RECORDS_SAVE_MS = 5000;
 
 type SecretValue = { ok: true; value: string } | { ok: false; problem: ReadyState };
 
@@ -69,15 +72,7 @@ export async function reconcileDaguAuth(ctx: OperatorContext, key: string): Prom
 
   // 1. The operator state (created first: children need its fingerprint key).
   const stateName = operatorStateSecretName(name);
-  let stateSecret = await ctx.secrets.get(namespace, stateName);
-  if (materials.stateResourceVersion !== undefined && stateSecret?.metadata.resourceVersion !== materials.stateResourceVersion) {
-    // The cache has not caught up with this operator's last write (the next reconcile can start before
-    // the watch delivers it), or someone else changed the Secret: a stale state would lose records and
-    // hash again, so the API answers.
-    stateSecret = await ctx.writer.get("v1", "Secret", namespace, stateName);
-    materials.stateResourceVersion = stateSecret?.metadata.resourceVersion;
-  }
-  const loaded = await readOperatorState(stateSecret, name, (n) => ctx.secrets.get(namespace, n));
+  const loaded = await loadOperatorState(ctx, materials, namespace, name);
   if (loaded.kind === "invalid") {
     await writeStatus(ctx, auth, { ready: false, reason: "StateInvalid", message: `Secret ${stateName}: ${loaded.error.message}; delete it to start over (passwords are hashed again)` }, {});
     return;
@@ -86,8 +81,9 @@ export async function reconcileDaguAuth(ctx: OperatorContext, key: string): Prom
   let state: OperatorState = loaded.kind === "loaded" ? loaded.state : newOperatorState();
   let stateBucketed = loaded.kind === "loaded" && loaded.bucketed;
   if (loaded.kind === "absent") {
-    const created = await ctx.writer.create(ownedSecret(auth, stateName, { [OPERATOR_STATE_KEY]: JSON.stringify(state) }, { authName: name }));
-    materials.stateResourceVersion = created.metadata.resourceVersion;
+    const document = JSON.stringify(state);
+    const created = await ctx.writer.create(ownedSecret(auth, stateName, { [OPERATOR_STATE_KEY]: document }, { authName: name }));
+    materials.writtenState = { state, bucketed: false, secrets: new Map([[stateName, { resourceVersion: created.metadata.resourceVersion, document }]]) };
     enqueueChildren(ctx, namespace, name);
   }
 
@@ -165,15 +161,24 @@ export async function reconcileDaguAuth(ctx: OperatorContext, key: string): Prom
     // State before credentials: a crash between the two re-derives the same document.
     // Buckets before the main Secret that lists them; each written only when it changed.
     const stored = storeOperatorState(next, { bucketed: stateBucketed, maxInlineBytes: ctx.maxInlineBytes });
-    for (const [bucket, document] of stored.buckets) await writeStateSecret(stateBucketSecretName(name, bucket), document);
-    await writeStateSecret(stateName, stored.main);
+    const secrets = new Map<string, WrittenSecret>();
+    for (const [bucket, document] of stored.buckets) {
+      const secretName = stateBucketSecretName(name, bucket);
+      secrets.set(secretName, await writeStateSecret(secretName, document));
+    }
+    secrets.set(stateName, await writeStateSecret(stateName, stored.main));
     state = next;
     stateBucketed = stored.buckets.size > 0 || stateBucketed;
+    materials.writtenState = { state, bucketed: stateBucketed, secrets };
   };
-  const writeStateSecret = async (secretName: string, document: string) => {
-    // The cache answers for unchanged Secrets (most buckets); a read from the API gives the
-    // resourceVersion a write is conditioned on.
-    if (secretData(await ctx.secrets.get(namespace, secretName))[OPERATOR_STATE_KEY] === document) return;
+  const writeStateSecret = async (secretName: string, document: string): Promise<WrittenSecret> => {
+    // What this operator last wrote (checked current when the state was loaded) or else the cache answers
+    // for unchanged Secrets (most buckets); a read from the API gives the resourceVersion a write is
+    // conditioned on.
+    const known = materials.writtenState?.secrets.get(secretName);
+    if (known?.document === document) return known;
+    const cached = known ? undefined : await ctx.secrets.get(namespace, secretName);
+    if (cached && secretData(cached)[OPERATOR_STATE_KEY] === document) return { resourceVersion: cached.metadata.resourceVersion, document };
     const desired = ownedSecret(auth, secretName, { [OPERATOR_STATE_KEY]: document }, { authName: name });
     const live = await ctx.writer.get("v1", "Secret", namespace, secretName);
     let written = live;
@@ -182,7 +187,7 @@ export async function reconcileDaguAuth(ctx: OperatorContext, key: string): Prom
       desired.metadata.resourceVersion = live.metadata.resourceVersion;
       written = await ctx.writer.update(desired);
     }
-    if (secretName === stateName) materials.stateResourceVersion = written?.metadata.resourceVersion;
+    return { resourceVersion: written?.metadata.resourceVersion, document };
   };
   const ownRecords = {
     signingKeys: signing?.keys ?? state.signingKeys,
@@ -191,10 +196,10 @@ export async function reconcileDaguAuth(ctx: OperatorContext, key: string): Prom
   };
   if (waiting > 0) {
     // Keep what this reconcile hashed or generated (initial admin, basic, signing keys), and, at most
-    // once a second during a bulk apply, the hashes of the children that answered: an operator restarted
+    // every few seconds during a bulk apply, the hashes of the children that answered: an operator restarted
     // before the last child answers then hashes none of them again.
     const nowMs = now.getTime();
-    const withChildren = nowMs - (materials.childRecordsSavedAt ?? 0) >= 1000;
+    const withChildren = nowMs - (materials.childRecordsSavedAt ?? 0) >= CHILD_RECORDS_SAVE_MS;
     const childPasswords: Record<string, PasswordRecord> = {};
     if (withChildren) for (const [uid, child] of materials.users) if (child.ok) childPasswords[uid] = child.value.password;
     const before = state;
@@ -278,6 +283,26 @@ export async function reconcileDaguAuth(ctx: OperatorContext, key: string): Prom
   if (hashes > 0) ctx.log.debug({ daguAuth: key, hashes }, "hashed passwords");
   const nextKeyChange = signing?.keys.map((k) => (k.notAfter ? Date.parse(k.notAfter) - now.getTime() + 1000 : Infinity)).reduce((a, b) => Math.min(a, b), Infinity);
   return nextKeyChange !== undefined && Number.isFinite(nextKeyChange) ? { requeueAfter: Math.max(1000, nextKeyChange) } : undefined;
+}
+
+/**
+ * The operator state. What this operator last wrote is the state while every Secret it wrote still has
+ * the resourceVersion it got: the cache may lag our own writes (the next reconcile can start before the
+ * watch delivers them), and a state read from it would lose records and hash again. When someone else
+ * changed one of them, the API is read, not the cache.
+ */
+async function loadOperatorState(ctx: OperatorContext, materials: AuthMaterials, namespace: string, authName: string): Promise<LoadedState> {
+  const stateName = operatorStateSecretName(authName);
+  const written = materials.writtenState;
+  if (!written) return readOperatorState(await ctx.secrets.get(namespace, stateName), authName, (n) => ctx.secrets.get(namespace, n));
+  for (const [secretName, { resourceVersion }] of written.secrets) {
+    if ((await ctx.secrets.get(namespace, secretName))?.metadata.resourceVersion === resourceVersion) continue;
+    if ((await ctx.writer.get("v1", "Secret", namespace, secretName))?.metadata.resourceVersion === resourceVersion) continue;
+    materials.writtenState = undefined;
+    const fromApi = (n: string) => ctx.writer.get("v1", "Secret", namespace, n);
+    return readOperatorState(await fromApi(stateName), authName, fromApi);
+  }
+  return { kind: "loaded", state: written.state, bucketed: written.bucketed };
 }
 
 function childrenOf(ctx: OperatorContext, namespace: string, authName: string) {

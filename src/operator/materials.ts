@@ -3,7 +3,7 @@
 // written. In memory only: after a restart every child reconciles again, cheaply,
 // because the operator state Secret remembers fingerprints and hashes.
 import type { CredentialApiKey, CredentialUser, CredentialWebhook } from "../api/index.ts";
-import type { PasswordRecord } from "./operator-state.ts";
+import type { OperatorState, PasswordRecord } from "./operator-state.ts";
 import type { ReadyState } from "./conditions.ts";
 
 /** A child's contribution, or why it has none (then it is left out of the credentials). */
@@ -51,13 +51,19 @@ export interface Published {
   rejectedWebhooks: Map<string, ReadyState>;
 }
 
+/** A Secret as written (or found already holding `document`). */
+export interface WrittenSecret {
+  resourceVersion: string | undefined;
+  document: string;
+}
+
 export interface AuthMaterials {
   users: Map<string, ChildInput<UserInput>>;
   apiKeys: Map<string, ChildInput<ApiKeyInput>>;
   webhooks: Map<string, ChildInput<WebhookInput>>;
   published?: Published;
-  /** resourceVersion of the operator state Secret as this operator last wrote or read it from the API. */
-  stateResourceVersion?: string;
+  /** The operator state as this operator last wrote it, with the Secrets that hold it. */
+  writtenState?: { state: OperatorState; bucketed: boolean; secrets: Map<string, WrittenSecret> };
   /** When the children's password records were last saved while the DaguAuth waited for others (ms). */
   childRecordsSavedAt?: number;
 }

@@ -37,7 +37,7 @@ test("a builtin setup becomes hashed credentials, consumer Secrets and sidecar R
   const ns = await testNamespace(t, "op");
   const op = await withOperator(t);
   await builtinSetup(ns);
-  const auth = await waitReady(ns, "daguauths", "dagu", "Materialized");
+  await waitReady(ns, "daguauths", "dagu", "Materialized");
   for (const [plural, name] of [["daguusers", "alice"], ["daguusers", "bob"], ["daguapikeys", "ci"], ["daguwebhooks", "hello"]] as const) await waitReady(ns, plural, name);
 
   const c = await waitCredentials(ns, "dagu", (d) => d.users.length === 3 && d.apiKeys.length === 1 && d.webhooks.length === 1, "3 users, a key, a webhook");
@@ -64,7 +64,8 @@ test("a builtin setup becomes hashed credentials, consumer Secrets and sidecar R
   assert.equal(c.webhooks[0]!.hmacSecrets[0]!.secret, hmac);
   assert.equal(c.token?.keys.length, 1);
 
-  assert.equal(auth.status?.users, 3);
+  // The DaguAuth may have published once before its users existed (it was created first).
+  await eventually("the DaguAuth's status counts 3 users", async () => (await get(ns, "daguauths", "dagu")).status?.users === 3 || undefined);
   const owned = async (kind: "ServiceAccount" | "Role" | "RoleBinding") => {
     const rbac = kc.makeApiClient(k8s.RbacAuthorizationV1Api);
     const o = kind === "ServiceAccount" ? await core.readNamespacedServiceAccount({ name: "dagu-sidecar", namespace: ns }) : kind === "Role" ? await rbac.readNamespacedRole({ name: "dagu-sidecar", namespace: ns }) : await rbac.readNamespacedRoleBinding({ name: "dagu-sidecar", namespace: ns });
@@ -225,6 +226,52 @@ test("API key rotation keeps the previous key valid for the overlap", async (t) 
   assert.ok(cur && !cur.notAfter);
   const status = await waitReady(ns, "daguapikeys", "ci");
   assert.equal(status.status?.rotationGeneration, 1);
+});
+
+test("transitions in time and in Git: an overlap ends, a key expires, signing keys rotate, a webhook's DAG is claimed twice, a DaguAuth is deleted", async (t) => {
+  const ns = await testNamespace(t, "op");
+  await withOperator(t);
+  await builtinSetup(ns);
+  await waitReady(ns, "daguwebhooks", "hello");
+  const first = await credentials(ns, "dagu");
+  const oldToken = await secretValue(ns, "hello-webhook", "token");
+
+  // A webhook rotated with a 3 s overlap: both tokens, then only the new one, without any other change.
+  await patchSpec(ns, "daguwebhooks", "hello", { rotation: { generation: 1, overlap: "3s" } });
+  const during = await waitCredentials(ns, "dagu", (d) => d.webhooks[0]!.tokenDigests.length === 2, "two tokens during the overlap");
+  const newToken = await secretValue(ns, "hello-webhook", "token");
+  assert.notEqual(newToken, oldToken);
+  assert.deepEqual(during.webhooks[0]!.tokenDigests.map((d) => d.digest).sort(), [sha256Hex(oldToken), sha256Hex(newToken)].sort());
+  const after = await waitCredentials(ns, "dagu", (d) => d.webhooks[0]!.tokenDigests.length === 1, "the old token gone after the overlap");
+  assert.equal(after.webhooks[0]!.tokenDigests[0]!.digest, sha256Hex(newToken));
+
+  // An API key that expires in a few seconds leaves the credentials by itself, and says so.
+  const expiresAt = new Date(Date.now() + 4000).toISOString();
+  await create(ns, "daguapikeys", "DaguApiKey", "temp", { authRef: { name: "dagu" }, role: "viewer", secretName: "temp-key", expiresAt });
+  await waitCredentials(ns, "dagu", (d) => d.apiKeys.some((k) => k.name === "temp" && k.expiresAt !== undefined), "the temporary key");
+  await waitCredentials(ns, "dagu", (d) => !d.apiKeys.some((k) => k.name === "temp"), "the expired key gone");
+  await waitReady(ns, "daguapikeys", "temp", "Expired", "False");
+
+  // The signing key rotates with overlap: the new one signs, the old one still verifies.
+  await patchSpec(ns, "daguauths", "dagu", { builtin: { token: { rotation: { generation: 1, overlap: "1h" } } } });
+  const rotated = await waitCredentials(ns, "dagu", (d) => d.token!.keys.length === 2, "two signing keys");
+  assert.notEqual(rotated.token!.activeKid, first.token!.activeKid);
+  assert.ok(rotated.token!.keys.find((k) => k.kid === first.token!.activeKid)?.notAfter, "the old key ends after the overlap");
+
+  // A second webhook for the same DAG is refused; deleting the first hands the DAG over.
+  await create(ns, "daguwebhooks", "DaguWebhook", "hello-2", { authRef: { name: "dagu" }, dagName: "hello", auth: { mode: "token" }, secretName: "hello-2-webhook" });
+  const refused = await waitReady(ns, "daguwebhooks", "hello-2", "DuplicateDagName", "False");
+  assert.match(ready(refused)!.message, /DaguWebhook hello/);
+  await custom.deleteNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: ns, plural: "daguwebhooks", name: "hello" });
+  await waitReady(ns, "daguwebhooks", "hello-2", "Materialized");
+  const secondToken = await secretValue(ns, "hello-2-webhook", "token");
+  const handed = await waitCredentials(ns, "dagu", (d) => d.webhooks.length === 1 && d.webhooks[0]!.tokenDigests[0]!.digest === sha256Hex(secondToken), "hello-2 holds the DAG");
+  assert.ok(!handed.webhooks.some((w) => w.tokenDigests.some((d) => d.digest === sha256Hex(newToken))), "the deleted webhook's token is revoked");
+
+  // Deleting the DaguAuth: its children say so, and what it owned is collected.
+  await custom.deleteNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: ns, plural: "daguauths", name: "dagu" });
+  await waitReady(ns, "daguusers", "alice", "DaguAuthNotFound", "False");
+  await eventually("the credentials Secret is garbage-collected", async () => (await core.readNamespacedSecret({ name: "dagu-credentials", namespace: ns }).then(() => false, () => true)) || undefined, 90_000);
 });
 
 test("a self-service password change is merged: the newer of it and the source wins", async (t) => {
