@@ -70,6 +70,10 @@ export async function reconcileDaguAuth(ctx: OperatorContext, key: string): Prom
   const spec = parsedSpec.data;
   const materials = ctx.materials.of(key);
 
+  // Our last writes not in the cache yet (the next reconcile often starts before the watch delivers
+  // them): look again in a moment instead of reading them back from the API.
+  if (await cacheLagsOurWrites(ctx, materials, namespace, name)) return { requeueAfter: CACHE_LAG_RETRY_MS };
+
   // 1. The operator state (created first: children need its fingerprint key).
   const stateName = operatorStateSecretName(name);
   const loaded = await loadOperatorState(ctx, materials, namespace, name);
@@ -83,7 +87,7 @@ export async function reconcileDaguAuth(ctx: OperatorContext, key: string): Prom
   if (loaded.kind === "absent") {
     const document = JSON.stringify(state);
     const created = await ctx.writer.create(ownedSecret(auth, stateName, { [OPERATOR_STATE_KEY]: document }, { authName: name }));
-    materials.writtenState = { state, bucketed: false, secrets: new Map([[stateName, { resourceVersion: created.metadata.resourceVersion, document }]]) };
+    materials.writtenState = { state, bucketed: false, secrets: new Map([[stateName, { resourceVersion: created.metadata.resourceVersion, document }]]), at: Date.now() };
     enqueueChildren(ctx, namespace, name);
   }
 
@@ -157,7 +161,7 @@ export async function reconcileDaguAuth(ctx: OperatorContext, key: string): Prom
   //    Only builtin mode has children; in basic mode they are refused (DaguAuthNotBuiltin) and never answer.
   const waiting = spec.mode === "builtin" ? unansweredChildren(ctx, namespace, name, materials) : 0;
   const saveState = async (next: OperatorState) => {
-    if (deepEqualJson(next, state)) return;
+    if (sameState(next, state)) return;
     // State before credentials: a crash between the two re-derives the same document.
     // Buckets before the main Secret that lists them; each written only when it changed.
     const stored = storeOperatorState(next, { bucketed: stateBucketed, maxInlineBytes: ctx.maxInlineBytes });
@@ -169,7 +173,7 @@ export async function reconcileDaguAuth(ctx: OperatorContext, key: string): Prom
     secrets.set(stateName, await writeStateSecret(stateName, stored.main));
     state = next;
     stateBucketed = stored.buckets.size > 0 || stateBucketed;
-    materials.writtenState = { state, bucketed: stateBucketed, secrets };
+    materials.writtenState = { state, bucketed: stateBucketed, secrets, at: Date.now() };
   };
   const writeStateSecret = async (secretName: string, document: string): Promise<WrittenSecret> => {
     // What this operator last wrote (checked current when the state was loaded) or else the cache answers
@@ -217,8 +221,8 @@ export async function reconcileDaguAuth(ctx: OperatorContext, key: string): Prom
   // 5. The credentials document.
   const changes = readPasswordChanges(await ctx.secrets.get(namespace, passwordChangesSecretName(name)));
   const assembly = assembleCredentials({ authName: name, authUid: auth.metadata.uid!, namespace, spec, materials, ...(admin ? { admin } : {}), ...(basic ? { basic } : {}), ...(signing ? { signing } : {}), changes });
-  const existing = await readCurrentCredentials(ctx, namespace, name);
-  // The cache can lag the last write; a generation is never reused (the sidecar ignores a repeated one).
+  const existing = await readCurrentCredentials(ctx, materials, namespace, name);
+  // A generation is never reused (the sidecar ignores a repeated one), whatever a cache says.
   let generation = Math.max(existing?.generation ?? 0, materials.published?.generation ?? 0);
   let shardNames = existing?.shardNames ?? [];
   const sameContent = existing !== undefined && stableStringify(assembly.document) === comparableText(existing);
@@ -229,7 +233,9 @@ export async function reconcileDaguAuth(ctx: OperatorContext, key: string): Prom
       const doc = Credentials.parse({ ...assembly.document, generation });
       // The sidecar's Role must name new shards before the index that points to them is written.
       const allowShards = (names: readonly string[]) => Promise.all(sidecarObjects(auth, spec, [...new Set([...(existing?.shardNames ?? []), ...names])]).map((o) => applyIfChanged(ctx, o)));
-      shardNames = await writeCredentials(ctx, auth, doc, existing?.shardNames ?? [], allowShards);
+      const written = await writeCredentials(ctx, auth, doc, existing?.shardNames ?? [], allowShards);
+      shardNames = written.shardNames;
+      materials.writtenCredentials = { resourceVersion: written.resourceVersion, current: { generation, document: doc, shardNames }, at: Date.now() };
     }
   }
 
@@ -283,6 +289,31 @@ export async function reconcileDaguAuth(ctx: OperatorContext, key: string): Prom
   if (hashes > 0) ctx.log.debug({ daguAuth: key, hashes }, "hashed passwords");
   const nextKeyChange = signing?.keys.map((k) => (k.notAfter ? Date.parse(k.notAfter) - now.getTime() + 1000 : Infinity)).reduce((a, b) => Math.min(a, b), Infinity);
   return nextKeyChange !== undefined && Number.isFinite(nextKeyChange) ? { requeueAfter: Math.max(1000, nextKeyChange) } : undefined;
+}
+
+/** How long a difference between the cache and our last write counts as the cache lagging. */
+const CACHE_LAG_MS = 2000;
+const CACHE_LAG_RETRY_MS = 50;
+
+async function cacheLagsOurWrites(ctx: OperatorContext, materials: AuthMaterials, namespace: string, authName: string): Promise<boolean> {
+  const writes: [string, { resourceVersion: string | undefined }, number][] = [];
+  if (materials.writtenState) for (const [name, w] of materials.writtenState.secrets) writes.push([name, w, materials.writtenState.at]);
+  if (materials.writtenCredentials) writes.push([credentialsSecretName(authName), materials.writtenCredentials, materials.writtenCredentials.at]);
+  const now = Date.now();
+  for (const [name, { resourceVersion }, at] of writes) {
+    // Past the window the difference is someone else's change: the readers below ask the API.
+    if (now - at < CACHE_LAG_MS && (await ctx.secrets.get(namespace, name))?.metadata.resourceVersion !== resourceVersion) return true;
+  }
+  return false;
+}
+
+/** Record by record: a state holds ~1,000 records and is compared on every reconcile of a busy DaguAuth. */
+function sameState(a: OperatorState, b: OperatorState): boolean {
+  const { passwords: pa, ...restA } = a;
+  const { passwords: pb, ...restB } = b;
+  const ids = Object.keys(pa);
+  if (ids.length !== Object.keys(pb).length || !deepEqualJson(restA, restB)) return false;
+  return ids.every((id) => pa[id] === pb[id] || (pb[id] !== undefined && deepEqualJson(pa[id], pb[id])));
 }
 
 /**
@@ -370,8 +401,22 @@ function comparableText(existing: CurrentCredentials): string {
 // the Secret changes): a DaguAuth reconciled many times parses its document once.
 const parsedCredentials = new WeakMap<KubeObject, CurrentCredentials | undefined>();
 
-async function readCurrentCredentials(ctx: OperatorContext, namespace: string, authName: string): Promise<CurrentCredentials | undefined> {
-  const secret = await ctx.secrets.get(namespace, credentialsSecretName(authName));
+/**
+ * The credentials document in force. What this operator last wrote, while the Secret keeps the
+ * resourceVersion it got: the cache may lag our own write, and comparing with a stale document would
+ * write the same content again under a new generation (and make every child look again).
+ */
+async function readCurrentCredentials(ctx: OperatorContext, materials: AuthMaterials, namespace: string, authName: string): Promise<CurrentCredentials | undefined> {
+  const name = credentialsSecretName(authName);
+  let secret = await ctx.secrets.get(namespace, name);
+  const written = materials.writtenCredentials;
+  if (written) {
+    if (secret?.metadata.resourceVersion === written.resourceVersion) return written.current;
+    const live = await ctx.writer.get("v1", "Secret", namespace, name);
+    if (live?.metadata.resourceVersion === written.resourceVersion) return written.current;
+    materials.writtenCredentials = undefined; // someone else changed it: read what is there
+    secret = live;
+  }
   if (secret && parsedCredentials.has(secret)) return parsedCredentials.get(secret);
   const current = await parseCurrentCredentials(ctx, namespace, secret);
   if (secret) parsedCredentials.set(secret, current);
@@ -400,14 +445,14 @@ async function parseCurrentCredentials(ctx: OperatorContext, namespace: string, 
   }
 }
 
-/** Writes the document inline, or its shards then the index (the commit point); returns shard names in use. */
+/** Writes the document inline, or its shards then the index (the commit point); returns the shards in use and the version written. */
 async function writeCredentials(
   ctx: OperatorContext,
   auth: KubeObject,
   doc: Credentials,
   oldShards: readonly string[],
   allowShards: (names: readonly string[]) => Promise<unknown>,
-): Promise<string[]> {
+): Promise<{ shardNames: string[]; resourceVersion: string | undefined }> {
   const name = auth.metadata.name!;
   const json = JSON.stringify(doc);
   let value = json;
@@ -422,10 +467,10 @@ async function writeCredentials(
     shardNames = shards.map((s) => s.secretName);
     await allowShards(shardNames);
   }
-  await ctx.writer.apply(ownedSecret(auth, credentialsSecretName(name), { [CREDENTIALS_KEY]: value }, { authName: name }));
+  const applied = await ctx.writer.apply(ownedSecret(auth, credentialsSecretName(name), { [CREDENTIALS_KEY]: value }, { authName: name }));
   for (const old of oldShards) if (!shardNames.includes(old)) await ctx.writer.delete("v1", "Secret", auth.metadata.namespace!, old);
   ctx.log.info({ daguAuth: `${auth.metadata.namespace}/${name}`, generation: doc.generation, users: doc.users.length, apiKeys: doc.apiKeys.length, webhooks: doc.webhooks.length, shards: shardNames.length }, "credentials written");
-  return shardNames;
+  return { shardNames, resourceVersion: applied.metadata.resourceVersion };
 }
 
 async function applyIfChanged(ctx: OperatorContext, obj: KubeObject): Promise<void> {
