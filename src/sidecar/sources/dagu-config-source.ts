@@ -218,8 +218,10 @@ export class DaguConfigCredentialSource extends EventEmitter<CredentialSourceEve
       try {
         document = parseYaml(text);
       } catch (error) {
-        // The parser's message quotes the offending line, which may hold a password: only code and line.
+        // The parser's message quotes the offending line, which may hold a password: only code and line,
+        // and no cause (a logged cause would carry that message).
         const e = error as { code?: string; linePos?: { line: number }[] };
+        // eslint-disable-next-line preserve-caught-error
         throw new Error(`--config ${this.#options.configFile} is not valid YAML (${e.code ?? "parse error"}${e.linePos?.[0] ? ` at line ${e.linePos[0].line}` : ""})`);
       }
     }
