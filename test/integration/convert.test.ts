@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { repoRoot } from "../harness/components.ts";
 import { kubectl, run, testNamespace } from "../harness/kube.ts";
-import { waitReady, withOperator } from "../harness/resources.ts";
+import { ready, secret, waitReady, withOperator } from "../harness/resources.ts";
 
 const convert = (fixture: string) => run(process.execPath, [join(repoRoot, "src", "cli.ts"), "convert", join(repoRoot, "test", "fixtures", "convert", fixture)]);
 
@@ -33,5 +33,10 @@ test("a converted builtin configuration becomes Ready under the operator", async
   assert.equal(applied.code, 0, applied.stderr);
   const name = /kind: DaguAuth\nmetadata:\n {2}name: (\S+)/.exec(out.stdout)?.[1];
   assert.ok(name, "the output names a DaguAuth");
+  // The TLS Secret is the step convert prints under "next:" (Dagu's certificate files are not read).
+  assert.match(out.stderr, new RegExp(`kubectl create secret tls ${name}-tls`));
+  const waiting = await waitReady(ns, "daguauths", name, "SecretNotFound", "False");
+  assert.match(ready(waiting)!.message, new RegExp(`${name}-tls \\(spec\\.tls\\.secretName\\)`));
+  await secret(ns, `${name}-tls`, { "tls.crt": "-----BEGIN CERTIFICATE-----", "tls.key": "-----BEGIN PRIVATE KEY-----" });
   await waitReady(ns, "daguauths", name, "Materialized");
 });
