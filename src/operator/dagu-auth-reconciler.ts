@@ -219,7 +219,13 @@ export async function reconcileDaguAuth(ctx: OperatorContext, key: string): Prom
   await saveState({ ...state, passwords, ...ownRecords });
 
   // 5. The credentials document.
-  const changes = readPasswordChanges(await ctx.secrets.get(namespace, passwordChangesSecretName(name)));
+  const readChanges = readPasswordChanges(await ctx.secrets.get(namespace, passwordChangesSecretName(name)));
+  if (readChanges) materials.passwordChanges = readChanges;
+  else {
+    // Dropping the changes would bring back passwords users changed (perhaps because they leaked).
+    problems.push({ ready: false, reason: "PasswordChangesInvalid", message: `Secret ${passwordChangesSecretName(name)} is not valid; the self-service password changes read before stay in force` });
+  }
+  const changes = materials.passwordChanges ?? {};
   const assembly = assembleCredentials({ authName: name, authUid: auth.metadata.uid!, namespace, spec, materials, ...(admin ? { admin } : {}), ...(basic ? { basic } : {}), ...(signing ? { signing } : {}), changes });
   const existing = await readCurrentCredentials(ctx, materials, namespace, name);
   // A generation is never reused (the sidecar ignores a repeated one), whatever a cache says.
@@ -376,12 +382,12 @@ function unansweredChildren(ctx: OperatorContext, namespace: string, authName: s
   return c.users.filter((o) => !answered(m.users, o)).length + c.apiKeys.filter((o) => !answered(m.apiKeys, o)).length + c.webhooks.filter((o) => !answered(m.webhooks, o)).length;
 }
 
-function readPasswordChanges(secret: KubeObject | undefined): PasswordChanges {
+/** The self-service changes; undefined when the document cannot be read. */
+function readPasswordChanges(secret: KubeObject | undefined): PasswordChanges | undefined {
   const raw = secretData(secret)[PASSWORD_CHANGES_KEY];
   if (!raw) return {};
   const parsed = parsePasswordChanges(raw);
-  // An unreadable document changes nobody's password: the sources stay in force.
-  return parsed.success ? parsed.data : {};
+  return parsed.success ? parsed.data : undefined;
 }
 
 interface CurrentCredentials {

@@ -2,7 +2,7 @@
 // DaguAuth reconciler, and what it hands back once a credentials document is
 // written. In memory only: after a restart every child reconciles again, cheaply,
 // because the operator state Secret remembers fingerprints and hashes.
-import type { CredentialApiKey, CredentialUser, CredentialWebhook, Credentials } from "../api/index.ts";
+import type { CredentialApiKey, CredentialUser, CredentialWebhook, Credentials, PasswordChanges } from "../api/index.ts";
 import type { OperatorState, PasswordRecord } from "./operator-state.ts";
 import type { ReadyState } from "./conditions.ts";
 
@@ -62,6 +62,8 @@ export interface AuthMaterials {
   apiKeys: Map<string, ChildInput<ApiKeyInput>>;
   webhooks: Map<string, ChildInput<WebhookInput>>;
   published?: Published;
+  /** The self-service password changes last read intact (kept in force when the Secret is damaged). */
+  passwordChanges?: PasswordChanges;
   /** The credentials document as this operator last wrote it, and the resourceVersion of that write. */
   writtenCredentials?: { resourceVersion: string | undefined; current: { generation: number; document: Credentials; shardNames: string[]; comparable?: string }; at: number };
   /** The operator state as this operator last wrote it, with the Secrets that hold it. */

@@ -29,6 +29,9 @@ import { reconcileDaguApiKey } from "./dagu-api-key-reconciler.ts";
 import { reconcileDaguWebhook } from "./dagu-webhook-reconciler.ts";
 import { SecretReferences } from "./secret-references.ts";
 
+/** How long each step of a graceful stop may take before the next one starts anyway. */
+const STOP_STEP_MS = 10_000;
+
 export interface OperatorOptions {
   kubeConfig: KubeConfig;
   logger?: Logger;
@@ -241,6 +244,8 @@ export async function startOperator(options: OperatorOptions): Promise<RunningOp
       for (const [namespace, n] of counts) this.set({ namespace }, n);
     },
   });
+  /** Set by stop(); declared before anything asynchronous can read it. */
+  let stopping: Promise<void> | undefined;
   // The Secret informer filters by what the custom resources reference: it lists once their caches have.
   for (const i of Object.values(informers)) i.start();
   for (const i of owned) i.start();
@@ -286,7 +291,6 @@ export async function startOperator(options: OperatorOptions): Promise<RunningOp
   };
 
   let leading = false;
-  let stopping: Promise<void> | undefined;
   let resolveLost!: () => void;
   const lostLeadership = new Promise<void>((r) => (resolveLost = r));
   const runControllers = async (signal?: AbortSignal) => {
@@ -331,13 +335,21 @@ export async function startOperator(options: OperatorOptions): Promise<RunningOp
     },
     lostLeadership,
     stop() {
+      // Each step is bounded: a reconcile or a request that never ends must not keep the Lease held and the
+      // process alive (the kubelet would kill it after its grace period anyway, without releasing the Lease).
+      const bounded = async (what: string, step: Promise<unknown>) => {
+        let timer: NodeJS.Timeout | undefined;
+        const late = new Promise<"late">((resolve) => (timer = setTimeout(() => resolve("late"), STOP_STEP_MS)));
+        if ((await Promise.race([step.then(() => "done" as const), late])) === "late") log.warn({ step: what, waitedMs: STOP_STEP_MS }, "graceful stop: a step did not finish in time; going on");
+        clearTimeout(timer);
+      };
       stopping ??= (async () => {
-        await stopQueues();
-        if (elector) await elector.release().catch(() => undefined);
-        if (elector) await elector.stop();
+        await bounded("reconciles in flight", stopQueues());
+        if (elector) await bounded("releasing the Lease", elector.release().catch(() => undefined));
+        if (elector) await bounded("leader election", elector.stop());
         stopCertificatePoll.abort();
-        await Promise.all([...all, certificates].map((i) => i.stop()));
-        await health?.close();
+        await bounded("watches", Promise.all([...all, certificates].map((i) => i.stop())));
+        if (health) await bounded("health server", health.close());
       })();
       return stopping;
     },

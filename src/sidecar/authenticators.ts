@@ -79,7 +79,7 @@ export class Authenticator {
         // it (from this address, against this hash) runs, the others wait for its answer instead of taking
         // throttle slots and hashes of their own.
         const key = createHmac("sha256", this.#inFlightKey)
-          .update(`${request.clientAddress}\0${expected.passwordHash}\0${basic.username}\0${basic.password}`)
+          .update(`${request.clientAddress}\0${expected.username}\0${expected.passwordHash}\0${basic.username}\0${basic.password}`)
           .digest("base64url");
         let check = this.#basicInFlight.get(key);
         if (!check) {

@@ -88,7 +88,8 @@ export const DISCARD_BUDGET = { bytes: 4 * 1024 * 1024, ms: 2_000 } as const;
  * too slow) the caller answers with `Connection: close`.
  */
 export function discardBody(req: IncomingMessage, budget: { bytes: number; ms: number } = DISCARD_BUDGET): Promise<boolean> {
-  if (req.complete) return Promise.resolve(true);
+  if (req.complete || req.readableEnded) return Promise.resolve(true);
+  if (req.destroyed) return Promise.resolve(false); // no event will come: nothing to wait for
   const declared = Number(req.headers["content-length"]);
   if (Number.isFinite(declared) && declared > budget.bytes) return Promise.resolve(false);
   return new Promise((resolve) => {

@@ -62,14 +62,20 @@ export class LoginThrottle {
   check(username: string, address: string, now = Date.now()): ThrottleDecision {
     let lockedUntil = 0;
     let full = false;
+    /** When enough failures have left the window (a full key that is not locked: the limit was lowered). */
+    let freedAt = 0;
     for (const [key, limit] of this.#keys(username, address)) {
       const entry = this.#live(key, now);
       if (!entry) continue;
       if (entry.lockedUntil > now) lockedUntil = Math.max(lockedUntil, entry.lockedUntil);
-      else if (entry.failures.length + entry.pending >= limit) full = true;
+      else if (entry.failures.length + entry.pending >= limit) {
+        full = true;
+        if (entry.failures.length >= limit) freedAt = Math.max(freedAt, entry.failures[entry.failures.length - limit]! + this.#settings.windowSeconds * 1000);
+      }
     }
     if (lockedUntil > now) return { allowed: false, retryAfterSeconds: Math.ceil((lockedUntil - now) / 1000) };
-    return full ? { allowed: false, retryAfterSeconds: IN_FLIGHT_RETRY_SECONDS } : { allowed: true, retryAfterSeconds: 0 };
+    if (!full) return { allowed: true, retryAfterSeconds: 0 };
+    return { allowed: false, retryAfterSeconds: freedAt > now ? Math.ceil((freedAt - now) / 1000) : IN_FLIGHT_RETRY_SECONDS };
   }
 
   /** check(), and when allowed, takes a slot of both keys until the attempt's outcome is known. */

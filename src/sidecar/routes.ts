@@ -293,9 +293,9 @@ export const DAGU_ROUTES: readonly DaguRoute[] = Object.freeze([
   r("GET", "/profiles/{profileName}", "getRuntimeProfile", "admin"),
   r("PATCH", "/profiles/{profileName}", "updateRuntimeProfile", "admin"),
   r("DELETE", "/profiles/{profileName}", "deleteRuntimeProfile", "admin"),
-  r("PUT", "/profiles/{profileName}/variables/{key}", "setRuntimeProfileVariable", "manager"),
-  r("PUT", "/profiles/{profileName}/secrets/{key}", "setRuntimeProfileSecret", "manager"),
-  r("DELETE", "/profiles/{profileName}/entries/{key}", "deleteRuntimeProfileEntry", "manager"),
+  r("PUT", "/profiles/{profileName}/variables/{key}", "setRuntimeProfileVariable", "admin"),
+  r("PUT", "/profiles/{profileName}/secrets/{key}", "setRuntimeProfileSecret", "admin"),
+  r("DELETE", "/profiles/{profileName}/entries/{key}", "deleteRuntimeProfileEntry", "admin"),
 
   // --- saved views: list/get for everyone, writes need developer (Dagu requireDeveloperOrAbove) ------
   r("GET", "/views", "listViews", "viewer"),

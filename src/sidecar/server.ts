@@ -273,7 +273,10 @@ export class Sidecar {
         sendError(res, verdict.status, verdict.code, verdict.message, { ...verdict.headers });
         return;
       }
-      if (expectsContinue) res.writeContinue();
+      if (expectsContinue) {
+        res.writeContinue();
+        expectsContinue = false; // the body comes now
+      }
       if (verdict.kind === "ui") {
         facts.decision = "allow";
         facts.status = await this.#forward(req, res, undefined, verdict.path, verdict.query, client, { authMode: verdict.snapshot.credentials.mode });
@@ -308,7 +311,8 @@ export class Sidecar {
       if (facts.status >= 500) this.#log.error({ path: facts.path, error: (error as Error).message }, known ? "request failed" : "unexpected error");
       if (res.headersSent) res.destroy();
       else {
-        await this.#settleBody(req, res);
+        // Still waiting for our "100 Continue", the client sends no body: answer at once.
+        if (!expectsContinue) await this.#settleBody(req, res);
         sendError(res, facts.status, known?.code ?? "internal_error", known?.message ?? "An unexpected error occurred");
       }
     } finally {

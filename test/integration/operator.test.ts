@@ -561,6 +561,8 @@ test("a restart in the middle of reconciling converges without duplicate keys", 
     await builtinSetup(ns);
     await new Promise((r) => setTimeout(r, delayMs));
     await first.stop();
+    // A step of the stop that ran past its bound is logged: say so here (seen once in a long run, not understood yet).
+    for (const line of first.logs.filter((l) => l.includes("graceful stop"))) t.diagnostic(`first operator's stop: ${line}`);
     const second = await withOperator(t, `mid-${delayMs}-b`);
     for (const [plural, name] of [["daguauths", "dagu"], ["daguusers", "alice"], ["daguusers", "bob"], ["daguapikeys", "ci"], ["daguwebhooks", "hello"]] as const) await waitReady(ns, plural, name);
     const c = await waitCredentials(ns, "dagu", (d) => d.users.length === 3 && d.apiKeys.length === 1, "converged");

@@ -156,8 +156,19 @@ describe("Dagu's own auth: configuration", () => {
         const body = await r.text();
         return r.status === 503 ? body : undefined;
       }, 10_000, 100);
-      assert.equal((await loginAs("live-password-2")).status, 200, "the last good configuration stays in force");
+      const { token: current } = await loginAs("live-password-2");
+      assert.ok(current, "the last good configuration stays in force");
       assert.ok(!sc.output().includes("leaked-password-3"), "the parser's quote of the bad line is not logged");
+      // A self-service change while the file is broken: in force at once, and readiness stays off.
+      const changed = await fetch(`${sc.url}${API}/auth/change-password`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${current}`, "content-type": "application/json" },
+        body: JSON.stringify({ currentPassword: "live-password-2", newPassword: "self-service-4" }),
+      });
+      assert.equal(changed.status, 200);
+      await changed.arrayBuffer();
+      assert.equal((await loginAs("self-service-4")).status, 200);
+      assert.equal((await fetch(`${sc.url}/readyz`)).status, 503, "still not ready: the file is still broken");
       await writeFile(config, yaml("live-password-2"));
       await eventually("ready again", async () => (await fetch(`${sc.url}/readyz`)).status === 200 || undefined, 10_000, 100);
     } finally {

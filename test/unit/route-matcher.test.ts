@@ -210,6 +210,14 @@ describe("compiled table", () => {
     }
   });
 
+  test("checks Dagu makes on its own data fail closed: every runtime profile route, DAG settings writes and the agent stream need admin", () => {
+    const dataDependent = DAGU_ROUTES.filter(
+      (r) => r.path.startsWith("/profiles") || (r.path === "/dags/{fileName}/settings" && r.method !== "GET") || r.operationId === "agentSessionStream",
+    );
+    assert.ok(dataDependent.length >= 20, `found ${dataDependent.length}`);
+    assert.deepEqual(dataDependent.filter((r) => r.minRole !== "admin").map((r) => `${r.method} ${r.path}`), []);
+  });
+
   test("a custom mount point moves the whole table", () => {
     const matcher = createRouteMatcher(DAGU_ROUTES, { prefix: "/dagu/api/v1" });
     assert.equal(outcome(matcher("GET", "/dagu/api/v1/dags")), "listDAGs");

@@ -3,16 +3,24 @@ import assert from "node:assert/strict";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import { connect, type AddressInfo } from "node:net";
 import { after, before, describe, test } from "node:test";
-import { discardBody, HttpError, readBody, sendError, sendJson } from "../../src/sidecar/http-util.ts";
+import { DISCARD_BUDGET, discardBody, HttpError, readBody, sendError, sendJson } from "../../src/sidecar/http-util.ts";
 
 const LIMIT = 64 * 1024;
 let server: Server;
 let port: number;
 const discarded: boolean[] = [];
+let destroyedWait: { ended: boolean; ms: number } | undefined;
 
 /** /read echoes the body's size or refuses it past LIMIT; /refuse refuses without reading (like a 401). */
 async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
   try {
+    if (req.url === "/destroyed") {
+      // As after an upstream failure that destroyed the request stream: no event will ever come.
+      req.destroy();
+      const t0 = performance.now();
+      destroyedWait = { ended: await discardBody(req), ms: performance.now() - t0 };
+      return;
+    }
     if (req.url?.startsWith("/refuse")) throw new HttpError(401, "unauthorized", "no");
     const body = await readBody(req, LIMIT);
     sendJson(res, 200, { size: body.length });
@@ -100,6 +108,18 @@ describe("request bodies", () => {
     assert.match(text, /^HTTP\/1\.1 413 /);
     assert.match(text, /connection: close/i);
     assert.deepEqual(discarded, [false]);
+  });
+
+  test("a request already destroyed is not waited for", async () => {
+    const socket = connect(port, "127.0.0.1");
+    socket.on("error", () => {});
+    const closed = new Promise<void>((resolve) => socket.on("close", () => resolve()));
+    socket.write("POST /destroyed HTTP/1.1\r\nHost: t\r\nContent-Length: 100\r\n\r\nabc");
+    await closed;
+    await new Promise((r) => setTimeout(r, 20));
+    assert.equal(destroyedWait?.ended, false);
+    // The budget's time is 2 s: a wait anywhere near it means discardBody listened for events that never come.
+    assert.ok(destroyedWait.ms < DISCARD_BUDGET.ms / 2, `waited ${destroyedWait.ms.toFixed(0)} ms for a request that was gone`);
   });
 
   test("a body that stops arriving is waited for no longer than the budget's time", async () => {

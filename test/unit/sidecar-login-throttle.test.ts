@@ -56,6 +56,15 @@ test("new settings apply to the next decision", () => {
   assert.deepEqual(t.check("ann", "a", T0 + 2), { allowed: false, retryAfterSeconds: 10 });
 });
 
+test("a limit lowered below the failures already counted: refused until enough of them leave the window", () => {
+  const t = new LoginThrottle({ maxAttempts: 5, windowSeconds: 60, lockoutSeconds: 300 });
+  for (let i = 0; i < 3; i++) t.recordFailure("ann", "a", T0 + i * 1000);
+  t.configure({ maxAttempts: 2, windowSeconds: 60, lockoutSeconds: 300 });
+  // Failures at T0, T0+1 s, T0+2 s: below 2 once the one at T0+1 s has left the window (T0+61 s).
+  assert.deepEqual(t.check("ann", "a", T0 + 10_000), { allowed: false, retryAfterSeconds: 51 });
+  assert.equal(t.check("ann", "a", T0 + 61_001).allowed, true);
+});
+
 test("memory stays bounded under a flood of distinct names", () => {
   const t = new LoginThrottle(settings, 1000);
   for (let i = 0; i < 20_000; i++) t.recordFailure(`u${i}`, `198.51.${i >> 8 & 255}.${i & 255}`, T0 + i);

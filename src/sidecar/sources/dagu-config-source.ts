@@ -174,8 +174,8 @@ export class DaguConfigCredentialSource extends EventEmitter<CredentialSourceEve
   #configText: string | undefined;
   readonly #configPasswords = new Map<string, PasswordChange>();
   #generatedTokenSecret: string | undefined;
-  /** Whether the last event was `change` (false after a bad edit). */
-  #healthy = false;
+  /** Why the file's last edit was refused, until a good one (or the last good text again) is read. */
+  #broken: Error | undefined;
   #watched: WatchedFile | undefined;
   #loading: Promise<void> = Promise.resolve();
 
@@ -195,8 +195,8 @@ export class DaguConfigCredentialSource extends EventEmitter<CredentialSourceEve
       this.#watched = new WatchedFile(this.#options.configFile, () => {
         // A bad edit keeps the last good configuration in force and turns readiness off.
         this.#loading = this.#loading.then(() => this.#load()).catch((error: unknown) => {
-          this.#healthy = false;
-          this.emit("invalid", error instanceof Error ? error : new Error(String(error)));
+          this.#broken = error instanceof Error ? error : new Error(String(error));
+          this.emit("invalid", this.#broken);
         });
       });
       this.#watched.start();
@@ -212,7 +212,10 @@ export class DaguConfigCredentialSource extends EventEmitter<CredentialSourceEve
       });
       if (this.#base && text === this.#configText) {
         // Back to the configuration in force after a bad edit: ready again.
-        if (!this.#healthy) this.#publish();
+        if (this.#broken) {
+          this.#broken = undefined;
+          this.#publish();
+        }
         return;
       }
       try {
@@ -266,6 +269,7 @@ export class DaguConfigCredentialSource extends EventEmitter<CredentialSourceEve
     if (!parsed.success) throw new Error(`the auth: configuration gives invalid credentials: ${z.prettifyError(parsed.error)}`);
     this.#base = parsed.data;
     this.#configText = text;
+    this.#broken = undefined;
     this.#publish();
   }
 
@@ -285,9 +289,10 @@ export class DaguConfigCredentialSource extends EventEmitter<CredentialSourceEve
 
   #publish(): void {
     if (!this.#base) return;
-    this.#healthy = true;
     this.#current = applyPasswordChanges(this.#base, this.#changes.all());
     this.emit("change", this.#current);
+    // A password change while the file is broken is in force at once, and readiness stays off.
+    if (this.#broken) this.emit("invalid", this.#broken);
   }
 
   /**

@@ -23,6 +23,8 @@ export class FileCredentialSource extends EventEmitter<CredentialSourceEvents> i
   readonly #changes: PasswordChangeLog;
   readonly #watched: WatchedFile;
   #raw: Credentials | undefined;
+  /** Why the file's latest content was refused, until a valid one is read. */
+  #broken: Error | undefined;
   #current: Credentials | undefined;
   #lastText: string | undefined;
   #reading: Promise<void> = Promise.resolve();
@@ -64,7 +66,7 @@ export class FileCredentialSource extends EventEmitter<CredentialSourceEvents> i
         const code = (error as NodeJS.ErrnoException).code ?? "error";
         if (this.#lastText !== `\0${code}`) {
           this.#lastText = `\0${code}`;
-          this.emit("invalid", new Error(`cannot read credentials file ${this.#file}: ${code}`));
+          this.#invalid(new Error(`cannot read credentials file ${this.#file}: ${code}`));
         }
         return;
       }
@@ -72,9 +74,10 @@ export class FileCredentialSource extends EventEmitter<CredentialSourceEvents> i
       this.#lastText = text;
       const parsed = parseCredentials(text);
       if (!parsed.success) {
-        this.emit("invalid", new Error(`credentials file ${this.#file} is not valid: ${z.prettifyError(parsed.error)}`));
+        this.#invalid(new Error(`credentials file ${this.#file} is not valid: ${z.prettifyError(parsed.error)}`));
         return;
       }
+      this.#broken = undefined;
       this.#raw = parsed.data;
       this.#publish(parsed.data);
     });
@@ -84,5 +87,12 @@ export class FileCredentialSource extends EventEmitter<CredentialSourceEvents> i
   #publish(raw: Credentials): void {
     this.#current = applyPasswordChanges(raw, this.#changes.all());
     this.emit("change", this.#current);
+    // A password change while the file is broken is in force at once, and readiness stays off.
+    if (this.#broken) this.emit("invalid", this.#broken);
+  }
+
+  #invalid(error: Error): void {
+    this.#broken = error;
+    this.emit("invalid", error);
   }
 }

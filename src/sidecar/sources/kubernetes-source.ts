@@ -57,6 +57,9 @@ export class KubernetesCredentialSource extends EventEmitter<CredentialSourceEve
   /** Whether the last event was `change`. */
   #healthy = false;
   #retryDelayMs = 0;
+  #retry: NodeJS.Timeout | undefined;
+  /** Why the last load failed, until one succeeds. */
+  #broken: Error | undefined;
   #stopped = false;
   /** Both informers have listed: before that, an absent Secret may just not be listed yet. */
   #synced = false;
@@ -92,6 +95,7 @@ export class KubernetesCredentialSource extends EventEmitter<CredentialSourceEve
 
   async stop(): Promise<void> {
     this.#stopped = true;
+    clearTimeout(this.#retry);
     await Promise.all([this.#credentials.stop(), this.#changesInformer.stop()]);
   }
 
@@ -110,9 +114,10 @@ export class KubernetesCredentialSource extends EventEmitter<CredentialSourceEve
     if (changesText !== this.#changesText) {
       this.#changesText = changesText;
       const parsed = changesText ? parsePasswordChanges(changesText) : undefined;
-      if (parsed && !parsed.success) this.#opts.logger.warn({ source: this.description }, "password-changes Secret is not valid; ignoring it");
-      // An unreadable document changes nobody's password: the sources stay in force.
-      this.#changes = parsed?.success ? parsed.data : {};
+      // An unreadable document keeps the changes last read in force: dropping them would bring back
+      // passwords that users changed (perhaps because they leaked).
+      if (parsed && !parsed.success) this.#opts.logger.warn({ source: this.description }, "password-changes Secret is not valid; keeping the changes read before");
+      else this.#changes = parsed?.data ?? {};
     }
     const secret = this.#credentials.get(namespace, credentialsSecretName(authName));
     const text = decoded(secret, CREDENTIALS_KEY);
@@ -133,6 +138,7 @@ export class KubernetesCredentialSource extends EventEmitter<CredentialSourceEve
     this.#rawVersion = version;
     this.#announcedChanges = this.#changes;
     this.#healthy = true;
+    this.#broken = undefined;
     this.#retryDelayMs = 0;
     this.#current = applyPasswordChanges(doc, this.#changes);
     this.emit("change", this.#current);
@@ -140,6 +146,7 @@ export class KubernetesCredentialSource extends EventEmitter<CredentialSourceEve
 
   #invalid(error: Error): void {
     this.#healthy = false;
+    this.#broken = error;
     this.emit("invalid", error);
   }
 
@@ -162,8 +169,15 @@ export class KubernetesCredentialSource extends EventEmitter<CredentialSourceEve
       // A half-written generation, or a Role that does not name the shards yet: keep the last good
       // document and look again (a shard's own events are not watched).
       this.#invalid(new Error(`${this.description}: shards of generation ${index.generation} unreadable: ${err instanceof Error ? err.message : String(err)}`));
-      this.#retryDelayMs = Math.min(Math.max(this.#retryDelayMs * 2, 500), 30_000);
-      setTimeout(this.#reload, this.#retryDelayMs).unref();
+      // One retry pending at a time, whatever number of events fail meanwhile.
+      if (!this.#retry && !this.#stopped) {
+        this.#retryDelayMs = Math.min(Math.max(this.#retryDelayMs * 2, 500), 30_000);
+        this.#retry = setTimeout(() => {
+          this.#retry = undefined;
+          this.#reload();
+        }, this.#retryDelayMs);
+        this.#retry.unref();
+      }
     }
     return undefined;
   }
@@ -205,10 +219,12 @@ export class KubernetesCredentialSource extends EventEmitter<CredentialSourceEve
         throw new Error(`recording a password change in Secret ${namespace}/${name} failed: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
       }
       this.#changes = changes;
-      if (this.#raw && this.#healthy) {
+      if (this.#raw) {
         this.#announcedChanges = changes;
         this.#current = applyPasswordChanges(this.#raw, this.#changes);
         this.emit("change", this.#current);
+        // In force at once; with the credentials Secret broken, readiness stays off.
+        if (this.#broken) this.emit("invalid", this.#broken);
       }
       return;
     }

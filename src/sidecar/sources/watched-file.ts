@@ -13,6 +13,7 @@ export class WatchedFile {
   #watcher: FSWatcher | undefined;
   #poll: NodeJS.Timeout | undefined;
   #debounce: NodeJS.Timeout | undefined;
+  #stopped = false;
 
   constructor(file: string, onChange: () => void, pollMs = 1000) {
     this.#file = file;
@@ -33,14 +34,17 @@ export class WatchedFile {
   }
 
   stop(): void {
+    this.#stopped = true;
     this.#watcher?.close();
     clearInterval(this.#poll);
     clearTimeout(this.#debounce);
   }
 
   #schedule(): void {
+    if (this.#stopped) return; // a poll still in its stat() when stop() ran
     clearTimeout(this.#debounce);
     this.#debounce = setTimeout(this.#onChange, 25);
+    this.#debounce.unref();
   }
 
   async #statKey(): Promise<string> {
