@@ -230,7 +230,7 @@ test("API key rotation keeps the previous key valid for the overlap", async (t) 
 
 test("transitions in time and in Git: an overlap ends, a key expires, signing keys rotate, a webhook's DAG is claimed twice, a DaguAuth is deleted", async (t) => {
   const ns = await testNamespace(t, "op");
-  await withOperator(t);
+  const op = await withOperator(t);
   await builtinSetup(ns);
   await waitReady(ns, "daguwebhooks", "hello");
   const first = await credentials(ns, "dagu");
@@ -267,6 +267,12 @@ test("transitions in time and in Git: an overlap ends, a key expires, signing ke
   const secondToken = await secretValue(ns, "hello-2-webhook", "token");
   const handed = await waitCredentials(ns, "dagu", (d) => d.webhooks.length === 1 && d.webhooks[0]!.tokenDigests[0]!.digest === sha256Hex(secondToken), "hello-2 holds the DAG");
   assert.ok(!handed.webhooks.some((w) => w.tokenDigests.some((d) => d.digest === sha256Hex(newToken))), "the deleted webhook's token is revoked");
+
+  // No secret of these rotations, expiries and handovers in the operator's logs.
+  const planted = [oldToken, newToken, secondToken, await secretValue(ns, "hello-2-webhook", "token"), await secretValue(ns, "temp-key", "apiKey"), ...rotated.token!.keys.map((k) => k.secret), ...rotated.users.map((u) => u.passwordHash)];
+  const logs = op.logs.join("\n");
+  assert.ok(logs.includes("credentials written"), "the logs were captured");
+  for (const value of planted) assert.ok(!logs.includes(value), "a secret value appears in the operator's logs");
 
   // Deleting the DaguAuth: its children say so, and what it owned is collected.
   await custom.deleteNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: ns, plural: "daguauths", name: "dagu" });
