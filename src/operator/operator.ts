@@ -294,8 +294,12 @@ export async function startOperator(options: OperatorOptions): Promise<RunningOp
   let resolveLost!: () => void;
   const lostLeadership = new Promise<void>((r) => (resolveLost = r));
   const runControllers = async (signal?: AbortSignal) => {
-    await Promise.all(all.map((i) => i.hasSynced));
-    if (signal?.aborted) return;
+    // Abortable: a release() waits for this function, and an informer that never started (stop() came
+    // before the caches it waits for) would otherwise never sync and hold the stop forever.
+    const aborted = new Promise<void>((resolve) => (signal?.aborted ? resolve() : signal?.addEventListener("abort", () => resolve(), { once: true })));
+    // hasSynced rejects only for an informer stopped before it synced: the stop below is what follows.
+    await Promise.race([Promise.all(all.map((i) => i.hasSynced)).catch(() => undefined), aborted]);
+    if (signal?.aborted || stopping) return;
     leading = true;
     log.info("caches synced; reconciling");
     // A full pass after (re)gaining leadership: nothing happened while we did not lead.
