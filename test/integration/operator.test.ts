@@ -302,6 +302,31 @@ test("a self-service password change is merged: the newer of it and the source w
   assert.ok(user.passwordChangedAt > changedAt);
 });
 
+test("a damaged password-changes Secret keeps the self-service changes read before, and says so", async (t) => {
+  const ns = await testNamespace(t, "op");
+  await withOperator(t);
+  await builtinSetup(ns);
+  const alice = await waitReady(ns, "daguusers", "alice");
+  const uid = alice.metadata.uid!;
+  const selfHash = await argon2.hash("self-service-pw", { type: argon2.argon2id, memoryCost: 19456, timeCost: 2, parallelism: 1 });
+  const changedAt = new Date(Date.now() + 1000).toISOString().replace(/\.(\d{3})Z$/, ".$1000000Z");
+  const merge = k8s.setHeaderOptions("Content-Type", k8s.PatchStrategy.MergePatch);
+  const changes = (text: string) => core.patchNamespacedSecret({ name: "dagu-password-changes", namespace: ns, body: { stringData: { "password-changes.json": text } } }, merge);
+  await changes(JSON.stringify({ [uid]: { passwordHash: selfHash, changedAt } }));
+  await waitCredentials(ns, "dagu", (d) => d.users.find((u) => u.id === uid)?.passwordHash === selfHash, "the self-service hash in force");
+
+  await changes("{ not json");
+  const said = await waitReady(ns, "daguauths", "dagu", "PasswordChangesInvalid", "False");
+  assert.match(ready(said)!.message, /dagu-password-changes is not valid/);
+  // Any later reconcile (here: a new user) still publishes alice's changed password, not the one in Git.
+  await create(ns, "daguusers", "DaguUser", "erin", { authRef: { name: "dagu" }, username: "erin", role: "viewer", password: { generate: { secretName: "erin-pw" } } });
+  const after = await waitCredentials(ns, "dagu", (d) => d.users.some((u) => u.username === "erin"), "erin added");
+  assert.equal(after.users.find((u) => u.id === uid)?.passwordHash, selfHash, "the changed password did not revert");
+
+  await changes(JSON.stringify({ [uid]: { passwordHash: selfHash, changedAt } }));
+  await waitReady(ns, "daguauths", "dagu", "Materialized");
+});
+
 async function restartHashesAndWritesNothing(t: TestContext, options: { maxInlineBytes?: number }): Promise<string> {
   const ns = await testNamespace(t, "op");
   const first = await startTestOperator({ name: "first", ...options });
