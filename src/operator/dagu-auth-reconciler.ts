@@ -322,6 +322,13 @@ function sameState(a: OperatorState, b: OperatorState): boolean {
   return ids.every((id) => pa[id] === pb[id] || (pb[id] !== undefined && deepEqualJson(pa[id], pb[id])));
 }
 
+/** Whether Secret `name` still has the resourceVersion our write gave it: the cache, else the API, tells. */
+async function asWritten(ctx: OperatorContext, namespace: string, name: string, resourceVersion: string | undefined): Promise<{ ours: true } | { ours: false; live: KubeObject | undefined }> {
+  if ((await ctx.secrets.get(namespace, name))?.metadata.resourceVersion === resourceVersion) return { ours: true };
+  const live = await ctx.writer.get("v1", "Secret", namespace, name);
+  return live?.metadata.resourceVersion === resourceVersion ? { ours: true } : { ours: false, live };
+}
+
 /**
  * The operator state. What this operator last wrote is the state while every Secret it wrote still has
  * the resourceVersion it got: the cache may lag our own writes (the next reconcile can start before the
@@ -333,8 +340,7 @@ async function loadOperatorState(ctx: OperatorContext, materials: AuthMaterials,
   const written = materials.writtenState;
   if (!written) return readOperatorState(await ctx.secrets.get(namespace, stateName), authName, (n) => ctx.secrets.get(namespace, n));
   for (const [secretName, { resourceVersion }] of written.secrets) {
-    if ((await ctx.secrets.get(namespace, secretName))?.metadata.resourceVersion === resourceVersion) continue;
-    if ((await ctx.writer.get("v1", "Secret", namespace, secretName))?.metadata.resourceVersion === resourceVersion) continue;
+    if ((await asWritten(ctx, namespace, secretName, resourceVersion)).ours) continue;
     materials.writtenState = undefined;
     const fromApi = (n: string) => ctx.writer.get("v1", "Secret", namespace, n);
     return readOperatorState(await fromApi(stateName), authName, fromApi);
@@ -414,15 +420,14 @@ const parsedCredentials = new WeakMap<KubeObject, CurrentCredentials | undefined
  */
 async function readCurrentCredentials(ctx: OperatorContext, materials: AuthMaterials, namespace: string, authName: string): Promise<CurrentCredentials | undefined> {
   const name = credentialsSecretName(authName);
-  let secret = await ctx.secrets.get(namespace, name);
+  let secret: KubeObject | undefined;
   const written = materials.writtenCredentials;
   if (written) {
-    if (secret?.metadata.resourceVersion === written.resourceVersion) return written.current;
-    const live = await ctx.writer.get("v1", "Secret", namespace, name);
-    if (live?.metadata.resourceVersion === written.resourceVersion) return written.current;
+    const check = await asWritten(ctx, namespace, name, written.resourceVersion);
+    if (check.ours) return written.current;
     materials.writtenCredentials = undefined; // someone else changed it: read what is there
-    secret = live;
-  }
+    secret = check.live;
+  } else secret = await ctx.secrets.get(namespace, name);
   if (secret && parsedCredentials.has(secret)) return parsedCredentials.get(secret);
   const current = await parseCurrentCredentials(ctx, namespace, secret);
   if (secret) parsedCredentials.set(secret, current);

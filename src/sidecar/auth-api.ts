@@ -5,14 +5,14 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { z } from "zod";
 import type { CredentialApiKey, CredentialUser, CredentialWebhook } from "../api/credentials.ts";
-import { boundedVerification, hashPassword, MIN_PASSWORD_LENGTH, VERIFY_BUSY_RETRY_SECONDS, verifyDummy, verifyPassword } from "../common/password-hash.ts";
+import { hashPassword, MIN_PASSWORD_LENGTH, VERIFY_BUSY_RETRY_SECONDS, verifyDummy, verifyPassword } from "../common/password-hash.ts";
 import { WEBHOOK_TOKEN_PREFIX } from "../common/tokens.ts";
 import type { Principal } from "./authenticators.ts";
 import type { CredentialSnapshot, CredentialStore } from "./credential-store.ts";
 import type { DaguApiProfile } from "./dagu-api.ts";
 import { HttpError, parseJsonBody, readBody, sendError, sendJson } from "./http-util.ts";
 import { issueToken } from "./jwt.ts";
-import type { Attempt, LoginThrottle } from "./login-throttle.ts";
+import type { LoginThrottle } from "./login-throttle.ts";
 import { changeTimestamp } from "./password-changes.ts";
 
 /** Login and change-password bodies are tiny; anything bigger is not a login. */
@@ -136,38 +136,27 @@ export class AuthApi {
       return { detail: "bad_body" };
     }
     const { username, password } = body.data;
-    // The slot is taken before the hash starts, so parallel guesses cannot all be hashed.
-    const gate = this.#deps.throttle.reserve(username, call.clientAddress);
-    if (!gate.allowed) {
-      sendError(res, 429, "too_many_requests", "Too many failed login attempts; try again later", { "Retry-After": String(gate.retryAfterSeconds) });
+    const user = snapshot.usersByName.get(username);
+    let passwordOk = false;
+    let current = snapshot;
+    let fresh: CredentialUser | undefined;
+    // Unknown and disabled users pay the same hash as real ones: no enumeration by timing.
+    const outcome = await this.#deps.throttle.guard(username, call.clientAddress, async () => {
+      passwordOk = user ? await verifyPassword(user.passwordHash, password) : await verifyDummy(password);
+      // The document may have changed while hashing: decide on the one in force now.
+      current = this.#deps.store.snapshot() ?? snapshot;
+      fresh = user ? current.usersById.get(user.id) : undefined;
+      return passwordOk && fresh !== undefined && !fresh.disabled && fresh.passwordHash === user?.passwordHash;
+    });
+    if (outcome.kind === "throttled") {
+      sendError(res, 429, "too_many_requests", "Too many failed login attempts; try again later", { "Retry-After": String(outcome.retryAfterSeconds) });
       return { subject: username, detail: "throttled" };
     }
-    try {
-      return await this.#verifyLogin(call, username, password, gate.attempt);
-    } finally {
-      gate.attempt.failed(); // fail closed if the check threw; a no-op once an outcome was recorded
-    }
-  }
-
-  async #verifyLogin(call: LocalCall, username: string, password: string, attempt: Attempt): Promise<LocalOutcome> {
-    const { snapshot, res } = call;
-    const user = snapshot.usersByName.get(username);
-    // Unknown and disabled users pay the same hash as real ones: no enumeration by timing.
-    const verifying = boundedVerification(() => (user ? verifyPassword(user.passwordHash, password) : verifyDummy(password)));
-    if (!verifying) {
-      attempt.cancel();
-      return busy(res, username);
-    }
-    const ok = await verifying;
-    // The document may have changed while hashing: decide on the one in force now.
-    const current = this.#deps.store.snapshot() ?? snapshot;
-    const fresh = user ? current.usersById.get(user.id) : undefined;
-    if (!ok || !fresh || fresh.disabled || fresh.passwordHash !== user?.passwordHash) {
-      attempt.failed();
+    if (outcome.kind === "busy") return busy(res, username);
+    if (!outcome.ok || !fresh) {
       sendError(res, 401, "unauthorized", "Invalid username or password");
-      return { subject: username, detail: !ok ? "bad_password" : "user_unavailable" };
+      return { subject: username, detail: passwordOk ? "user_unavailable" : "bad_password" };
     }
-    attempt.succeeded();
     const { token, expiresAt } = await issueToken(current, fresh);
     sendJson(res, 200, { token, expiresAt: expiresAt.toISOString(), user: this.#userJson(fresh) });
     return { subject: fresh.username };
@@ -193,26 +182,15 @@ export class AuthApi {
       sendError(res, 403, "forbidden", "Password changes are disabled for this user: change the password Secret of its DaguUser");
       return { subject: user.username, detail: "change_forbidden" };
     }
-    const gate = this.#deps.throttle.reserve(user.username, call.clientAddress);
-    if (!gate.allowed) {
-      sendError(res, 429, "too_many_requests", "Too many failed attempts; try again later", { "Retry-After": String(gate.retryAfterSeconds) });
+    const outcome = await this.#deps.throttle.guard(user.username, call.clientAddress, () => verifyPassword(user.passwordHash, body.data.currentPassword));
+    if (outcome.kind === "throttled") {
+      sendError(res, 429, "too_many_requests", "Too many failed attempts; try again later", { "Retry-After": String(outcome.retryAfterSeconds) });
       return { subject: user.username, detail: "throttled" };
     }
-    const { attempt } = gate;
-    try {
-      const verifying = boundedVerification(() => verifyPassword(user.passwordHash, body.data.currentPassword));
-      if (!verifying) {
-        attempt.cancel();
-        return busy(res, user.username);
-      }
-      if (!(await verifying)) {
-        attempt.failed();
-        sendError(res, 401, "unauthorized", "Current password is incorrect");
-        return { subject: user.username, detail: "bad_password" };
-      }
-      attempt.succeeded();
-    } finally {
-      attempt.failed(); // fail closed if anything above threw; a no-op once an outcome was recorded
+    if (outcome.kind === "busy") return busy(res, user.username);
+    if (!outcome.ok) {
+      sendError(res, 401, "unauthorized", "Current password is incorrect");
+      return { subject: user.username, detail: "bad_password" };
     }
     const hash = await hashPassword(body.data.newPassword);
     const current = this.#deps.store.snapshot()?.usersById.get(user.id);

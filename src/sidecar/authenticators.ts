@@ -4,7 +4,7 @@
 import { createHmac, createSecretKey, randomBytes } from "node:crypto";
 import type { Role } from "../api/common.ts";
 import type { CredentialUser } from "../api/credentials.ts";
-import { boundedVerification, VERIFY_BUSY_RETRY_SECONDS } from "../common/password-hash.ts";
+import { VERIFY_BUSY_RETRY_SECONDS } from "../common/password-hash.ts";
 import { verifyApiKey } from "./api-key-auth.ts";
 import { BasicVerifier, parseBasic, type BasicCredential } from "./basic-auth.ts";
 import type { CredentialSnapshot } from "./credential-store.ts";
@@ -94,28 +94,13 @@ export class Authenticator {
     return { ok: false, status: 401, reason: "unsupported_scheme" };
   }
 
-  /** The slow Basic check, reserved in the throttle before it hashes; undefined when the credential is right. */
+  /** The slow Basic check, under the throttle; undefined when the credential is right. */
   async #verifyBasic(expected: { username: string; passwordHash: string }, basic: BasicCredential, clientAddress: string, now: number): Promise<AuthFailure | undefined> {
-    // Throttle before the slow hash: a locked name or address costs nothing, and the slot is taken now.
-    const gate = this.#throttle.reserve(basic.username, clientAddress, now);
-    if (!gate.allowed) return { ok: false, status: 429, reason: "throttled", method: "basic", retryAfterSeconds: gate.retryAfterSeconds };
-    const { attempt } = gate;
-    try {
-      const verifying = boundedVerification(() => this.basic.verify(expected, basic, now));
-      if (!verifying) {
-        attempt.cancel();
-        // 429 like the auth API's busy answer (admission maps an authentication 429 to Too Many Requests).
-        return { ok: false, status: 429, reason: "verifications_busy", method: "basic", retryAfterSeconds: VERIFY_BUSY_RETRY_SECONDS };
-      }
-      if (!(await verifying)) {
-        attempt.failed(now);
-        return { ok: false, status: 401, reason: "bad_password", method: "basic" };
-      }
-      attempt.succeeded();
-      return undefined;
-    } finally {
-      attempt.failed(now); // fail closed if the check threw; a no-op once an outcome was recorded
-    }
+    const outcome = await this.#throttle.guard(basic.username, clientAddress, () => this.basic.verify(expected, basic, now), now);
+    if (outcome.kind === "throttled") return { ok: false, status: 429, reason: "throttled", method: "basic", retryAfterSeconds: outcome.retryAfterSeconds };
+    // 429 like the auth API's busy answer (admission maps an authentication 429 to Too Many Requests).
+    if (outcome.kind === "busy") return { ok: false, status: 429, reason: "verifications_busy", method: "basic", retryAfterSeconds: VERIFY_BUSY_RETRY_SECONDS };
+    return outcome.ok ? undefined : { ok: false, status: 401, reason: "bad_password", method: "basic" };
   }
 
   async #bearer(snapshot: CredentialSnapshot, token: string, now: number): Promise<AuthResult> {

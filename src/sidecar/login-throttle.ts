@@ -9,6 +9,7 @@
 // So at most `maxAttempts` hashes per username (and ADDRESS_FACTOR times that per address) are in flight
 // or failed within the window, whatever the concurrency.
 import type { Credentials } from "../api/credentials.ts";
+import { boundedVerification } from "../common/password-hash.ts";
 
 export type LoginSettings = Credentials["login"];
 
@@ -40,6 +41,9 @@ export interface Attempt {
   /** Nothing was hashed (the process was too busy): frees the slot without counting it. */
   cancel(): void;
 }
+
+/** What a guarded password check came to. */
+export type CheckOutcome = { kind: "throttled"; retryAfterSeconds: number } | { kind: "busy" } | { kind: "checked"; ok: boolean };
 
 export type Reservation = (ThrottleDecision & { readonly allowed: false }) | { readonly allowed: true; readonly attempt: Attempt };
 
@@ -107,6 +111,30 @@ export class LoginThrottle {
         cancel: () => release("cancel"),
       },
     };
+  }
+
+  /**
+   * One password check, the only way the sidecar runs one: a slot reserved before it starts (429 when the
+   * key is locked or full), run under the process-wide bound on verifications ("busy" when too many wait,
+   * nothing counted), its outcome recorded; an exception counts as a failure (fail closed).
+   */
+  async guard(username: string, address: string, check: () => Promise<boolean>, now = Date.now()): Promise<CheckOutcome> {
+    const gate = this.reserve(username, address, now);
+    if (!gate.allowed) return { kind: "throttled", retryAfterSeconds: gate.retryAfterSeconds };
+    const { attempt } = gate;
+    try {
+      const checking = boundedVerification(check);
+      if (!checking) {
+        attempt.cancel();
+        return { kind: "busy" };
+      }
+      const ok = await checking;
+      if (ok) attempt.succeeded();
+      else attempt.failed(now);
+      return { kind: "checked", ok };
+    } finally {
+      attempt.failed(now); // a no-op once an outcome was recorded
+    }
   }
 
   /** A failure that was not reserved (reserve() + failed() is the normal path). */

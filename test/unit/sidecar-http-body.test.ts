@@ -56,6 +56,18 @@ function exchange(request: Buffer): Promise<{ status: number; text: string }> {
   });
 }
 
+/** Writes `head` and waits until the server closes the connection; the text it answered. */
+function untilClosed(head: string): Promise<string> {
+  return new Promise((resolve) => {
+    const socket = connect(port, "127.0.0.1");
+    const chunks: Buffer[] = [];
+    socket.on("data", (c: Buffer) => chunks.push(c));
+    socket.on("error", () => {});
+    socket.on("close", () => resolve(Buffer.concat(chunks).toString("latin1")));
+    socket.write(head);
+  });
+}
+
 function chunked(path: string, size: number): Buffer {
   const piece = Buffer.alloc(16 * 1024, "x");
   const parts: Buffer[] = [Buffer.from(`POST ${path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\nTransfer-Encoding: chunked\r\n\r\n`)];
@@ -96,26 +108,15 @@ describe("request bodies", () => {
 
   test("a declared length past the budget is not read: the answer closes the connection", async () => {
     discarded.length = 0;
-    const socket = connect(port, "127.0.0.1");
-    const chunks: Buffer[] = [];
-    socket.on("data", (c: Buffer) => chunks.push(c));
-    const closed = new Promise<void>((resolve) => socket.on("close", () => resolve()));
-    socket.on("error", () => {});
     // Headers only: a server that waited for these 100 MiB would never answer.
-    socket.write(`POST /read HTTP/1.1\r\nHost: t\r\nContent-Length: ${100 * 1024 * 1024}\r\n\r\n`);
-    await closed;
-    const text = Buffer.concat(chunks).toString("latin1");
+    const text = await untilClosed(`POST /read HTTP/1.1\r\nHost: t\r\nContent-Length: ${100 * 1024 * 1024}\r\n\r\n`);
     assert.match(text, /^HTTP\/1\.1 413 /);
     assert.match(text, /connection: close/i);
     assert.deepEqual(discarded, [false]);
   });
 
   test("a request already destroyed is not waited for", async () => {
-    const socket = connect(port, "127.0.0.1");
-    socket.on("error", () => {});
-    const closed = new Promise<void>((resolve) => socket.on("close", () => resolve()));
-    socket.write("POST /destroyed HTTP/1.1\r\nHost: t\r\nContent-Length: 100\r\n\r\nabc");
-    await closed;
+    await untilClosed("POST /destroyed HTTP/1.1\r\nHost: t\r\nContent-Length: 100\r\n\r\nabc");
     await new Promise((r) => setTimeout(r, 20));
     assert.equal(destroyedWait?.ended, false);
     // The budget's time is 2 s: a wait anywhere near it means discardBody listened for events that never come.
@@ -124,16 +125,10 @@ describe("request bodies", () => {
 
   test("a body that stops arriving is waited for no longer than the budget's time", async () => {
     discarded.length = 0;
-    const socket = connect(port, "127.0.0.1");
-    const chunks: Buffer[] = [];
-    socket.on("data", (c: Buffer) => chunks.push(c));
-    const closed = new Promise<void>((resolve) => socket.on("close", () => resolve()));
-    socket.on("error", () => {});
     const t0 = performance.now();
-    socket.write("POST /refuse-tight HTTP/1.1\r\nHost: t\r\nContent-Length: 500\r\n\r\nonly-this");
-    await closed;
+    const text = await untilClosed("POST /refuse-tight HTTP/1.1\r\nHost: t\r\nContent-Length: 500\r\n\r\nonly-this");
     const waited = performance.now() - t0;
-    assert.match(Buffer.concat(chunks).toString("latin1"), /^HTTP\/1\.1 401 /);
+    assert.match(text, /^HTTP\/1\.1 401 /);
     assert.deepEqual(discarded, [false]);
     assert.ok(waited >= 150, `answered after ${waited.toFixed(0)} ms, before the 200 ms budget ran out`);
   });

@@ -54,11 +54,9 @@ export class KubernetesCredentialSource extends EventEmitter<CredentialSourceEve
   #changesText: string | undefined;
   /** The password changes in the last `change` event (by reference). */
   #announcedChanges: PasswordChanges | undefined;
-  /** Whether the last event was `change`. */
-  #healthy = false;
   #retryDelayMs = 0;
   #retry: NodeJS.Timeout | undefined;
-  /** Why the last load failed, until one succeeds. */
+  /** Why the last load failed, until one succeeds (readiness is off meanwhile). */
   #broken: Error | undefined;
   #stopped = false;
   /** Both informers have listed: before that, an absent Secret may just not be listed yet. */
@@ -133,11 +131,10 @@ export class KubernetesCredentialSource extends EventEmitter<CredentialSourceEve
       // Never step back to an older generation (a stale read, a replayed event).
       if (this.#raw && doc.generation < this.#raw.generation) return;
     }
-    if (doc === this.#raw && this.#changes === this.#announcedChanges && this.#healthy) return;
+    if (doc === this.#raw && this.#changes === this.#announcedChanges && !this.#broken) return;
     this.#raw = doc;
     this.#rawVersion = version;
     this.#announcedChanges = this.#changes;
-    this.#healthy = true;
     this.#broken = undefined;
     this.#retryDelayMs = 0;
     this.#current = applyPasswordChanges(doc, this.#changes);
@@ -145,7 +142,6 @@ export class KubernetesCredentialSource extends EventEmitter<CredentialSourceEve
   }
 
   #invalid(error: Error): void {
-    this.#healthy = false;
     this.#broken = error;
     this.emit("invalid", error);
   }
