@@ -10,6 +10,11 @@
 //   parameter branch is tried (chi backtracks per method): `GET /dag-runs/enqueue` is
 //   `listDAGRunsByName` with `name = "enqueue"`;
 // - a parameter matches one whole segment and is percent-decoded once for its value;
+// - `%25` (an encoded `%`) is refused anywhere: Dagu may decode a value twice (when the raw path is the
+//   canonical encoding of its decoded form, Go leaves URL.RawPath empty, chi routes on the decoded path and
+//   oapi-codegen's parameter binding unescapes the value again), so `%252F..` would reach a handler as
+//   `/..` after passing checks made on the once-decoded `%2F..`. Without `%25` no `%` survives the first
+//   decoding, and a second one changes nothing: the value checked is the value Dagu uses;
 // - a trailing slash never matches (Dagu's RedirectSlashes answers 301 to the path without it);
 // - HEAD and OPTIONS are not GET: chi answers 405 for them (no GetHead middleware), so they match nothing.
 import { DAGU_ROUTES, type DaguRoute } from "./routes.ts";
@@ -50,6 +55,8 @@ const RAW_PATH_CHARS = /^[A-Za-z0-9\-._~!$&'()*+,=:@%/]*$/;
 const VALID_ESCAPES = /%(?![0-9A-Fa-f]{2})/;
 const ENCODED_BACKSLASH = /%5c/i;
 const ENCODED_SLASH = /%2f/i;
+// An encoded `%`: the start of a double encoding (see the header).
+const ENCODED_PERCENT = "%25";
 // C0 controls and DEL; also refused after decoding.
 // eslint-disable-next-line no-control-regex
 const CONTROL_CHARS = /[\u0000-\u001f\u007f]/;
@@ -180,6 +187,7 @@ export function createRouteMatcher(routes: readonly DaguRoute[] = DAGU_ROUTES, o
     if (rawPath.length === 0 || rawPath.length > maxPathLength || !rawPath.startsWith("/")) return BAD_PATH;
     if (!RAW_PATH_CHARS.test(rawPath) || VALID_ESCAPES.test(rawPath)) return BAD_PATH;
     if (ENCODED_BACKSLASH.test(rawPath) || rawPath.includes("//")) return BAD_PATH;
+    if (rawPath.includes(ENCODED_PERCENT)) return BAD_PATH;
 
     const segments = rawPath.slice(1).split("/");
     const trailingSlash = rawPath.length > 1 && rawPath.endsWith("/");

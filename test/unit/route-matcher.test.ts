@@ -158,9 +158,18 @@ describe("path tricks", () => {
     ["GET", "/api/v1/dags/%C0%AE%C0%AE/spec", "bad_path"],
     ["GET", "/api/v1/dags/%FF/spec", "bad_path"],
     ["GET", "/api/v1/dags/%E2%80%AE/spec", "getDAGSpec", { fileName: "\u202e" }],
-    // double encoding is decoded once only
-    ["GET", "/api/v1/dags/%252e%252e/spec", "getDAGSpec", { fileName: "%2e%2e" }],
-    ["GET", "/api/v1/dags/a%252Fb/spec", "getDAGSpec", { fileName: "a%2Fb" }],
+    // double encoding: Dagu may decode a value twice, so an encoded `%` is refused anywhere (issue 15)
+    ["GET", "/api/v1/dags/%252e%252e/spec", "bad_path"],
+    ["GET", "/api/v1/dags/a%252Fb/spec", "bad_path"],
+    ["GET", "/api/v1/dags/%252Fetc%252Fdagu%252Fconfig/spec", "bad_path"],
+    ["GET", "/api/v1/dags/..%252F..%252Fx/spec", "bad_path"],
+    ["GET", "/api/v1/sync/items/..%252F..%252Fetc/diff", "bad_path"],
+    ["GET", "/api/v1/sync/items/a%255Cb/diff", "bad_path"],
+    ["GET", "/api/v1/dags/etl%2500/spec", "bad_path"],
+    ["GET", "/api/v1/dags/%25%32%65%25%32%65/spec", "bad_path"],
+    ["GET", "/api/v1/dags/%25/spec", "bad_path"],
+    ["GET", "/%252e%252e/etc/passwd", "bad_path"],
+    ["GET", "/api/v2/dags/%252Fetc%252Fdagu%252Fconfig/spec", "bad_path"],
     // overlong paths
     ["GET", `/api/v1/dags/${"a".repeat(5000)}`, "bad_path"],
     ["GET", "", "bad_path"],
@@ -240,6 +249,7 @@ describe("property: the matcher is total and only accepts normal paths", () => {
     "api", "v1", "API", "dags", "dag-runs", "sync", "items", "diff", "spec", "etl", "search", "enqueue",
     "events", "stream", "users", "_global", "profiles", "webhooks", "steps", "log",
     ".", "..", "%2e", "%2E", "%2f", "%2F", "%5c", "%5C", "%25", "%00", "%0a", "%C0%AE", "%E2%9C%93", "%FF",
+    "%252e", "%252E", "%252f", "%252F", "%255c", "%255C", "%2500", "%250a", "%25%32%65", "%25%32%66", "%2",
     "%", "%2", "%zz", "\\", ";", "?", "#", " ", "\u0000", "é", "\uFFFF", "+", "~", "@", ":",
   ];
   const rawPath = fc
@@ -285,6 +295,20 @@ describe("property: the matcher is total and only accepts normal paths", () => {
     for (const value of Object.values(result.params)) {
       // eslint-disable-next-line no-control-regex
       assert.ok(!/[\u0000-\u001f\u007f\\]/.test(value), `control character or backslash in ${JSON.stringify(value)}`);
+      // Dagu may decode a value a second time (issue 15): that must change nothing.
+      assert.ok(!value.includes("%"), `a value that a second decoding would change: ${JSON.stringify(value)}`);
+    }
+    // The whole path decoded twice, as Dagu may see it, passes the same checks as decoded once.
+    for (const segment of segments) {
+      const twice = decodeURIComponent(decodeURIComponent(segment));
+      assert.ok(twice !== "." && twice !== "..", `dot segment after two decodings in ${path}`);
+      // eslint-disable-next-line no-control-regex
+      assert.ok(!/[\u0000-\u001f\u007f\\]/.test(twice), `control character or backslash after two decodings in ${path}`);
+      if (twice.includes("/")) {
+        const slashParams = result.route.slashParams ?? [];
+        assert.ok(slashParams.some((name) => result.params[name] === twice), `slash after two decodings outside a slash parameter in ${path}`);
+        assert.ok(twice.split("/").every((part) => part !== "" && part !== "." && part !== ".."), `dot part after two decodings in ${path}`);
+      }
     }
     // Matching is stable: the accepted path matches the same route again.
     const again = matchRoute(result.route.method, path);
