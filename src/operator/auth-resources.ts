@@ -39,7 +39,9 @@ export function sidecarObjects(auth: KubeObject, spec: DaguAuthSpec, shardNames:
   ];
   if (tls) rules.push({ apiGroups: [""], resources: ["secrets"], resourceNames: [tls], verbs: ["get", "list", "watch"] });
   return [
-    { apiVersion: "v1", kind: "ServiceAccount", metadata: meta(auth, sa) },
+    // No automatic token: a pod that runs as it (by mistake, or Dagu's other components) gets none;
+    // the injected pod and the example project one into the sidecar container alone (ADR 0011).
+    { apiVersion: "v1", kind: "ServiceAccount", metadata: meta(auth, sa), automountServiceAccountToken: false },
     { apiVersion: "rbac.authorization.k8s.io/v1", kind: "Role", metadata: meta(auth, role), rules },
     {
       apiVersion: "rbac.authorization.k8s.io/v1",

@@ -28,6 +28,7 @@ import { reconcileDaguUser } from "./dagu-user-reconciler.ts";
 import { reconcileDaguApiKey } from "./dagu-api-key-reconciler.ts";
 import { reconcileDaguWebhook } from "./dagu-webhook-reconciler.ts";
 import { SecretReferences } from "./secret-references.ts";
+import { startInjection, type InjectionOptions, type RunningInjection } from "./injection/index.ts";
 
 /** How long each step of a graceful stop may take before the next one starts anyway. */
 const STOP_STEP_MS = 10_000;
@@ -51,10 +52,13 @@ export interface OperatorOptions {
   resyncPeriodMs?: number;
   /** Shard the credentials document above this many bytes (default MAX_INLINE_BYTES, about 900 KiB). */
   maxInlineBytes?: number;
+  /** The sidecar injection webhook (served by every replica, leader or not). */
+  injection?: InjectionOptions;
 }
 
 export interface RunningOperator {
   health?: HealthServer;
+  injection?: RunningInjection;
   metrics: OperatorMetrics;
   readonly isLeader: boolean;
   /** Stops reconciling, releases the lease (so a follower takes over at once), stops the caches. */
@@ -269,12 +273,15 @@ export async function startOperator(options: OperatorOptions): Promise<RunningOp
       })
     : undefined;
 
+  const injection = options.injection
+    ? await startInjection({ kubeConfig, logger: log, registry: metrics.registry, auths: caches.auths, serviceAccounts: owned[0]!, options: options.injection })
+    : undefined;
   let health: HealthServer | undefined;
   if (options.healthAddress !== undefined) {
     health = await startHealthServer({
       address: options.healthAddress,
       registry: metrics.registry,
-      readiness: [informersSynced(all), ...(elector ? [leaderElectionHealthy(elector)] : [])],
+      readiness: [informersSynced(all), ...(elector ? [leaderElectionHealthy(elector)] : []), ...(injection ? [injection.readiness] : [])],
     });
   }
 
@@ -333,6 +340,7 @@ export async function startOperator(options: OperatorOptions): Promise<RunningOp
 
   return {
     ...(health ? { health } : {}),
+    ...(injection ? { injection } : {}),
     metrics,
     get isLeader() {
       return leading;
@@ -353,6 +361,7 @@ export async function startOperator(options: OperatorOptions): Promise<RunningOp
         if (elector) await bounded("leader election", elector.stop());
         stopCertificatePoll.abort();
         await bounded("watches", Promise.all([...all, certificates].map((i) => i.stop())));
+        if (injection) await bounded("injection webhook", injection.stop());
         if (health) await bounded("health server", health.close());
       })();
       return stopping;

@@ -242,6 +242,14 @@ export class Sidecar {
       sendJson(res, ready ? 200 : 503, ready ? { status: "ready" } : { status: "not ready", reason: why });
       return true;
     }
+    // Dagu's own health, asked directly (only here: the metrics address is not the one users reach).
+    // Injected pods probe Dagu's container through it, so Dagu is judged by Dagu's answer alone.
+    if (path === "/dagu/healthz" && metricsServer) {
+      const answer = this.#profile ? await this.upstream.probe(`${this.#profile.prefix}/health`) : undefined;
+      const ok = answer?.status === 200;
+      sendJson(res, ok ? 200 : 503, { status: ok ? "ok" : "unavailable", ...(answer ? { daguStatus: answer.status } : { reason: this.#profile ? "Dagu does not answer" : "Dagu API not detected yet" }) });
+      return true;
+    }
     if (path === "/metrics" && (metricsServer || !this.#options.metricsListen)) {
       const body = await this.metrics.registry.metrics();
       res.writeHead(200, { "Content-Type": this.metrics.registry.contentType, "Content-Length": Buffer.byteLength(body) });
