@@ -15,6 +15,8 @@ export const MAX_INLINE_BYTES = 900 * 1024;
 
 export const credentialsSecretName = (authName: string) => `${authName}-credentials`;
 export const passwordChangesSecretName = (authName: string) => `${authName}-password-changes`;
+/** Login throttling shared by the sidecar replicas (src/sidecar/sources/kubernetes-throttle.ts). */
+export const loginThrottleSecretName = (authName: string) => `${authName}-login-throttle`;
 /** Shard Secrets carry the generation in their name: a shard is written once and never changed. */
 export const shardSecretName = (authName: string, generation: number, index: number) =>
   `${authName}-credentials-g${generation}-${index}`;

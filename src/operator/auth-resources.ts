@@ -3,7 +3,7 @@
 // name, the password-changes Secret to patch, the TLS Secret), the
 // password-changes Secret itself, and a cert-manager Certificate when an issuer is
 // named. Pure builders; the reconciler applies them.
-import { credentialsSecretName, passwordChangesSecretName, type DaguAuthSpec } from "../api/index.ts";
+import { credentialsSecretName, loginThrottleSecretName, passwordChangesSecretName, type DaguAuthSpec } from "../api/index.ts";
 import { AUTH_LABEL, MANAGED_BY_LABEL, MANAGED_BY_VALUE } from "./context.ts";
 import { ownerReference } from "./runtime/apply.ts";
 import { operatorStateSecretName } from "./operator-state.ts";
@@ -36,6 +36,8 @@ export function sidecarObjects(auth: KubeObject, spec: DaguAuthSpec, shardNames:
     // (a fieldSelector on metadata.name), which is how the sidecar watches.
     { apiGroups: [""], resources: ["secrets"], resourceNames: [credentialsSecretName(name), ...shardNames], verbs: ["get", "list", "watch"] },
     { apiGroups: [""], resources: ["secrets"], resourceNames: [passwordChangesSecretName(name)], verbs: ["get", "list", "watch", "patch"] },
+    // Login throttling shared by the sidecar replicas: each writes its own key of this Secret.
+    { apiGroups: [""], resources: ["secrets"], resourceNames: [loginThrottleSecretName(name)], verbs: ["get", "list", "watch", "patch"] },
   ];
   if (tls) rules.push({ apiGroups: [""], resources: ["secrets"], resourceNames: [tls], verbs: ["get", "list", "watch"] });
   return [
@@ -56,6 +58,15 @@ export function sidecarObjects(auth: KubeObject, spec: DaguAuthSpec, shardNames:
 /** Created empty once; afterwards its data belongs to the sidecar (the operator only reads it). */
 export function passwordChangesSecret(auth: KubeObject): KubeObject {
   return { apiVersion: "v1", kind: "Secret", metadata: meta(auth, passwordChangesSecretName(auth.metadata.name!)), type: "Opaque", data: {} };
+}
+
+/**
+ * Created empty once; its data belongs to the sidecar replicas (each writes its own key, several times a
+ * second during an attack). Without the auth label: its changes are none of the DaguAuth's reconciles.
+ */
+export function loginThrottleSecret(auth: KubeObject): KubeObject {
+  const metadata = meta(auth, loginThrottleSecretName(auth.metadata.name!));
+  return { apiVersion: "v1", kind: "Secret", metadata: { ...metadata, labels: { [MANAGED_BY_LABEL]: MANAGED_BY_VALUE } }, type: "Opaque", data: {} };
 }
 
 export function certificate(auth: KubeObject, spec: DaguAuthSpec): KubeObject | undefined {

@@ -30,7 +30,7 @@ import { pending, readyIsCurrent, type ReadyState } from "./conditions.ts";
 import { keyOf, ownedSecret, secretData, splitKey, type OperatorContext } from "./context.ts";
 import type { AuthMaterials, WrittenSecret } from "./materials.ts";
 import { assembleCredentials, type AdminInput } from "./credentials-assembly.ts";
-import { certificate, passwordChangesSecret, sidecarObjects, sidecarServiceAccountName, tlsSecretName } from "./auth-resources.ts";
+import { certificate, loginThrottleSecret, passwordChangesSecret, sidecarObjects, sidecarServiceAccountName, tlsSecretName } from "./auth-resources.ts";
 import { newOperatorState, OPERATOR_STATE_KEY, operatorStateSecretName, resolvePassword, type OperatorState, type PasswordRecord } from "./operator-state.ts";
 import { readOperatorState, stateBucketSecretName, storeOperatorState, type LoadedState } from "./operator-state-secret.ts";
 import { appliedId, carries, pruneOwned } from "./owned-objects.ts";
@@ -258,8 +258,9 @@ export async function reconcileDaguAuth(ctx: OperatorContext, key: string): Prom
   }
   const pruned = await pruneOwned(ctx, auth, new Set([...supporting, ...(cert ? [cert] : [])].map(appliedId)));
   for (const what of pruned) ctx.events.normal(auth, "Pruned", `deleted ${what}, which this DaguAuth no longer uses`);
-  if (!(await ctx.secrets.get(namespace, passwordChangesSecretName(name)))) {
-    await ctx.writer.create(passwordChangesSecret(auth)).catch((err: unknown) => {
+  for (const created of [passwordChangesSecret(auth), loginThrottleSecret(auth)]) {
+    if (await ctx.secrets.get(namespace, created.metadata.name!)) continue;
+    await ctx.writer.create(created).catch((err: unknown) => {
       if ((err as { code?: number }).code !== 409) throw err;
     });
   }

@@ -10,6 +10,7 @@
 // or failed within the window, whatever the concurrency.
 import type { Credentials } from "../api/credentials.ts";
 import { boundedVerification } from "../common/password-hash.ts";
+import type { PeerThrottleState, ThrottlePeers } from "./throttle-peers.ts";
 
 export type LoginSettings = Credentials["login"];
 
@@ -50,11 +51,14 @@ export type Reservation = (ThrottleDecision & { readonly allowed: false }) | { r
 export class LoginThrottle {
   readonly #entries = new Map<string, Entry>();
   readonly #maxKeys: number;
+  /** Other replicas of the same DaguAuth (throttle-peers.ts): their failures and locks count here too. */
+  readonly #peers: ThrottlePeers | undefined;
   #settings: LoginSettings;
 
-  constructor(settings: LoginSettings, maxKeys = 50_000) {
+  constructor(settings: LoginSettings, maxKeys = 50_000, peers?: ThrottlePeers) {
     this.#settings = settings;
     this.#maxKeys = maxKeys;
+    this.#peers = peers;
   }
 
   /** New settings apply to the next decision; recorded failures and reservations are kept. */
@@ -70,11 +74,14 @@ export class LoginThrottle {
     let freedAt = 0;
     for (const [key, limit] of this.#keys(username, address)) {
       const entry = this.#live(key, now);
-      if (!entry) continue;
-      if (entry.lockedUntil > now) lockedUntil = Math.max(lockedUntil, entry.lockedUntil);
-      else if (entry.failures.length + entry.pending >= limit) {
+      const remote = this.#remote(key, now);
+      if (!entry && !remote) continue;
+      const lock = Math.max(entry?.lockedUntil ?? 0, remote?.lockedUntil ?? 0);
+      const failures = this.#merged(entry, remote);
+      if (lock > now) lockedUntil = Math.max(lockedUntil, lock);
+      else if (failures.length + (entry?.pending ?? 0) >= limit) {
         full = true;
-        if (entry.failures.length >= limit) freedAt = Math.max(freedAt, entry.failures[entry.failures.length - limit]! + this.#settings.windowSeconds * 1000);
+        if (failures.length >= limit) freedAt = Math.max(freedAt, failures[failures.length - limit]! + this.#settings.windowSeconds * 1000);
       }
     }
     if (lockedUntil > now) return { allowed: false, retryAfterSeconds: Math.ceil((lockedUntil - now) / 1000) };
@@ -149,6 +156,8 @@ export class LoginThrottle {
   recordSuccess(username: string): void {
     const key = userKey(username);
     const entry = this.#entries.get(key);
+    // The other replicas forget the username's failures too.
+    if (entry || this.#remote(key, Date.now())) this.#peers?.publish(key, { failures: [], lockedUntil: 0, clearedAt: Date.now() }, Date.now() + this.#settings.windowSeconds * 1000);
     if (!entry) return;
     if (entry.pending > 0) Object.assign(entry, { failures: [], lockedUntil: 0 });
     else this.#entries.delete(key);
@@ -199,10 +208,25 @@ export class LoginThrottle {
     const entry = this.#touch(key, now);
     entry.failures.push(now);
     if (entry.failures.length > limit) entry.failures.splice(0, entry.failures.length - limit);
-    if (entry.failures.length >= limit) {
+    // Failures counted on the other replicas bring the lock as near as local ones.
+    if (this.#merged(entry, this.#remote(key, now)).length >= limit) {
       entry.lockedUntil = now + this.#settings.lockoutSeconds * 1000;
       entry.failures = [];
     }
+    // A lock consumes the failures that led to it, on every replica (clearedAt), as it does here.
+    const keepUntil = Math.max(entry.lockedUntil, now + this.#settings.windowSeconds * 1000);
+    this.#peers?.publish(key, { failures: [...entry.failures], lockedUntil: entry.lockedUntil, clearedAt: entry.lockedUntil > now ? now : 0 }, keepUntil);
+  }
+
+  #remote(key: string, now: number): PeerThrottleState | undefined {
+    return this.#peers?.remote(key, now - this.#settings.windowSeconds * 1000, now);
+  }
+
+  /** This replica's failures and the others', oldest first; none from before a success anywhere. */
+  #merged(entry: Entry | undefined, remote: PeerThrottleState | undefined): number[] {
+    if (!remote) return entry?.failures ?? [];
+    const local = (entry?.failures ?? []).filter((t) => t > remote.clearedAt);
+    return [...local, ...remote.failures].sort((a, b) => a - b);
   }
 
   /** Drops keys that hold nothing; if the map is still full, the least recently used tenth, never one still hashing. */

@@ -54,8 +54,15 @@ export async function runSidecar(argv: readonly string[], env: NodeJS.ProcessEnv
   }
   const log = createLogger({ level: args.logLevel });
   let sidecar: Sidecar;
+  let peers: { stop(): Promise<void> } | undefined;
   try {
     const source = await createSource(args, env, log);
+    // Replicas of one DaguAuth share their login throttling through a Secret (sources/kubernetes-throttle.ts).
+    const throttlePeers = args.kubernetes
+      ? new (await import("./sources/kubernetes-throttle.ts")).KubernetesThrottlePeers({ kubeConfig: await kubeConfigFor(args), namespace: args.namespace!, authName: args.auth!, logger: log })
+      : undefined;
+    throttlePeers?.start();
+    peers = throttlePeers;
     sidecar = new Sidecar({
       upstream: args.upstream,
       listen: args.listen,
@@ -70,6 +77,7 @@ export async function runSidecar(argv: readonly string[], env: NodeJS.ProcessEnv
       maxBodyBytes: args.maxBodyBytes,
       maxHeaderBytes: args.maxHeaderBytes,
       logger: log,
+      ...(throttlePeers ? { throttlePeers } : {}),
     });
     await sidecar.start();
   } catch (error) {
@@ -84,6 +92,7 @@ export async function runSidecar(argv: readonly string[], env: NodeJS.ProcessEnv
   });
   log.info({ signal }, "shutting down");
   await sidecar.stop();
+  await peers?.stop();
   log.info("stopped");
   log.flush();
   return 0;

@@ -18,6 +18,7 @@ import { daguApiProfile, detectDaguApi, type DaguApiProfile, type DaguApiVersion
 import { clientProto, connectionTokens, forwardRequestHeaders, TrustedProxies } from "./headers.ts";
 import { discardBody, HttpError, sendError, sendJson } from "./http-util.ts";
 import { LoginThrottle } from "./login-throttle.ts";
+import type { ThrottlePeers } from "./throttle-peers.ts";
 import { SidecarMetrics, type Decision } from "./metrics.ts";
 import { isWebSocketUpgrade, proxyHttp, proxyUpgrade } from "./proxy.ts";
 import { queryParam, withoutParam } from "./query.ts";
@@ -44,6 +45,8 @@ export interface SidecarOptions {
   readonly maxHeaderBytes?: number;
   readonly maxBodyBytes?: number;
   readonly logger: Logger;
+  /** The other replicas of the same DaguAuth, with which login throttling is shared (Kubernetes mode). */
+  readonly throttlePeers?: ThrottlePeers;
 }
 
 export const DEFAULT_MAX_HEADER_BYTES = 16 * 1024;
@@ -56,7 +59,7 @@ export class Sidecar {
   readonly #options: SidecarOptions;
   readonly #log: Logger;
   readonly #auditLog: Logger;
-  readonly #throttle = new LoginThrottle({ maxAttempts: 5, windowSeconds: 900, lockoutSeconds: 900 });
+  readonly #throttle: LoginThrottle;
   readonly #auth: Authenticator;
   readonly #authApi: AuthApi;
   readonly #webhooks: WebhookTrigger;
@@ -82,6 +85,7 @@ export class Sidecar {
     this.upstream = new Upstream({ url: options.upstream });
     this.store = new CredentialStore(options.source);
     this.metrics = new SidecarMetrics(this.store);
+    this.#throttle = new LoginThrottle({ maxAttempts: 5, windowSeconds: 900, lockoutSeconds: 900 }, undefined, options.throttlePeers);
     this.#auth = new Authenticator(this.#throttle);
     this.#authApi = new AuthApi({ store: this.store, throttle: this.#throttle, profile: () => this.#profile! });
     this.#webhooks = new WebhookTrigger(this.upstream, () => this.#profile!);
