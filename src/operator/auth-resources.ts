@@ -26,7 +26,7 @@ function meta(auth: KubeObject, name: string): KubeObject["metadata"] {
  * Names of the credentials Secrets the sidecar may read. Shards are named by
  * generation, so the Role lists the ones in use and is updated with them.
  */
-export function sidecarObjects(auth: KubeObject, spec: DaguAuthSpec, shardNames: readonly string[]): KubeObject[] {
+export function sidecarObjects(auth: KubeObject, spec: DaguAuthSpec, shardNames: readonly string[], remoteNodeSecrets: readonly string[] = []): KubeObject[] {
   const name = auth.metadata.name!;
   const sa = sidecarServiceAccountName(auth, spec);
   const role = sidecarRoleName(auth);
@@ -40,6 +40,8 @@ export function sidecarObjects(auth: KubeObject, spec: DaguAuthSpec, shardNames:
     { apiGroups: [""], resources: ["secrets"], resourceNames: [loginThrottleSecretName(name)], verbs: ["get", "list", "watch", "patch"] },
   ];
   if (tls) rules.push({ apiGroups: [""], resources: ["secrets"], resourceNames: [tls], verbs: ["get", "list", "watch"] });
+  // The keys (and CAs) of the remote nodes, which the sidecar sends (remote-nodes.ts).
+  if (remoteNodeSecrets.length > 0) rules.push({ apiGroups: [""], resources: ["secrets"], resourceNames: [...remoteNodeSecrets], verbs: ["get", "list", "watch"] });
   return [
     // No automatic token: a pod that runs as it (by mistake, or Dagu's other components) gets none;
     // the injected pod and the example project one into the sidecar container alone (ADR 0011).

@@ -35,6 +35,7 @@ import { newOperatorState, OPERATOR_STATE_KEY, operatorStateSecretName, resolveP
 import { readOperatorState, stateBucketSecretName, storeOperatorState, type LoadedState } from "./operator-state-secret.ts";
 import { appliedId, carries, pruneOwned } from "./owned-objects.ts";
 import { planSigningKeys } from "./signing-keys.ts";
+import { resolveRemoteNodes } from "./remote-nodes.ts";
 import type { KubeObject } from "../common/kube/client.ts";
 import type { Result } from "./runtime/work-queue.ts";
 
@@ -156,6 +157,10 @@ export async function reconcileDaguAuth(ctx: OperatorContext, key: string): Prom
     else if (!data["tls.crt"] || !data["tls.key"]) problems.push({ ready: false, reason: "SecretKeyNotFound", message: `Secret ${spec.tls.secretName} (spec.tls.secretName) needs tls.crt and tls.key` });
   }
 
+  // Remote nodes: which Secrets hold their keys (the sidecar reads them itself).
+  const remote = await resolveRemoteNodes(auth, spec, ctx.caches.apiKeys, ctx.secrets);
+  problems.push(...remote.problems);
+
   // 3. Every child must have answered for its current generation, or a restart
   //    would publish a document that lacks users it has not reconciled yet.
   //    Only builtin mode has children; in basic mode they are refused (DaguAuthNotBuiltin) and never answer.
@@ -226,7 +231,7 @@ export async function reconcileDaguAuth(ctx: OperatorContext, key: string): Prom
     problems.push({ ready: false, reason: "PasswordChangesInvalid", message: `Secret ${passwordChangesSecretName(name)} is not valid; the self-service password changes read before stay in force` });
   }
   const changes = materials.passwordChanges ?? {};
-  const assembly = assembleCredentials({ authName: name, authUid: auth.metadata.uid!, namespace, spec, materials, ...(admin ? { admin } : {}), ...(basic ? { basic } : {}), ...(signing ? { signing } : {}), changes });
+  const assembly = assembleCredentials({ authName: name, authUid: auth.metadata.uid!, namespace, spec, materials, ...(admin ? { admin } : {}), ...(basic ? { basic } : {}), ...(signing ? { signing } : {}), changes, remoteNodes: remote.nodes });
   const existing = await readCurrentCredentials(ctx, materials, namespace, name);
   // A generation is never reused (the sidecar ignores a repeated one), whatever a cache says.
   let generation = Math.max(existing?.generation ?? 0, materials.published?.generation ?? 0);
@@ -238,7 +243,7 @@ export async function reconcileDaguAuth(ctx: OperatorContext, key: string): Prom
       generation += 1;
       const doc = Credentials.parse({ ...assembly.document, generation });
       // The sidecar's Role must name new shards before the index that points to them is written.
-      const allowShards = (names: readonly string[]) => Promise.all(sidecarObjects(auth, spec, [...new Set([...(existing?.shardNames ?? []), ...names])]).map((o) => applyIfChanged(ctx, o)));
+      const allowShards = (names: readonly string[]) => Promise.all(sidecarObjects(auth, spec, [...new Set([...(existing?.shardNames ?? []), ...names])], remote.secretNames).map((o) => applyIfChanged(ctx, o)));
       const written = await writeCredentials(ctx, auth, doc, existing?.shardNames ?? [], allowShards);
       shardNames = written.shardNames;
       materials.writtenCredentials = { resourceVersion: written.resourceVersion, current: { generation, document: doc, shardNames }, at: Date.now() };
@@ -247,7 +252,7 @@ export async function reconcileDaguAuth(ctx: OperatorContext, key: string): Prom
 
   // 6. Supporting objects, each written only when it differs from what was applied; what it
   //    owned before and no longer wants is deleted.
-  const supporting = sidecarObjects(auth, spec, shardNames);
+  const supporting = sidecarObjects(auth, spec, shardNames, remote.secretNames);
   for (const obj of supporting) await applyIfChanged(ctx, obj);
   const cert = certificate(auth, spec);
   if (cert) {
@@ -294,9 +299,13 @@ export async function reconcileDaguAuth(ctx: OperatorContext, key: string): Prom
     ...(spec.tls ? { tlsSecretName: tlsSecretName(auth, spec) } : {}),
   });
   if (hashes > 0) ctx.log.debug({ daguAuth: key, hashes }, "hashed passwords");
-  const nextKeyChange = signing?.keys.map((k) => (k.notAfter ? Date.parse(k.notAfter) - now.getTime() + 1000 : Infinity)).reduce((a, b) => Math.min(a, b), Infinity);
-  return nextKeyChange !== undefined && Number.isFinite(nextKeyChange) ? { requeueAfter: Math.max(1000, nextKeyChange) } : undefined;
+  const nextKeyChange = signing?.keys.map((k) => (k.notAfter ? Date.parse(k.notAfter) - now.getTime() + 1000 : Infinity)).reduce((a, b) => Math.min(a, b), Infinity) ?? Infinity;
+  // A remote node's key Secret appears when its DaguApiKey is reconciled: look again shortly.
+  const next = Math.min(nextKeyChange, remote.problems.length > 0 ? REMOTE_NODE_RETRY_MS : Infinity);
+  return Number.isFinite(next) ? { requeueAfter: Math.max(1000, next) } : undefined;
 }
+
+const REMOTE_NODE_RETRY_MS = 5000;
 
 /** How long a difference between the cache and our last write counts as the cache lagging. */
 const CACHE_LAG_MS = 2000;

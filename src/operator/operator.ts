@@ -28,6 +28,7 @@ import { reconcileDaguUser } from "./dagu-user-reconciler.ts";
 import { reconcileDaguApiKey } from "./dagu-api-key-reconciler.ts";
 import { reconcileDaguWebhook } from "./dagu-webhook-reconciler.ts";
 import { SecretReferences } from "./secret-references.ts";
+import { authsUsingApiKey } from "./remote-nodes.ts";
 import { startInjection, type InjectionOptions, type RunningInjection } from "./injection/index.ts";
 
 /** How long each step of a graceful stop may take before the next one starts anyway. */
@@ -184,6 +185,13 @@ export async function startOperator(options: OperatorOptions): Promise<RunningOp
   route(informers.auths, ctx.enqueue.auth, childrenOfAuth);
   route(informers.users, ctx.enqueue.user);
   route(informers.apiKeys, ctx.enqueue.apiKey);
+  // A DaguAuth whose remote nodes use an API key learns where its key is (and that it exists) from it.
+  const authsOfKey = (k: KubeObject) => {
+    for (const a of authsUsingApiKey(caches.auths, k.metadata.namespace ?? "", k.metadata.name ?? "")) ctx.enqueue.auth(keyOf(a));
+  };
+  informers.apiKeys.onAdd(authsOfKey);
+  informers.apiKeys.onUpdate((a, b) => a.metadata.generation !== b.metadata.generation && authsOfKey(b));
+  informers.apiKeys.onDelete(authsOfKey);
   route(informers.webhooks, ctx.enqueue.webhook);
   const onSecret = (s: KubeObject) => {
     const ns = s.metadata.namespace ?? "";

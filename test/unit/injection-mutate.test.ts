@@ -145,6 +145,8 @@ test("idempotent for any port layout, flag form and probe (property)", () => {
       assert.equal(s.ports![0]!.containerPort, port, "the sidecar listens where Dagu did");
       assert.ok(![port, metrics, ...others].includes(daguPort), "Dagu's new port collides with nothing declared");
       assert.ok(![port, ...others].includes(metrics));
+      const egress = Number(s.args![s.args!.indexOf("--egress-listen") + 1]!.split(":")[1]);
+      assert.ok(![port, metrics, daguPort, ...others].includes(egress), "the egress port collides with nothing");
       assert.equal(flagValue(d, "port"), undefined, "no --port flag left to outrank DAGU_PORT");
       assert.equal(d.readinessProbe?.httpGet?.port, metrics);
       assert.deepEqual(injected(once), once);

@@ -116,5 +116,5 @@ npm run generate writes from src/operator/rbac.ts. Usage: include "dagu-auth-ope
 {{/* What the operator is told about the sidecar it injects (--injection-config; src/operator/injection/config.ts). */}}
 {{- define "dagu-auth-operator.injectionConfig" -}}
 {{- $s := .Values.injection.sidecar }}
-{{- dict "sidecar" (dict "image" (include "dagu-auth-operator.sidecarImage" .) "imagePullPolicy" $s.imagePullPolicy "resources" $s.resources "securityContext" $s.securityContext "metricsPort" $s.metricsPort "logLevel" $s.logLevel) "daguPort" .Values.injection.daguPort | toPrettyJson }}
+{{- dict "sidecar" (dict "image" (include "dagu-auth-operator.sidecarImage" .) "imagePullPolicy" $s.imagePullPolicy "resources" $s.resources "securityContext" $s.securityContext "metricsPort" $s.metricsPort "logLevel" $s.logLevel) "daguPort" .Values.injection.daguPort "egressPort" .Values.injection.egressPort | toPrettyJson }}
 {{- end }}

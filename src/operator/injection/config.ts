@@ -37,6 +37,8 @@ export const InjectionConfig = z.strictObject({
     .describe("The sidecar container."),
   /** Dagu moves to 127.0.0.1 on this port (the next free one if the pod declares it). */
   daguPort: port.default(18080),
+  /** The sidecar's egress to Dagu's remote nodes, on 127.0.0.1 (docs/remote-nodes.md). */
+  egressPort: port.default(18090),
 });
 export type InjectionConfig = z.infer<typeof InjectionConfig>;
 export type InjectionConfigInput = z.input<typeof InjectionConfig>;

@@ -82,6 +82,8 @@ export function injectPod(input: Pod, target: InjectionTarget, config: Injection
   const metricsPort = firstFree(config.sidecar.metricsPort, taken);
   taken.add(metricsPort);
   const daguPort = firstFree(config.daguPort, taken);
+  taken.add(daguPort);
+  const egressPort = firstFree(config.egressPort, taken);
 
   // Tokens: only the sidecar's. The one the ServiceAccount admission added goes; any other token
   // mounted into another container would hand it the sidecar's identity.
@@ -95,7 +97,7 @@ export function injectPod(input: Pod, target: InjectionTarget, config: Injection
   const dropMounts = (c: Container): Container => (c.volumeMounts?.some((m) => autoVolumes.has(m.name)) ? { ...c, volumeMounts: c.volumeMounts.filter((m) => !autoVolumes.has(m.name)) } : c);
 
   const injectedDagu = rewriteDagu(dropMounts(dagu), publicPort, daguPort, metricsPort);
-  const sidecar = sidecarContainer(target, config, publicPort, daguPort, metricsPort);
+  const sidecar = sidecarContainer(target, config, publicPort, { dagu: daguPort, metrics: metricsPort, egress: egressPort });
   const containers = spec.containers.map((c) => (c === dagu ? injectedDagu : c === existing ? sidecar : dropMounts(c)));
   if (!existing) containers.push(sidecar);
   spec.containers = containers;
@@ -187,8 +189,9 @@ const probe = (path: string, metricsPort: number, timing: { periodSeconds: numbe
   successThreshold: 1,
 });
 
-function sidecarContainer(target: InjectionTarget, config: InjectionConfig, publicPort: ContainerPort, daguPort: number, metricsPort: number): Container {
+function sidecarContainer(target: InjectionTarget, config: InjectionConfig, publicPort: ContainerPort, ports: { dagu: number; metrics: number; egress: number }): Container {
   const s = config.sidecar;
+  const { dagu: daguPort, metrics: metricsPort } = ports;
   const args = [
     "--kubernetes",
     "--namespace",
@@ -201,6 +204,9 @@ function sidecarContainer(target: InjectionTarget, config: InjectionConfig, publ
     `0.0.0.0:${publicPort.containerPort}`,
     "--metrics-listen",
     `0.0.0.0:${metricsPort}`,
+    // Dagu's remote nodes go out through the sidecar, which adds their keys (loopback only).
+    "--egress-listen",
+    `127.0.0.1:${ports.egress}`,
     ...(target.tlsSecretName ? ["--tls-secret", target.tlsSecretName] : []),
     "--log-level",
     s.logLevel,
