@@ -33,7 +33,8 @@ export interface Writer {
   update(obj: KubeObject): Promise<KubeObject>;
   /** Get directly from the API (not the cache). */
   get(apiVersion: string, kind: string, namespace: string, name: string): Promise<KubeObject | undefined>;
-  delete(apiVersion: string, kind: string, namespace: string, name: string): Promise<void>;
+  /** Deletes; with `uid`, only that object (not a namesake created since). A missing object is no error. */
+  delete(apiVersion: string, kind: string, namespace: string, name: string, options?: { uid?: string }): Promise<void>;
 }
 
 export interface EventSink {
@@ -90,6 +91,10 @@ export function secretData(secret: KubeObject | undefined): Record<string, strin
   return Object.fromEntries(Object.entries(data).map(([k, v]) => [k, Buffer.from(v, "base64").toString("utf8")]));
 }
 
+/**
+ * Whether `owner` is the controller of `obj`: what the operator created carries that reference, and only
+ * such objects are ever written or deleted (nothing of anyone else's is adopted).
+ */
 export function isOwnedBy(obj: KubeObject | undefined, owner: KubeObject): boolean {
   return obj?.metadata.ownerReferences?.some((r) => r.uid === owner.metadata.uid && r.controller === true) ?? false;
 }

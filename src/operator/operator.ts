@@ -128,8 +128,8 @@ export async function startOperator(options: OperatorOptions): Promise<RunningOp
         throw err;
       }
     },
-    delete: async (apiVersion, kind, namespace, name) => {
-      await applier.deleteIfExists({ apiVersion, kind, namespace, name });
+    delete: async (apiVersion, kind, namespace, name, options) => {
+      await applier.deleteIfExists({ apiVersion, kind, namespace, name }, options?.uid ? { uid: options.uid } : {});
     },
   };
 

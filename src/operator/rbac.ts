@@ -10,7 +10,8 @@
 //   list/watch so that one deleted or edited is put back at once; RBAC cannot limit
 //   them by label, but the watch selects only the operator's own (managed-by label);
 //   delete for the ones a DaguAuth stops using (a renamed ServiceAccount): only objects
-//   with our label and an owner reference to the DaguAuth are ever deleted;
+//   with our label and the DaguAuth as controller are ever deleted, and nothing that exists without
+//   that reference is ever written (OwnedObjectConflict);
 // - certificates: the sidecar's serving certificate from cert-manager (watched, and
 //   deleted when the issuer is removed, the same way);
 // - events: what happened, for kubectl describe;

@@ -522,6 +522,65 @@ test("what a DaguAuth stops using is deleted: a renamed sidecar ServiceAccount, 
   await waitReady(ns, "daguauths", "prune", "Materialized");
 });
 
+test("someone else's ServiceAccount, Role or Secret under a name the operator would use is reported, never adopted or deleted", async (t) => {
+  const ns = await testNamespace(t, "op");
+  await withOperator(t);
+  await secret(ns, "admin-pw", { password: "admin-password-1" });
+  const builtin = { initialAdmin: { username: "admin", passwordSecretRef: { name: "admin-pw", key: "password" } } };
+  const rbac = kc.makeApiClient(k8s.RbacAuthorizationV1Api);
+  const merge = k8s.setHeaderOptions("Content-Type", k8s.PatchStrategy.MergePatch);
+  const absent = (read: () => Promise<unknown>) => read().then(() => false, (err: { code?: number }) => err.code === 404);
+  const untouched = async (what: string, read: () => Promise<{ metadata?: { resourceVersion?: string; ownerReferences?: unknown[] } }>, resourceVersion: string | undefined) => {
+    const now = await read();
+    assert.equal(now.metadata?.resourceVersion, resourceVersion, `${what} was not written`);
+    assert.deepEqual(now.metadata?.ownerReferences ?? [], [], `${what} was not adopted`);
+  };
+
+  // Dagu's own chart made a ServiceAccount `dagu`; a DaguAuth is pointed at it.
+  const daguSa = await core.createNamespacedServiceAccount({ namespace: ns, body: { metadata: { name: "dagu", labels: { "app.kubernetes.io/name": "dagu" } } } });
+  const readDaguSa = () => core.readNamespacedServiceAccount({ name: "dagu", namespace: ns });
+  await create(ns, "daguauths", "DaguAuth", "shared", { builtin, sidecar: { serviceAccountName: "dagu" } });
+  const conflicted = await waitReady(ns, "daguauths", "shared", "OwnedObjectConflict", "False");
+  assert.match(ready(conflicted)!.message, /ServiceAccount dagu \(spec\.sidecar\.serviceAccountName\) exists and is not owned by DaguAuth shared/);
+  await untouched("the foreign ServiceAccount", readDaguSa, daguSa.metadata!.resourceVersion);
+  assert.ok(await absent(() => rbac.readNamespacedRoleBinding({ name: "shared-sidecar", namespace: ns })), "no RoleBinding grants the credentials to someone else's ServiceAccount");
+
+  // Its own name: it works; pointed at the foreign one again: reported, and its own is kept and still bound.
+  await patchSpec(ns, "daguauths", "shared", { sidecar: null });
+  await waitReady(ns, "daguauths", "shared", "Materialized");
+  await patchSpec(ns, "daguauths", "shared", { sidecar: { serviceAccountName: "dagu" } });
+  await waitReady(ns, "daguauths", "shared", "OwnedObjectConflict", "False");
+  await new Promise((r) => setTimeout(r, 1000));
+  assert.equal((await rbac.readNamespacedRoleBinding({ name: "shared-sidecar", namespace: ns })).subjects?.[0]?.name, "shared-sidecar", "the binding still names its own ServiceAccount");
+  await core.readNamespacedServiceAccount({ name: "shared-sidecar", namespace: ns }); // not pruned while in conflict
+  await untouched("the foreign ServiceAccount", readDaguSa, daguSa.metadata!.resourceVersion);
+  // Deleted: its own objects go with it, the foreign one stays.
+  await custom.deleteNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: ns, plural: "daguauths", name: "shared" });
+  await eventually("its own ServiceAccount is garbage-collected", async () => (await absent(() => core.readNamespacedServiceAccount({ name: "shared-sidecar", namespace: ns }))) || undefined, 90_000);
+  await untouched("the foreign ServiceAccount", readDaguSa, daguSa.metadata!.resourceVersion);
+
+  // Someone else's Role under the sidecar's Role name: left alone, and no binding to it.
+  const role = await rbac.createNamespacedRole({ namespace: ns, body: { metadata: { name: "third-sidecar" }, rules: [{ apiGroups: [""], resources: ["configmaps"], verbs: ["get"] }] } });
+  await create(ns, "daguauths", "DaguAuth", "third", { builtin });
+  assert.match(ready(await waitReady(ns, "daguauths", "third", "OwnedObjectConflict", "False"))!.message, /^Role third-sidecar exists/);
+  await untouched("the foreign Role", () => rbac.readNamespacedRole({ name: "third-sidecar", namespace: ns }), role.metadata!.resourceVersion);
+  assert.ok(await absent(() => rbac.readNamespacedRoleBinding({ name: "third-sidecar", namespace: ns })), "no RoleBinding to someone else's Role");
+
+  // Someone else's Secret under the credentials' name: nothing is written at all.
+  await secret(ns, "other-credentials", { "credentials.json": "not the operator's" });
+  const otherCredentials = await core.readNamespacedSecret({ name: "other-credentials", namespace: ns });
+  await create(ns, "daguauths", "DaguAuth", "other", { builtin });
+  assert.match(ready(await waitReady(ns, "daguauths", "other", "OwnedObjectConflict", "False"))!.message, /^Secret other-credentials exists and is not owned by DaguAuth other/);
+  await untouched("the foreign Secret", () => core.readNamespacedSecret({ name: "other-credentials", namespace: ns }), otherCredentials.metadata!.resourceVersion);
+  assert.ok(await absent(() => core.readNamespacedSecret({ name: "other-operator-state", namespace: ns })), "no state written");
+  // Removed by its owner: the next look (here an annotation; else within 30 s) takes the name.
+  await core.deleteNamespacedSecret({ name: "other-credentials", namespace: ns });
+  await custom.patchNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: ns, plural: "daguauths", name: "other", body: { metadata: { annotations: { touched: "1" } } } }, merge);
+  await waitReady(ns, "daguauths", "other", "Materialized");
+  const taken = await core.readNamespacedSecret({ name: "other-credentials", namespace: ns });
+  assert.equal(taken.metadata?.ownerReferences?.[0]?.name, "other");
+});
+
 test("past the inline limit the credentials are sharded: an index, immutable shards, old generations removed", async (t) => {
   const ns = await testNamespace(t, "op");
   await withOperator(t, undefined, { maxInlineBytes: 3000 });
