@@ -249,7 +249,10 @@ export const statusBase = {
     .max(16)
     .optional()
     .meta({
-      description: "Current state: Ready is True once the resource is enforced by the sidecar.",
+      description:
+        "Current state: Ready is True once the resource is enforced by the sidecar; Reconciling (work in " +
+        "progress, or waiting for something that appears by itself) and Stalled (needs a change) follow " +
+        "kstatus and are present only while True.",
       "x-kubernetes-list-type": "map",
       "x-kubernetes-list-map-keys": ["type"],
     }),
