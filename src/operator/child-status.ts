@@ -1,7 +1,7 @@
 // Shared by the DaguUser, DaguApiKey and DaguWebhook reconcilers: finding the
 // DaguAuth a child belongs to, and writing status only when it changed (with an
 // Event when readiness changes).
-import { DaguAuthSpec, type Condition } from "../api/index.ts";
+import { DAGU_AUTH_NAME_MAX_LENGTH, DaguAuthSpec, type Condition } from "../api/index.ts";
 import { deepEqualJson } from "../common/stable-json.ts";
 import { readyOf, withConditions, type ReadyState } from "./conditions.ts";
 import type { OperatorContext } from "./context.ts";
@@ -15,7 +15,7 @@ export function findAuth(ctx: OperatorContext, namespace: string, authName: stri
     return { ok: false, problem: { ready: false, reason: "DaguAuthNotFound", message: `DaguAuth ${authName} does not exist in namespace ${namespace}` } };
   }
   const parsed = DaguAuthSpec.safeParse(auth.spec ?? {});
-  if (!parsed.success) {
+  if (!parsed.success || authName.length > DAGU_AUTH_NAME_MAX_LENGTH) {
     return { ok: false, problem: { ready: false, reason: "DaguAuthInvalid", message: `DaguAuth ${authName} has an invalid spec` } };
   }
   if (needs === "builtin" && parsed.data.mode !== "builtin") {

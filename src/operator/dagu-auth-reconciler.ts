@@ -8,6 +8,8 @@ import { createHash } from "node:crypto";
 import {
   Credentials,
   CredentialsShard,
+  DAGU_AUTH_NAME_MAX_LENGTH,
+  DAGU_AUTH_NAME_MESSAGE,
   CREDENTIALS_KEY,
   joinShards,
   DaguAuthSpec,
@@ -79,8 +81,10 @@ async function reconcile(ctx: OperatorContext, key: string): Promise<Result | un
     return;
   }
   const parsedSpec = DaguAuthSpec.safeParse(auth.spec ?? {});
-  if (!parsedSpec.success) {
-    await writeStatus(ctx, auth, { ready: false, reason: "InvalidSpec", message: parsedSpec.error.issues[0]?.message ?? "invalid spec" }, {});
+  // The CRD refuses such a name; one created before that rule would break every write below.
+  const invalid = !parsedSpec.success ? (parsedSpec.error.issues[0]?.message ?? "invalid spec") : name.length > DAGU_AUTH_NAME_MAX_LENGTH ? DAGU_AUTH_NAME_MESSAGE : undefined;
+  if (invalid !== undefined || !parsedSpec.success) {
+    await writeStatus(ctx, auth, { ready: false, reason: "InvalidSpec", message: invalid ?? "invalid spec" }, {});
     return;
   }
   const spec = parsedSpec.data;

@@ -19,7 +19,7 @@ import { LeaderElector } from "./runtime/leader-election.ts";
 import { OperatorMetrics } from "./runtime/metrics.ts";
 import { generationOrMetadataChanged, isResync } from "./runtime/predicates.ts";
 import { WorkQueue, type Result } from "./runtime/work-queue.ts";
-import { AUTH_LABEL, keyOf, MANAGED_BY_LABEL, MANAGED_BY_VALUE, type OperatorContext, type Writer } from "./context.ts";
+import { AUTH_LABEL, INSTANCE_LABEL, instanceSelector, keyOf, MANAGED_BY_LABEL, MANAGED_BY_VALUE, type OperatorContext, type Writer } from "./context.ts";
 import { Materials } from "./materials.ts";
 import { ownedObjectChanged } from "./owned-objects.ts";
 import { hashPassword } from "../common/password-hash.ts";
@@ -51,6 +51,11 @@ export interface OperatorOptions {
   resyncPeriodMs?: number;
   /** Shard the credentials document above this many bytes (default MAX_INLINE_BYTES, about 900 KiB). */
   maxInlineBytes?: number;
+  /**
+   * Act only on resources labelled auth.dagu.dev/instance=<this> (absent: only on resources without that
+   * label), so that two installs never act on the same objects.
+   */
+  instance?: string;
 }
 
 export interface RunningOperator {
@@ -78,10 +83,12 @@ export async function startOperator(options: OperatorOptions): Promise<RunningOp
   const metrics = new OperatorMetrics({ processMetrics: true });
   const events = new EventRecorder({ kube: client, logger: log });
   const resyncPeriodMs = options.resyncPeriodMs ?? 10 * 60_000;
+  const instance = instanceSelector(options.instance);
+  const isOurInstance = (o: KubeObject) => (o.metadata.labels?.[INSTANCE_LABEL] ?? "") === (options.instance ?? "");
 
   const crInformer = (kind: KindName) => {
     const info = KINDS.find((k) => k.kind === KIND_OF[kind])!;
-    return new Informer({ kubeConfig, resource: { group: GROUP, version: VERSION, plural: info.plural }, resyncPeriodMs, logger: log });
+    return new Informer({ kubeConfig, resource: { group: GROUP, version: VERSION, plural: info.plural }, labelSelector: instance, resyncPeriodMs, logger: log });
   };
   const informers = { auths: crInformer("auths"), users: crInformer("users"), apiKeys: crInformer("apiKeys"), webhooks: crInformer("webhooks") };
   // Secrets: only ours (by label) and the ones our resources reference are kept.
@@ -96,7 +103,7 @@ export async function startOperator(options: OperatorOptions): Promise<RunningOp
     resource: { group: "", version: "v1", plural: "secrets" },
     resyncPeriodMs,
     logger: log,
-    filter: (s: KubeObject) => s.metadata.labels?.[MANAGED_BY_LABEL] === MANAGED_BY_VALUE || references.isReferenced(s.metadata.namespace ?? "", s.metadata.name ?? ""),
+    filter: (s: KubeObject) => (s.metadata.labels?.[MANAGED_BY_LABEL] === MANAGED_BY_VALUE && isOurInstance(s)) || references.isReferenced(s.metadata.namespace ?? "", s.metadata.name ?? ""),
   });
   const caches = { auths: informers.auths, users: informers.users, apiKeys: informers.apiKeys, webhooks: informers.webhooks };
 
@@ -202,7 +209,7 @@ export async function startOperator(options: OperatorOptions): Promise<RunningOp
   // cached only when they carry our label. One deleted or edited by someone else is
   // applied again by its DaguAuth (owned-objects.ts).
   const ownedInformer = (group: string, version: string, plural: string) => {
-    const informer = new Informer({ kubeConfig, resource: { group, version, plural }, labelSelector: `${MANAGED_BY_LABEL}=${MANAGED_BY_VALUE}`, resyncPeriodMs, logger: log });
+    const informer = new Informer({ kubeConfig, resource: { group, version, plural }, labelSelector: `${MANAGED_BY_LABEL}=${MANAGED_BY_VALUE},${instance}`, resyncPeriodMs, logger: log });
     informer.onAdd((o) => ownedObjectChanged(ctx, o, false));
     informer.onUpdate((_old, o) => ownedObjectChanged(ctx, o, false));
     informer.onDelete((o) => ownedObjectChanged(ctx, o, true));
@@ -282,7 +289,9 @@ export async function startOperator(options: OperatorOptions): Promise<RunningOp
     const start = process.hrtime.bigint();
     try {
       const r = await fn(ctx, key);
-      metrics.recordReconcile(kind, r?.requeueAfter !== undefined ? "requeue" : "success", Number(process.hrtime.bigint() - start) / 1e9);
+      const seconds = Number(process.hrtime.bigint() - start) / 1e9;
+      metrics.recordReconcile(kind, r?.requeueAfter !== undefined ? "requeue" : "success", seconds);
+      log.debug({ kind, key, ms: Math.round(seconds * 1000), requeueAfterMs: r?.requeueAfter }, "reconciled");
       return r;
     } catch (err) {
       metrics.recordReconcile(kind, "error", Number(process.hrtime.bigint() - start) / 1e9);

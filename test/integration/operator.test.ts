@@ -581,6 +581,44 @@ test("someone else's ServiceAccount, Role or Secret under a name the operator wo
   assert.equal(taken.metadata?.ownerReferences?.[0]?.name, "other");
 });
 
+test("two installs with different instances never act on the same objects", async (t) => {
+  const ns = await testNamespace(t, "op");
+  const blueOp = await withOperator(t, "blue", { instance: "blue" });
+  const defaultOp = await withOperator(t, "default");
+  const blue = { "auth.dagu.dev/instance": "blue" };
+  await secret(ns, "admin-pw", { password: "admin-password-1" });
+  const createLabelled = (plural: string, kind: string, name: string, labels: Record<string, string>, spec: Record<string, unknown>) =>
+    custom.createNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: ns, plural, body: { apiVersion: `${GROUP}/${VERSION}`, kind, metadata: { name, labels }, spec } });
+  const builtin = { initialAdmin: { username: "admin", passwordSecretRef: { name: "admin-pw", key: "password" } } };
+  await createLabelled("daguauths", "DaguAuth", "sky", blue, { builtin });
+  await createLabelled("daguapikeys", "DaguApiKey", "sky-ci", blue, { authRef: { name: "sky" }, role: "operator", secretName: "sky-ci-key" });
+  await create(ns, "daguauths", "DaguAuth", "plain", { builtin });
+  await create(ns, "daguapikeys", "DaguApiKey", "plain-ci", { authRef: { name: "plain" }, role: "operator", secretName: "plain-ci-key" });
+  // Across instances a child does not find its DaguAuth: the blue install does not see `plain`.
+  await createLabelled("daguapikeys", "DaguApiKey", "crossed", blue, { authRef: { name: "plain" }, role: "viewer", secretName: "crossed-key" });
+  for (const [plural, name] of [["daguauths", "sky"], ["daguapikeys", "sky-ci"], ["daguauths", "plain"], ["daguapikeys", "plain-ci"]] as const) await waitReady(ns, plural, name, "Materialized");
+  await waitReady(ns, "daguapikeys", "crossed", "DaguAuthNotFound", "False");
+
+  // What each install created carries its owner's instance, or none.
+  const instanceOf = async (name: string) => (await core.readNamespacedSecret({ name, namespace: ns })).metadata?.labels?.["auth.dagu.dev/instance"];
+  for (const name of ["sky-credentials", "sky-operator-state", "sky-password-changes", "sky-ci-key"]) assert.equal(await instanceOf(name), "blue", name);
+  for (const name of ["plain-credentials", "plain-ci-key"]) assert.equal(await instanceOf(name), undefined, name);
+  assert.equal((await core.readNamespacedServiceAccount({ name: "sky-sidecar", namespace: ns })).metadata?.labels?.["auth.dagu.dev/instance"], "blue");
+  const credentialsOfSky = await credentials(ns, "sky");
+  assert.deepEqual(credentialsOfSky.apiKeys.map((k) => k.name), ["sky-ci"]);
+
+  // Each install reconciled only its own: by the resources its logs name.
+  const named = (op: { logs: string[] }) => new Set(op.logs.flatMap((l) => [...l.matchAll(/"(?:daguAuth|key)":"([^"]+)"/g)].map((m) => m[1]!)).filter((k) => k.startsWith(`${ns}/`)));
+  const mentionedByBlue = named(blueOp);
+  const mentionedByDefault = named(defaultOp);
+  assert.ok(mentionedByBlue.has(`${ns}/sky`) && mentionedByDefault.has(`${ns}/plain`), `each logged its own: ${[...mentionedByBlue]} / ${[...mentionedByDefault]}`);
+  for (const k of mentionedByBlue) assert.ok(!k.endsWith("/plain") && !k.endsWith("/plain-ci"), `the blue install touched ${k}`);
+  for (const k of mentionedByDefault) assert.ok(!k.endsWith("/sky") && !k.endsWith("/sky-ci") && !k.endsWith("/crossed"), `the default install touched ${k}`);
+  const daguAuthReconciles = async (op: { metrics: { reconcileTotal: { get(): Promise<{ values: { labels: Record<string, unknown>; value: number }[] }> } } }) =>
+    (await op.metrics.reconcileTotal.get()).values.filter((v) => v.labels.kind === "DaguAuth").reduce((a, v) => a + v.value, 0);
+  assert.ok((await daguAuthReconciles(blueOp)) > 0 && (await daguAuthReconciles(defaultOp)) > 0);
+});
+
 test("past the inline limit the credentials are sharded: an index, immutable shards, old generations removed", async (t) => {
   const ns = await testNamespace(t, "op");
   await withOperator(t, undefined, { maxInlineBytes: 3000 });
