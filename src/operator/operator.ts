@@ -19,7 +19,7 @@ import { LeaderElector } from "./runtime/leader-election.ts";
 import { OperatorMetrics } from "./runtime/metrics.ts";
 import { generationOrMetadataChanged, isResync } from "./runtime/predicates.ts";
 import { WorkQueue, type Result } from "./runtime/work-queue.ts";
-import { AUTH_LABEL, INSTANCE_LABEL, instanceSelector, keyOf, MANAGED_BY_LABEL, MANAGED_BY_VALUE, type OperatorContext, type Writer } from "./context.ts";
+import { AUTH_LABEL, instanceSelector, keyOf, MANAGED_BY_LABEL, MANAGED_BY_VALUE, type OperatorContext, type Writer } from "./context.ts";
 import { Materials } from "./materials.ts";
 import { ownedObjectChanged } from "./owned-objects.ts";
 import { hashPassword } from "../common/password-hash.ts";
@@ -28,6 +28,7 @@ import { reconcileDaguUser } from "./dagu-user-reconciler.ts";
 import { reconcileDaguApiKey } from "./dagu-api-key-reconciler.ts";
 import { reconcileDaguWebhook } from "./dagu-webhook-reconciler.ts";
 import { SecretReferences } from "./secret-references.ts";
+import { SecretCache } from "./secret-cache.ts";
 
 /** How long each step of a graceful stop may take before the next one starts anyway. */
 const STOP_STEP_MS = 10_000;
@@ -84,27 +85,20 @@ export async function startOperator(options: OperatorOptions): Promise<RunningOp
   const events = new EventRecorder({ kube: client, logger: log });
   const resyncPeriodMs = options.resyncPeriodMs ?? 10 * 60_000;
   const instance = instanceSelector(options.instance);
-  const isOurInstance = (o: KubeObject) => (o.metadata.labels?.[INSTANCE_LABEL] ?? "") === (options.instance ?? "");
 
   const crInformer = (kind: KindName) => {
     const info = KINDS.find((k) => k.kind === KIND_OF[kind])!;
     return new Informer({ kubeConfig, resource: { group: GROUP, version: VERSION, plural: info.plural }, labelSelector: instance, resyncPeriodMs, logger: log });
   };
   const informers = { auths: crInformer("auths"), users: crInformer("users"), apiKeys: crInformer("apiKeys"), webhooks: crInformer("webhooks") };
-  // Secrets: only ours (by label) and the ones our resources reference are kept.
+  // Secrets: ours by label, the referenced ones by a metadata-only watch and reads by name (secret-cache.ts).
   const references = new SecretReferences();
+  const secretCache = new SecretCache({ kubeConfig, client, ownedSelector: `${MANAGED_BY_LABEL}=${MANAGED_BY_VALUE},${instance}`, references, resyncPeriodMs, logger: log });
   for (const kind of ["auths", "users"] as const) {
-    informers[kind].onAdd((o) => references.track(kind, o));
-    informers[kind].onUpdate((_old, o) => references.track(kind, o));
-    informers[kind].onDelete((o) => references.track(kind, o, true));
+    informers[kind].onAdd((o) => secretCache.unreferenced(references.track(kind, o)));
+    informers[kind].onUpdate((_old, o) => secretCache.unreferenced(references.track(kind, o)));
+    informers[kind].onDelete((o) => secretCache.unreferenced(references.track(kind, o, true)));
   }
-  const secretInformer = new Informer({
-    kubeConfig,
-    resource: { group: "", version: "v1", plural: "secrets" },
-    resyncPeriodMs,
-    logger: log,
-    filter: (s: KubeObject) => (s.metadata.labels?.[MANAGED_BY_LABEL] === MANAGED_BY_VALUE && isOurInstance(s)) || references.isReferenced(s.metadata.namespace ?? "", s.metadata.name ?? ""),
-  });
   const caches = { auths: informers.auths, users: informers.users, apiKeys: informers.apiKeys, webhooks: informers.webhooks };
 
   const queueFor = (kind: string) =>
@@ -144,9 +138,7 @@ export async function startOperator(options: OperatorOptions): Promise<RunningOp
   const ctx: OperatorContext = {
     log,
     caches,
-    secrets: {
-      get: async (namespace, name) => secretInformer.get(namespace, name) ?? (await writer.get("v1", "Secret", namespace, name)),
-    },
+    secrets: secretCache,
     writer,
     events: {
       normal: (o, r, m) => void events.normal(o, r, m),
@@ -201,9 +193,11 @@ export async function startOperator(options: OperatorOptions): Promise<RunningOp
     for (const key of references.referrers("users", ns, name)) ctx.enqueue.user(key);
     for (const key of references.referrers("auths", ns, name)) ctx.enqueue.auth(key);
   };
-  secretInformer.onAdd(onSecret);
-  secretInformer.onUpdate((_a, b) => onSecret(b));
-  secretInformer.onDelete(onSecret);
+  for (const secrets of [secretCache.owned, secretCache.referenced]) {
+    secrets.onAdd(onSecret);
+    secrets.onUpdate((_a, b) => onSecret(b));
+    secrets.onDelete(onSecret);
+  }
 
   // Owns(): the sidecar's ServiceAccount, Role and RoleBinding and the Certificate,
   // cached only when they carry our label. One deleted or edited by someone else is
@@ -238,26 +232,27 @@ export async function startOperator(options: OperatorOptions): Promise<RunningOp
     }
   };
 
-  const all = [...Object.values(informers), secretInformer, ...owned];
+  const all = [...Object.values(informers), secretCache.owned, secretCache.referenced, ...owned];
   new Gauge({
     name: "dagu_auth_operator_cached_secrets",
-    help: "Secrets in the operator's cache by namespace: only the ones it owns or that its resources reference.",
+    help: "Secret bodies in the operator's cache by namespace: the ones it owns, and the referenced ones it has read.",
     labelNames: ["namespace"] as const,
     registers: [metrics.registry],
     collect() {
       this.reset();
       const counts = new Map<string, number>();
-      for (const s of secretInformer.list()) counts.set(s.metadata.namespace ?? "", (counts.get(s.metadata.namespace ?? "") ?? 0) + 1);
+      for (const s of secretCache.bodies()) counts.set(s.metadata.namespace ?? "", (counts.get(s.metadata.namespace ?? "") ?? 0) + 1);
       for (const [namespace, n] of counts) this.set({ namespace }, n);
     },
   });
   /** Set by stop(); declared before anything asynchronous can read it. */
   let stopping: Promise<void> | undefined;
-  // The Secret informer filters by what the custom resources reference: it lists once their caches have.
+  // The referenced Secrets' watch filters by what the custom resources reference: it lists once their caches have.
   for (const i of Object.values(informers)) i.start();
   for (const i of owned) i.start();
+  secretCache.owned.start();
   void Promise.all(Object.values(informers).map((i) => i.hasSynced)).then(
-    () => void (stopping ?? secretInformer.start()),
+    () => void (stopping ?? secretCache.referenced.start()),
     () => undefined,
   );
   void watchCertificatesWhenServed();

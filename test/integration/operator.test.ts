@@ -8,9 +8,10 @@ import argon2 from "argon2";
 import { Credentials, CredentialsShard, joinShards, type CredentialsIndex } from "../../src/api/index.ts";
 import { sha256Hex } from "../../src/common/tokens.ts";
 import { deepEqualJson } from "../../src/common/stable-json.ts";
-import { eventually, kubectl, testNamespace } from "../harness/kube.ts";
+import type { Dispatcher } from "undici";
+import { eventually, kubectl, testNamespace, toKubeConfig } from "../harness/kube.ts";
 import { certManagerCrdsDir } from "../harness/components.ts";
-import { OPERATOR_NAMESPACE, startTestOperator } from "../harness/operator.ts";
+import { OPERATOR_NAMESPACE, operatorKubeConfig, startTestOperator } from "../harness/operator.ts";
 import {
   builtinSetup,
   core,
@@ -680,6 +681,47 @@ test("Events record readiness transitions; the Secret cache holds only owned and
   await secret(ns, "dave-pw", { password: "dave-password-1" });
   await waitReady(ns, "daguusers", "dave", "Materialized");
   assert.equal(await cached(), before + 1, "a referenced Secret is cached once referenced");
+});
+
+test("Secret bodies are read only by the operator's label or by name; referenced Secrets are followed through metadata", async (t) => {
+  const ns = await testNamespace(t, "op");
+  const other = await testNamespace(t, "op-unrelated");
+  // Every request the operator sends, as it leaves the process.
+  const kubeConfig = toKubeConfig(await operatorKubeConfig());
+  const requests: { method: string; path: string; accept: string }[] = [];
+  const dispatcher = kubeConfig.dispatcher;
+  const send = dispatcher.request.bind(dispatcher) as (o: Dispatcher.RequestOptions) => Promise<Dispatcher.ResponseData>;
+  Object.assign(dispatcher, {
+    request: (o: Dispatcher.RequestOptions) => {
+      const headers = (o.headers ?? {}) as Record<string, string>;
+      requests.push({ method: o.method, path: o.path, accept: headers.accept ?? "" });
+      return send(o);
+    },
+  });
+  const op = await withOperator(t, undefined, { kubeConfig });
+  for (let i = 0; i < 5; i++) await secret(other, `helm-release-${i}`, { release: "x".repeat(100 * 1024) });
+  await builtinSetup(ns);
+  await waitReady(ns, "daguusers", "alice", "Materialized");
+  // A change to a referenced Secret arrives through the metadata watch; its new body is read by name.
+  const before = (await credentials(ns, "dagu")).users.find((u) => u.username === "alice")!.passwordHash;
+  await setSecret(ns, "alice-pw", { password: "alice-password-2" });
+  await waitCredentials(ns, "dagu", (d) => d.users.find((u) => u.username === "alice")!.passwordHash !== before, "alice's new hash");
+  // One referenced before it exists.
+  await create(ns, "daguusers", "DaguUser", "dave", { authRef: { name: "dagu" }, username: "dave", role: "viewer", password: { secretRef: { name: "dave-pw", key: "password" } } });
+  await waitReady(ns, "daguusers", "dave", "SecretNotFound", "False");
+  await secret(ns, "dave-pw", { password: "dave-password-1" });
+  await waitReady(ns, "daguusers", "dave", "Materialized");
+
+  const collection = /^\/api\/v1\/(namespaces\/[^/]+\/)?secrets(\?|$)/;
+  const lists = requests.filter((r) => r.method === "GET" && collection.test(r.path));
+  const bodies = lists.filter((r) => !r.accept.includes("as=PartialObjectMetadata"));
+  assert.ok(bodies.length > 0 && lists.length > bodies.length, "both kinds of Secret watches ran");
+  for (const r of bodies) assert.match(decodeURIComponent(r.path), /labelSelector=app\.kubernetes\.io\/managed-by=dagu-auth-operator/, `a list or watch of Secret bodies without the operator's label: ${r.path}`);
+  const byName = requests.filter((r) => r.method === "GET" && /\/secrets\/[^/?]+$/.test(r.path)).map((r) => r.path);
+  assert.ok(byName.some((p) => p.endsWith(`/namespaces/${ns}/secrets/alice-pw`)), "a referenced Secret is read by name");
+  assert.ok(!byName.some((p) => p.includes(`/namespaces/${other}/`)), "no unrelated Secret is ever read");
+  const cached = async () => (await op.metrics.registry.getSingleMetric("dagu_auth_operator_cached_secrets")!.get()).values.find((v) => v.labels.namespace === other)?.value ?? 0;
+  assert.equal(await cached(), 0, "no unrelated Secret body is cached");
 });
 
 test("a stop right after the start, before the caches synced, finishes without waiting on itself", async (t) => {
