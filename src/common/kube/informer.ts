@@ -281,7 +281,8 @@ export class Informer<T extends KubeObject = KubeObject> {
       // Items of a list carry no apiVersion and kind; watch events do. Keep the cache uniform.
       const kind = page.kind?.replace(/List$/, "");
       // Filtered per page: a filtered informer (Secrets) never holds the whole cluster's objects at once.
-      for (const item of page.items) if (!this.filter || this.filter(item)) items.push({ ...item, apiVersion: item.apiVersion ?? page.apiVersion, kind: item.kind ?? kind });
+      // `items` is null in an empty list of PartialObjectMetadata.
+      for (const item of page.items ?? []) if (!this.filter || this.filter(item)) items.push({ ...item, apiVersion: item.apiVersion ?? page.apiVersion, kind: item.kind ?? kind });
       listVersion = page.metadata?.resourceVersion ?? listVersion;
       continueToken = page.metadata?.continue || undefined;
     } while (continueToken);
