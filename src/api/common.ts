@@ -249,7 +249,10 @@ export const statusBase = {
     .max(16)
     .optional()
     .meta({
-      description: "Current state: Ready is True once the resource is enforced by the sidecar.",
+      description:
+        "Current state: Ready is True once the resource is enforced by the sidecar; Reconciling (work in " +
+        "progress, or waiting for something that appears by itself) and Stalled (needs a change) follow " +
+        "kstatus and are present only while True.",
       "x-kubernetes-list-type": "map",
       "x-kubernetes-list-map-keys": ["type"],
     }),
@@ -280,11 +283,13 @@ export function resource<K extends string, Spec extends z.ZodType, Status extend
   kind: K,
   spec: Spec,
   status: Status,
+  /** A shorter limit than Kubernetes' own for metadata.name (the CRD says it in a CEL rule, see kinds.ts). */
+  name?: { maxLength: number; message: string },
 ) {
   return z.object({
     apiVersion: z.literal(API_VERSION),
     kind: z.literal(kind),
-    metadata: ObjectMeta,
+    metadata: name ? ObjectMeta.extend({ name: z.string().max(name.maxLength, name.message) }) : ObjectMeta,
     spec,
     status: status.optional(),
   });

@@ -62,8 +62,16 @@ export const DaguWebhookSpec = z
     auth: WebhookAuth.prefault({}),
     secretName: objectName(
       "Name of the Secret (created and owned by the operator) the webhook token and HMAC secret are " +
-        "written into, for the system that sends the trigger.",
-    ),
+        "written into, for the system that sends the trigger. Immutable.",
+    ).meta({
+      [CEL_META_KEY]: [
+        {
+          rule: "self == oldSelf",
+          message:
+            "spec.secretName is immutable: for another Secret, replace the DaguWebhook (it gets a new token)",
+        },
+      ],
+    }),
     enabled: z.boolean().default(true).describe("A disabled webhook refuses every trigger."),
     rotation: Rotation.optional().describe(
       "Rotation: bump `generation` to issue a new token and HMAC secret; the previous ones keep " +
