@@ -12,6 +12,8 @@ export class SidecarMetrics {
   readonly upstreamSeconds: Histogram<"status_class">;
   readonly reloads: Counter<"result">;
   readonly webhookHmacObserved: Counter<"result">;
+  readonly connectionsRefused: Counter<"reason">;
+  readonly loginThrottle: Counter<"outcome">;
 
   constructor(store: CredentialStore, options: { defaultMetrics?: boolean } = {}) {
     const registers = [this.registry];
@@ -46,6 +48,18 @@ export class SidecarMetrics {
       name: "dagu_auth_webhook_hmac_observed_total",
       help: "Webhook signatures checked in observe mode (not enforced), by result.",
       labelNames: ["result"],
+      registers,
+    });
+    this.connectionsRefused = new Counter({
+      name: "dagu_auth_connections_refused_total",
+      help: "Client connections closed on arrival, by the cap they hit (total, per_client).",
+      labelNames: ["reason"],
+      registers,
+    });
+    this.loginThrottle = new Counter({
+      name: "dagu_auth_login_throttle_total",
+      help: "Password checks held back by the login throttle, by outcome (locked: refused, the username and client pair is locked; slowed: refused, a client that failed on a username under attack is out of budget; delayed: waited before hashing).",
+      labelNames: ["outcome"],
       registers,
     });
     new Gauge({
