@@ -15,7 +15,7 @@ export class SidecarMetrics {
   readonly connectionsRefused: Counter<"reason">;
   readonly loginThrottle: Counter<"outcome">;
 
-  constructor(store: CredentialStore, options: { defaultMetrics?: boolean } = {}) {
+  constructor(store: CredentialStore, options: { defaultMetrics?: boolean; openConnections?: () => number } = {}) {
     const registers = [this.registry];
     if (options.defaultMetrics ?? true) collectDefaultMetrics({ register: this.registry, prefix: "dagu_auth_sidecar_" });
     this.requests = new Counter({
@@ -62,6 +62,17 @@ export class SidecarMetrics {
       labelNames: ["outcome"],
       registers,
     });
+    const openConnections = options.openConnections;
+    if (openConnections) {
+      new Gauge({
+        name: "dagu_auth_connections_open",
+        help: "Client connections open on the main listener.",
+        registers,
+        collect() {
+          this.set(openConnections());
+        },
+      });
+    }
     new Gauge({
       name: "dagu_auth_credentials_age_seconds",
       help: "Seconds since the credentials in force were loaded (absent before the first load).",

@@ -102,7 +102,7 @@ export class Sidecar {
     this.#auditLog = auditLogger(options.logger);
     this.upstream = new Upstream({ url: options.upstream });
     this.store = new CredentialStore(options.source);
-    this.metrics = new SidecarMetrics(this.store);
+    this.metrics = new SidecarMetrics(this.store, { openConnections: () => this.#limiter.open });
     // Replaced by the credentials' own settings as soon as they load.
     this.#throttle = new LoginThrottle({ maxAttempts: 5, windowSeconds: 900, lockoutSeconds: 900 }, { observe: (outcome) => this.metrics.loginThrottle.inc({ outcome }) });
     this.#unauthenticated = {
@@ -471,7 +471,9 @@ export class Sidecar {
     this.metrics.requests.inc({ decision: "bad_request", role: "none", status: String(status) });
     this.#log.info({ audit: { decision: "bad_request", status, reason: error.code ?? "parse_error", client: socket.remoteAddress ?? "" } }, "decision");
     if (socket.writable && !(error.code === "ECONNRESET")) {
-      socket.end(`HTTP/1.1 ${status} ${STATUS_TEXT[status] ?? "Bad Request"}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n`);
+      // Closed once the answer is out, not half-closed: a client that never reads (slowloris) would
+      // otherwise keep the socket, and its slot under the connection caps, for good.
+      socket.end(`HTTP/1.1 ${status} ${STATUS_TEXT[status] ?? "Bad Request"}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n`, () => socket.destroy());
     } else {
       socket.destroy();
     }

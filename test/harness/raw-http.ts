@@ -13,10 +13,15 @@ export interface RawAnswer {
   readonly body: string;
 }
 
+/** A connected socket; later errors (a reset by the server) just close it. */
 export function rawConnect(port: number, localAddress?: string): Promise<Socket> {
   return new Promise((resolve, reject) => {
     const socket = connect({ port, host: "127.0.0.1", localAddress });
-    socket.once("connect", () => resolve(socket));
+    socket.once("connect", () => {
+      socket.off("error", reject);
+      socket.on("error", () => socket.destroy());
+      resolve(socket);
+    });
     socket.once("error", reject);
   });
 }
@@ -30,7 +35,6 @@ export async function rawExchange(options: { port: number; head: string; body?: 
   const chunks: Buffer[] = [];
   const closed = new Promise<void>((resolve) => socket.once("close", () => resolve()));
   socket.on("data", (chunk: Buffer) => chunks.push(chunk));
-  socket.on("error", () => socket.destroy()); // a server that answered early may reset our late body
   socket.write(`${options.head}\r\nConnection: close\r\n\r\n`);
   if (options.withholdMs) await Promise.race([closed, new Promise((r) => setTimeout(r, options.withholdMs))]);
   const answeredBeforeBody = chunks.length > 0;
