@@ -66,18 +66,19 @@ async function startSidecar(upstream: string, credentialsFile: string): Promise<
 }
 
 /** One login; agent undefined: a new connection (a client seen once). */
-function login(port: number, from: string, agent: Agent | undefined, username: string, password: string): Promise<{ status: number; ms: number }> {
+function login(port: number, from: string, agent: Agent | undefined, username: string, password: string): Promise<{ status: number; ms: number; message: string }> {
   const body = JSON.stringify({ username, password });
   const t0 = performance.now();
   return new Promise((resolve) => {
     const req = request(
       { host: "127.0.0.1", port, method: "POST", path: `${PREFIX}/auth/login`, localAddress: agent ? undefined : from, agent: agent ?? false, headers: { "content-type": "application/json", "content-length": Buffer.byteLength(body) } },
       (res) => {
-        res.resume();
-        res.on("end", () => resolve({ status: res.statusCode ?? 0, ms: performance.now() - t0 }));
+        let text = "";
+        res.setEncoding("utf8").on("data", (d: string) => (text += d));
+        res.on("end", () => resolve({ status: res.statusCode ?? 0, ms: performance.now() - t0, message: res.statusCode === 200 ? "" : text }));
       },
     );
-    req.on("error", () => resolve({ status: 0, ms: performance.now() - t0 }));
+    req.on("error", (error) => resolve({ status: 0, ms: performance.now() - t0, message: error.message }));
     req.end(body);
   });
 }
@@ -89,7 +90,7 @@ interface Attack {
 }
 
 interface Figures {
-  /** The victim's answers by status (200 logged in; 429 throttled or too busy). */
+  /** The victim's answers by status (200 logged in; "429 throttled", "429 busy": too many checks in progress). */
   victimStatuses: Record<string, number>;
   victimOk: number;
   victimTries: number;
@@ -134,7 +135,9 @@ async function scenario(upstream: string, credentialsFile: string, attack: Attac
   while (performance.now() - started < SECONDS * 1000) {
     const r = await login(sidecar.port, victim.from, victimAgent, victim.username, PASSWORDS[victim.username]);
     tries++;
-    statuses[r.status] = (statuses[r.status] ?? 0) + 1;
+    // 429 says why: the throttle ("failed attempts") or the process-wide bound on password checks ("in progress").
+    const key = r.status === 429 ? (r.message.includes("in progress") ? "429 busy" : "429 throttled") : String(r.status);
+    statuses[key] = (statuses[key] ?? 0) + 1;
     if (r.status === 200) ok++;
     latencies.push(r.ms);
     await sleep(VICTIM_EVERY_MS);
