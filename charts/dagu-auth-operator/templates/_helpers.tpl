@@ -85,6 +85,11 @@ npm run generate writes from src/operator/rbac.ts. Usage: include "dagu-auth-ope
 {{- end }}
 {{- end }}
 
+{{/* The leader-election Lease: one per install, so the instance is part of it. */}}
+{{- define "dagu-auth-operator.leaseName" -}}
+{{ .Values.leaderElection.leaseName }}{{ with .Values.operator.instance }}-{{ . }}{{ end }}
+{{- end }}
+
 {{/* Sidecar injection: the webhook configuration (cluster-scoped, so named after the release), its Service and Secret. */}}
 {{- define "dagu-auth-operator.webhookConfigurationName" -}}
 {{- include "dagu-auth-operator.fullname" . }}

@@ -6,7 +6,7 @@ import { z } from "zod";
 import { DaguAuthSpec } from "../../api/index.ts";
 import type { KubeObject } from "../../common/kube/client.ts";
 import { sidecarServiceAccountName, tlsSecretName } from "../auth-resources.ts";
-import { AUTH_LABEL } from "../context.ts";
+import { AUTH_LABEL, INSTANCE_LABEL } from "../context.ts";
 import type { InjectionConfig } from "./config.ts";
 import { diffPaths } from "./json-patch.ts";
 import { INJECT_LABEL, injectPod } from "./mutate.ts";
@@ -46,7 +46,7 @@ export type Outcome = "mutated" | "unchanged" | "skipped" | "refused";
 
 const NAME = /^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/;
 
-export async function review(request: AdmissionReview["request"], lookups: InjectionLookups, config: InjectionConfig): Promise<{ response: AdmissionResponse; outcome: Outcome }> {
+export async function review(request: AdmissionReview["request"], lookups: InjectionLookups, config: InjectionConfig, instance?: string): Promise<{ response: AdmissionResponse; outcome: Outcome }> {
   const refused = (message: string, code = 403) => ({ response: { uid: request.uid, allowed: false, status: { code, message } }, outcome: "refused" as const });
   if (request.kind.group !== "" || request.kind.kind !== "Pod" || request.operation !== "CREATE") {
     return refused(`dagu-auth injection handles the creation of pods, not ${request.operation} of ${request.kind.kind}`, 400);
@@ -70,6 +70,10 @@ export async function review(request: AdmissionReview["request"], lookups: Injec
   const auth = await lookups.daguAuth(namespace, authName);
   if (!auth || auth.metadata.deletionTimestamp) {
     return refused(`DaguAuth ${authName} (named by ${INJECT_LABEL}) ${auth ? "is being deleted" : "does not exist"} in namespace ${namespace}: the pod is not admitted without the auth sidecar; create the DaguAuth first`);
+  }
+  const authInstance = auth.metadata.labels?.[INSTANCE_LABEL];
+  if (authInstance !== instance) {
+    return refused(`DaguAuth ${authName} belongs to ${authInstance ? `operator instance ${authInstance}` : "the operator without an instance"}, not this one (${instance ?? "no instance"}): label the pod ${INSTANCE_LABEL}${authInstance ? `=${authInstance}` : " not at all"}`);
   }
   const spec = DaguAuthSpec.safeParse(auth.spec ?? {});
   if (!spec.success) return refused(`DaguAuth ${authName} has an invalid spec (see its Ready condition); the pod is not admitted without the auth sidecar`);

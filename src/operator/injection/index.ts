@@ -39,6 +39,7 @@ export async function startInjection(deps: {
   auths: ObjectCache;
   serviceAccounts: ObjectCache;
   options: InjectionOptions;
+  instance?: string;
 }): Promise<RunningInjection> {
   const { options } = deps;
   const log = deps.logger.child({ component: "injection" });
@@ -57,7 +58,7 @@ export async function startInjection(deps: {
     serviceAccount: async (namespace, name) => deps.serviceAccounts.get(namespace, name) ?? (await fromApi(resourcePath({ group: "", version: "v1", plural: "serviceaccounts" }, { namespace, name }))),
   };
   const { host, port } = parseAddress(options.address);
-  const server = new WebhookServer({ host: host ?? "0.0.0.0", port, lookups, config: options.config, logger: log, registry: deps.registry });
+  const server = new WebhookServer({ host: host ?? "0.0.0.0", port, lookups, config: options.config, logger: log, registry: deps.registry, ...(deps.instance ? { instance: deps.instance } : {}) });
   const tls = new WebhookTls({
     kubeConfig: deps.kubeConfig,
     namespace: options.certificateSecret.namespace,

@@ -21,6 +21,8 @@ export interface WebhookServerOptions {
   config: InjectionConfig;
   logger: Logger;
   registry: Registry;
+  /** The operator's instance: DaguAuths of another are refused. */
+  instance?: string;
 }
 
 export interface ServingCertificate {
@@ -107,7 +109,7 @@ export class WebhookServer {
       const parsed = AdmissionReview.safeParse(json);
       if (!parsed.success) return send(res, 400, `not an admission.k8s.io/v1 AdmissionReview: ${z.prettifyError(parsed.error).split("\n")[0]}`);
       const request = parsed.data.request;
-      const answer = await review(request, this.#options.lookups, this.#options.config);
+      const answer = await review(request, this.#options.lookups, this.#options.config, this.#options.instance);
       outcome = answer.outcome;
       this.#options.logger[outcome === "refused" ? "warn" : "info"](
         { namespace: request.namespace, pod: podName(request.object), outcome, dryRun: request.dryRun ?? false, ...(answer.response.status ? { reason: answer.response.status.message } : {}) },
