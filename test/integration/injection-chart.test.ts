@@ -80,6 +80,11 @@ test("the chart's webhook configuration has the product's rules; the cert-manage
     assert.deepEqual(w.clientConfig.service, { name: `${fullname(rel)}-webhook`, namespace: "ops", path: "/inject", port: 443 });
     assert.equal(w.clientConfig.caBundle, undefined, "self-managed: the operator writes it (and upgrades do not erase it)");
   }
+  // An install with an instance takes only the pods of its instance; the API server accepts its CEL.
+  const blue = (await template(CHART, rel, "ops", ["--set", "operator.instance=blue"])).objects.find((o) => o.kind === "MutatingWebhookConfiguration")!;
+  assert.deepEqual(rulesOf(blue), rulesOf(webhookConfiguration({ name: "x", clientConfig: { url: "https://x" }, instance: "blue" })));
+  const blueDry = await kubectl(["create", "--dry-run=server", "-f", "-"], YAML.stringify(blue));
+  assert.equal(blueDry.code, 0, blueDry.stderr);
   const service = plain.objects.find((o) => o.kind === "Service" && o.metadata.name === `${fullname(rel)}-webhook`) as Obj & { spec: { ports: unknown[] } };
   assert.deepEqual(service.spec.ports, [{ name: "webhook", port: 443, targetPort: "webhook", protocol: "TCP" }]);
   const deployment = plain.objects.find((o) => o.kind === "Deployment") as Obj & { spec: { template: { spec: k8s.V1PodSpec } } };

@@ -15,7 +15,10 @@ import { WebhookServer } from "../../src/operator/injection/webhook-server.ts";
 
 const material = planCertificates(undefined, new Date(), { hosts: ["127.0.0.1"], caValidityMs: 86_400_000, certValidityMs: 3_600_000, propagationMs: 1000 }).material;
 const config = InjectionConfig.parse({ sidecar: { image: "dagu-auth:test" } });
-const auths = new Map<string, KubeObject>([["ns/dagu", { metadata: { name: "dagu", namespace: "ns", uid: "u1" }, spec: { mode: "builtin" } }]]);
+const auths = new Map<string, KubeObject>([
+  ["ns/dagu", { metadata: { name: "dagu", namespace: "ns", uid: "u1" }, spec: { mode: "builtin" } }],
+  ["ns/blue", { metadata: { name: "blue", namespace: "ns", uid: "u2", labels: { "auth.dagu.dev/instance": "blue" } }, spec: { mode: "builtin" } }],
+]);
 const sas = new Map<string, KubeObject>([["ns/dagu-sidecar", { metadata: { name: "dagu-sidecar", namespace: "ns", labels: { "auth.dagu.dev/auth": "dagu" } } }]]);
 
 async function withServer(fn: (send: (opts: { method?: string; path?: string; type?: string; body?: string | Buffer }) => Promise<{ status: number; text: string }>) => Promise<void>): Promise<void> {
@@ -81,6 +84,8 @@ test("reviews: the reason of a refusal, a skip with a warning, and a patch that 
     assert.match(bad.status!.message, /must name a DaguAuth/);
     const update = await answer(review(pod({ "auth.dagu.dev/inject": "dagu" }), { operation: "UPDATE" }));
     assert.equal(update.allowed, false, "only creations are handled");
+    const otherInstance = await answer(review(pod({ "auth.dagu.dev/inject": "blue" })));
+    assert.match(otherInstance.status!.message, /DaguAuth blue belongs to operator instance blue, not this one/);
     const noSa = await answer(review({ ...pod({ "auth.dagu.dev/inject": "other" }) }));
     assert.equal(noSa.allowed, false);
     const skipped = await answer(review({ metadata: { annotations: { "auth.dagu.dev/inject": "dagu" } }, spec: { containers: [{ name: "w", args: ["dagu", "worker"] }] } }));
