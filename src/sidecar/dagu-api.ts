@@ -53,8 +53,9 @@ const dagu2: DaguApiProfile = Object.freeze({
   uiRole: (role: Role) => role,
   webhookHeadersParam: true,
   uiHasSetup: true,
-  // /mcp serves Dagu's API as MCP tools (run DAGs...) and authenticates itself only when auth is on.
-  reservedPaths: ["/mcp", "/oidc-login", "/oidc-callback"],
+  // /mcp serves Dagu's API as MCP tools (run DAGs...) and authenticates itself only when auth is on; the
+  // trusted-proxy and OIDC logins would mint Dagu's own sessions. The conformance test lists Dagu's routes.
+  reservedPaths: ["/mcp", "/oidc-login", "/oidc-callback", "/proxy-login"],
 });
 
 export function daguApiProfile(version: DaguApiVersion): DaguApiProfile {
