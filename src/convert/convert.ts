@@ -3,12 +3,11 @@
 // that is not converted. The settings are read by the sidecar's own parser (dagu-config-source.ts), so
 // the sidecar's --config and convert read Dagu's configuration the same way.
 import { z } from "zod";
-import { API_VERSION, objectName, parseDuration } from "../api/common.ts";
+import { API_VERSION, objectName } from "../api/common.ts";
 import { DaguAuth, type DaguAuthSpecInput } from "../api/dagu-auth.ts";
 import { MIN_PASSWORD_LENGTH } from "../common/password-hash.ts";
-import { mergeDaguAuthSettings, parseAuthBlock, type AuthBlock, type DaguAuthSetting } from "../sidecar/sources/dagu-config-source.ts";
+import { mergeDaguAuthSettings, parseAuthBlock, tokenTtlSeconds, type AuthBlock, type DaguAuthSetting } from "../sidecar/sources/dagu-config-source.ts";
 import { CONTAINERS, OIDC_WHY, daguEnvKey, daguKey, envLabel } from "./dagu-keys.ts";
-import { goDurationToSchema } from "./go-duration.ts";
 
 /** A refusal: the configuration cannot be converted as it is. The message names the key. */
 export class ConvertError extends Error {}
@@ -189,14 +188,13 @@ export function convertDaguAuthConfig(source: ConvertSource, options: ConvertOpt
     const builtin: NonNullable<DaguAuthSpecInput["builtin"]> = {};
     const token: NonNullable<typeof builtin.token> = {};
     if (settings.tokenTtl) {
+      // The DaguAuth takes Go's syntax as it is: the same parser as the sidecar's --config checks it.
       try {
-        token.ttl = goDurationToSchema(settings.tokenTtl.value);
+        tokenTtlSeconds(settings.tokenTtl);
       } catch (error) {
-        throw new ConvertError(`${settings.tokenTtl.from}: ${(error as Error).message}`, { cause: error });
+        throw new ConvertError(`${(error as Error).message} (spec.builtin.token.ttl)`, { cause: error });
       }
-      if (parseDuration(token.ttl) < 60_000) {
-        throw new ConvertError(`${settings.tokenTtl.from} is ${token.ttl}: a DaguAuth needs at least 1m (spec.builtin.token.ttl)`);
-      }
+      token.ttl = settings.tokenTtl.value;
       sources["spec.builtin.token.ttl"] = settings.tokenTtl.from;
     }
     if (settings.tokenSecret) {

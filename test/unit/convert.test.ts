@@ -135,7 +135,7 @@ const ROWS: Row[] = [
       assert.equal(secretValue(c, "dagu-token-secret", "secret"), "s".repeat(40));
     },
   },
-  { key: "auth.builtin.token.ttl", doc: setPath(withAdmin(), "auth.builtin.token.ttl", "24h0m0s"), check: (c) => assert.equal(spec(c).builtin?.token?.ttl, "24h") },
+  { key: "auth.builtin.token.ttl", doc: setPath(withAdmin(), "auth.builtin.token.ttl", "24h0m0s"), check: (c) => assert.equal(spec(c).builtin?.token?.ttl, "24h0m0s") },
   { key: "auth.builtin.initial_admin.username", doc: withAdmin(), check: (c) => assert.equal(spec(c).builtin?.initialAdmin?.username, "root") },
   {
     key: "auth.builtin.initial_admin.password",
@@ -256,7 +256,7 @@ describe("conversions", () => {
       spec: {
         mode: "builtin",
         builtin: {
-          token: { ttl: "12h", secretRef: { name: "dagu-token-secret", key: "secret" } },
+          token: { ttl: "12h0m0s", secretRef: { name: "dagu-token-secret", key: "secret" } },
           initialAdmin: { username: "ops-admin", passwordSecretRef: { name: "dagu-initial-admin", key: "password" } },
         },
         tls: { secretName: "dagu-tls" },
@@ -320,7 +320,7 @@ describe("conversions", () => {
     const mode = convert({ document: { auth: { mode: "builtin", builtin: { initial_admin: ADMIN } } }, env: { DAGU_AUTH_MODE: "basic", DAGU_AUTH_BASIC_USERNAME: "u", DAGU_AUTH_BASIC_PASSWORD: "fixture-u-pass" } });
     assert.equal(spec(mode).mode, "basic");
     // Without --env (no env in the source) the same variables count for nothing.
-    assert.equal(spec(await fromFixture("builtin-whole-config.yaml")).builtin?.token?.ttl, "12h");
+    assert.equal(spec(await fromFixture("builtin-whole-config.yaml")).builtin?.token?.ttl, "12h0m0s");
   });
 
   test("OIDC: a warning for each key, by name, and never a value", async () => {
@@ -349,7 +349,7 @@ describe("conversions", () => {
     const c = await fromFixture("yaml-details.yaml");
     assert.equal(spec(c).builtin?.initialAdmin?.username, "anchor-admin");
     assert.equal(secretValue(c, "dagu-initial-admin", "password"), "123456789");
-    assert.equal(spec(c).builtin?.token?.ttl, "1h30m");
+    assert.equal(spec(c).builtin?.token?.ttl, "90m");
     assert.equal(spec(c).builtin?.token?.secretRef, undefined, "an empty secret: the operator generates one");
     assert.deepEqual(warned(c), ["auth.builtin.initial_admin.password"]);
     assert.match(c.warnings[0]!.message, /YAML number/);
@@ -364,18 +364,15 @@ describe("conversions", () => {
     assert.ok(c.notes.some((n) => n.includes("auth.builtin.admin is Dagu 1's name")));
   });
 
-  test("token.ttl: Go durations become the schema's format; what cannot is refused naming the key", () => {
+  test("token.ttl: a Go duration goes into the DaguAuth as written; what Dagu or a DaguAuth refuses is refused naming the key", () => {
     const ttl = (value: string, env?: NodeJS.ProcessEnv) => spec(convert({ document: setPath(withAdmin(), "auth.builtin.token.ttl", value), ...(env ? { env } : {}) })).builtin?.token?.ttl;
-    assert.equal(ttl("24h0m0s"), "24h");
-    assert.equal(ttl("1h30m"), "1h30m");
-    assert.equal(ttl("90m"), "1h30m");
-    assert.equal(ttl("3600s"), "1h");
-    assert.equal(ttl("0.5h"), "30m");
+    for (const text of ["24h0m0s", "1h30m", "90m", "3600s", "0.5h", "90.5s", "8760h"]) assert.equal(ttl(text), text);
     assert.throws(() => ttl("1d"), { name: "Error", message: /^auth\.builtin\.token\.ttl: unknown unit "d"/ });
     assert.throws(() => ttl("forever"), { message: /^auth\.builtin\.token\.ttl: invalid duration/ });
     assert.throws(() => ttl("24h", { DAGU_AUTH_TOKEN_TTL: "1w" }), { message: /^DAGU_AUTH_TOKEN_TTL: unknown unit "w"/ });
-    assert.throws(() => ttl("30s"), { message: /^auth\.builtin\.token\.ttl is 30s: a DaguAuth needs at least 1m/ });
-    assert.throws(() => ttl("90.5s"), { message: /^auth\.builtin\.token\.ttl: "90\.5s" is not a whole number of seconds/ });
+    assert.throws(() => ttl("30s"), { message: /^auth\.builtin\.token\.ttl is 30s: it must be at least 1m/ });
+    assert.throws(() => ttl("-1h"), { message: /^auth\.builtin\.token\.ttl: .*must not be negative/ });
+    assert.throws(() => ttl("9000h"), { message: /^auth\.builtin\.token\.ttl: .*at most 8760h/ });
     assert.throws(() => ttl("1d"), ConvertError);
   });
 });

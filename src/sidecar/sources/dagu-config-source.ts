@@ -8,7 +8,7 @@ import { createHash, randomBytes } from "node:crypto";
 import { readFile } from "node:fs/promises";
 import { parse as parseYaml } from "yaml";
 import { z } from "zod";
-import { parseDuration } from "../../api/common.ts";
+import { durationSeconds } from "../../api/duration.ts";
 import { Credentials, type PasswordChange } from "../../api/credentials.ts";
 import { hashPassword, verifyPassword } from "../../common/password-hash.ts";
 import type { CredentialSource, CredentialSourceEvents } from "../credential-source.ts";
@@ -124,20 +124,13 @@ export function resolveDaguAuthConfig(fileDocument: unknown, env: NodeJS.Process
   if (mode === "none") throw new Error("auth.mode none leaves nothing to enforce: set builtin or basic");
   if (mode !== "builtin" && mode !== "basic") throw new Error(`unknown auth.mode ${JSON.stringify(mode)}: expected builtin or basic`);
 
-  const ttlText = settings.tokenTtl?.value ?? "24h";
-  let ttlMs: number;
-  try {
-    ttlMs = parseDuration(ttlText);
-  } catch (error) {
-    throw new Error(`auth.builtin.token.ttl: ${(error as Error).message}`, { cause: error });
-  }
-  if (ttlMs < 60_000) throw new Error("auth.builtin.token.ttl must be at least 1m");
+  const ttlSeconds = tokenTtlSeconds(settings.tokenTtl);
 
   if (mode === "basic") {
     const username = settings.basicUsername?.value;
     const password = settings.basicPassword?.value;
     if (!username || !password) throw new Error("basic mode needs auth.basic.username and auth.basic.password (or DAGU_AUTH_BASIC_*)");
-    return { mode, username, password, ttlSeconds: ttlMs / 1000 };
+    return { mode, username, password, ttlSeconds };
   }
   const username = settings.adminUsername?.value;
   const password = settings.adminPassword?.value;
@@ -151,7 +144,23 @@ export function resolveDaguAuthConfig(fileDocument: unknown, env: NodeJS.Process
   if (tokenSecret !== undefined && Buffer.byteLength(tokenSecret, "utf8") < 32) {
     throw new Error("auth.builtin.token.secret must be at least 32 bytes (HS256 needs a 256-bit key); leave it empty to generate one");
   }
-  return { mode, username, password, tokenSecret, ttlSeconds: ttlMs / 1000 };
+  return { mode, username, password, tokenSecret, ttlSeconds };
+}
+
+/**
+ * The token lifetime in seconds, read as Dagu reads it (a Go duration, at most 8760h) and at least 1m,
+ * as a DaguAuth requires; the error names the setting it came from.
+ */
+export function tokenTtlSeconds(setting: DaguAuthSetting | undefined): number {
+  if (!setting) return 24 * 3600;
+  let seconds: number;
+  try {
+    seconds = durationSeconds(setting.value);
+  } catch (error) {
+    throw new Error(`${setting.from}: ${(error as Error).message}`, { cause: error });
+  }
+  if (seconds < 60) throw new Error(`${setting.from} is ${setting.value}: it must be at least 1m`);
+  return seconds;
 }
 
 export interface DaguConfigSourceOptions {
