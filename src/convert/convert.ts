@@ -6,6 +6,7 @@ import { z } from "zod";
 import { API_VERSION, objectName } from "../api/common.ts";
 import { DaguAuth, type DaguAuthSpecInput } from "../api/dagu-auth.ts";
 import { MIN_PASSWORD_LENGTH } from "../common/password-hash.ts";
+import { isShortTokenSecret, shortTokenSecretWarning } from "../common/token-secret.ts";
 import { mergeDaguAuthSettings, parseAuthBlock, tokenTtlSeconds, type AuthBlock, type DaguAuthSetting } from "../sidecar/sources/dagu-config-source.ts";
 import { CONTAINERS, OIDC_WHY, daguEnvKey, daguKey, envLabel } from "./dagu-keys.ts";
 
@@ -198,12 +199,8 @@ export function convertDaguAuthConfig(source: ConvertSource, options: ConvertOpt
       sources["spec.builtin.token.ttl"] = settings.tokenTtl.from;
     }
     if (settings.tokenSecret) {
-      if (Buffer.byteLength(settings.tokenSecret.value, "utf8") < 32) {
-        throw new ConvertError(
-          `${settings.tokenSecret.from} is shorter than 32 bytes: the operator refuses it (HS256 needs a 256-bit key); ` +
-            "make it longer, or remove it and the operator generates one",
-        );
-      }
+      // Converted as it is (the key it means stays the same); the operator and the sidecar warn too.
+      if (isShortTokenSecret(settings.tokenSecret.value)) warn(settings.tokenSecret.from, shortTokenSecretWarning("the token secret"));
       token.secretRef = secret(`${name}-token-secret`, "secret", settings.tokenSecret.value);
     } else {
       notes.push("no token secret (auth.builtin.token.secret): the operator generates the signing key and rotates it through spec.builtin.token.rotation");

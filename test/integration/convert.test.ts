@@ -4,14 +4,16 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { repoRoot } from "../harness/components.ts";
-import { kubectl, run, testNamespace } from "../harness/kube.ts";
-import { ready, secret, waitReady, withOperator } from "../harness/resources.ts";
+import * as k8s from "@kubernetes/client-node";
+import { tokenSigningKey } from "../../src/common/token-secret.ts";
+import { eventually, kubectl, run, testNamespace } from "../harness/kube.ts";
+import { kc, ready, secret, setSecret, waitCredentials, waitReady, withOperator } from "../harness/resources.ts";
 
 const convert = (fixture: string) => run(process.execPath, [join(repoRoot, "src", "cli.ts"), "convert", join(repoRoot, "test", "fixtures", "convert", fixture)]);
 
 test("converted configurations are accepted by the API server", async (t) => {
   const ns = await testNamespace(t, "convert");
-  for (const fixture of ["basic.yaml", "builtin-bare-block.yaml", "builtin-whole-config.yaml", "dagu1-names.yaml", "oidc.yaml", "unknown-keys.yaml", "yaml-details.yaml"]) {
+  for (const fixture of ["basic.yaml", "builtin-bare-block.yaml", "builtin-whole-config.yaml", "dagu1-names.yaml", "oidc.yaml", "unknown-keys.yaml", "yaml-details.yaml", "page-builtin.yaml", "page-builtin-no-admin.yaml", "page-basic.yaml"]) {
     const out = await convert(fixture);
     assert.equal(out.code, 0, `${fixture}: ${out.stderr}`);
     const applied = await kubectl(["apply", "--dry-run=server", "-n", ns, "-f", "-"], out.stdout);
@@ -39,4 +41,35 @@ test("a converted builtin configuration becomes Ready under the operator", async
   assert.match(ready(waiting)!.message, new RegExp(`${name}-tls \\(spec\\.tls\\.secretName\\)`));
   await secret(ns, `${name}-tls`, { "tls.crt": "-----BEGIN CERTIFICATE-----", "tls.key": "-----BEGIN PRIVATE KEY-----" });
   await waitReady(ns, "daguauths", name, "Materialized");
+});
+
+test("the page's builtin example, short token secret and all, converts with a warning and becomes Ready", async (t) => {
+  const ns = await testNamespace(t, "convert");
+  await withOperator(t);
+  const out = await convert("page-builtin.yaml");
+  assert.equal(out.code, 0, out.stderr);
+  assert.match(out.stderr, /WARNING: auth\.builtin\.token\.secret: the token secret is shorter than 32 bytes: accepted/);
+  assert.ok(!out.stderr.includes("your-secure-random-secret"), "the warning never shows the secret");
+  const applied = await kubectl(["apply", "-n", ns, "-f", "-"], out.stdout);
+  assert.equal(applied.code, 0, applied.stderr);
+  const auth = await waitReady(ns, "daguauths", "dagu", "Materialized");
+  assert.match(ready(auth)!.message, /warning: the token secret in Secret dagu-token-secret is shorter than 32 bytes/);
+  const events = await eventually("a Warning Event about the short secret", async () => {
+    const list = await kc.makeApiClient(k8s.EventsV1Api).listNamespacedEvent({ namespace: ns });
+    return list.items.find((e) => e.reason === "TokenSecretShort" && e.type === "Warning" && e.regarding?.name === "dagu");
+  });
+  assert.ok(!String(events.note).includes("your-secure-random-secret"));
+  // The key the sidecar verifies with is the one derivation of that secret, the same as the standalone sidecar's.
+  const derived = tokenSigningKey("your-secure-random-secret").toString("base64url");
+  const c = await waitCredentials(ns, "dagu", (d) => d.token?.keys[0]?.secret === derived, "the derived key signs");
+  assert.deepEqual(c.users.map((u) => [u.username, u.role]), [["admin", "admin"]]);
+
+  // A long secret is the key itself (as before short ones were accepted); the derived key keeps verifying for
+  // the overlap, so nobody is logged out by surprise.
+  const long = "a-long-random-token-secret-of-44-characters!";
+  await setSecret(ns, "dagu-token-secret", { secret: long });
+  const next = await waitCredentials(ns, "dagu", (d) => d.token?.keys[0]?.secret === Buffer.from(long).toString("base64url"), "the long secret is the key");
+  assert.ok(next.token!.keys.some((k) => k.secret === derived && k.notAfter !== undefined), "the derived key is retired with an overlap");
+  const after = await waitReady(ns, "daguauths", "dagu", "Materialized");
+  assert.doesNotMatch(ready(after)!.message, /warning/);
 });

@@ -275,6 +275,24 @@ describe("conversions", () => {
     assertOutputSound(c);
   });
 
+  test("the page's builtin example: its short token secret is converted as it is, with a warning", async () => {
+    const c = await fromFixture("page-builtin.yaml");
+    assert.deepEqual(spec(c), {
+      mode: "builtin",
+      builtin: {
+        token: { ttl: "24h", secretRef: { name: "dagu-token-secret", key: "secret" } },
+        initialAdmin: { username: "admin", passwordSecretRef: { name: "dagu-initial-admin", key: "password" } },
+      },
+    });
+    assert.equal(secretValue(c, "dagu-token-secret", "secret"), "your-secure-random-secret", "the same secret, so the same key");
+    assert.deepEqual(warned(c), ["auth.builtin.token.secret"]);
+    assert.match(c.warnings[0]!.message, /shorter than 32 bytes: accepted, and a 256-bit signing key is derived from it \(HKDF-SHA256\)/);
+    assertOutputSound(c);
+    const env = convert({ env: { DAGU_AUTH_MODE: "builtin", DAGU_AUTH_TOKEN_SECRET: "your-secure-random-secret", DAGU_AUTH_BUILTIN_INITIAL_ADMIN_USERNAME: "admin", DAGU_AUTH_BUILTIN_INITIAL_ADMIN_PASSWORD: "your-secure-password" } });
+    assert.deepEqual(warned(env), ["DAGU_AUTH_TOKEN_SECRET"]);
+    assert.equal(spec(env).builtin?.initialAdmin?.username, "admin");
+  });
+
   test("a bare auth block, mode unset: builtin; without a token secret the operator generates one", async () => {
     const c = await fromFixture("builtin-bare-block.yaml");
     assert.deepEqual(spec(c), {
@@ -392,8 +410,7 @@ describe("refusals name the key", () => {
     refuses({ env: { DAGU_AUTH_BUILTIN_INITIAL_ADMIN_PASSWORD: "fixture-half-pass" } }, /^DAGU_AUTH_BUILTIN_INITIAL_ADMIN_PASSWORD is set without auth\.builtin\.initial_admin\.username/);
   });
 
-  test("what the operator would refuse: short token secret or password, invalid username, half a certificate", () => {
-    refuses({ document: setPath(withAdmin(), "auth.builtin.token.secret", "short") }, /^auth\.builtin\.token\.secret is shorter than 32 bytes/);
+  test("what the operator would refuse: a short password, an invalid username, half a certificate", () => {
     refuses({ document: setPath(withAdmin(), "auth.builtin.initial_admin.password", "short") }, /^auth\.builtin\.initial_admin\.password is shorter than 8 characters/);
     refuses(
       { document: setPath(withAdmin(), "auth.builtin.initial_admin.username", "root user") },

@@ -11,6 +11,7 @@ import { z } from "zod";
 import { durationSeconds } from "../../api/duration.ts";
 import { Credentials, type PasswordChange } from "../../api/credentials.ts";
 import { hashPassword, verifyPassword } from "../../common/password-hash.ts";
+import { isShortTokenSecret, shortTokenSecretWarning, tokenSigningKey } from "../../common/token-secret.ts";
 import type { CredentialSource, CredentialSourceEvents } from "../credential-source.ts";
 import { applyPasswordChanges, changeTimestamp } from "../password-changes.ts";
 import { memoryPasswordChangeLog, stateDirPasswordChangeLog, type PasswordChangeLog } from "./password-change-log.ts";
@@ -48,6 +49,8 @@ export interface DaguAuthConfig {
   username: string;
   password: string;
   tokenSecret?: string;
+  /** The YAML key or variable the token secret came from, for the warning about a short one. */
+  tokenSecretFrom?: string;
   ttlSeconds: number;
 }
 
@@ -140,11 +143,8 @@ export function resolveDaguAuthConfig(fileDocument: unknown, env: NodeJS.Process
         "the sidecar has no setup page",
     );
   }
-  const tokenSecret = settings.tokenSecret?.value;
-  if (tokenSecret !== undefined && Buffer.byteLength(tokenSecret, "utf8") < 32) {
-    throw new Error("auth.builtin.token.secret must be at least 32 bytes (HS256 needs a 256-bit key); leave it empty to generate one");
-  }
-  return { mode, username, password, tokenSecret, ttlSeconds };
+  const tokenSecret = settings.tokenSecret;
+  return { mode, username, password, ...(tokenSecret ? { tokenSecret: tokenSecret.value, tokenSecretFrom: tokenSecret.from } : {}), ttlSeconds };
 }
 
 /**
@@ -169,6 +169,8 @@ export interface DaguConfigSourceOptions {
   env: NodeJS.ProcessEnv;
   stateDir?: StateDir;
   trustedProxies: string[];
+  /** Where a warning goes (the CLI: a log line); never given a secret. */
+  warn?: (message: string) => void;
 }
 
 /** A key id that reveals nothing about the key. */
@@ -183,6 +185,8 @@ export class DaguConfigCredentialSource extends EventEmitter<CredentialSourceEve
   #configText: string | undefined;
   readonly #configPasswords = new Map<string, PasswordChange>();
   #generatedTokenSecret: string | undefined;
+  /** The short secret last warned about: one warning per secret, not per reload of the file. */
+  #warnedSecret: string | undefined;
   /** Why the file's last edit was refused, until a good one (or the last good text again) is read. */
   #broken: Error | undefined;
   #watched: WatchedFile | undefined;
@@ -256,7 +260,11 @@ export class DaguConfigCredentialSource extends EventEmitter<CredentialSourceEve
     if (config.mode === "basic") {
       credentials = { ...base, users: [], basic: { username: config.username, passwordHash: password.passwordHash } };
     } else {
-      const secret = config.tokenSecret !== undefined ? Buffer.from(config.tokenSecret, "utf8").toString("base64url") : await this.#generatedSecret();
+      const secret = config.tokenSecret !== undefined ? tokenSigningKey(config.tokenSecret).toString("base64url") : await this.#generatedSecret();
+      if (config.tokenSecret !== undefined && isShortTokenSecret(config.tokenSecret) && this.#warnedSecret !== config.tokenSecret) {
+        this.#warnedSecret = config.tokenSecret;
+        this.#options.warn?.(shortTokenSecretWarning(config.tokenSecretFrom ?? "the token secret"));
+      }
       const kid = kidFor(secret);
       credentials = {
         ...base,
