@@ -130,6 +130,13 @@ export const Credentials = z
     if (c.mode === "basic" && !c.basic) {
       ctx.addIssue({ code: "custom", message: "basic mode needs the basic credential", path: ["basic"] });
     }
+    // Dagu's page: API keys and webhooks require builtin auth; basic mode is one user and nothing else.
+    if (c.mode === "basic" && c.apiKeys.length > 0) {
+      ctx.addIssue({ code: "custom", message: "apiKeys must be empty in basic mode: API keys need builtin mode, as in Dagu", path: ["apiKeys"] });
+    }
+    if (c.mode === "basic" && c.webhooks.length > 0) {
+      ctx.addIssue({ code: "custom", message: "webhooks must be empty in basic mode: webhooks need builtin mode, as in Dagu", path: ["webhooks"] });
+    }
     // The sidecar indexes these: a duplicate would make a lookup ambiguous.
     unique(c.users, (u) => u.id, ["users"], "id", ctx);
     unique(c.users, (u) => u.username, ["users"], "username", ctx);

@@ -121,8 +121,9 @@ export function assembleCredentials(input: AssemblyInput): Assembly {
       : {}),
     users: credentialUsers.sort(byId),
     ...(input.basic ? { basic: { username: input.basic.username, passwordHash: effective(input.basic.password, undefined).hash } } : {}),
-    apiKeys: apiKeys.sort((a, b) => byId(a, b) || (a.digest < b.digest ? -1 : 1)),
-    webhooks: webhooks.sort(byId),
+    // Builtin only, as in Dagu (the document refuses them in basic mode): offers left from before a switch to basic are dropped.
+    apiKeys: spec.mode === "builtin" ? apiKeys.sort((a, b) => byId(a, b) || (a.digest < b.digest ? -1 : 1)) : [],
+    webhooks: spec.mode === "builtin" ? webhooks.sort(byId) : [],
     login: { maxAttempts: login.maxAttempts, windowSeconds: durationSeconds(login.window), lockoutSeconds: durationSeconds(login.lockout) },
     trustedProxies: spec.trustedProxies ?? [],
   };

@@ -183,6 +183,13 @@ test("credentials document: refusals name the field", () => {
   assert.deepEqual(issues(parseCredentials(JSON.stringify(noHmac))), [
     "webhooks.0.hmacSecrets: mode tokenAndHmac needs an HMAC secret",
   ]);
+  // Dagu's page: API keys and webhooks require builtin auth. A basic-mode document carrying them is refused.
+  const basic = { ...structuredClone(credentials), mode: "basic", token: undefined, basic: { username: "ops", passwordHash: HASH } };
+  assert.deepEqual(issues(parseCredentials(JSON.stringify(basic))), [
+    "apiKeys: apiKeys must be empty in basic mode: API keys need builtin mode, as in Dagu",
+    "webhooks: webhooks must be empty in basic mode: webhooks need builtin mode, as in Dagu",
+  ]);
+  assert.ok(parseCredentials(JSON.stringify({ ...basic, apiKeys: [], webhooks: [] })).success);
 });
 
 test("credentials document: broken JSON is a zod error that does not echo the input", () => {
