@@ -219,7 +219,8 @@ export function convertDaguAuthConfig(source: ConvertSource, options: ConvertOpt
     } else {
       warn(
         "auth.builtin.initial_admin",
-        "not set: Dagu would show its setup page, the operator has none; add spec.builtin.initialAdmin or a DaguUser with role admin, or nobody can log in",
+        "not set: Dagu would show its setup page, the operator has none; add spec.builtin.initialAdmin or a DaguUser with role admin " +
+          "(the DaguAuth reports NoAdmin until one exists), or nobody can log in",
       );
     }
     if (Object.keys(builtin).length > 0) spec.builtin = builtin;

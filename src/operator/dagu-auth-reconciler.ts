@@ -285,6 +285,8 @@ export async function reconcileDaguAuth(ctx: OperatorContext, key: string): Prom
   if (!previous || previous.generation !== generation || !sameContent) enqueueChildren(ctx, namespace, name);
   else enqueueChildrenOnce(ctx, namespace, name, previous);
 
+  const noAdmin = missingAdmin(spec, assembly.document.users);
+  if (noAdmin) problems.push(noAdmin);
   const ready: ReadyState = problems[0] ?? {
     ready: true,
     reason: "Materialized",
@@ -510,4 +512,18 @@ async function applyIfChanged(ctx: OperatorContext, obj: KubeObject): Promise<vo
     ctx.applied.delete(id);
     throw err;
   }
+}
+
+/**
+ * Builtin mode with nobody who may administer it (no initial admin, no enabled admin DaguUser): the
+ * credentials are written, but the DaguAuth is not Ready. Dagu would show its setup page; here an admin
+ * is declared instead.
+ */
+export function missingAdmin(spec: DaguAuthSpec, users: readonly { role: string; disabled: boolean }[]): ReadyState | undefined {
+  if (spec.mode !== "builtin" || users.some((u) => u.role === "admin" && !u.disabled)) return undefined;
+  return {
+    ready: false,
+    reason: "NoAdmin",
+    message: "nobody can administer this Dagu: set spec.builtin.initialAdmin, or create a DaguUser with role admin (Dagu would show its setup page)",
+  };
 }

@@ -7,7 +7,7 @@ import { repoRoot } from "../harness/components.ts";
 import * as k8s from "@kubernetes/client-node";
 import { tokenSigningKey } from "../../src/common/token-secret.ts";
 import { eventually, kubectl, run, testNamespace } from "../harness/kube.ts";
-import { kc, ready, secret, setSecret, waitCredentials, waitReady, withOperator } from "../harness/resources.ts";
+import { create, kc, patchSpec, ready, secret, setSecret, waitCredentials, waitReady, withOperator } from "../harness/resources.ts";
 
 const convert = (fixture: string) => run(process.execPath, [join(repoRoot, "src", "cli.ts"), "convert", join(repoRoot, "test", "fixtures", "convert", fixture)]);
 
@@ -72,4 +72,24 @@ test("the page's builtin example, short token secret and all, converts with a wa
   assert.ok(next.token!.keys.some((k) => k.secret === derived && k.notAfter !== undefined), "the derived key is retired with an overlap");
   const after = await waitReady(ns, "daguauths", "dagu", "Materialized");
   assert.doesNotMatch(ready(after)!.message, /warning/);
+});
+
+test("builtin without an initial admin: NoAdmin (not Ready) until an enabled admin DaguUser exists", async (t) => {
+  const ns = await testNamespace(t, "convert");
+  await withOperator(t);
+  const out = await convert("page-builtin-no-admin.yaml");
+  assert.equal(out.code, 0, out.stderr);
+  assert.match(out.stderr, /WARNING: auth\.builtin\.initial_admin: not set/);
+  assert.equal((await kubectl(["apply", "-n", ns, "-f", "-"], out.stdout)).code, 0);
+  const waiting = await waitReady(ns, "daguauths", "dagu", "NoAdmin", "False");
+  assert.match(ready(waiting)!.message, /set spec\.builtin\.initialAdmin, or create a DaguUser with role admin/);
+  // The credentials are there all the same (the sidecar serves, nobody can log in yet).
+  await waitCredentials(ns, "dagu", (d) => d.users.length === 0, "an empty user list");
+  await secret(ns, "root-pw", { password: "root-password-1" });
+  const user = { authRef: { name: "dagu" }, username: "root", role: "admin", disabled: true, password: { secretRef: { name: "root-pw", key: "password" } } };
+  await create(ns, "daguusers", "DaguUser", "root", user);
+  await waitCredentials(ns, "dagu", (d) => d.users.some((u) => u.username === "root" && u.disabled), "the disabled admin");
+  await waitReady(ns, "daguauths", "dagu", "NoAdmin", "False");
+  await patchSpec(ns, "daguusers", "root", { disabled: false });
+  await waitReady(ns, "daguauths", "dagu", "Materialized");
 });
