@@ -102,6 +102,11 @@ describe("Dagu's auth: configuration", () => {
     assert.equal(short.tokenSecret, "your-secure-random-secret");
   });
 
+  test("builtin without an initial admin is Dagu's first-run case, not an error", () => {
+    assert.deepEqual(resolveDaguAuthConfig({ auth: { builtin: { token: { ttl: "24h" } } } }, {}), { mode: "builtin", ttlSeconds: 86400 });
+    assert.deepEqual(resolveDaguAuthConfig(undefined, { DAGU_AUTH_MODE: "builtin" }), { mode: "builtin", ttlSeconds: 86400 });
+  });
+
   test("Dagu 1's builtin.admin and environment-only configuration", () => {
     assert.equal(resolveDaguAuthConfig({ auth: { builtin: { admin: { username: "a", password: "p" } } } }, {}).username, "a");
     const basic = resolveDaguAuthConfig(undefined, { DAGU_AUTH_MODE: "basic", DAGU_AUTH_BASIC_USERNAME: "u", DAGU_AUTH_BASIC_PASSWORD: "p" });
@@ -112,7 +117,7 @@ describe("Dagu's auth: configuration", () => {
     const cases: [unknown, NodeJS.ProcessEnv, RegExp][] = [
       [{ auth: { mode: "none" } }, {}, /auth\.mode none/],
       [{ auth: { mode: "oidc" } }, {}, /auth\.mode/],
-      [{ auth: { builtin: {} } }, {}, /initial_admin/],
+      [{ auth: { builtin: { initial_admin: { username: "a" } } } }, {}, /auth\.builtin\.initial_admin\.username is set without the initial admin's password: set both or neither/],
       [{ auth: { mode: "basic", basic: { username: "u" } } }, {}, /auth\.basic\.password/],
       [{ auth: { builtin: { initial_admin: { username: "a", password: "p" } }, oidc: { client_id: "x" } } }, {}, /OIDC/],
       [{ auth: { builtin: { initial_admin: { username: "a", password: "p" } } } }, { DAGU_AUTH_OIDC_ISSUER: "https://x" }, /OIDC/],
