@@ -28,8 +28,9 @@ const ApiKeyFieldsIn = {
   description: z.string().max(500).optional(),
   role: UiRole,
   workspaceAccess: WorkspaceAccess,
-  allowedSurfaces: z.array(z.string()).min(1),
-  attributionClass: z.string(),
+  // Required by Dagu 2.15.1's API; Dagu 1's knows neither (then: REST, a service account).
+  allowedSurfaces: z.array(z.string()).optional(),
+  attributionClass: z.string().optional(),
   ownerUserId: z.string().max(128).optional(),
   serviceAccountName: z.string().max(100).optional(),
 };
@@ -186,8 +187,8 @@ function apiKeyFields(profile: DaguApiProfile, body: z.infer<typeof CreateApiKey
     name: body.name,
     ...(body.description ? { description: body.description } : {}),
     role: roleOf(profile, body.role),
-    allowedSurfaces: surfacesOf(body.allowedSurfaces),
-    attributionClass: attributionOf(body.attributionClass),
+    allowedSurfaces: body.allowedSurfaces === undefined && profile.daguMajor < 2 ? ["rest_api" as const] : surfacesOf(body.allowedSurfaces),
+    attributionClass: body.attributionClass === undefined && profile.daguMajor < 2 ? ("service_account" as const) : attributionOf(body.attributionClass),
     ...(body.ownerUserId !== undefined ? { ownerUserId: body.ownerUserId } : {}),
     ...(body.serviceAccountName !== undefined ? { serviceAccountName: body.serviceAccountName } : {}),
   };
@@ -206,14 +207,15 @@ function apiKeyPatch(profile: DaguApiProfile, body: z.infer<typeof UpdateApiKey>
   };
 }
 
-function surfacesOf(values: string[]): (typeof API_KEY_SURFACES)[number][] {
+function surfacesOf(values: string[] | undefined): (typeof API_KEY_SURFACES)[number][] {
+  if (values === undefined || values.length === 0) throw new HttpError(400, "bad_request", "Invalid API key surface");
   const known = values.filter((v): v is (typeof API_KEY_SURFACES)[number] => (API_KEY_SURFACES as readonly string[]).includes(v));
   if (known.length !== values.length) throw new HttpError(400, "bad_request", "Invalid API key surface");
   return [...new Set(known)];
 }
 
-function attributionOf(value: string): (typeof API_KEY_ATTRIBUTIONS)[number] {
-  if (!(API_KEY_ATTRIBUTIONS as readonly string[]).includes(value)) throw new HttpError(400, "bad_request", "Invalid API key attribution");
+function attributionOf(value: string | undefined): (typeof API_KEY_ATTRIBUTIONS)[number] {
+  if (value === undefined || !(API_KEY_ATTRIBUTIONS as readonly string[]).includes(value)) throw new HttpError(400, "bad_request", "Invalid API key attribution");
   return value as (typeof API_KEY_ATTRIBUTIONS)[number];
 }
 
