@@ -112,8 +112,13 @@ export const CredentialWebhook = z
     updatedAt: rfc3339.optional(),
     createdBy: z.string().optional(),
     hmacUpdatedAt: rfc3339.optional(),
+    /** Replay protection (not in Dagu): X-Dagu-Timestamp within this many seconds, signed, each request once. */
+    timestampWindowSeconds: z.int().min(1).max(86_400).optional(),
   })
   .superRefine((w, ctx) => {
+    if (w.mode === "token" && w.timestampWindowSeconds !== undefined) {
+      ctx.addIssue({ code: "custom", message: "a timestamp window needs a signature (mode tokenAndHmac or hmac)", path: ["timestampWindowSeconds"] });
+    }
     if (w.mode !== "hmac" && w.tokenDigests.length === 0) {
       ctx.addIssue({ code: "custom", message: `mode ${w.mode} needs a token digest`, path: ["tokenDigests"] });
     }

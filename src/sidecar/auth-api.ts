@@ -12,7 +12,7 @@ import type { Principal } from "./authenticators.ts";
 import type { CredentialSnapshot, CredentialStore } from "./credential-store.ts";
 import type { DaguApiProfile } from "./dagu-api.ts";
 import { apiKeyJson, userJson, webhookJson } from "./dagu-json.ts";
-import { HttpError, parseJsonBody, readBody, sendError, sendJson } from "./http-util.ts";
+import { HttpError, parseJsonBody, readBody, sendError, sendJson, type UnauthenticatedRead } from "./http-util.ts";
 import { issueToken } from "./jwt.ts";
 import type { LoginThrottle } from "./login-throttle.ts";
 import { handleManagementWrite } from "./management-api.ts";
@@ -51,6 +51,8 @@ export interface AuthApiDeps {
   readonly profile: () => DaguApiProfile;
   /** Whether Dagu has this DAG (a webhook is created for an existing DAG only); undefined: cannot tell. */
   readonly dagExists?: (fileName: string) => Promise<boolean | undefined>;
+  /** The login (and setup) body is read before anyone is authenticated: within this budget and time. */
+  readonly unauthenticated: UnauthenticatedRead;
 }
 
 export interface LocalCall {
@@ -144,7 +146,7 @@ export class AuthApi {
       sendError(res, 401, "unauthorized", "Authentication is not enabled");
       return { detail: "not_builtin" };
     }
-    const body = LoginBody.safeParse(parseJsonBody(await readBody(call.req, AUTH_BODY_LIMIT)));
+    const body = LoginBody.safeParse(parseJsonBody(await readBody(call.req, AUTH_BODY_LIMIT, { ...this.#deps.unauthenticated, client: call.clientAddress })));
     if (!body.success) {
       sendError(res, 401, "unauthorized", "Invalid request body");
       return { detail: "bad_body" };
@@ -164,7 +166,7 @@ export class AuthApi {
     });
     if (outcome.kind === "throttled") {
       sendError(res, 429, "too_many_requests", "Too many failed login attempts; try again later", { "Retry-After": String(outcome.retryAfterSeconds) });
-      return { subject: username, detail: "throttled" };
+      return { subject: username, detail: `throttled_${outcome.reason}` };
     }
     if (outcome.kind === "busy") return busy(res, username);
     if (!outcome.ok || !fresh) {
@@ -173,7 +175,7 @@ export class AuthApi {
     }
     const { token, expiresAt } = await issueToken(current, fresh);
     sendJson(res, 200, { token, expiresAt: expiresAt.toISOString(), user: userJson(this.#deps.profile(), fresh) });
-    return { subject: fresh.username };
+    return { subject: fresh.username, detail: outcome.delayedMs > 0 ? "slowed" : undefined };
   }
 
   async #changePassword(call: LocalCall): Promise<LocalOutcome> {
@@ -199,7 +201,7 @@ export class AuthApi {
     const outcome = await this.#deps.throttle.guard(user.username, call.clientAddress, () => verifyPassword(user.passwordHash, body.data.currentPassword));
     if (outcome.kind === "throttled") {
       sendError(res, 429, "too_many_requests", "Too many failed attempts; try again later", { "Retry-After": String(outcome.retryAfterSeconds) });
-      return { subject: user.username, detail: "throttled" };
+      return { subject: user.username, detail: `throttled_${outcome.reason}` };
     }
     if (outcome.kind === "busy") return busy(res, user.username);
     if (!outcome.ok) {
@@ -253,7 +255,7 @@ export class AuthApi {
       sendError(res, 403, "forbidden", `Setup needs --state-dir: ${management.unavailable}`);
       return { detail: "no_state_dir" };
     }
-    const body = SetupBody.safeParse(parseJsonBody(await readBody(call.req, AUTH_BODY_LIMIT)));
+    const body = SetupBody.safeParse(parseJsonBody(await readBody(call.req, AUTH_BODY_LIMIT, { ...this.#deps.unauthenticated, client: call.clientAddress })));
     if (!body.success) {
       sendError(res, 400, "bad_request", "Invalid request body");
       return { detail: "bad_body" };

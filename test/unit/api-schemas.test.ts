@@ -103,6 +103,18 @@ test("DaguWebhook spec: Dagu's DAG name rule, and hmacEnforcement only with toke
   assert.ok(DaguWebhookSpec.safeParse({ ...hook, auth: { mode: "tokenAndHmac", hmacEnforcement: "observe" } }).success);
 });
 
+test("DaguWebhook spec: timestampWindow only with a signature, from 1s to 24h", () => {
+  const hook = { authRef: { name: "dagu" }, dagName: "hello", secretName: "hello-webhook" };
+  assert.ok(DaguWebhookSpec.safeParse({ ...hook, auth: { mode: "hmac", timestampWindow: "5m" } }).success);
+  assert.ok(DaguWebhookSpec.safeParse({ ...hook, auth: { mode: "tokenAndHmac", timestampWindow: "24h" } }).success);
+  assert.deepEqual(issues(DaguWebhookSpec.safeParse({ ...hook, auth: { mode: "token", timestampWindow: "5m" } })), [
+    "auth.timestampWindow: spec.auth.timestampWindow needs a signature: spec.auth.mode tokenAndHmac or hmac",
+  ]);
+  assert.deepEqual(issues(DaguWebhookSpec.safeParse({ ...hook, auth: { mode: "hmac", timestampWindow: "0s" } })), ["auth.timestampWindow: spec.auth.timestampWindow must be at least 1s"]);
+  assert.deepEqual(issues(DaguWebhookSpec.safeParse({ ...hook, auth: { mode: "hmac", timestampWindow: "25h" } })), ["auth.timestampWindow: spec.auth.timestampWindow must be at most 24h"]);
+  assert.match(issues(DaguWebhookSpec.safeParse({ ...hook, auth: { mode: "hmac", timestampWindow: "5 minutes" } })).join(), /^auth.timestampWindow: /);
+});
+
 const HASH = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHQ$c29tZWhhc2hzb21laGFzaA";
 const credentials: Credentials = {
   version: 1,
@@ -190,6 +202,11 @@ test("credentials document: refusals name the field", () => {
     "webhooks: webhooks must be empty in basic mode: webhooks need builtin mode, as in Dagu",
   ]);
   assert.ok(parseCredentials(JSON.stringify({ ...basic, apiKeys: [], webhooks: [] })).success);
+  const tokenWindow = structuredClone(credentials);
+  Object.assign(tokenWindow.webhooks[0]!, { mode: "token", hmacSecrets: [], timestampWindowSeconds: 300 });
+  assert.deepEqual(issues(parseCredentials(JSON.stringify(tokenWindow))), [
+    "webhooks.0.timestampWindowSeconds: a timestamp window needs a signature (mode tokenAndHmac or hmac)",
+  ]);
 });
 
 test("credentials document: broken JSON is a zod error that does not echo the input", () => {
