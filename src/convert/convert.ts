@@ -9,6 +9,8 @@ import { MIN_PASSWORD_LENGTH } from "../common/password-hash.ts";
 import { isShortTokenSecret, shortTokenSecretWarning } from "../common/token-secret.ts";
 import { mergeDaguAuthSettings, parseAuthBlock, tokenTtlSeconds, type AuthBlock, type DaguAuthSetting } from "../sidecar/sources/dagu-config-source.ts";
 import { CONTAINERS, OIDC_WHY, daguEnvKey, daguKey, envLabel } from "./dagu-keys.ts";
+import type { SidecarState } from "../sidecar/sources/state-dir.ts";
+import { convertStandaloneState, type ChildManifest } from "./standalone-state.ts";
 
 /** A refusal: the configuration cannot be converted as it is. The message names the key. */
 export class ConvertError extends Error {}
@@ -26,6 +28,8 @@ export interface ConvertSource {
   nonStrings?: readonly { path: readonly string[]; type: string }[];
   /** The environment, when the DAGU_AUTH_* variables count (`--env`); they win over the file. */
   env?: NodeJS.ProcessEnv;
+  /** A standalone sidecar's --state-dir content: its users, API keys and webhooks become resources too. */
+  state?: SidecarState;
 }
 
 export interface Warning {
@@ -47,6 +51,8 @@ export type DaguAuthManifest = z.input<typeof DaguAuth>;
 
 export interface Conversion {
   daguAuth: DaguAuthManifest;
+  /** DaguUsers, DaguApiKeys and DaguWebhooks (from --state-dir), after the DaguAuth in resources.yaml. */
+  resources: ChildManifest[];
   secrets: SecretManifest[];
   warnings: Warning[];
   /** Information that needs no action: overrides, aliases, what else to migrate. */
@@ -173,6 +179,10 @@ export function convertDaguAuthConfig(source: ConvertSource, options: ConvertOpt
   };
   const spec: DaguAuthSpecInput = { mode };
   const sources: Record<string, string> = { "spec.mode": modeFrom };
+  const kept = source.state && mode === "builtin" ? convertStandaloneState(source.state, name, namespace) : undefined;
+  if (source.state && mode === "basic" && Object.values({ ...source.state.users, ...source.state.apiKeys, ...source.state.webhooks }).length > 0) {
+    warn("--state-dir", "not converted: its users, API keys and webhooks need builtin mode (as in Dagu), and the configuration is in basic mode");
+  }
 
   if (mode === "basic") {
     ignoredIn("basic", settings.tokenSecret, settings.tokenTtl, settings.adminUsername, settings.adminPassword);
@@ -216,6 +226,8 @@ export function convertDaguAuthConfig(source: ConvertSource, options: ConvertOpt
       builtin.initialAdmin = { username: user.value, passwordSecretRef: secret(`${name}-initial-admin`, "password", pass.value) };
       sources["spec.builtin.initialAdmin.username"] = user.from;
       if (user.from.startsWith("auth.builtin.admin.")) notes.push("auth.builtin.admin is Dagu 1's name of auth.builtin.initial_admin: read as such");
+    } else if (kept?.hasAdmin) {
+      notes.push("no initial admin (auth.builtin.initial_admin): the admins created through the standalone sidecar become DaguUsers");
     } else {
       warn(
         "auth.builtin.initial_admin",
@@ -261,12 +273,18 @@ export function convertDaguAuthConfig(source: ConvertSource, options: ConvertOpt
     const r = SecretManifestSchema.safeParse(s);
     if (!r.success) throw new ConvertError(`Secret ${s.metadata.name} would be invalid: ${z.prettifyError(r.error)}`);
   }
-  notes.push(
-    "users, API keys and webhooks created inside Dagu are not part of its auth: configuration and are not converted: " +
-      "declare them as DaguUser, DaguApiKey and DaguWebhook",
-  );
+  if (kept) {
+    secrets.push(...kept.secrets);
+    warnings.push(...kept.warnings);
+    notes.push(...kept.notes);
+  } else if (!source.state) {
+    notes.push(
+      "users, API keys and webhooks created inside Dagu are not part of its auth: configuration and are not converted: " +
+        "declare them as DaguUser, DaguApiKey and DaguWebhook (those of a standalone sidecar: convert with --state-dir)",
+    );
+  }
   notes.push("Dagu itself then runs behind the sidecar with DAGU_AUTH_MODE=none, listening on 127.0.0.1 only (docs/sidecar.md)");
-  return { daguAuth, secrets, warnings, notes, commands };
+  return { daguAuth, resources: kept?.resources ?? [], secrets, warnings, notes, commands };
 }
 
 /** Keys Dagu reads next to `auth:` (at a config file's top level); a bare block may carry them too. */

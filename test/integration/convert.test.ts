@@ -5,7 +5,11 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { repoRoot } from "../harness/components.ts";
 import * as k8s from "@kubernetes/client-node";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
 import { tokenSigningKey } from "../../src/common/token-secret.ts";
+import { DaguConfigCredentialSource } from "../../src/sidecar/sources/dagu-config-source.ts";
+import { StateDir } from "../../src/sidecar/sources/state-dir.ts";
 import { eventually, kubectl, run, testNamespace } from "../harness/kube.ts";
 import { create, kc, patchSpec, ready, secret, setSecret, waitCredentials, waitReady, withOperator } from "../harness/resources.ts";
 
@@ -92,4 +96,31 @@ test("builtin without an initial admin: NoAdmin (not Ready) until an enabled adm
   await waitReady(ns, "daguauths", "dagu", "NoAdmin", "False");
   await patchSpec(ns, "daguusers", "root", { disabled: false });
   await waitReady(ns, "daguauths", "dagu", "Materialized");
+});
+
+test("convert --state-dir: what a standalone sidecar created becomes resources the operator makes Ready", async (t) => {
+  const ns = await testNamespace(t, "convert");
+  await withOperator(t);
+  const dir = await mkdtemp(join(tmpdir(), "convert-state-"));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  // What an admin did through the standalone sidecar: the first admin by setup, a user, a key, a signed webhook.
+  const source = new DaguConfigCredentialSource({ env: { DAGU_AUTH_MODE: "builtin" }, stateDir: new StateDir(dir), trustedProxies: [] });
+  await source.start();
+  const m = source.management()!;
+  const root = await m.setup("root", "root-password-1");
+  await m.createUser({ username: "ann", password: "ann-password-1", role: "developer" });
+  await m.createApiKey({ name: "ci", role: "operator", allowedSurfaces: ["rest_api"], attributionClass: "service_account" }, { id: root.id, userId: root.id });
+  await m.createWebhook("hello", { id: root.id });
+  await m.enableWebhookHmac("hello", "tokenAndHmac", undefined);
+  await source.stop();
+
+  const out = await run(process.execPath, [join(repoRoot, "src", "cli.ts"), "convert", join(repoRoot, "test", "fixtures", "convert", "page-builtin-no-admin.yaml"), "--state-dir", dir]);
+  assert.equal(out.code, 0, out.stderr);
+  const applied = await kubectl(["apply", "-n", ns, "-f", "-"], out.stdout);
+  assert.equal(applied.code, 0, applied.stderr);
+  await waitReady(ns, "daguauths", "dagu", "Materialized");
+  for (const [plural, name] of [["daguusers", "root"], ["daguusers", "ann"], ["daguapikeys", "ci"], ["daguwebhooks", "hello"]] as const) await waitReady(ns, plural, name);
+  const c = await waitCredentials(ns, "dagu", (d) => d.users.length === 2 && d.apiKeys.length === 1 && d.webhooks.length === 1, "two users, a key, a webhook");
+  assert.deepEqual(c.users.map((u) => [u.username, u.role]).sort(), [["ann", "developer"], ["root", "admin"]]);
+  assert.equal(c.webhooks[0]!.mode, "tokenAndHmac");
 });

@@ -8,9 +8,12 @@ import { join } from "node:path";
 import { describe, test } from "node:test";
 import { parseAllDocuments } from "yaml";
 import { DaguAuth } from "../../src/api/dagu-auth.ts";
+import { KINDS } from "../../src/api/kinds.ts";
 import { ConvertError, SecretManifestSchema, convertDaguAuthConfig, type Conversion, type ConvertOptions, type ConvertSource } from "../../src/convert/convert.ts";
 import { DAGU_AUTH_KEYS } from "../../src/convert/dagu-keys.ts";
 import { runConvert } from "../../src/convert/main.ts";
+import { DaguConfigCredentialSource } from "../../src/sidecar/sources/dagu-config-source.ts";
+import { StateDir } from "../../src/sidecar/sources/state-dir.ts";
 import { renderCombined, renderResources, renderSecrets } from "../../src/convert/render.ts";
 import { parseDaguConfigYaml } from "../../src/convert/yaml-input.ts";
 
@@ -42,13 +45,14 @@ const withAdmin = () => ({ auth: { builtin: { initial_admin: { ...ADMIN } } } })
 function assertOutputSound(c: Conversion): void {
   const resources = renderResources(c, "test");
   const secrets = renderSecrets(c, "test");
-  for (const [text, kinds] of [[resources, ["DaguAuth"]], [secrets ?? "", ["Secret"]], [renderCombined(c, "test"), ["DaguAuth", "Secret"]]] as const) {
+  const ours = ["DaguAuth", "DaguUser", "DaguApiKey", "DaguWebhook"];
+  for (const [text, kinds] of [[resources, ours], [secrets ?? "", ["Secret"]], [renderCombined(c, "test"), [...ours, "Secret"]]] as const) {
     for (const doc of parseAllDocuments(text)) {
       assert.equal(doc.errors.length, 0, String(doc.errors[0]));
       const obj = doc.toJS() as { kind: string };
       assert.ok(kinds.includes(obj.kind as never), `unexpected kind ${obj.kind}`);
-      if (obj.kind === "DaguAuth") DaguAuth.parse(obj);
-      else SecretManifestSchema.parse(obj);
+      if (obj.kind === "Secret") SecretManifestSchema.parse(obj);
+      else KINDS.find((k) => k.kind === obj.kind)!.schema.parse(obj);
     }
   }
   assert.equal(parseAllDocuments(secrets ?? "").length, c.secrets.length);
@@ -498,5 +502,63 @@ describe("the command", () => {
     const help = await run(["--help"]);
     assert.equal(help.code, 0);
     assert.match(help.stdout, /usage: dagu-auth convert/);
+  });
+});
+
+describe("--state-dir: what a standalone sidecar created", () => {
+  const run = async (argv: string[]) => {
+    let stdout = "";
+    let stderr = "";
+    const code = await runConvert(argv, {}, { stdout: (t) => void (stdout += t), stderr: (t) => void (stderr += t) });
+    return { code, stdout, stderr };
+  };
+
+  test("users, API keys and webhooks become DaguUser, DaguApiKey and DaguWebhook; what cannot be carried over is said by name", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "dagu-convert-state-"));
+    try {
+      const stateDir = join(dir, "state");
+      const source = new DaguConfigCredentialSource({ env: { DAGU_AUTH_MODE: "builtin" }, stateDir: new StateDir(stateDir), trustedProxies: [] });
+      await source.start();
+      const m = source.management()!;
+      const root = await m.setup("Root_Admin", "root-password-1");
+      const actor = { id: root.id, userId: root.id };
+      await m.createUser({ username: "ann@example.com", password: "ann-password-1", role: "developer" });
+      const off = await m.createUser({ username: "old", password: "old-password-1", role: "viewer" });
+      await m.updateUser(off.id, { disabled: true }, actor);
+      const ci = await m.createApiKey({ name: "CI key", description: "nightly", role: "operator", allowedSurfaces: ["rest_api"], attributionClass: "service_account" }, actor);
+      await m.createApiKey({ name: "mcp", role: "viewer", allowedSurfaces: ["mcp"], attributionClass: "service_account" }, actor);
+      const hook = await m.createWebhook("hello", actor);
+      const hmac = await m.enableWebhookHmac("hello", "tokenAndHmac", "observe");
+      await source.stop();
+
+      const r = await run([fixture("page-builtin-no-admin.yaml"), "--state-dir", stateDir, "--namespace", "wf"]);
+      assert.equal(r.code, 0, r.stderr);
+      const docs = parseAllDocuments(r.stdout).map((d) => d.toJS() as { kind: string; metadata: { name: string; namespace: string }; spec: Record<string, unknown>; stringData?: Record<string, string> });
+      const byKind = (kind: string) => docs.filter((d) => d.kind === kind);
+      assert.deepEqual(byKind("DaguUser").map((u) => [u.metadata.name, u.spec.username, u.spec.role, u.spec.disabled ?? false]), [
+        ["root-admin", "Root_Admin", "admin", false],
+        ["ann-example.com", "ann@example.com", "developer", false],
+        ["old", "old", "viewer", true],
+      ]);
+      assert.ok(byKind("DaguUser").every((u) => u.metadata.namespace === "wf" && (u.spec.authRef as { name: string }).name === "dagu"));
+      assert.deepEqual(byKind("DaguApiKey").map((k) => [k.metadata.name, k.spec.role, k.spec.description, k.spec.secretName]), [["ci-key", "operator", "nightly", "ci-key-api-key"]]);
+      assert.deepEqual(byKind("DaguWebhook").map((w) => [w.spec.dagName, w.spec.auth, w.spec.secretName]), [["hello", { mode: "tokenAndHmac", hmacEnforcement: "observe" }, "hello-webhook"]]);
+      // Each user's Secret holds a new random password; nothing of the old secrets is anywhere.
+      const passwords = byKind("Secret").flatMap((s) => (s.stringData!.password !== undefined ? [s.stringData!.password] : []));
+      assert.equal(passwords.length, 3);
+      assert.ok(passwords.every((p) => p.length >= 16 && !["root-password-1", "ann-password-1"].includes(p)));
+      for (const leaked of [ci.key, hook.token, hmac.secret, "$argon2id$"]) assert.ok(!r.stdout.includes(leaked) && !r.stderr.includes(leaked), "no old secret in the output");
+      assert.match(r.stderr, /WARNING: --state-dir users: Root_Admin, ann@example\.com, old: a password cannot be carried over/);
+      assert.match(r.stderr, /WARNING: --state-dir API key mcp: not converted: it is limited to MCP/);
+      assert.match(r.stderr, /WARNING: --state-dir API keys: CI key \(Secret ci-key-api-key\): the operator generates a new key/);
+      assert.match(r.stderr, /WARNING: --state-dir webhooks: hello \(Secret hello-webhook\)/);
+      assert.doesNotMatch(r.stderr, /auth\.builtin\.initial_admin: not set/, "an admin exists among the users");
+
+      const missing = await run([fixture("page-builtin.yaml"), "--state-dir", join(dir, "nope")]);
+      assert.equal(missing.code, 1);
+      assert.match(missing.stderr, /--state-dir .*nope holds no sidecar-state\.json/);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });
