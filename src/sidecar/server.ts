@@ -119,7 +119,7 @@ export class Sidecar {
       refused: (reason) => this.metrics.connectionsRefused.inc({ reason }),
     });
     this.#auth = new Authenticator(this.#throttle);
-    this.#authApi = new AuthApi({ store: this.store, throttle: this.#throttle, profile: () => this.#profile!, unauthenticated: this.#unauthenticated });
+    this.#authApi = new AuthApi({ store: this.store, throttle: this.#throttle, profile: () => this.#profile!, dagExists: (name) => this.#dagExists(name), unauthenticated: this.#unauthenticated });
     this.#webhooks = new WebhookTrigger(this.upstream, () => this.#profile!, this.#unauthenticated);
     if (options.daguApi) this.#profile = daguApiProfile(options.daguApi);
 
@@ -321,7 +321,9 @@ export class Sidecar {
       }
       if (verdict.kind === "ui") {
         facts.decision = "allow";
-        facts.status = await this.#forward(req, res, undefined, verdict.path, verdict.query, client, { authMode: verdict.snapshot.credentials.mode });
+        // Dagu's UI shows its first-run setup page while a standalone sidecar has no user at all.
+        const setupRequired = verdict.snapshot.credentials.mode === "builtin" && (this.store.source.management?.()?.setupRequired() ?? false);
+        facts.status = await this.#forward(req, res, undefined, verdict.path, verdict.query, client, { authMode: verdict.snapshot.credentials.mode, setupRequired });
         return;
       }
       const { route, params, snapshot, principal } = verdict;
@@ -366,6 +368,14 @@ export class Sidecar {
   /** Before refusing a request, reads what is left of its body (bounded); past the budget, closes after the answer. */
   async #settleBody(req: IncomingMessage, res: ServerResponse): Promise<void> {
     if (!(await discardBody(req))) res.setHeader("Connection", "close");
+  }
+
+  /** Whether Dagu has the DAG (its own answer for it); undefined when it cannot tell. */
+  async #dagExists(fileName: string): Promise<boolean | undefined> {
+    const profile = this.#profile;
+    if (!profile) return undefined;
+    const answer = await this.upstream.probe(`${profile.prefix}/dags/${encodeURIComponent(fileName)}`);
+    return answer?.status === 200 ? true : answer?.status === 404 ? false : undefined;
   }
 
   async #authenticate(req: IncomingMessage, snapshot: CredentialSnapshot, route: DaguRoute, query: string | undefined, client: string): Promise<AuthResult> {
