@@ -60,7 +60,8 @@ async function startSidecar(upstream: string, credentialsFile: string): Promise<
   const port = await freePort();
   const child: ChildProcess = spawn(
     process.execPath,
-    [CLI, "sidecar", "--upstream", upstream, "--listen", `127.0.0.1:${port}`, "--metrics-listen", "off", "--credentials-file", credentialsFile, "--dagu-api", "v2", "--log-level", "error"],
+    // An older build (BENCH_SIDECAR_CLI) may not know `--metrics-listen off`.
+    [CLI, "sidecar", "--upstream", upstream, "--listen", `127.0.0.1:${port}`, ...(process.env.BENCH_SIDECAR_CLI ? [] : ["--metrics-listen", "off"]), "--credentials-file", credentialsFile, "--dagu-api", "v2", "--log-level", "error"],
     { stdio: ["ignore", "ignore", "inherit"] },
   );
   running.add(child);
@@ -199,12 +200,12 @@ async function main(): Promise<void> {
   await writeFile(file, JSON.stringify(built.credentials));
   say(`${CLI}: ${SECONDS} s per scenario, victim every ${VICTIM_EVERY_MS} ms, load average at start ${loadavg()[0]!.toFixed(2)}`);
 
-  const own = (n: number): Attack => ({ loops: n, next: (loop) => ({ from: `127.0.${100 + (loop >> 8)}.${(loop & 255) + 1}`, username: "admin", keepAlive: true }) });
+  const own = (n: number): Attack => ({ loops: n, next: (loop) => ({ from: `127.0.${100 + (loop >> 7)}.${(loop & 127) + 1}`, username: "admin", keepAlive: true }) });
   const botnet: Attack = {
     loops: 32,
     next: (loop, attempt) => {
       const n = (attempt * 32 + loop) % 4096;
-      return { from: `127.1.${n >> 8}.${(n & 255) + 1}`, username: "admin", keepAlive: false };
+      return { from: `127.1.${n >> 7}.${(n & 127) + 1}`, username: "admin", keepAlive: false };
     },
   };
   const shared: Attack = { loops: 16, next: (loop, attempt) => ({ from: "127.0.50.1", username: attempt % 4 === 0 ? "admin" : `user${loop}-${attempt}`, keepAlive: true }) };
