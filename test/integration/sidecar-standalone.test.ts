@@ -150,10 +150,10 @@ describe("roles against representative operations", () => {
     const users = await call("GET", `${API}/users`, { token: tokens.admin });
     const list = users.json!.users as Record<string, unknown>[];
     assert.equal(list.length, USERS.length);
-    // Dagu 2's user shape; `isDisabled` only when true (the frozen admin).
+    // Dagu 2's user shape (all workspaces); `isDisabled` only when true (the frozen admin).
     assert.deepEqual(
       [...new Set(list.map((u) => Object.keys(u).sort().join()))].sort(),
-      ["authProvider,createdAt,id,isDisabled,role,updatedAt,username", "authProvider,createdAt,id,role,updatedAt,username"],
+      ["authProvider,createdAt,id,isDisabled,role,updatedAt,username,workspaceAccess", "authProvider,createdAt,id,role,updatedAt,username,workspaceAccess"],
     );
     const keys = await call("GET", `${API}/api-keys`, { token: tokens.admin });
     assert.ok(!keys.text.includes(built.credentials.apiKeys[0]!.digest));
