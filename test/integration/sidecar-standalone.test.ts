@@ -239,7 +239,8 @@ describe("live credential changes", () => {
     await writeCredentials(disabled);
     await eventually("dora is refused", async () => (await call("GET", `${API}/dags`, { token: dora })).status === 401, 5_000, 50);
     const disabledAfter = Date.now() - t1;
-    assert.ok(promotedAfter < 1500 && disabledAfter < 1500, `promoted after ${promotedAfter} ms, disabled after ${disabledAfter} ms`);
+    // The file is polled about once a second; 2.5 s leaves room for a loaded machine (1.6 s seen at load 17).
+    assert.ok(promotedAfter < 2500 && disabledAfter < 2500, `promoted after ${promotedAfter} ms, disabled after ${disabledAfter} ms`);
     built.credentials = disabled;
   });
 
