@@ -3,7 +3,7 @@
 // name, the password-changes Secret to patch, the TLS Secret), the
 // password-changes Secret itself, and a cert-manager Certificate when an issuer is
 // named. Pure builders; the reconciler applies them.
-import { credentialsSecretName, passwordChangesSecretName, type DaguAuthSpec } from "../api/index.ts";
+import { credentialsSecretName, passwordChangesSecretName, ssoUsersSecretName, type DaguAuthSpec } from "../api/index.ts";
 import { AUTH_LABEL, MANAGED_BY_LABEL, MANAGED_BY_VALUE } from "./context.ts";
 import { ownerReference } from "./runtime/apply.ts";
 import { operatorStateSecretName } from "./operator-state.ts";
@@ -35,7 +35,8 @@ export function sidecarObjects(auth: KubeObject, spec: DaguAuthSpec, shardNames:
     // list and watch cannot be limited by name in RBAC unless the request names it
     // (a fieldSelector on metadata.name), which is how the sidecar watches.
     { apiGroups: [""], resources: ["secrets"], resourceNames: [credentialsSecretName(name), ...shardNames], verbs: ["get", "list", "watch"] },
-    { apiGroups: [""], resources: ["secrets"], resourceNames: [passwordChangesSecretName(name)], verbs: ["get", "list", "watch", "patch"] },
+    // The two Secrets the sidecar writes: self-service password changes and the users SSO creates.
+    { apiGroups: [""], resources: ["secrets"], resourceNames: [passwordChangesSecretName(name), ssoUsersSecretName(name)], verbs: ["get", "list", "watch", "patch"] },
   ];
   if (tls) rules.push({ apiGroups: [""], resources: ["secrets"], resourceNames: [tls], verbs: ["get", "list", "watch"] });
   return [
@@ -56,6 +57,11 @@ export function passwordChangesSecret(auth: KubeObject): KubeObject {
   return { apiVersion: "v1", kind: "Secret", metadata: meta(auth, passwordChangesSecretName(auth.metadata.name!)), type: "Opaque", data: {} };
 }
 
+/** Created empty once; the sidecar adds the users single sign-on creates (the operator reports them). */
+export function ssoUsersSecret(auth: KubeObject): KubeObject {
+  return { apiVersion: "v1", kind: "Secret", metadata: meta(auth, ssoUsersSecretName(auth.metadata.name!)), type: "Opaque", data: {} };
+}
+
 export function certificate(auth: KubeObject, spec: DaguAuthSpec): KubeObject | undefined {
   const issuer = spec.tls?.issuerRef;
   if (!issuer) return undefined;
@@ -73,4 +79,4 @@ export function certificate(auth: KubeObject, spec: DaguAuthSpec): KubeObject | 
   };
 }
 
-export const OWNED_SECRET_NAMES = (authName: string) => [credentialsSecretName(authName), passwordChangesSecretName(authName), operatorStateSecretName(authName)];
+export const OWNED_SECRET_NAMES = (authName: string) => [credentialsSecretName(authName), passwordChangesSecretName(authName), ssoUsersSecretName(authName), operatorStateSecretName(authName)];

@@ -20,6 +20,7 @@ import {
   PASSWORD_CHANGES_KEY,
   parseDuration,
   shardCredentials,
+  ssoUsersSecretName,
   type Condition,
   type PasswordChanges,
 } from "../api/index.ts";
@@ -30,7 +31,8 @@ import { pending, readyIsCurrent, type ReadyState } from "./conditions.ts";
 import { keyOf, ownedSecret, secretData, splitKey, type OperatorContext } from "./context.ts";
 import type { AuthMaterials, WrittenSecret } from "./materials.ts";
 import { assembleCredentials, type AdminInput } from "./credentials-assembly.ts";
-import { certificate, passwordChangesSecret, sidecarObjects, sidecarServiceAccountName, tlsSecretName } from "./auth-resources.ts";
+import { certificate, passwordChangesSecret, sidecarObjects, sidecarServiceAccountName, ssoUsersSecret, tlsSecretName } from "./auth-resources.ts";
+import { forgetOidc, OIDC_CONDITION, planOidc, ssoUsersStatus } from "./oidc.ts";
 import { newOperatorState, OPERATOR_STATE_KEY, operatorStateSecretName, resolvePassword, type OperatorState, type PasswordRecord } from "./operator-state.ts";
 import { readOperatorState, stateBucketSecretName, storeOperatorState, type LoadedState } from "./operator-state-secret.ts";
 import { appliedId, carries, pruneOwned } from "./owned-objects.ts";
@@ -59,6 +61,7 @@ export async function reconcileDaguAuth(ctx: OperatorContext, key: string): Prom
   if (!auth || auth.metadata.deletionTimestamp) {
     // Owned objects go with it (owner references); its children learn from their own events.
     ctx.materials.dropAuth(key);
+    forgetOidc(key);
     enqueueChildren(ctx, namespace, name);
     return;
   }
@@ -69,6 +72,12 @@ export async function reconcileDaguAuth(ctx: OperatorContext, key: string): Prom
   }
   const spec = parsedSpec.data;
   const materials = ctx.materials.of(key);
+  // A role expression that does not compile is refused like an invalid spec: the document in force stays.
+  const oidc = await planOidc(ctx, key, namespace, spec.mode === "builtin" ? spec.oidc : undefined);
+  if (oidc.invalid) {
+    await writeStatus(ctx, auth, oidc.invalid, {}, { [OIDC_CONDITION]: undefined });
+    return;
+  }
 
   // Our last writes not in the cache yet (the next reconcile often starts before the watch delivers
   // them): look again in a moment instead of reading them back from the API.
@@ -91,7 +100,7 @@ export async function reconcileDaguAuth(ctx: OperatorContext, key: string): Prom
     enqueueChildren(ctx, namespace, name);
   }
 
-  const problems: ReadyState[] = [];
+  const problems: ReadyState[] = oidc.problem ? [oidc.problem] : [];
   const now = ctx.now();
   const passwords: Record<string, PasswordRecord> = {};
   let hashes = 0;
@@ -205,7 +214,7 @@ export async function reconcileDaguAuth(ctx: OperatorContext, key: string): Prom
     const nowMs = now.getTime();
     const withChildren = nowMs - (materials.childRecordsSavedAt ?? 0) >= CHILD_RECORDS_SAVE_MS;
     const childPasswords: Record<string, PasswordRecord> = {};
-    if (withChildren) for (const [uid, child] of materials.users) if (child.ok) childPasswords[uid] = child.value.password;
+    if (withChildren) for (const [uid, child] of materials.users) if (child.ok && child.value.password) childPasswords[uid] = child.value.password;
     const before = state;
     await saveState({ ...state, passwords: { ...state.passwords, ...childPasswords, ...passwords }, ...ownRecords });
     if (withChildren && state !== before) materials.childRecordsSavedAt = nowMs;
@@ -215,7 +224,7 @@ export async function reconcileDaguAuth(ctx: OperatorContext, key: string): Prom
   }
 
   // 4. Remember the source passwords of the children and keep the state current.
-  for (const [uid, child] of materials.users) if (child.ok) passwords[uid] = child.value.password;
+  for (const [uid, child] of materials.users) if (child.ok && child.value.password) passwords[uid] = child.value.password;
   await saveState({ ...state, passwords, ...ownRecords });
 
   // 5. The credentials document.
@@ -226,7 +235,7 @@ export async function reconcileDaguAuth(ctx: OperatorContext, key: string): Prom
     problems.push({ ready: false, reason: "PasswordChangesInvalid", message: `Secret ${passwordChangesSecretName(name)} is not valid; the self-service password changes read before stay in force` });
   }
   const changes = materials.passwordChanges ?? {};
-  const assembly = assembleCredentials({ authName: name, authUid: auth.metadata.uid!, namespace, spec, materials, ...(admin ? { admin } : {}), ...(basic ? { basic } : {}), ...(signing ? { signing } : {}), changes });
+  const assembly = assembleCredentials({ authName: name, authUid: auth.metadata.uid!, namespace, spec, materials, ...(admin ? { admin } : {}), ...(basic ? { basic } : {}), ...(signing ? { signing } : {}), ...(oidc.settings ? { oidc: oidc.settings } : {}), changes });
   const existing = await readCurrentCredentials(ctx, materials, namespace, name);
   // A generation is never reused (the sidecar ignores a repeated one), whatever a cache says.
   let generation = Math.max(existing?.generation ?? 0, materials.published?.generation ?? 0);
@@ -258,8 +267,9 @@ export async function reconcileDaguAuth(ctx: OperatorContext, key: string): Prom
   }
   const pruned = await pruneOwned(ctx, auth, new Set([...supporting, ...(cert ? [cert] : [])].map(appliedId)));
   for (const what of pruned) ctx.events.normal(auth, "Pruned", `deleted ${what}, which this DaguAuth no longer uses`);
-  if (!(await ctx.secrets.get(namespace, passwordChangesSecretName(name)))) {
-    await ctx.writer.create(passwordChangesSecret(auth)).catch((err: unknown) => {
+  for (const [secretName, empty] of [[passwordChangesSecretName(name), passwordChangesSecret], [ssoUsersSecretName(name), ssoUsersSecret]] as const) {
+    if (await ctx.secrets.get(namespace, secretName)) continue;
+    await ctx.writer.create(empty(auth)).catch((err: unknown) => {
       if ((err as { code?: number }).code !== 409) throw err;
     });
   }
@@ -291,10 +301,12 @@ export async function reconcileDaguAuth(ctx: OperatorContext, key: string): Prom
     webhooks: assembly.document.webhooks.length,
     serviceAccountName: sidecarServiceAccountName(auth, spec),
     ...(spec.tls ? { tlsSecretName: tlsSecretName(auth, spec) } : {}),
-  });
+    ...(oidc.settings ? ssoUsersStatus(await ctx.secrets.get(namespace, ssoUsersSecretName(name)), assembly.document.users) : {}),
+  }, { [OIDC_CONDITION]: oidc.condition });
   if (hashes > 0) ctx.log.debug({ daguAuth: key, hashes }, "hashed passwords");
-  const nextKeyChange = signing?.keys.map((k) => (k.notAfter ? Date.parse(k.notAfter) - now.getTime() + 1000 : Infinity)).reduce((a, b) => Math.min(a, b), Infinity);
-  return nextKeyChange !== undefined && Number.isFinite(nextKeyChange) ? { requeueAfter: Math.max(1000, nextKeyChange) } : undefined;
+  const nextKeyChange = signing?.keys.map((k) => (k.notAfter ? Date.parse(k.notAfter) - now.getTime() + 1000 : Infinity)).reduce((a, b) => Math.min(a, b), Infinity) ?? Infinity;
+  const next = Math.min(nextKeyChange, oidc.requeueAfterMs ?? Infinity);
+  return Number.isFinite(next) ? { requeueAfter: Math.max(1000, next) } : undefined;
 }
 
 /** How long a difference between the cache and our last write counts as the cache lagging. */

@@ -3,8 +3,8 @@
 import assert from "node:assert/strict";
 import { EventEmitter } from "node:events";
 import { before, describe, test } from "node:test";
-import type { Credentials } from "../../src/api/credentials.ts";
-import type { CredentialSource, CredentialSourceEvents } from "../../src/sidecar/credential-source.ts";
+import type { Credentials, SsoUsers } from "../../src/api/credentials.ts";
+import type { CredentialSource, CredentialSourceEvents, SsoUsersChange } from "../../src/sidecar/credential-source.ts";
 import { CredentialStore } from "../../src/sidecar/credential-store.ts";
 import { applyPasswordChanges, changeTimestamp, nanosToRfc3339 } from "../../src/sidecar/password-changes.ts";
 import { resolveDaguAuthConfig } from "../../src/sidecar/sources/dagu-config-source.ts";
@@ -19,6 +19,12 @@ class ManualSource extends EventEmitter<CredentialSourceEvents> implements Crede
     return this.#current;
   }
   async recordPasswordChange(): Promise<void> {}
+  ssoUsers(): SsoUsers {
+    return {};
+  }
+  async updateSsoUsers<T>(change: SsoUsersChange<T>): Promise<T> {
+    return change({}).result;
+  }
   push(c: Credentials): void {
     this.#current = c;
     this.emit("change", c);

@@ -9,11 +9,12 @@ import { readFile } from "node:fs/promises";
 import { parse as parseYaml } from "yaml";
 import { z } from "zod";
 import { parseDuration } from "../../api/common.ts";
-import { Credentials, type PasswordChange } from "../../api/credentials.ts";
+import { Credentials, type PasswordChange, type SsoUsers } from "../../api/credentials.ts";
 import { hashPassword, verifyPassword } from "../../common/password-hash.ts";
-import type { CredentialSource, CredentialSourceEvents } from "../credential-source.ts";
+import { withSsoUsers } from "../auth/oidc/sso-users.ts";
+import type { CredentialSource, CredentialSourceEvents, SsoUsersChange } from "../credential-source.ts";
 import { applyPasswordChanges, changeTimestamp } from "../password-changes.ts";
-import { memoryPasswordChangeLog, stateDirPasswordChangeLog, type PasswordChangeLog } from "./password-change-log.ts";
+import { memoryPasswordChangeLog, memorySsoUserLog, stateDirPasswordChangeLog, stateDirSsoUserLog, type PasswordChangeLog, type SsoUserLog } from "./password-change-log.ts";
 import type { StateDir } from "./state-dir.ts";
 import { WatchedFile } from "./watched-file.ts";
 
@@ -169,6 +170,7 @@ export class DaguConfigCredentialSource extends EventEmitter<CredentialSourceEve
   readonly description: string;
   readonly #options: DaguConfigSourceOptions;
   readonly #changes: PasswordChangeLog;
+  readonly #sso: SsoUserLog;
   #base: Credentials | undefined;
   #current: Credentials | undefined;
   #configText: string | undefined;
@@ -183,6 +185,7 @@ export class DaguConfigCredentialSource extends EventEmitter<CredentialSourceEve
     super();
     this.#options = options;
     this.#changes = options.stateDir ? stateDirPasswordChangeLog(options.stateDir) : memoryPasswordChangeLog();
+    this.#sso = options.stateDir ? stateDirSsoUserLog(options.stateDir) : memorySsoUserLog();
     this.description = options.configFile ? `dagu-config:${options.configFile}` : "dagu-config:env";
   }
 
@@ -287,9 +290,19 @@ export class DaguConfigCredentialSource extends EventEmitter<CredentialSourceEve
     this.#publish();
   }
 
+  ssoUsers(): SsoUsers {
+    return this.#sso.all();
+  }
+
+  async updateSsoUsers<T>(change: SsoUsersChange<T>): Promise<T> {
+    const result = await this.#sso.update(change);
+    this.#publish();
+    return result;
+  }
+
   #publish(): void {
     if (!this.#base) return;
-    this.#current = applyPasswordChanges(this.#base, this.#changes.all());
+    this.#current = withSsoUsers(applyPasswordChanges(this.#base, this.#changes.all()), this.#sso.all());
     this.emit("change", this.#current);
     // A password change while the file is broken is in force at once, and readiness stays off.
     if (this.#broken) this.emit("invalid", this.#broken);
