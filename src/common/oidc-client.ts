@@ -8,6 +8,8 @@ import { Agent, fetch as undiciFetch } from "undici";
 /** Asymmetric signatures only: never `none`, never HS* (a client secret known to others would sign). */
 export const ID_TOKEN_ALGORITHMS = ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA", "Ed25519"] as const;
 export const PROVIDER_TIMEOUT_SECONDS = 10;
+/** Clock difference tolerated on the ID token's exp, iat and nbf: the sidecar's own tokens allow the same. */
+export const ID_TOKEN_CLOCK_TOLERANCE_SECONDS = 5;
 
 export interface ProviderOptions {
   issuer: string;
@@ -48,7 +50,8 @@ export async function discoverProvider(options: ProviderOptions): Promise<client
   if (!metadata.authorization_endpoint || !metadata.token_endpoint || !metadata.jwks_uri) {
     throw new Error("the provider's discovery document lacks authorization_endpoint, token_endpoint or jwks_uri");
   }
-  const config = new client.Configuration({ ...metadata, id_token_signing_alg_values_supported: algorithms }, options.clientId, options.clientSecret, auth);
+  const clientMetadata = { ...(options.clientSecret ? { client_secret: options.clientSecret } : {}), [client.clockTolerance]: ID_TOKEN_CLOCK_TOLERANCE_SECONDS };
+  const config = new client.Configuration({ ...metadata, id_token_signing_alg_values_supported: algorithms }, options.clientId, clientMetadata, auth);
   config.timeout = timeout;
   if (customFetch) config[client.customFetch] = customFetch;
   if (insecure) client.allowInsecureRequests(config);

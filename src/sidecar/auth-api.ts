@@ -178,6 +178,10 @@ export class AuthApi {
       sendError(res, 400, "bad_request", "New password does not meet security requirements");
       return { subject: user.username, detail: "weak_password" };
     }
+    if (user.passwordHash === undefined) {
+      sendError(res, 403, "forbidden", "This user signs in through single sign-on and has no password here");
+      return { subject: user.username, detail: "sso_user" };
+    }
     if (!user.allowPasswordChange) {
       sendError(res, 403, "forbidden", "Password changes are disabled for this user: change the password Secret of its DaguUser");
       return { subject: user.username, detail: "change_forbidden" };
@@ -219,7 +223,8 @@ export class AuthApi {
       createdAt: user.passwordChangedAt,
       updatedAt: user.passwordChangedAt,
       // Dagu 2 adds the provider and sets isDisabled only when true.
-      ...(this.#deps.profile().daguMajor >= 2 ? { authProvider: "builtin", ...(user.disabled ? { isDisabled: true } : {}) } : {}),
+      // A user without a password here signs in through the OpenID provider only.
+      ...(this.#deps.profile().daguMajor >= 2 ? { authProvider: user.passwordHash === undefined ? "oidc" : "builtin", ...(user.disabled ? { isDisabled: true } : {}) } : {}),
     };
   }
 

@@ -11,11 +11,12 @@ import { admit, type AdmissionDeps, type Facts } from "./admission.ts";
 import { AuthApi } from "./auth-api.ts";
 import { audit, auditLogger, type AuditEntry } from "./audit-log.ts";
 import { Authenticator, type AuthResult } from "./authenticators.ts";
+import { SsoLogin, ssoRouteOf } from "./auth/oidc/sso-login.ts";
 import type { CredentialSource } from "./credential-source.ts";
 import { ConnectionTracker } from "./connections.ts";
 import { CredentialStore, type CredentialSnapshot } from "./credential-store.ts";
 import { daguApiProfile, detectDaguApi, type DaguApiProfile, type DaguApiVersion } from "./dagu-api.ts";
-import { clientProto, connectionTokens, forwardRequestHeaders, TrustedProxies } from "./headers.ts";
+import { clientAddress, clientProto, connectionTokens, forwardedForValues, forwardRequestHeaders, TrustedProxies } from "./headers.ts";
 import { discardBody, HttpError, sendError, sendJson } from "./http-util.ts";
 import { LoginThrottle } from "./login-throttle.ts";
 import { SidecarMetrics, type Decision } from "./metrics.ts";
@@ -60,6 +61,7 @@ export class Sidecar {
   readonly #auth: Authenticator;
   readonly #authApi: AuthApi;
   readonly #webhooks: WebhookTrigger;
+  readonly #sso: SsoLogin;
   readonly #trusted = new WeakMap<CredentialSnapshot, TrustedProxies>();
   #profile: DaguApiProfile | undefined;
   #server: Server | undefined;
@@ -85,11 +87,13 @@ export class Sidecar {
     this.#auth = new Authenticator(this.#throttle);
     this.#authApi = new AuthApi({ store: this.store, throttle: this.#throttle, profile: () => this.#profile! });
     this.#webhooks = new WebhookTrigger(this.upstream, () => this.#profile!);
+    this.#sso = new SsoLogin(this.store, options.logger);
     if (options.daguApi) this.#profile = daguApiProfile(options.daguApi);
 
     this.store.on("loaded", (snapshot) => {
       this.#auth.credentialsChanged(snapshot);
       this.#throttle.configure(snapshot.credentials.login);
+      this.#sso.credentialsChanged(snapshot);
       this.#log.info(
         { source: options.source.description, generation: snapshot.credentials.generation, mode: snapshot.credentials.mode, users: snapshot.credentials.users.length, apiKeys: snapshot.credentials.apiKeys.length, webhooks: snapshot.credentials.webhooks.length },
         "credentials loaded",
@@ -189,6 +193,7 @@ export class Sidecar {
     clearTimeout(timer);
     this.#log.debug("listeners closed");
     await this.store.stop();
+    await this.#sso.close();
     await this.upstream.close();
     this.#log.debug("credential source and upstream pool closed");
   }
@@ -262,6 +267,19 @@ export class Sidecar {
         facts.status = res.statusCode;
         return;
       }
+      // Dagu's SSO routes (outside the API), answered here when the credentials configure OIDC.
+      const sso = ssoRouteOf(req.url ?? "");
+      const ssoSnapshot = sso ? this.store.snapshot() : undefined;
+      if (sso && ssoSnapshot) {
+        client = clientAddress(client, forwardedForValues(req.rawHeaders), this.#trustedProxies(ssoSnapshot));
+        facts.path = `/oidc-${sso}`;
+        if (!expectsContinue) await this.#settleBody(req, res);
+        const outcome = await this.#sso.handle(sso, req, res, ssoSnapshot);
+        Object.assign(facts, { decision: outcome.decision, status: outcome.status, reason: outcome.reason, operation: `sso_${sso}` });
+        if (outcome.user) facts.user = outcome.user;
+        if (outcome.role) facts.role = outcome.role;
+        return;
+      }
       const admission = await admit(req, this.#admission, facts);
       client = admission.client;
       const verdict = admission.verdict;
@@ -279,7 +297,8 @@ export class Sidecar {
       }
       if (verdict.kind === "ui") {
         facts.decision = "allow";
-        facts.status = await this.#forward(req, res, undefined, verdict.path, verdict.query, client, { authMode: verdict.snapshot.credentials.mode });
+        const oidc = verdict.snapshot.credentials.oidc;
+        facts.status = await this.#forward(req, res, undefined, verdict.path, verdict.query, client, { authMode: verdict.snapshot.credentials.mode, ...(oidc ? { oidcButtonLabel: oidc.buttonLabel } : {}) });
         return;
       }
       const { route, params, snapshot, principal } = verdict;

@@ -1,12 +1,15 @@
 // Dagu's UI reads its settings from `function getConfig()` in the HTML page Dagu renders. Dagu behind
 // the sidecar runs with auth off and says `authMode: "none"`; the sidecar rewrites that page so the UI
 // runs as with Dagu's own auth: builtin mode (login page, JWT in localStorage, roles from /auth/me) or
-// basic mode (the browser's Basic prompt). Setup is never required (users come from the credentials)
-// and OIDC is off (not built yet). Everything else in the page stays as Dagu rendered it.
+// basic mode (the browser's Basic prompt). Setup is never required (users come from the credentials);
+// the SSO button shows when the credentials carry OIDC settings (the sidecar answers /oidc-login).
+// Everything else in the page stays as Dagu rendered it.
 import { brotliDecompressSync, gunzipSync, inflateSync } from "node:zlib";
 
 export interface UiRewrite {
   readonly authMode: "builtin" | "basic";
+  /** The SSO button's label, when single sign-on is configured. */
+  readonly oidcButtonLabel?: string;
 }
 
 /** Largest HTML page rewritten; a bigger one is not Dagu's index page and passes unchanged. */
@@ -26,8 +29,14 @@ export function rewriteGetConfig(html: string, rewrite: UiRewrite): string | und
   let body = html.slice(start, stop);
   body = replaceValue(body, "authMode", JSON.stringify(rewrite.authMode), true);
   body = replaceValue(body, "setupRequired", "false", false);
-  body = replaceValue(body, "oidcEnabled", "false", false);
+  body = replaceValue(body, "oidcEnabled", rewrite.oidcButtonLabel !== undefined ? "true" : "false", false);
+  if (rewrite.oidcButtonLabel !== undefined) body = replaceValue(body, "oidcButtonLabel", scriptString(rewrite.oidcButtonLabel), false);
   return html.slice(0, start) + body + html.slice(stop);
+}
+
+/** A JavaScript string literal that cannot end the <script> element or a line (JSON plus escapes). */
+function scriptString(value: string): string {
+  return JSON.stringify(value).replace(/</g, "\\u003c").replace(/>/g, "\\u003e").replace(/&/g, "\\u0026").replace(/\u2028/g, "\\u2028").replace(/\u2029/g, "\\u2029");
 }
 
 /**
