@@ -27,6 +27,7 @@ let sidecarUrl: string;
 let built: TestCredentials;
 let generation = 1;
 let api: string;
+let standalonePort: number;
 
 const baseOidc = (): OidcSettings => ({
   issuer: provider.issuer,
@@ -145,7 +146,9 @@ describe("single sign-on against a real OpenID provider", () => {
     const port = await freePort();
     sidecarUrl = `http://127.0.0.1:${port}`;
     const redirect = `${sidecarUrl}/oidc-callback`;
-    provider = await startProvider({ clients: [{ clientId: "dagu", clientSecret: CLIENT_SECRET, redirectUris: [redirect] }, { clientId: "other", clientSecret: OTHER_SECRET, redirectUris: [redirect] }] });
+    standalonePort = await freePort();
+    const standaloneRedirect = `http://127.0.0.1:${standalonePort}/oidc-callback`;
+    provider = await startProvider({ clients: [{ clientId: "dagu", clientSecret: CLIENT_SECRET, redirectUris: [redirect, standaloneRedirect] }, { clientId: "other", clientSecret: OTHER_SECRET, redirectUris: [redirect] }] });
     otherProvider = await startProvider({ clients: [{ clientId: "dagu", clientSecret: CLIENT_SECRET, redirectUris: [redirect] }], ca: provider.ca });
     dagu = await startDagu();
     api = dagu.version.startsWith("1.") ? "/api/v2" : "/api/v1";
@@ -399,6 +402,56 @@ describe("single sign-on against a real OpenID provider", () => {
         await provider.up();
       }
     });
+  });
+
+  test("standalone: Dagu's auth.oidc with --config (variables win), users kept in --state-dir across a restart", async () => {
+    const home = await mkdtemp(join(tmpdir(), "sso-standalone-"));
+    try {
+      const caFile = join(home, "ca.pem");
+      await writeFile(caFile, provider.ca.certPem);
+      const url = `http://127.0.0.1:${standalonePort}`;
+      await writeFile(
+        join(home, "config.yaml"),
+        [
+          "auth:",
+          "  mode: builtin",
+          "  builtin:",
+          "    initial_admin: {username: admin, password: admin-password-1}",
+          "  oidc:",
+          `    client_id: dagu`,
+          `    client_secret: ${CLIENT_SECRET}`,
+          `    client_url: ${url}`,
+          `    issuer: ${provider.issuer}`,
+          "    role_mapping:",
+          "      group_mappings: {devs: developer}",
+        ].join("\n"),
+      );
+      const args = ["--config", join(home, "config.yaml"), "--state-dir", join(home, "state")];
+      // Dagu's config has no CA setting: an internal CA comes through Node's NODE_EXTRA_CA_CERTS.
+      const env = { PATH: process.env.PATH ?? "", NODE_EXTRA_CA_CERTS: caFile, DAGU_AUTH_OIDC_GROUP_MAPPINGS: '{"devs":"operator"}' };
+      let standalone = await startSidecar({ upstream: dagu.url, port: standalonePort, args, env });
+      account("olga", { email: "olga@example.com", preferred_username: "olga", groups: ["devs"] });
+      const login = async () => {
+        const browser = new Browser(provider.ca);
+        const start = await browser.get(`${url}/oidc-login`);
+        const done = await browser.get(await authorize(browser, start.location!, "olga", `${url}/oidc-callback`));
+        return new URLSearchParams(new URL(done.location!).hash.slice(1)).get("token") ?? undefined;
+      };
+      try {
+        const token = await login();
+        assert.ok(token);
+        assert.equal(claimsOf(token).role, "operator", "DAGU_AUTH_OIDC_GROUP_MAPPINGS wins over the file");
+        await standalone.stop();
+        standalone = await startSidecar({ upstream: dagu.url, port: standalonePort, args, env });
+        const r = await fetch(`${url}${api}/auth/me`, { headers: { authorization: `Bearer ${token}` } });
+        assert.equal(r.status, 200, "the SSO user survived the restart (state dir)");
+        assert.equal(claimsOf((await login())!).sub, claimsOf(token).sub, "and is found again at the next login");
+      } finally {
+        await standalone.stop();
+      }
+    } finally {
+      await rm(home, { recursive: true, force: true });
+    }
   });
 
   test("no secret in the sidecar's logs: client secret, codes, tokens", async () => {

@@ -5,6 +5,7 @@ import { after, before, describe, test } from "node:test";
 import type { CredentialUser, Credentials, SsoUser } from "../../src/api/credentials.ts";
 import { oidcSettingsOf, OidcSpec, type OidcSettings } from "../../src/api/oidc.ts";
 import { Jq } from "../../src/common/jq.ts";
+import { parseDaguOidc, readDaguOidc } from "../../src/sidecar/auth/oidc/dagu-config.ts";
 import { checkEmail, groupsOf, mergeUserinfo, pickUsername, sanitizeUsername } from "../../src/sidecar/auth/oidc/claims.ts";
 import { flowCookieName, openFlow, sealFlow } from "../../src/sidecar/auth/oidc/flow-cookie.ts";
 import { mapRole } from "../../src/sidecar/auth/oidc/role-mapping.ts";
@@ -164,4 +165,32 @@ test("getConfig(): the SSO button and its label, escaped for a script", () => {
   assert.match(on, /oidcEnabled: true,/);
   assert.match(on, /oidcButtonLabel: "Log in \\u003c\/script\\u003e\\u003cb\\u003e",/);
   assert.match(rewriteGetConfig(page, { authMode: "builtin" })!, /oidcEnabled: false,/);
+});
+
+test("Dagu's auth.oidc and DAGU_AUTH_OIDC_*: lists, booleans, roles in any case, a JSON map; variables win; errors name the key", () => {
+  const block = {
+    oidc: {
+      client_id: "dagu",
+      client_secret: "from-file",
+      client_url: "https://dagu.example.com",
+      issuer: "https://idp.example.com",
+      scopes: "openid, profile ,email",
+      allowed_domains: ["Example.com"],
+      auto_signup: "false",
+      role_mapping: { default_role: "Operator", group_mappings: { admins: "ADMIN" }, role_attribute_strict: true },
+    },
+  };
+  const read = readDaguOidc(block, { DAGU_AUTH_OIDC_CLIENT_SECRET: "from-env", DAGU_AUTH_OIDC_GROUP_MAPPINGS: '{"devs":"Developer"}' })!;
+  assert.deepEqual(read.clientSecret, { value: "from-env", from: "DAGU_AUTH_OIDC_CLIENT_SECRET" });
+  const spec = parseDaguOidc(read);
+  assert.deepEqual(spec.scopes, ["openid", "profile", "email"]);
+  assert.equal(spec.autoSignup, false);
+  assert.deepEqual(spec.roleMapping.groupMappings, { devs: "developer" }, "the variable wins over the file");
+  assert.equal(spec.roleMapping.defaultRole, "operator");
+  assert.equal(oidcSettingsOf(spec, read.clientSecret!.value).allowedDomains[0], "example.com");
+  assert.equal(readDaguOidc({ oidc: { button_label: "x" } }, {}), undefined, "no issuer, client or URL: OIDC off");
+  assert.throws(() => readDaguOidc({ oidc: { issuer: "https://i" } }, {}), /OIDC needs auth\.oidc\.client_id .*auth\.oidc\.client_url/);
+  assert.throws(() => readDaguOidc(block, { DAGU_AUTH_OIDC_DEFAULT_ROLE: "owner" }), /DAGU_AUTH_OIDC_DEFAULT_ROLE "owner" is not a role/);
+  assert.throws(() => readDaguOidc(block, { DAGU_AUTH_OIDC_GROUP_MAPPINGS: "admins=admin" }), /DAGU_AUTH_OIDC_GROUP_MAPPINGS must be a JSON object/);
+  assert.throws(() => parseDaguOidc(readDaguOidc({ oidc: { ...block.oidc, scopes: ["openid"], whitelist: ["a@b.c"] } }, {})!), /auth\.oidc\.scopes: spec\.oidc\.scopes must include email/);
 });

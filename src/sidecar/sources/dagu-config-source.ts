@@ -10,6 +10,9 @@ import { parse as parseYaml } from "yaml";
 import { z } from "zod";
 import { parseDuration } from "../../api/common.ts";
 import { Credentials, type PasswordChange, type SsoUsers } from "../../api/credentials.ts";
+import { oidcSettingsOf, type OidcSpec } from "../../api/oidc.ts";
+import { Jq } from "../../common/jq.ts";
+import { parseDaguOidc, readDaguOidc } from "../auth/oidc/dagu-config.ts";
 import { hashPassword, verifyPassword } from "../../common/password-hash.ts";
 import { withSsoUsers } from "../auth/oidc/sso-users.ts";
 import type { CredentialSource, CredentialSourceEvents, SsoUsersChange } from "../credential-source.ts";
@@ -50,10 +53,9 @@ export interface DaguAuthConfig {
   password: string;
   tokenSecret?: string;
   ttlSeconds: number;
+  /** auth.oidc (builtin mode): single sign-on, its users kept in --state-dir. */
+  oidc?: { spec: OidcSpec; clientSecret?: string };
 }
-
-const hasKeys = (value: unknown): boolean =>
-  typeof value === "object" && value !== null && Object.values(value).some((v) => v !== undefined && v !== null && v !== "");
 
 /** The `auth:` block of a whole Dagu config file, or the document itself when it is only the block. */
 function daguAuthBlockOf(fileDocument: unknown): unknown {
@@ -114,9 +116,7 @@ export function mergeDaguAuthSettings(block: AuthBlock, env: NodeJS.ProcessEnv):
 /** Reads the `auth:` block (or a file that is only the block) and the environment; throws with what is wrong. */
 export function resolveDaguAuthConfig(fileDocument: unknown, env: NodeJS.ProcessEnv): DaguAuthConfig {
   const block = parseAuthBlock(fileDocument);
-  if (hasKeys(block.oidc) || hasKeys(block.builtin?.oidc) || Object.keys(env).some((k) => k.startsWith("DAGU_AUTH_OIDC_") && env[k])) {
-    throw new Error("OIDC is not supported by the sidecar yet: remove auth.oidc and DAGU_AUTH_OIDC_* (nothing would enforce them)");
-  }
+  const oidcRead = readDaguOidc(block, env);
   if (block.token?.value || env.DAGU_AUTH_TOKEN) {
     throw new Error("auth.token.value (Dagu 1's static API token) is not supported: use an API key instead");
   }
@@ -138,6 +138,7 @@ export function resolveDaguAuthConfig(fileDocument: unknown, env: NodeJS.Process
     const username = settings.basicUsername?.value;
     const password = settings.basicPassword?.value;
     if (!username || !password) throw new Error("basic mode needs auth.basic.username and auth.basic.password (or DAGU_AUTH_BASIC_*)");
+    if (oidcRead) throw new Error("auth.oidc needs auth.mode builtin (Dagu's SSO lives under builtin auth)");
     return { mode, username, password, ttlSeconds: ttlMs / 1000 };
   }
   const username = settings.adminUsername?.value;
@@ -152,7 +153,8 @@ export function resolveDaguAuthConfig(fileDocument: unknown, env: NodeJS.Process
   if (tokenSecret !== undefined && Buffer.byteLength(tokenSecret, "utf8") < 32) {
     throw new Error("auth.builtin.token.secret must be at least 32 bytes (HS256 needs a 256-bit key); leave it empty to generate one");
   }
-  return { mode, username, password, tokenSecret, ttlSeconds: ttlMs / 1000 };
+  const oidc = oidcRead ? { spec: parseDaguOidc(oidcRead), ...(oidcRead.clientSecret ? { clientSecret: oidcRead.clientSecret.value } : {}) } : undefined;
+  return { mode, username, password, tokenSecret, ttlSeconds: ttlMs / 1000, ...(oidc ? { oidc } : {}) };
 }
 
 export interface DaguConfigSourceOptions {
@@ -162,6 +164,9 @@ export interface DaguConfigSourceOptions {
   stateDir?: StateDir;
   trustedProxies: string[];
 }
+
+/** Checks role expressions at load (idle between loads: the worker does not hold the process). */
+let roleExpressionJq: Jq | undefined;
 
 /** A key id that reveals nothing about the key. */
 const kidFor = (secret: string) => `standalone-${createHash("sha256").update(`kid\n${secret}`).digest("base64url").slice(0, 12)}`;
@@ -232,6 +237,12 @@ export class DaguConfigCredentialSource extends EventEmitter<CredentialSourceEve
       }
     }
     const config = resolveDaguAuthConfig(document, this.#options.env);
+    const expression = config.oidc?.spec.roleMapping.roleAttributePath;
+    if (expression) {
+      roleExpressionJq ??= new Jq();
+      const error = await roleExpressionJq.compileError(expression);
+      if (error) throw new Error(`auth.oidc.role_mapping.role_attribute_path does not compile: ${error}`);
+    }
 
     const userId = `${STANDALONE_AUTH}:${config.username}`;
     const password = await this.#configPassword(userId, config.password);
@@ -255,6 +266,7 @@ export class DaguConfigCredentialSource extends EventEmitter<CredentialSourceEve
       credentials = {
         ...base,
         token: { issuer: STANDALONE_ISSUER, audience: STANDALONE_AUDIENCE, ttlSeconds: config.ttlSeconds, activeKid: kid, keys: [{ kid, secret }] },
+        ...(config.oidc ? { oidc: oidcSettingsOf(config.oidc.spec, config.oidc.clientSecret) } : {}),
         users: [
           {
             id: userId,
