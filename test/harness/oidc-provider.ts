@@ -51,11 +51,17 @@ export function caFetch(ca: Ca): typeof fetch {
   return ((url: string | URL, init?: RequestInit) => undiciFetch(url, { ...(init as object), dispatcher })) as unknown as typeof fetch;
 }
 
-export async function startProvider(options: { clients: TestClient[]; accounts?: Record<string, TestAccount>; ca?: Ca }): Promise<TestProvider> {
+export async function startProvider(options: {
+  clients: TestClient[];
+  accounts?: Record<string, TestAccount>;
+  ca?: Ca;
+  /** The issuer's host name (default 127.0.0.1; "localhost" puts the provider on another site than a 127.0.0.1 client). */
+  host?: "127.0.0.1" | "localhost";
+}): Promise<TestProvider> {
   const ca = options.ca ?? (await createCa("oidc-test-ca"));
   const cert = await issueCert(ca, { commonName: "127.0.0.1", ips: ["127.0.0.1"], dnsNames: ["localhost"], usage: "server" });
   const frontPort = await freePort();
-  const issuer = `https://127.0.0.1:${frontPort}`;
+  const issuer = `https://${options.host ?? "127.0.0.1"}:${frontPort}`;
   const accounts = new Map(Object.entries(options.accounts ?? {}));
   const { privateKey } = await generateKeyPair("RS256", { extractable: true });
   const jwk = { ...(await exportJWK(privateKey)), kid: `k-${randomBytes(4).toString("hex")}`, use: "sig", alg: "RS256" };
@@ -106,7 +112,7 @@ export async function startProvider(options: { clients: TestClient[]; accounts?:
   let tamper: { change: (body: Record<string, unknown>) => Record<string, unknown> | Promise<Record<string, unknown>>; delayMs: number } | undefined;
 
   const front: HttpsServer = createHttpsServer({ cert: cert.certPem, key: cert.keyPem }, (req, res) => {
-    const headers = { ...req.headers, "x-forwarded-proto": "https", "x-forwarded-host": `127.0.0.1:${frontPort}` };
+    const headers = { ...req.headers, "x-forwarded-proto": "https", "x-forwarded-host": new URL(issuer).host };
     const upstream = httpRequest({ host: "127.0.0.1", port: innerPort, method: req.method, path: req.url, headers }, (answer) => {
       const isToken = req.method === "POST" && (req.url ?? "").startsWith("/token");
       if (!isToken) {
