@@ -5,7 +5,7 @@
 // driven by `authorize()` below or by a browser. Consent is granted automatically (a first-party client).
 import { randomBytes } from "node:crypto";
 import { createServer as createHttpsServer, type Server as HttpsServer } from "node:https";
-import { request as httpRequest, type Server } from "node:http";
+import { createServer, request as httpRequest, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { exportJWK, generateKeyPair } from "jose";
 import Provider, { type Configuration } from "oidc-provider";
@@ -180,6 +180,27 @@ export async function startProvider(options: {
         inner.closeAllConnections();
       });
     },
+  };
+}
+
+/**
+ * A loopback port held by a placeholder listener until release(): the provider's redirect URIs name the
+ * sidecar's port before the sidecar listens, and no other process on the machine takes it meanwhile.
+ */
+export async function reservePort(): Promise<{ port: number; release(): Promise<void> }> {
+  const holder = createServer((_req, res) => res.writeHead(503).end());
+  await new Promise<void>((resolve, reject) => {
+    holder.once("error", reject);
+    holder.listen(0, "127.0.0.1", () => resolve());
+  });
+  const port = (holder.address() as AddressInfo).port;
+  return {
+    port,
+    release: () =>
+      new Promise<void>((resolve) => {
+        holder.close(() => resolve());
+        holder.closeAllConnections();
+      }),
   };
 }
 

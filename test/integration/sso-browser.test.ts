@@ -14,9 +14,8 @@ import { join } from "node:path";
 import { after, before, beforeEach, describe, test } from "node:test";
 import { chromium, type BrowserContext, type Page } from "playwright-core";
 import type { Credentials, CredentialUser } from "../../src/api/credentials.ts";
-import { freePort } from "../harness/control-plane.ts";
 import { startDagu, type DaguInstance } from "../harness/dagu.ts";
-import { startProvider, type TestProvider } from "../harness/oidc-provider.ts";
+import { reservePort, startProvider, type TestProvider } from "../harness/oidc-provider.ts";
 import { issueCert } from "../harness/pki.ts";
 import { buildCredentials, startSidecar, type SidecarInstance, type TestCredentials } from "../harness/sidecar.ts";
 
@@ -98,7 +97,8 @@ describe("SSO in headless chromium against a real OpenID provider", () => {
   before(async () => {
     if (missing) return;
     dir = await mkdtemp(join(tmpdir(), "sso-browser-"));
-    const port = await freePort();
+    const reserved = await reservePort();
+    const port = reserved.port;
     sidecarUrl = `https://127.0.0.1:${port}`;
     provider = await startProvider({ host: "localhost", clients: [{ clientId: "dagu", clientSecret: CLIENT_SECRET, redirectUris: [`${sidecarUrl}/oidc-callback`] }] });
     provider.accounts.set("rosa", { email: "rosa@example.com", email_verified: true, preferred_username: "rosa", groups: ["ops"] });
@@ -109,6 +109,7 @@ describe("SSO in headless chromium against a real OpenID provider", () => {
     api = dagu.version.startsWith("1.") ? "/api/v2" : "/api/v1";
     built = await buildCredentials({ users: [{ username: "admin", password: "admin-password-1", role: "admin" }] });
     await writeCredentials();
+    await reserved.release();
     sidecar = await startSidecar({
       upstream: dagu.url,
       port,

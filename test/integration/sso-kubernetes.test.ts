@@ -12,7 +12,7 @@ import * as k8s from "@kubernetes/client-node";
 import { parseSsoUsers } from "../../src/api/credentials.ts";
 import { freePort } from "../harness/control-plane.ts";
 import { eventually, serviceAccountKubeConfig, testNamespace } from "../harness/kube.ts";
-import { authorize, Browser, startProvider } from "../harness/oidc-provider.ts";
+import { authorize, Browser, reservePort, startProvider } from "../harness/oidc-provider.ts";
 import { core, create, credentials, get, patchSpec, secret, waitReady, withOperator } from "../harness/resources.ts";
 import { startDagu } from "../harness/dagu.ts";
 import { startSidecar } from "../harness/sidecar.ts";
@@ -21,7 +21,8 @@ const CLIENT_SECRET = `k8s-client-secret-${"z".repeat(20)}`;
 
 test("SSO on the cluster: the operator materializes spec.oidc, replicas share SSO users, a DaguUser pins or disables one", async (t) => {
   const ns = await testNamespace(t, "sso");
-  const [portA, portB] = [await freePort(), await freePort()];
+  const [reservedA, reservedB] = [await reservePort(), await reservePort()];
+  const [portA, portB] = [reservedA.port, reservedB.port];
   const urlA = `http://127.0.0.1:${portA}`;
   const provider = await startProvider({ clients: [{ clientId: "dagu", clientSecret: CLIENT_SECRET, redirectUris: [`${urlA}/oidc-callback`] }] });
   t.after(() => provider.stop());
@@ -57,6 +58,7 @@ test("SSO on the cluster: the operator materializes spec.oidc, replicas share SS
   const kubeconfig = join(dir, "kubeconfig");
   await writeFile(kubeconfig, (await serviceAccountKubeConfig(ns, String(auth.status!.serviceAccountName))).exportConfig(), { mode: 0o600 });
   const args = ["--kubernetes", "--namespace", ns, "--auth", "dagu", "--kubeconfig", kubeconfig];
+  await Promise.all([reservedA.release(), reservedB.release()]);
   const [a, b] = await Promise.all([startSidecar({ upstream: dagu.url, port: portA, args }), startSidecar({ upstream: dagu.url, port: portB, args })]);
   t.after(() => Promise.all([a.stop(), b.stop()]));
 

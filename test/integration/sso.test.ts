@@ -11,8 +11,7 @@ import { after, before, beforeEach, describe, test } from "node:test";
 import type { Credentials, CredentialUser, SsoUsers } from "../../src/api/credentials.ts";
 import type { OidcSettings } from "../../src/api/oidc.ts";
 import { startDagu, type DaguInstance } from "../harness/dagu.ts";
-import { freePort } from "../harness/control-plane.ts";
-import { authorize, Browser, startProvider, type TestAccount, type TestProvider } from "../harness/oidc-provider.ts";
+import { authorize, Browser, reservePort, startProvider, type TestAccount, type TestProvider } from "../harness/oidc-provider.ts";
 import { buildCredentials, startSidecar, type SidecarInstance, type TestCredentials } from "../harness/sidecar.ts";
 
 const CLIENT_SECRET = `client-secret-${"x".repeat(24)}`;
@@ -27,7 +26,7 @@ let sidecarUrl: string;
 let built: TestCredentials;
 let generation = 1;
 let api: string;
-let standalonePort: number;
+let standalonePort: Awaited<ReturnType<typeof reservePort>>;
 
 const baseOidc = (): OidcSettings => ({
   issuer: provider.issuer,
@@ -143,17 +142,19 @@ async function refused(result: LoginResult, before: string[], message: RegExp, r
 describe("single sign-on against a real OpenID provider", () => {
   before(async () => {
     dir = await mkdtemp(join(tmpdir(), "sso-"));
-    const port = await freePort();
+    const reserved = await reservePort();
+    const port = reserved.port;
     sidecarUrl = `http://127.0.0.1:${port}`;
     const redirect = `${sidecarUrl}/oidc-callback`;
-    standalonePort = await freePort();
-    const standaloneRedirect = `http://127.0.0.1:${standalonePort}/oidc-callback`;
+    standalonePort = await reservePort();
+    const standaloneRedirect = `http://127.0.0.1:${standalonePort.port}/oidc-callback`;
     provider = await startProvider({ clients: [{ clientId: "dagu", clientSecret: CLIENT_SECRET, redirectUris: [redirect, standaloneRedirect] }, { clientId: "other", clientSecret: OTHER_SECRET, redirectUris: [redirect] }] });
     otherProvider = await startProvider({ clients: [{ clientId: "dagu", clientSecret: CLIENT_SECRET, redirectUris: [redirect] }], ca: provider.ca });
     dagu = await startDagu();
     api = dagu.version.startsWith("1.") ? "/api/v2" : "/api/v1";
     built = await buildCredentials({ users: [{ username: "admin", password: "admin-password-1", role: "admin" }] });
     await writeFile(join(dir, "credentials.json"), JSON.stringify({ ...built.credentials, generation, oidc: baseOidc() }));
+    await reserved.release();
     sidecar = await startSidecar({ upstream: dagu.url, port, args: ["--credentials-file", join(dir, "credentials.json"), "--state-dir", join(dir, "state")] });
   });
 
@@ -409,7 +410,7 @@ describe("single sign-on against a real OpenID provider", () => {
     try {
       const caFile = join(home, "ca.pem");
       await writeFile(caFile, provider.ca.certPem);
-      const url = `http://127.0.0.1:${standalonePort}`;
+      const url = `http://127.0.0.1:${standalonePort.port}`;
       await writeFile(
         join(home, "config.yaml"),
         [
@@ -429,23 +430,27 @@ describe("single sign-on against a real OpenID provider", () => {
       const args = ["--config", join(home, "config.yaml"), "--state-dir", join(home, "state")];
       // Dagu's config has no CA setting: an internal CA comes through Node's NODE_EXTRA_CA_CERTS.
       const env = { PATH: process.env.PATH ?? "", NODE_EXTRA_CA_CERTS: caFile, DAGU_AUTH_OIDC_GROUP_MAPPINGS: '{"devs":"operator"}' };
-      let standalone = await startSidecar({ upstream: dagu.url, port: standalonePort, args, env });
+      await standalonePort.release();
+      let standalone = await startSidecar({ upstream: dagu.url, port: standalonePort.port, args, env });
       account("olga", { email: "olga@example.com", preferred_username: "olga", groups: ["devs"] });
       const login = async () => {
         const browser = new Browser(provider.ca);
         const start = await browser.get(`${url}/oidc-login`);
+        assert.ok(start.location?.startsWith(provider.issuer), `to the provider, not ${start.location}:\n${standalone.output().slice(-3000)}`);
         const done = await browser.get(await authorize(browser, start.location!, "olga", `${url}/oidc-callback`));
-        return new URLSearchParams(new URL(done.location!).hash.slice(1)).get("token") ?? undefined;
+        const token = new URLSearchParams(new URL(done.location!).hash.slice(1)).get("token");
+        assert.ok(token, `a token, not ${done.location}:\n${standalone.output().slice(-3000)}`);
+        return token;
       };
       try {
         const token = await login();
         assert.ok(token);
         assert.equal(claimsOf(token).role, "operator", "DAGU_AUTH_OIDC_GROUP_MAPPINGS wins over the file");
         await standalone.stop();
-        standalone = await startSidecar({ upstream: dagu.url, port: standalonePort, args, env });
+        standalone = await startSidecar({ upstream: dagu.url, port: standalonePort.port, args, env });
         const r = await fetch(`${url}${api}/auth/me`, { headers: { authorization: `Bearer ${token}` } });
-        assert.equal(r.status, 200, "the SSO user survived the restart (state dir)");
-        assert.equal(claimsOf((await login())!).sub, claimsOf(token).sub, "and is found again at the next login");
+        assert.equal(r.status, 200, `the SSO user survived the restart (state dir):\n${standalone.output().slice(-3000)}`);
+        assert.equal(claimsOf(await login()).sub, claimsOf(token).sub, "and is found again at the next login");
       } finally {
         await standalone.stop();
       }
@@ -454,7 +459,7 @@ describe("single sign-on against a real OpenID provider", () => {
     }
   });
 
-  test("no secret in the sidecar's logs: client secret, codes, tokens", async () => {
+  test("no secret in the sidecar's logs: client secret, codes, tokens", async (t) => {
     account("zed", { email: "zed@example.com", preferred_username: "zed" });
     const result = await ssoLogin("zed");
     const code = new URL(result.callback).searchParams.get("code")!;
@@ -464,6 +469,14 @@ describe("single sign-on against a real OpenID provider", () => {
     for (const secret of [CLIENT_SECRET, code, result.token!, String(last.id_token), String(last.access_token), result.flowCookie!]) {
       assert.ok(!logs.includes(secret), "a secret value appears in the sidecar's logs");
     }
+    // Figures: how long the sidecar spends on a callback that logs someone in (code exchange and userinfo
+    // at the provider on loopback, role mapping, the record written to --state-dir, a token issued).
+    const times = sidecar.lines().flatMap((l) => {
+      const a = l.audit as { path?: string; reason?: string; durationMs?: number } | undefined;
+      return a?.path === "/oidc-callback" && (a.reason === "sso_login" || a.reason === "sso_user_created") && a.durationMs !== undefined ? [a.durationMs] : [];
+    }).sort((x, y) => x - y);
+    assert.ok(times.length >= 10);
+    t.diagnostic(`successful SSO callbacks: ${times.length}, median ${times[Math.floor(times.length / 2)]} ms, max ${times.at(-1)} ms`);
   });
 });
 
