@@ -1,7 +1,12 @@
 // npm run bench:operator: how the operator behaves at a real scale (1,000 users, 200 API keys,
 // 200 webhooks on one DaguAuth), on a control plane of its own. Prints one line per figure and,
 // last, one JSON object with all of them; docs/benchmarks.md says how to read them.
+// `npm run bench:operator -- --unrelated-secrets 5000 [--unrelated-secret-kib 100]` also starts the
+// operator once more after that many Secrets that are none of its business (Helm release Secrets, say)
+// were added to the cluster, and compares its start time and peak RSS with the start before them.
 import { fork, type ChildProcess } from "node:child_process";
+import { createHash, randomBytes } from "node:crypto";
+import { parseArgs } from "node:util";
 import { mkdir, mkdtemp, readFile, writeFile } from "node:fs/promises";
 import { availableParallelism, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
@@ -21,6 +26,14 @@ const USERS = 1000, API_KEYS = 200, WEBHOOKS = 200, IN_FLIGHT = 16, PASSWORD_CHA
 const NS = "bench", AUTH = "dagu", GROUP = "auth.dagu.dev", VERSION = "v1alpha1";
 const PLURALS = ["daguauths", "daguusers", "daguapikeys", "daguwebhooks"] as const;
 const QUIET_MS = 2000;
+const UNRELATED_NS = "unrelated";
+
+const args = parseArgs({ options: { "unrelated-secrets": { type: "string", default: "0" }, "unrelated-secret-kib": { type: "string", default: "100" } } }).values;
+const UNRELATED = Number(args["unrelated-secrets"]);
+const UNRELATED_KIB = Number(args["unrelated-secret-kib"]);
+if (!Number.isInteger(UNRELATED) || UNRELATED < 0 || !Number.isInteger(UNRELATED_KIB) || UNRELATED_KIB < 1 || UNRELATED_KIB > 900) {
+  throw new Error("--unrelated-secrets takes a count (0 or more), --unrelated-secret-kib a size from 1 to 900 (KiB)");
+}
 
 const say = (line: string) => process.stdout.write(`[bench] ${line}\n`);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -76,7 +89,8 @@ async function chartRuntime(): Promise<{ nodeFlags: string[]; env: Record<string
  * stripping costs ~30 MiB of RSS that a deployed operator does not have. Built into node_modules/.cache.
  */
 async function compileChild(): Promise<string> {
-  const out = join(repoRoot, "node_modules", ".cache", "dagu-auth-bench");
+  // One directory per checkout: worktrees share node_modules, and another checkout's build must not be the one run.
+  const out = join(repoRoot, "node_modules", ".cache", `dagu-auth-bench-${createHash("sha256").update(repoRoot).digest("hex").slice(0, 8)}`);
   await mkdir(out, { recursive: true });
   const config = join(out, "tsconfig.json");
   await writeFile(config, JSON.stringify({
@@ -269,13 +283,16 @@ try {
   await stopOperator(first);
   const before = await snapshot();
   const r0 = Date.now();
+  const apiserverCpuAtRestart = await cpuSeconds(cp.pids.apiserver);
   const second = startOperator("second", logDir);
   await until("the restarted operator to reconcile", second, () => (second.last?.reconciles ?? 0) > 0, 120_000, 100);
   const restartSeconds = seconds(r0, await idle(second, QUIET_MS));
+  const restartCpu = { operator: second.last!.cpuMs / 1000, apiserver: (await cpuSeconds(cp.pids.apiserver)) - apiserverCpuAtRestart };
   const after = await snapshot();
   const written = [...after].filter(([k, rv]) => before.get(k) !== rv).map(([k]) => k);
   const restartHashes = second.last!.hashes;
-  say(`restart: steady after ${restartSeconds.toFixed(1)} s (goal < 10), ${restartHashes} hashes (goal 0), ${written.length} of ${after.size} objects written (goal 0)${written.length ? `: ${written.slice(0, 5).join(", ")}` : ""}`);
+  const restartPeakRss = second.last!.maxRss; // the high-water mark of its start, before the password changes
+  say(`restart: steady after ${restartSeconds.toFixed(1)} s (goal < 10), ${restartHashes} hashes (goal 0), ${written.length} of ${after.size} objects written (goal 0)${written.length ? `: ${written.slice(0, 5).join(", ")}` : ""}; peak RSS ${mib(restartPeakRss).toFixed(0)} MiB`);
 
   // 4. Password changes, observed through a watch on the credentials Secret.
   let latest: Credentials | undefined;
@@ -304,6 +321,7 @@ try {
     }
   }
   watch.abort();
+  await idle(second, 1000); // the last change settled: the next operator starts from a steady state
   say(`  latencies in order (ms): ${latencies.join(" ")}`);
   latencies.sort((a, b) => a - b);
   const [p50, p95] = [percentile(latencies, 0.5), percentile(latencies, 0.95)];
@@ -311,13 +329,48 @@ try {
   say(`  one change: idle again after ${changeSettleMs} ms, ${changeWrites} objects written (the password Secret, the state, the credentials, statuses)`);
   await stopOperator(second);
 
-  // 5. Memory, and what the operator logged at warn and above (pino: 40 warn, 50 error, 60 fatal).
+  // 5. Optional: the same start, with many Secrets in the cluster that the operator must not read.
+  let unrelated: Record<string, number> = {};
+  const operatorNames = ["first", "second"];
+  if (UNRELATED > 0) {
+    await core.createNamespace({ body: { metadata: { name: UNRELATED_NS } } });
+    const u0 = Date.now();
+    // Like Helm's release Secrets: large, opaque, unlabelled for us; random, so nothing compresses them away.
+    const payload = () => randomBytes(UNRELATED_KIB * 1024).toString("base64");
+    await pool([...Array(UNRELATED).keys()], (i) =>
+      client.request("POST", resourcePath({ group: "", version: "v1", plural: "secrets" }, { namespace: UNRELATED_NS }), {
+        body: { apiVersion: "v1", kind: "Secret", type: "helm.sh/release.v1", metadata: { name: `sh.helm.release.v1.app-${i}.v1`, labels: { owner: "helm", name: `app-${i}` } }, data: { release: payload() } },
+      }),
+    );
+    say(`created ${UNRELATED} unrelated Secrets of ${UNRELATED_KIB} KiB in ${seconds(u0).toFixed(1)} s`);
+    const beforeThird = await snapshot();
+    const r1 = Date.now();
+    const apiserverCpu = await cpuSeconds(cp.pids.apiserver);
+    const third = startOperator("third", logDir);
+    operatorNames.push("third");
+    await until("the third operator to reconcile", third, () => (third.last?.reconciles ?? 0) > 0, 120_000, 100);
+    const startSeconds = seconds(r1, await idle(third, QUIET_MS));
+    const thirdWrites = [...(await snapshot())].filter(([k, rv]) => beforeThird.get(k) !== rv).length;
+    const startRss = third.last!.maxRss;
+    const startCpu = { operator: third.last!.cpuMs / 1000, apiserver: (await cpuSeconds(cp.pids.apiserver)) - apiserverCpu };
+    await stopOperator(third);
+    unrelated = {
+      unrelatedSecrets: UNRELATED, unrelatedSecretKiB: UNRELATED_KIB,
+      unrelatedStartSeconds: +startSeconds.toFixed(2), unrelatedStartRatio: +(startSeconds / restartSeconds).toFixed(2),
+      unrelatedPeakRssMiB: Math.round(mib(startRss)), unrelatedPeakRssRatio: +(startRss / restartPeakRss).toFixed(2), unrelatedStartWrites: thirdWrites,
+      unrelatedStartOperatorCpuSeconds: +startCpu.operator.toFixed(1), unrelatedStartApiserverCpuSeconds: +startCpu.apiserver.toFixed(1),
+    };
+    say(`with ${UNRELATED} unrelated Secrets of ${UNRELATED_KIB} KiB: start ${startSeconds.toFixed(1)} s (without them ${restartSeconds.toFixed(1)} s, ratio ${unrelated.unrelatedStartRatio}), peak RSS ${mib(startRss).toFixed(0)} MiB (without them ${mib(restartPeakRss).toFixed(0)} MiB, ratio ${unrelated.unrelatedPeakRssRatio}), ${third.last!.hashes} hashes, ${thirdWrites} objects written`);
+    say(`  CPU seconds of that start: operator ${startCpu.operator.toFixed(1)} (without them ${restartCpu.operator.toFixed(1)}), API server ${startCpu.apiserver.toFixed(1)} (without them ${restartCpu.apiserver.toFixed(1)})`);
+  }
+
+  // 6. Memory, and what the operator logged at warn and above (pino: 40 warn, 50 error, 60 fatal).
   const peakRssMiB = mib(peakRss);
   const eventLoopMaxDelayMs = Math.round(Math.max(first.loopDelayMaxMs, second.loopDelayMaxMs));
   say(`operator event loop: longest stall ${eventLoopMaxDelayMs} ms over the run`);
   say(`operator peak RSS: ${peakRssMiB.toFixed(0)} MiB over the run (V8 heap at most ${mib(peakHeapTotal).toFixed(0)} MiB, outside it at most ${mib(peakExternal).toFixed(0)} MiB; live heap at the end, after a full GC: ${mib(second.last!.heapUsed).toFixed(0)} MiB); at most ${peakFds} open file descriptors`);
   const problems = new Map<string, number>();
-  for (const name of ["first", "second"]) {
+  for (const name of operatorNames) {
     for (const line of (await readFile(join(logDir, `${name}.log`), "utf8")).split("\n").filter(Boolean)) {
       // err is a message string, or an Error serialized by pino.
       const entry = JSON.parse(line) as { level: number; msg?: string; err?: string | { message?: string } };
@@ -333,7 +386,7 @@ try {
     convergeRatio: +convergeRatio.toFixed(3), convergeSeconds: +convergeSeconds.toFixed(2), argon2LimitSeconds: +limit.seconds.toFixed(2), hashMsMedian: +limit.hashMsMedian.toFixed(1),
     applySeconds: +applySeconds.toFixed(2), users: doc!.users.length, apiKeys: doc!.apiKeys.length, webhooks: doc!.webhooks.length,
     convergeHashes: converged.hashes, convergeReconciles: converged.reconciles, convergeRetries: converged.retries, convergeCpuSeconds: cpu,
-    restartHashes, restartWrites: written.length, restartSeconds: +restartSeconds.toFixed(2),
+    restartHashes, restartWrites: written.length, restartSeconds: +restartSeconds.toFixed(2), restartPeakRssMiB: Math.round(mib(restartPeakRss)), restartOperatorCpuSeconds: +restartCpu.operator.toFixed(1), restartApiserverCpuSeconds: +restartCpu.apiserver.toFixed(1), ...unrelated,
     passwordChangeP50Ms: Math.round(p50), passwordChangeP95Ms: Math.round(p95), passwordChangeSettleMs: changeSettleMs, passwordChangeWrites: changeWrites, peakRssMiB: Math.round(peakRssMiB), peakOpenFds: peakFds, eventLoopMaxDelayMs,
     logWarnings: [...problems].reduce((a, [, n]) => a + n, 0), cores, loadAverageAtStart: +loadAtStart.toFixed(2),
   })}\n`);

@@ -149,21 +149,27 @@ export const duration = (description: string) =>
     .describe(`${description} A duration such as 24h, 90m, 1h30m or 45s.`);
 
 /** CEL and JS for "`path` is at least `min`" on a duration field of the object the rule sits on. */
-export function minDuration<T extends Record<string, unknown>>(
-  field: keyof T & string,
-  path: string,
-  min: string,
-): CheckedCelRule<T> {
+export function minDuration<T extends Record<string, unknown>>(field: keyof T & string, path: string, min: string): CheckedCelRule<T> {
+  return durationBound(field, `${path} must be at least ${min}`, ">=", min);
+}
+
+/** CEL and JS for "`path` is at most `max`" on a duration field of the object the rule sits on. */
+export function maxDuration<T extends Record<string, unknown>>(field: keyof T & string, path: string, max: string): CheckedCelRule<T> {
+  return durationBound(field, `${path} must be at most ${max}`, "<=", max);
+}
+
+function durationBound<T extends Record<string, unknown>>(field: keyof T & string, message: string, op: ">=" | "<=", bound: string): CheckedCelRule<T> {
   return {
     // The pattern guard keeps a malformed value to the pattern's own error, not a CEL conversion error.
     rule:
       `!has(self.${field}) || !self.${field}.matches('${DURATION_PATTERN.source}') || ` +
-      `duration(self.${field}) >= duration('${min}')`,
-    message: `${path} must be at least ${min}`,
+      `duration(self.${field}) ${op} duration('${bound}')`,
+    message,
     fieldPath: `.${field}`,
     check: (v) => {
       const value = v[field];
-      return typeof value !== "string" || !isDuration(value) || parseDuration(value) >= parseDuration(min);
+      if (typeof value !== "string" || !isDuration(value)) return true;
+      return op === ">=" ? parseDuration(value) >= parseDuration(bound) : parseDuration(value) <= parseDuration(bound);
     },
   };
 }
@@ -249,7 +255,10 @@ export const statusBase = {
     .max(16)
     .optional()
     .meta({
-      description: "Current state: Ready is True once the resource is enforced by the sidecar.",
+      description:
+        "Current state: Ready is True once the resource is enforced by the sidecar; Reconciling (work in " +
+        "progress, or waiting for something that appears by itself) and Stalled (needs a change) follow " +
+        "kstatus and are present only while True.",
       "x-kubernetes-list-type": "map",
       "x-kubernetes-list-map-keys": ["type"],
     }),
@@ -280,11 +289,13 @@ export function resource<K extends string, Spec extends z.ZodType, Status extend
   kind: K,
   spec: Spec,
   status: Status,
+  /** A shorter limit than Kubernetes' own for metadata.name (the CRD says it in a CEL rule, see kinds.ts). */
+  name?: { maxLength: number; message: string },
 ) {
   return z.object({
     apiVersion: z.literal(API_VERSION),
     kind: z.literal(kind),
-    metadata: ObjectMeta,
+    metadata: name ? ObjectMeta.extend({ name: z.string().max(name.maxLength, name.message) }) : ObjectMeta,
     spec,
     status: status.optional(),
   });

@@ -120,6 +120,7 @@ export function buildCrd(info: KindInfo): CustomResourceDefinition {
       spec: toStructuralSchema(spec, "spec"),
       status: toStructuralSchema(status, "status"),
     },
+    ...(info.objectRules ? { "x-kubernetes-validations": info.objectRules } : {}),
   };
   return {
     apiVersion: "apiextensions.k8s.io/v1",

@@ -97,8 +97,13 @@ export const CredentialWebhook = z
     tokenDigests: z.array(z.object({ digest: sha256Hex, notAfter })),
     /** HMAC-SHA256 keys; a list (not one) so a rotated-out secret keeps verifying during the overlap. */
     hmacSecrets: z.array(z.object({ secret: secret256, notAfter })),
+    /** Replay protection (not in Dagu): X-Dagu-Timestamp within this many seconds, signed, each request once. */
+    timestampWindowSeconds: z.int().min(1).max(86_400).optional(),
   })
   .superRefine((w, ctx) => {
+    if (w.mode === "token" && w.timestampWindowSeconds !== undefined) {
+      ctx.addIssue({ code: "custom", message: "a timestamp window needs a signature (mode tokenAndHmac or hmac)", path: ["timestampWindowSeconds"] });
+    }
     if (w.mode !== "hmac" && w.tokenDigests.length === 0) {
       ctx.addIssue({ code: "custom", message: `mode ${w.mode} needs a token digest`, path: ["tokenDigests"] });
     }

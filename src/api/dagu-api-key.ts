@@ -1,6 +1,6 @@
 // DaguApiKey: a generated API key for a machine (a CI job, a script), with a role.
 import { z } from "zod";
-import { Role, Rotation, authRef, objectName, resource, statusBase, timestamp } from "./common.ts";
+import { CEL_META_KEY, Role, Rotation, authRef, objectName, resource, statusBase, timestamp } from "./common.ts";
 
 export const DaguApiKeySpec = z
   .object({
@@ -12,8 +12,16 @@ export const DaguApiKeySpec = z
     ).optional(),
     secretName: objectName(
       "Name of the Secret (created and owned by the operator) the generated key is written into. " +
-        "The key leaves the cluster only through it.",
-    ),
+        "The key leaves the cluster only through it. Immutable.",
+    ).meta({
+      [CEL_META_KEY]: [
+        {
+          rule: "self == oldSelf",
+          message:
+            "spec.secretName is immutable: for a key in another Secret, create another DaguApiKey (both keys work until you delete this one)",
+        },
+      ],
+    }),
     rotation: Rotation.optional().describe(
       "Rotation: bump `generation` to issue a new key; the previous key keeps working for `overlap`.",
     ),

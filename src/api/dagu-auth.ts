@@ -13,6 +13,7 @@ import {
   statusBase,
   username,
 } from "./common.ts";
+import { DAGU_AUTH_NAME_MAX_LENGTH, DAGU_AUTH_NAME_MESSAGE } from "./names.ts";
 import { OidcSpec } from "./oidc.ts";
 
 export const AUTH_MODES = ["builtin", "basic"] as const;
@@ -289,7 +290,7 @@ export const DaguAuthStatus = z
   .describe("Observed state of the DaguAuth, written by the operator.");
 export type DaguAuthStatus = z.infer<typeof DaguAuthStatus>;
 
-export const DaguAuth = resource("DaguAuth", DaguAuthSpec, DaguAuthStatus).describe(
+export const DaguAuth = resource("DaguAuth", DaguAuthSpec, DaguAuthStatus, { maxLength: DAGU_AUTH_NAME_MAX_LENGTH, message: DAGU_AUTH_NAME_MESSAGE }).describe(
   "DaguAuth protects one Dagu server: the sidecar in front of it enforces the logins, users, API keys " +
     "and webhooks declared for it.",
 );

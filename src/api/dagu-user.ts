@@ -28,8 +28,15 @@ export const UserPassword = cel(
       generate: z
         .object({
           secretName: objectName(
-            "Name of the Secret (created and owned by the operator) the generated password is written into.",
-          ),
+            "Name of the Secret (created and owned by the operator) the generated password is written into. Immutable.",
+          ).meta({
+            [CEL_META_KEY]: [
+              {
+                rule: "self == oldSelf",
+                message: "spec.password.generate.secretName is immutable: a new name would mean a new password",
+              },
+            ],
+          }),
         })
         .optional()
         .describe("Generate a random password and write it into a Secret of this name."),

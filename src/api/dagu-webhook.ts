@@ -1,6 +1,6 @@
 // DaguWebhook: the token (and HMAC secret) that lets an outside system trigger one DAG.
 import { z } from "zod";
-import { CEL_META_KEY, Rotation, authRef, cel, objectName, resource, statusBase, timestamp } from "./common.ts";
+import { CEL_META_KEY, Rotation, authRef, cel, duration, maxDuration, minDuration, objectName, resource, statusBase, timestamp } from "./common.ts";
 
 /** Dagu's own rule for DAG names (ValidateDAGName): these characters, at most 40, not `.` or `..`. */
 export const DAG_NAME_PATTERN = /^[a-zA-Z0-9_.-]{1,40}$/;
@@ -8,6 +8,9 @@ export const DAG_NAME_MAX_LENGTH = 40;
 
 export const WEBHOOK_MODES = ["token", "tokenAndHmac", "hmac"] as const;
 export const HMAC_ENFORCEMENTS = ["strict", "observe"] as const;
+/** The signed request's time, in Unix seconds, when the webhook has a timestamp window (not in Dagu). */
+export const WEBHOOK_TIMESTAMP_HEADER = "X-Dagu-Timestamp";
+const MAX_TIMESTAMP_WINDOW = "24h";
 
 export const WebhookAuth = cel(
   z
@@ -26,6 +29,13 @@ export const WebhookAuth = cel(
           "With tokenAndHmac only: strict (default) refuses a missing or wrong signature; observe " +
             "accepts it and logs it, to roll out signing without an outage.",
         ),
+      timestampWindow: duration(
+        "With tokenAndHmac or hmac only: replay protection, not in Dagu (whose signed requests can be " +
+          "replayed forever), so unset by default. When set, a trigger must send X-Dagu-Timestamp (Unix " +
+          "seconds) no further than this from the sidecar's clock, the signature covers it " +
+          "(HMAC-SHA256 over `x-dagu-timestamp:<ts>\\n` followed by what Dagu signs), and each signed " +
+          "request is accepted once.",
+      ).optional(),
     })
     .describe("How a trigger proves it may run the DAG."),
   [
@@ -36,6 +46,15 @@ export const WebhookAuth = cel(
       reason: "FieldValueForbidden",
       check: (a) => a.hmacEnforcement === undefined || a.mode === "tokenAndHmac",
     },
+    {
+      rule: "!has(self.timestampWindow) || self.mode != 'token'",
+      message: "spec.auth.timestampWindow needs a signature: spec.auth.mode tokenAndHmac or hmac",
+      fieldPath: ".timestampWindow",
+      reason: "FieldValueForbidden",
+      check: (a) => a.timestampWindow === undefined || a.mode !== "token",
+    },
+    minDuration("timestampWindow", "spec.auth.timestampWindow", "1s"),
+    maxDuration("timestampWindow", "spec.auth.timestampWindow", MAX_TIMESTAMP_WINDOW),
   ],
 );
 export type WebhookAuth = z.infer<typeof WebhookAuth>;
@@ -62,8 +81,16 @@ export const DaguWebhookSpec = z
     auth: WebhookAuth.prefault({}),
     secretName: objectName(
       "Name of the Secret (created and owned by the operator) the webhook token and HMAC secret are " +
-        "written into, for the system that sends the trigger.",
-    ),
+        "written into, for the system that sends the trigger. Immutable.",
+    ).meta({
+      [CEL_META_KEY]: [
+        {
+          rule: "self == oldSelf",
+          message:
+            "spec.secretName is immutable: for another Secret, replace the DaguWebhook (it gets a new token)",
+        },
+      ],
+    }),
     enabled: z.boolean().default(true).describe("A disabled webhook refuses every trigger."),
     rotation: Rotation.optional().describe(
       "Rotation: bump `generation` to issue a new token and HMAC secret; the previous ones keep " +

@@ -7,4 +7,5 @@ export * from "./dagu-api-key.ts";
 export * from "./dagu-webhook.ts";
 export * from "./credentials.ts";
 export * from "./kinds.ts";
+export * from "./names.ts";
 export * from "./crd.ts";

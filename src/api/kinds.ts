@@ -1,6 +1,8 @@
 // The four kinds and how kubectl names and prints them: the table the CRD generator and the
 // operator's API calls share.
 import type { z } from "zod";
+import type { CelRule } from "./common.ts";
+import { DAGU_AUTH_NAME_MAX_LENGTH, DAGU_AUTH_NAME_MESSAGE } from "./names.ts";
 import { DaguApiKey } from "./dagu-api-key.ts";
 import { DaguAuth } from "./dagu-auth.ts";
 import { DaguUser } from "./dagu-user.ts";
@@ -25,7 +27,10 @@ export interface KindInfo {
   /** The whole resource: `spec` and `status` become the CRD's schema. */
   schema: z.ZodObject<{ spec: z.ZodType; status: z.ZodOptional<z.ZodType> }>;
   printerColumns: PrinterColumn[];
+  /** CEL rules on the whole object (where metadata.name can be checked). */
+  objectRules?: CelRule[];
 }
+
 
 const condition = (field: "status" | "reason") => `.status.conditions[?(@.type=="Ready")].${field}`;
 const ready: PrinterColumn = { name: "Ready", type: "string", jsonPath: condition("status"), description: "Whether the sidecar enforces it." };
@@ -43,6 +48,7 @@ export const KINDS: readonly KindInfo[] = [
     shortNames: ["dauth"],
     categories: ["dagu"],
     schema: DaguAuth,
+    objectRules: [{ rule: `self.metadata.name.size() <= ${DAGU_AUTH_NAME_MAX_LENGTH}`, message: DAGU_AUTH_NAME_MESSAGE }],
     printerColumns: [
       { name: "Mode", type: "string", jsonPath: ".spec.mode", description: "builtin or basic." },
       { name: "Users", type: "integer", jsonPath: ".status.users", description: "Users in the credentials." },

@@ -4,7 +4,7 @@
 // password-changes Secret itself, and a cert-manager Certificate when an issuer is
 // named. Pure builders; the reconciler applies them.
 import { credentialsSecretName, passwordChangesSecretName, ssoUsersSecretName, type DaguAuthSpec } from "../api/index.ts";
-import { AUTH_LABEL, MANAGED_BY_LABEL, MANAGED_BY_VALUE } from "./context.ts";
+import { ownedLabels } from "./context.ts";
 import { ownerReference } from "./runtime/apply.ts";
 import { operatorStateSecretName } from "./operator-state.ts";
 import type { KubeObject } from "../common/kube/client.ts";
@@ -17,7 +17,7 @@ function meta(auth: KubeObject, name: string): KubeObject["metadata"] {
   return {
     name,
     namespace: auth.metadata.namespace,
-    labels: { [MANAGED_BY_LABEL]: MANAGED_BY_VALUE, [AUTH_LABEL]: auth.metadata.name ?? "" },
+    labels: ownedLabels(auth, auth.metadata.name ?? ""),
     ownerReferences: [ownerReference(auth)],
   };
 }

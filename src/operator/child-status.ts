@@ -1,9 +1,9 @@
 // Shared by the DaguUser, DaguApiKey and DaguWebhook reconcilers: finding the
 // DaguAuth a child belongs to, and writing status only when it changed (with an
 // Event when readiness changes).
-import { DaguAuthSpec, type Condition } from "../api/index.ts";
+import { DAGU_AUTH_NAME_MAX_LENGTH, DaguAuthSpec, type Condition } from "../api/index.ts";
 import { deepEqualJson } from "../common/stable-json.ts";
-import { readyOf, withOthers, withReady, type OtherCondition, type ReadyState } from "./conditions.ts";
+import { readyOf, withConditions, withOthers, type OtherCondition, type ReadyState } from "./conditions.ts";
 import type { OperatorContext } from "./context.ts";
 import type { KubeObject } from "../common/kube/client.ts";
 
@@ -15,7 +15,7 @@ export function findAuth(ctx: OperatorContext, namespace: string, authName: stri
     return { ok: false, problem: { ready: false, reason: "DaguAuthNotFound", message: `DaguAuth ${authName} does not exist in namespace ${namespace}` } };
   }
   const parsed = DaguAuthSpec.safeParse(auth.spec ?? {});
-  if (!parsed.success) {
+  if (!parsed.success || authName.length > DAGU_AUTH_NAME_MAX_LENGTH) {
     return { ok: false, problem: { ready: false, reason: "DaguAuthInvalid", message: `DaguAuth ${authName} has an invalid spec` } };
   }
   if (needs === "builtin" && parsed.data.mode !== "builtin") {
@@ -25,13 +25,13 @@ export function findAuth(ctx: OperatorContext, namespace: string, authName: stri
 }
 
 /**
- * Writes `status` (plus observedGeneration and the Ready condition) when it differs
+ * Writes `status` (plus observedGeneration and the Ready, Reconciling and Stalled conditions) when it differs
  * from what the object carries. Returns whether it wrote.
  */
 export async function writeStatus(ctx: OperatorContext, obj: KubeObject, ready: ReadyState, fields: Record<string, unknown>, others: Readonly<Record<string, OtherCondition | undefined>> = {}): Promise<boolean> {
   const current = (obj.status ?? {}) as { conditions?: Condition[] } & Record<string, unknown>;
   const generation = obj.metadata.generation ?? 0;
-  const conditions = withOthers(withReady(current.conditions, ready, generation, ctx.now()), others, generation, ctx.now());
+  const conditions = withOthers(withConditions(current.conditions, ready, generation, ctx.now()), others, generation, ctx.now());
   const status = { ...fields, observedGeneration: generation, conditions };
   const comparable = (s: Record<string, unknown>) => JSON.parse(JSON.stringify(s)) as unknown;
   if (deepEqualJson(comparable(current), comparable(status))) return false;

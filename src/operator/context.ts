@@ -11,6 +11,22 @@ export const MANAGED_BY_LABEL = "app.kubernetes.io/managed-by";
 export const MANAGED_BY_VALUE = "dagu-auth-operator";
 /** The DaguAuth an owned object belongs to (its name), for selection and for humans. */
 export const AUTH_LABEL = "auth.dagu.dev/auth";
+/**
+ * Which operator install acts on a resource (`--instance`): each install selects only the resources
+ * with its value, the default install those without the label. What it creates carries its owner's value.
+ */
+export const INSTANCE_LABEL = "auth.dagu.dev/instance";
+
+/** The label selector of an install's resources and owned objects. */
+export function instanceSelector(instance: string | undefined): string {
+  return instance ? `${INSTANCE_LABEL}=${instance}` : `!${INSTANCE_LABEL}`;
+}
+
+/** The labels every object the operator creates for `owner` carries: ours, and the owner's instance. */
+export function ownedLabels(owner: KubeObject, authName?: string): Record<string, string> {
+  const instance = owner.metadata.labels?.[INSTANCE_LABEL];
+  return { [MANAGED_BY_LABEL]: MANAGED_BY_VALUE, ...(authName !== undefined ? { [AUTH_LABEL]: authName } : {}), ...(instance ? { [INSTANCE_LABEL]: instance } : {}) };
+}
 
 export interface ObjectCache<T extends KubeObject = KubeObject> {
   get(namespace: string, name: string): T | undefined;
@@ -33,7 +49,8 @@ export interface Writer {
   update(obj: KubeObject): Promise<KubeObject>;
   /** Get directly from the API (not the cache). */
   get(apiVersion: string, kind: string, namespace: string, name: string): Promise<KubeObject | undefined>;
-  delete(apiVersion: string, kind: string, namespace: string, name: string): Promise<void>;
+  /** Deletes; with `uid`, only that object (not a namesake created since). A missing object is no error. */
+  delete(apiVersion: string, kind: string, namespace: string, name: string, options?: { uid?: string }): Promise<void>;
 }
 
 export interface EventSink {
@@ -90,6 +107,10 @@ export function secretData(secret: KubeObject | undefined): Record<string, strin
   return Object.fromEntries(Object.entries(data).map(([k, v]) => [k, Buffer.from(v, "base64").toString("utf8")]));
 }
 
+/**
+ * Whether `owner` is the controller of `obj`: what the operator created carries that reference, and only
+ * such objects are ever written or deleted (nothing of anyone else's is adopted).
+ */
 export function isOwnedBy(obj: KubeObject | undefined, owner: KubeObject): boolean {
   return obj?.metadata.ownerReferences?.some((r) => r.uid === owner.metadata.uid && r.controller === true) ?? false;
 }
@@ -102,7 +123,7 @@ export function ownedSecret(owner: KubeObject, name: string, values: Record<stri
     metadata: {
       name,
       namespace: owner.metadata.namespace,
-      labels: { [MANAGED_BY_LABEL]: MANAGED_BY_VALUE, ...(extra.authName ? { [AUTH_LABEL]: extra.authName } : {}), ...extra.labels },
+      labels: { ...ownedLabels(owner, extra.authName), ...extra.labels },
       ...(extra.annotations ? { annotations: extra.annotations } : {}),
       ownerReferences: [ownerReference(owner)],
     },

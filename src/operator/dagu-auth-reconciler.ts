@@ -8,6 +8,8 @@ import { createHash } from "node:crypto";
 import {
   Credentials,
   CredentialsShard,
+  DAGU_AUTH_NAME_MAX_LENGTH,
+  DAGU_AUTH_NAME_MESSAGE,
   CREDENTIALS_KEY,
   joinShards,
   DaguAuthSpec,
@@ -28,14 +30,14 @@ import { MIN_PASSWORD_LENGTH } from "../common/password-hash.ts";
 import { stableStringify, deepEqualJson } from "../common/stable-json.ts";
 import { writeStatus } from "./child-status.ts";
 import { pending, readyIsCurrent, type ReadyState } from "./conditions.ts";
-import { keyOf, ownedSecret, secretData, splitKey, type OperatorContext } from "./context.ts";
+import { isOwnedBy, keyOf, ownedSecret, secretData, splitKey, type OperatorContext } from "./context.ts";
 import type { AuthMaterials, WrittenSecret } from "./materials.ts";
 import { assembleCredentials, type AdminInput } from "./credentials-assembly.ts";
-import { certificate, passwordChangesSecret, sidecarObjects, sidecarServiceAccountName, ssoUsersSecret, tlsSecretName } from "./auth-resources.ts";
+import { certificate, passwordChangesSecret, sidecarObjects, sidecarRoleName, sidecarServiceAccountName, ssoUsersSecret, tlsSecretName } from "./auth-resources.ts";
 import { forgetOidc, OIDC_CONDITION, planOidc, ssoUsersStatus } from "./oidc.ts";
 import { newOperatorState, OPERATOR_STATE_KEY, operatorStateSecretName, resolvePassword, type OperatorState, type PasswordRecord } from "./operator-state.ts";
 import { readOperatorState, stateBucketSecretName, storeOperatorState, type LoadedState } from "./operator-state-secret.ts";
-import { appliedId, carries, pruneOwned } from "./owned-objects.ts";
+import { appliedId, carries, deleteIfOwned, ForeignObjectError, foreignObjects, kindAndName, ownedObjectConflict, pruneOwned } from "./owned-objects.ts";
 import { planSigningKeys } from "./signing-keys.ts";
 import type { KubeObject } from "../common/kube/client.ts";
 import type { Result } from "./runtime/work-queue.ts";
@@ -55,7 +57,23 @@ async function readSecretKey(ctx: OperatorContext, namespace: string, ref: { nam
   return { ok: true, value };
 }
 
+/** How often a DaguAuth stopped by someone else's object looks again (that object's deletion has no event of ours). */
+export const CONFLICT_RECHECK_MS = 30_000;
+
 export async function reconcileDaguAuth(ctx: OperatorContext, key: string): Promise<Result | undefined> {
+  try {
+    return await reconcile(ctx, key);
+  } catch (err) {
+    if (!(err instanceof ForeignObjectError)) throw err;
+    // Found while writing (a shard or state bucket name taken, or an object created since the check).
+    const { namespace, name } = splitKey(key);
+    const auth = ctx.caches.auths.get(namespace, name);
+    if (auth) await writeStatus(ctx, auth, ownedObjectConflict(auth, err.objects), {});
+    return { requeueAfter: CONFLICT_RECHECK_MS };
+  }
+}
+
+async function reconcile(ctx: OperatorContext, key: string): Promise<Result | undefined> {
   const { namespace, name } = splitKey(key);
   const auth = ctx.caches.auths.get(namespace, name);
   if (!auth || auth.metadata.deletionTimestamp) {
@@ -66,8 +84,10 @@ export async function reconcileDaguAuth(ctx: OperatorContext, key: string): Prom
     return;
   }
   const parsedSpec = DaguAuthSpec.safeParse(auth.spec ?? {});
-  if (!parsedSpec.success) {
-    await writeStatus(ctx, auth, { ready: false, reason: "InvalidSpec", message: parsedSpec.error.issues[0]?.message ?? "invalid spec" }, {});
+  // The CRD refuses such a name; one created before that rule would break every write below.
+  const invalid = !parsedSpec.success ? (parsedSpec.error.issues[0]?.message ?? "invalid spec") : name.length > DAGU_AUTH_NAME_MAX_LENGTH ? DAGU_AUTH_NAME_MESSAGE : undefined;
+  if (invalid !== undefined || !parsedSpec.success) {
+    await writeStatus(ctx, auth, { ready: false, reason: "InvalidSpec", message: invalid ?? "invalid spec" }, {});
     return;
   }
   const spec = parsedSpec.data;
@@ -83,8 +103,20 @@ export async function reconcileDaguAuth(ctx: OperatorContext, key: string): Prom
   // them): look again in a moment instead of reading them back from the API.
   if (await cacheLagsOurWrites(ctx, materials, namespace, name)) return { requeueAfter: CACHE_LAG_RETRY_MS };
 
-  // 1. The operator state (created first: children need its fingerprint key).
+  // 0. Nothing of anyone else's is taken over: the Secrets this DaguAuth keeps must be absent or its own
+  //    (the sidecar's Role lets it patch the password-changes and SSO users Secrets by name).
   const stateName = operatorStateSecretName(name);
+  const foreignSecrets: KubeObject[] = [];
+  for (const secretName of [stateName, credentialsSecretName(name), passwordChangesSecretName(name), ssoUsersSecretName(name)]) {
+    const secret = await ctx.secrets.get(namespace, secretName);
+    if (secret && !isOwnedBy(secret, auth)) foreignSecrets.push(secret);
+  }
+  if (foreignSecrets.length > 0) {
+    await writeStatus(ctx, auth, ownedObjectConflict(auth, foreignSecrets), {});
+    return { requeueAfter: CONFLICT_RECHECK_MS };
+  }
+
+  // 1. The operator state (created first: children need its fingerprint key).
   const loaded = await loadOperatorState(ctx, materials, namespace, name);
   if (loaded.kind === "invalid") {
     await writeStatus(ctx, auth, { ready: false, reason: "StateInvalid", message: `Secret ${stateName}: ${loaded.error.message}; delete it to start over (passwords are hashed again)` }, {});
@@ -191,9 +223,10 @@ export async function reconcileDaguAuth(ctx: OperatorContext, key: string): Prom
     const known = materials.writtenState?.secrets.get(secretName);
     if (known?.document === document) return known;
     const cached = known ? undefined : await ctx.secrets.get(namespace, secretName);
-    if (cached && secretData(cached)[OPERATOR_STATE_KEY] === document) return { resourceVersion: cached.metadata.resourceVersion, document };
+    if (cached && isOwnedBy(cached, auth) && secretData(cached)[OPERATOR_STATE_KEY] === document) return { resourceVersion: cached.metadata.resourceVersion, document };
     const desired = ownedSecret(auth, secretName, { [OPERATOR_STATE_KEY]: document }, { authName: name });
     const live = await ctx.writer.get("v1", "Secret", namespace, secretName);
+    if (live && !isOwnedBy(live, auth)) throw new ForeignObjectError([live]);
     let written = live;
     if (!live) written = await ctx.writer.create(desired);
     else if (secretData(live)[OPERATOR_STATE_KEY] !== document) {
@@ -227,6 +260,22 @@ export async function reconcileDaguAuth(ctx: OperatorContext, key: string): Prom
   for (const [uid, child] of materials.users) if (child.ok && child.value.password) passwords[uid] = child.value.password;
   await saveState({ ...state, passwords, ...ownRecords });
 
+  // The sidecar's ServiceAccount, Role and RoleBinding and the Certificate: a name someone else's object
+  // holds is skipped (and reported), and so is a RoleBinding that would bind someone else's ServiceAccount
+  // or Role: that would grant the credentials to whoever runs as it. Nothing is pruned meanwhile, so a
+  // sidecar running under the previous name keeps working.
+  const cert = certificate(auth, spec);
+  const foreign = await foreignObjects(ctx, auth, [...sidecarObjects(auth, spec, []), ...(cert ? [cert] : [])]);
+  const taken = new Set(foreign.map(kindAndName));
+  if (taken.has(`ServiceAccount/${sidecarServiceAccountName(auth, spec)}`) || taken.has(`Role/${sidecarRoleName(auth)}`)) taken.add(`RoleBinding/${sidecarRoleName(auth)}`);
+  const allowed = (objects: KubeObject[]) => objects.filter((o) => !taken.has(kindAndName(o)));
+  if (foreign.length > 0) {
+    const fields: Record<string, string> = {};
+    if (spec.sidecar?.serviceAccountName) fields[`ServiceAccount/${spec.sidecar.serviceAccountName}`] = "spec.sidecar.serviceAccountName";
+    if (cert) fields[kindAndName(cert)] = "spec.tls.issuerRef";
+    problems.unshift(ownedObjectConflict(auth, foreign, fields));
+  }
+
   // 5. The credentials document.
   const readChanges = readPasswordChanges(await ctx.secrets.get(namespace, passwordChangesSecretName(name)));
   if (readChanges) materials.passwordChanges = readChanges;
@@ -247,7 +296,7 @@ export async function reconcileDaguAuth(ctx: OperatorContext, key: string): Prom
       generation += 1;
       const doc = Credentials.parse({ ...assembly.document, generation });
       // The sidecar's Role must name new shards before the index that points to them is written.
-      const allowShards = (names: readonly string[]) => Promise.all(sidecarObjects(auth, spec, [...new Set([...(existing?.shardNames ?? []), ...names])]).map((o) => applyIfChanged(ctx, o)));
+      const allowShards = (names: readonly string[]) => Promise.all(allowed(sidecarObjects(auth, spec, [...new Set([...(existing?.shardNames ?? []), ...names])])).map((o) => applyIfChanged(ctx, auth, o)));
       const written = await writeCredentials(ctx, auth, doc, existing?.shardNames ?? [], allowShards);
       shardNames = written.shardNames;
       materials.writtenCredentials = { resourceVersion: written.resourceVersion, current: { generation, document: doc, shardNames }, at: Date.now() };
@@ -257,16 +306,17 @@ export async function reconcileDaguAuth(ctx: OperatorContext, key: string): Prom
   // 6. Supporting objects, each written only when it differs from what was applied; what it
   //    owned before and no longer wants is deleted.
   const supporting = sidecarObjects(auth, spec, shardNames);
-  for (const obj of supporting) await applyIfChanged(ctx, obj);
-  const cert = certificate(auth, spec);
-  if (cert) {
-    await applyIfChanged(ctx, cert).catch((err: unknown) => {
+  for (const obj of allowed(supporting)) await applyIfChanged(ctx, auth, obj);
+  if (cert && allowed([cert]).length > 0) {
+    await applyIfChanged(ctx, auth, cert).catch((err: unknown) => {
       if ((err as { code?: number }).code !== 404) throw err;
       problems.push({ ready: false, reason: "CertManagerMissing", message: "spec.tls.issuerRef needs cert-manager: its Certificate kind is not served by this cluster" });
     });
   }
-  const pruned = await pruneOwned(ctx, auth, new Set([...supporting, ...(cert ? [cert] : [])].map(appliedId)));
-  for (const what of pruned) ctx.events.normal(auth, "Pruned", `deleted ${what}, which this DaguAuth no longer uses`);
+  if (foreign.length === 0) {
+    const pruned = await pruneOwned(ctx, auth, new Set([...supporting, ...(cert ? [cert] : [])].map(appliedId)));
+    for (const what of pruned) ctx.events.normal(auth, "Pruned", `deleted ${what}, which this DaguAuth no longer uses`);
+  }
   for (const [secretName, empty] of [[passwordChangesSecretName(name), passwordChangesSecret], [ssoUsersSecretName(name), ssoUsersSecret]] as const) {
     if (await ctx.secrets.get(namespace, secretName)) continue;
     await ctx.writer.create(empty(auth)).catch((err: unknown) => {
@@ -484,6 +534,8 @@ async function writeCredentials(
     // Shards take two thirds of the limit: base64 inflates them by a third.
     const { index, shards } = shardCredentials(json, name, doc.generation, Math.floor((ctx.maxInlineBytes * 2) / 3));
     for (const s of shards) {
+      const live = await ctx.secrets.get(auth.metadata.namespace!, s.secretName);
+      if (live && !isOwnedBy(live, auth)) throw new ForeignObjectError([live]);
       await ctx.writer.apply(ownedSecret(auth, s.secretName, { [SHARD_KEY]: JSON.stringify(s.shard) }, { authName: name }));
     }
     value = JSON.stringify(index);
@@ -491,18 +543,19 @@ async function writeCredentials(
     await allowShards(shardNames);
   }
   const applied = await ctx.writer.apply(ownedSecret(auth, credentialsSecretName(name), { [CREDENTIALS_KEY]: value }, { authName: name }));
-  for (const old of oldShards) if (!shardNames.includes(old)) await ctx.writer.delete("v1", "Secret", auth.metadata.namespace!, old);
+  for (const old of oldShards) if (!shardNames.includes(old)) await deleteIfOwned(ctx, auth, "v1", "Secret", auth.metadata.namespace!, old);
   ctx.log.info({ daguAuth: `${auth.metadata.namespace}/${name}`, generation: doc.generation, users: doc.users.length, apiKeys: doc.apiKeys.length, webhooks: doc.webhooks.length, shards: shardNames.length }, "credentials written");
   return { shardNames, resourceVersion: applied.metadata.resourceVersion };
 }
 
-async function applyIfChanged(ctx: OperatorContext, obj: KubeObject): Promise<void> {
+async function applyIfChanged(ctx: OperatorContext, auth: KubeObject, obj: KubeObject): Promise<void> {
   const digest = createHash("sha256").update(stableStringify(obj)).digest("hex").slice(0, 32);
   const id = appliedId(obj);
   if (ctx.applied.get(id)?.digest === digest) return;
   const desired = { ...obj, metadata: { ...obj.metadata, annotations: { ...obj.metadata.annotations, [APPLIED_HASH_ANNOTATION]: digest } } };
   // After a restart, or after its informer saw it deleted or edited, the live object tells.
   const live = await ctx.writer.get(obj.apiVersion!, obj.kind!, obj.metadata.namespace!, obj.metadata.name!).catch(() => undefined);
+  if (live && !isOwnedBy(live, auth)) throw new ForeignObjectError([live]);
   // Remembered before the write: the watch event of our own apply must find it (owned-objects.ts).
   ctx.applied.set(id, { digest, object: desired });
   if (live && carries(live, desired)) return;

@@ -12,10 +12,16 @@ const Options = z.object({
   "health-address": z.string().default(":8081"),
   "leader-elect": z.boolean().default(true),
   "leader-election-namespace": z.string().min(1).optional(),
-  "lease-name": z.string().min(1).default("dagu-auth-operator"),
+  "lease-name": z.string().min(1).optional(),
   "log-level": z.enum(["fatal", "error", "warn", "info", "debug", "trace"]).default("info"),
   "user-workers": z.coerce.number().int().min(1).max(256).default(DEFAULT_USER_WORKERS),
   "hash-workers": z.coerce.number().int().min(1).max(64).optional(),
+  // Also part of the default Lease name, so it must be a DNS label.
+  instance: z
+    .string()
+    .max(63)
+    .regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, "must be a DNS label (lower-case letters, digits, '-'; at most 63)")
+    .optional(),
 });
 
 const HELP = `usage: dagu-auth operator [options]
@@ -24,7 +30,9 @@ const HELP = `usage: dagu-auth operator [options]
   --health-address HOST:PORT         /healthz, /readyz and /metrics (default :8081)
   --leader-elect / --no-leader-elect leader election on a Lease (default on)
   --leader-election-namespace NS     namespace of the Lease (default $POD_NAMESPACE)
-  --lease-name NAME                  name of the Lease (default dagu-auth-operator)
+  --lease-name NAME                  name of the Lease (default dagu-auth-operator, -INSTANCE appended)
+  --instance NAME                    act only on resources labelled auth.dagu.dev/instance=NAME (default:
+                                     only on resources without that label); one value per install
   --user-workers N                   concurrent DaguUser reconciles (default 16)
   --hash-workers N                   concurrent argon2id hashes (default: CPUs, at most 4; past 4 also raise
                                      UV_THREADPOOL_SIZE, the thread pool the hashes run on)
@@ -46,6 +54,7 @@ export async function runOperator(argv: readonly string[]): Promise<number> {
         "log-level": { type: "string" },
         "user-workers": { type: "string" },
         "hash-workers": { type: "string" },
+        instance: { type: "string" },
         help: { type: "boolean", short: "h" },
       },
     }).values;
@@ -84,7 +93,8 @@ export async function runOperator(argv: readonly string[]): Promise<number> {
     healthAddress: o["health-address"],
     userConcurrency: o["user-workers"],
     ...(o["hash-workers"] ? { hashConcurrency: o["hash-workers"] } : {}),
-    ...(o["leader-elect"] ? { leaderElection: { namespace: leaseNamespace!, name: o["lease-name"] } } : {}),
+    ...(o.instance ? { instance: o.instance } : {}),
+    ...(o["leader-elect"] ? { leaderElection: { namespace: leaseNamespace!, name: o["lease-name"] ?? `dagu-auth-operator${o.instance ? `-${o.instance}` : ""}` } } : {}),
   });
   log.info({ health: running.health?.url }, "operator started");
 

@@ -19,7 +19,7 @@ import { LeaderElector } from "./runtime/leader-election.ts";
 import { OperatorMetrics } from "./runtime/metrics.ts";
 import { generationOrMetadataChanged, isResync } from "./runtime/predicates.ts";
 import { WorkQueue, type Result } from "./runtime/work-queue.ts";
-import { AUTH_LABEL, keyOf, MANAGED_BY_LABEL, MANAGED_BY_VALUE, type OperatorContext, type Writer } from "./context.ts";
+import { AUTH_LABEL, instanceSelector, keyOf, MANAGED_BY_LABEL, MANAGED_BY_VALUE, type OperatorContext, type Writer } from "./context.ts";
 import { Materials } from "./materials.ts";
 import { ownedObjectChanged } from "./owned-objects.ts";
 import { hashPassword } from "../common/password-hash.ts";
@@ -28,6 +28,7 @@ import { reconcileDaguUser } from "./dagu-user-reconciler.ts";
 import { reconcileDaguApiKey } from "./dagu-api-key-reconciler.ts";
 import { reconcileDaguWebhook } from "./dagu-webhook-reconciler.ts";
 import { SecretReferences } from "./secret-references.ts";
+import { SecretCache } from "./secret-cache.ts";
 
 /** How long each step of a graceful stop may take before the next one starts anyway. */
 const STOP_STEP_MS = 10_000;
@@ -51,6 +52,11 @@ export interface OperatorOptions {
   resyncPeriodMs?: number;
   /** Shard the credentials document above this many bytes (default MAX_INLINE_BYTES, about 900 KiB). */
   maxInlineBytes?: number;
+  /**
+   * Act only on resources labelled auth.dagu.dev/instance=<this> (absent: only on resources without that
+   * label), so that two installs never act on the same objects.
+   */
+  instance?: string;
 }
 
 export interface RunningOperator {
@@ -78,26 +84,21 @@ export async function startOperator(options: OperatorOptions): Promise<RunningOp
   const metrics = new OperatorMetrics({ processMetrics: true });
   const events = new EventRecorder({ kube: client, logger: log });
   const resyncPeriodMs = options.resyncPeriodMs ?? 10 * 60_000;
+  const instance = instanceSelector(options.instance);
 
   const crInformer = (kind: KindName) => {
     const info = KINDS.find((k) => k.kind === KIND_OF[kind])!;
-    return new Informer({ kubeConfig, resource: { group: GROUP, version: VERSION, plural: info.plural }, resyncPeriodMs, logger: log });
+    return new Informer({ kubeConfig, resource: { group: GROUP, version: VERSION, plural: info.plural }, labelSelector: instance, resyncPeriodMs, logger: log });
   };
   const informers = { auths: crInformer("auths"), users: crInformer("users"), apiKeys: crInformer("apiKeys"), webhooks: crInformer("webhooks") };
-  // Secrets: only ours (by label) and the ones our resources reference are kept.
+  // Secrets: ours by label, the referenced ones by a metadata-only watch and reads by name (secret-cache.ts).
   const references = new SecretReferences();
+  const secretCache = new SecretCache({ kubeConfig, client, ownedSelector: `${MANAGED_BY_LABEL}=${MANAGED_BY_VALUE},${instance}`, references, resyncPeriodMs, logger: log });
   for (const kind of ["auths", "users"] as const) {
-    informers[kind].onAdd((o) => references.track(kind, o));
-    informers[kind].onUpdate((_old, o) => references.track(kind, o));
-    informers[kind].onDelete((o) => references.track(kind, o, true));
+    informers[kind].onAdd((o) => secretCache.unreferenced(references.track(kind, o)));
+    informers[kind].onUpdate((_old, o) => secretCache.unreferenced(references.track(kind, o)));
+    informers[kind].onDelete((o) => secretCache.unreferenced(references.track(kind, o, true)));
   }
-  const secretInformer = new Informer({
-    kubeConfig,
-    resource: { group: "", version: "v1", plural: "secrets" },
-    resyncPeriodMs,
-    logger: log,
-    filter: (s: KubeObject) => s.metadata.labels?.[MANAGED_BY_LABEL] === MANAGED_BY_VALUE || references.isReferenced(s.metadata.namespace ?? "", s.metadata.name ?? ""),
-  });
   const caches = { auths: informers.auths, users: informers.users, apiKeys: informers.apiKeys, webhooks: informers.webhooks };
 
   const queueFor = (kind: string) =>
@@ -128,8 +129,8 @@ export async function startOperator(options: OperatorOptions): Promise<RunningOp
         throw err;
       }
     },
-    delete: async (apiVersion, kind, namespace, name) => {
-      await applier.deleteIfExists({ apiVersion, kind, namespace, name });
+    delete: async (apiVersion, kind, namespace, name, options) => {
+      await applier.deleteIfExists({ apiVersion, kind, namespace, name }, options?.uid ? { uid: options.uid } : {});
     },
   };
 
@@ -137,9 +138,7 @@ export async function startOperator(options: OperatorOptions): Promise<RunningOp
   const ctx: OperatorContext = {
     log,
     caches,
-    secrets: {
-      get: async (namespace, name) => secretInformer.get(namespace, name) ?? (await writer.get("v1", "Secret", namespace, name)),
-    },
+    secrets: secretCache,
     writer,
     events: {
       normal: (o, r, m) => void events.normal(o, r, m),
@@ -194,15 +193,17 @@ export async function startOperator(options: OperatorOptions): Promise<RunningOp
     for (const key of references.referrers("users", ns, name)) ctx.enqueue.user(key);
     for (const key of references.referrers("auths", ns, name)) ctx.enqueue.auth(key);
   };
-  secretInformer.onAdd(onSecret);
-  secretInformer.onUpdate((_a, b) => onSecret(b));
-  secretInformer.onDelete(onSecret);
+  for (const secrets of [secretCache.owned, secretCache.referenced]) {
+    secrets.onAdd(onSecret);
+    secrets.onUpdate((_a, b) => onSecret(b));
+    secrets.onDelete(onSecret);
+  }
 
   // Owns(): the sidecar's ServiceAccount, Role and RoleBinding and the Certificate,
   // cached only when they carry our label. One deleted or edited by someone else is
   // applied again by its DaguAuth (owned-objects.ts).
   const ownedInformer = (group: string, version: string, plural: string) => {
-    const informer = new Informer({ kubeConfig, resource: { group, version, plural }, labelSelector: `${MANAGED_BY_LABEL}=${MANAGED_BY_VALUE}`, resyncPeriodMs, logger: log });
+    const informer = new Informer({ kubeConfig, resource: { group, version, plural }, labelSelector: `${MANAGED_BY_LABEL}=${MANAGED_BY_VALUE},${instance}`, resyncPeriodMs, logger: log });
     informer.onAdd((o) => ownedObjectChanged(ctx, o, false));
     informer.onUpdate((_old, o) => ownedObjectChanged(ctx, o, false));
     informer.onDelete((o) => ownedObjectChanged(ctx, o, true));
@@ -231,26 +232,27 @@ export async function startOperator(options: OperatorOptions): Promise<RunningOp
     }
   };
 
-  const all = [...Object.values(informers), secretInformer, ...owned];
+  const all = [...Object.values(informers), secretCache.owned, secretCache.referenced, ...owned];
   new Gauge({
     name: "dagu_auth_operator_cached_secrets",
-    help: "Secrets in the operator's cache by namespace: only the ones it owns or that its resources reference.",
+    help: "Secret bodies in the operator's cache by namespace: the ones it owns, and the referenced ones it has read.",
     labelNames: ["namespace"] as const,
     registers: [metrics.registry],
     collect() {
       this.reset();
       const counts = new Map<string, number>();
-      for (const s of secretInformer.list()) counts.set(s.metadata.namespace ?? "", (counts.get(s.metadata.namespace ?? "") ?? 0) + 1);
+      for (const s of secretCache.bodies()) counts.set(s.metadata.namespace ?? "", (counts.get(s.metadata.namespace ?? "") ?? 0) + 1);
       for (const [namespace, n] of counts) this.set({ namespace }, n);
     },
   });
   /** Set by stop(); declared before anything asynchronous can read it. */
   let stopping: Promise<void> | undefined;
-  // The Secret informer filters by what the custom resources reference: it lists once their caches have.
+  // The referenced Secrets' watch filters by what the custom resources reference: it lists once their caches have.
   for (const i of Object.values(informers)) i.start();
   for (const i of owned) i.start();
+  secretCache.owned.start();
   void Promise.all(Object.values(informers).map((i) => i.hasSynced)).then(
-    () => void (stopping ?? secretInformer.start()),
+    () => void (stopping ?? secretCache.referenced.start()),
     () => undefined,
   );
   void watchCertificatesWhenServed();
@@ -282,7 +284,9 @@ export async function startOperator(options: OperatorOptions): Promise<RunningOp
     const start = process.hrtime.bigint();
     try {
       const r = await fn(ctx, key);
-      metrics.recordReconcile(kind, r?.requeueAfter !== undefined ? "requeue" : "success", Number(process.hrtime.bigint() - start) / 1e9);
+      const seconds = Number(process.hrtime.bigint() - start) / 1e9;
+      metrics.recordReconcile(kind, r?.requeueAfter !== undefined ? "requeue" : "success", seconds);
+      log.debug({ kind, key, ms: Math.round(seconds * 1000), requeueAfterMs: r?.requeueAfter }, "reconciled");
       return r;
     } catch (err) {
       metrics.recordReconcile(kind, "error", Number(process.hrtime.bigint() - start) / 1e9);

@@ -2,15 +2,18 @@
 // for the tests (which run the operator under exactly these). Why each rule:
 // - our kinds: read them, write their status;
 // - secrets: read the ones referenced (passwords, token secrets) and own the ones it
-//   generates (credentials, shards, state, consumer Secrets). list/watch are
-//   cluster-wide because a referenced Secret has no label to select it by, but the
-//   cache keeps only owned and referenced Secrets;
+//   generates (credentials, shards, state, consumer Secrets). Bodies are listed and
+//   watched only by the operator's label; referenced Secrets carry no label of ours, so
+//   they are followed by a metadata-only watch (no data is sent) and read by name. RBAC
+//   cannot tell a metadata-only list from a full one, nor name Secrets the operator
+//   learns of at run time: list/watch/get stay cluster-wide;
 // - serviceaccounts, roles, rolebindings: the sidecar's identity per DaguAuth. The
 //   Role grants only what this operator holds itself, so no escalate or bind verbs.
 //   list/watch so that one deleted or edited is put back at once; RBAC cannot limit
 //   them by label, but the watch selects only the operator's own (managed-by label);
 //   delete for the ones a DaguAuth stops using (a renamed ServiceAccount): only objects
-//   with our label and an owner reference to the DaguAuth are ever deleted;
+//   with our label and the DaguAuth as controller are ever deleted, and nothing that exists without
+//   that reference is ever written (OwnedObjectConflict);
 // - certificates: the sidecar's serving certificate from cert-manager (watched, and
 //   deleted when the issuer is removed, the same way);
 // - events: what happened, for kubectl describe;

@@ -31,11 +31,12 @@ export class SecretReferences {
   /** Referrer key → the Secret ids it was indexed under. */
   readonly #indexed: Record<Referrer, Map<string, string[]>> = { auths: new Map(), users: new Map() };
 
-  /** Indexes `obj` as it is now (`deleted`: not at all). */
-  track(kind: Referrer, obj: KubeObject, deleted = false): void {
+  /** Indexes `obj` as it is now (`deleted`: not at all). Returns the Secrets ("namespace/name") nobody references any more. */
+  track(kind: Referrer, obj: KubeObject, deleted = false): string[] {
     const ns = obj.metadata.namespace ?? "";
     const key = `${ns}/${obj.metadata.name}`;
-    for (const id of this.#indexed[kind].get(key) ?? []) {
+    const before = this.#indexed[kind].get(key) ?? [];
+    for (const id of before) {
       const set = this.#referrers[kind].get(id);
       set?.delete(key);
       if (set?.size === 0) this.#referrers[kind].delete(id);
@@ -48,6 +49,7 @@ export class SecretReferences {
       if (!set) this.#referrers[kind].set(id, (set = new Set()));
       set.add(key);
     }
+    return before.filter((id) => !this.#referrers.auths.has(id) && !this.#referrers.users.has(id));
   }
 
   /** Keys of the `kind` resources that reference Secret `namespace/name`. */

@@ -2,8 +2,9 @@
 // and WebSocket upgrades), in this order:
 //   1. the request target must be a path; a malformed path is 400 wherever it points;
 //   2. fail closed: no credentials ever loaded, or Dagu's API not known yet -> 503;
-//   3. outside the API prefix: the UI (GET only, no credential); any other `/api/...` path (e.g. Dagu
-//      1's unauthenticated legacy /api/v1) and Dagu's other non-UI routes (Dagu 2's /mcp) -> 404;
+//   3. outside the API prefix: the UI (GET only, no credential); a path with an `api` segment anywhere
+//      (Dagu 1's unauthenticated legacy /api/v1, Dagu's API under a basePath: /<base>/api/...) and Dagu's
+//      other non-UI routes (Dagu 2's /mcp) -> 404;
 //   4. the route table: a path that matches no entry is refused (404), never passed through;
 //   5. authentication (401; 429 when throttled), then the route's least role (403).
 import type { IncomingMessage } from "node:http";
@@ -98,7 +99,7 @@ export async function admit(req: IncomingMessage, deps: AdmissionDeps, facts: Fa
   const match = profile.matcher(req.method ?? "", path);
   if ("error" in match && match.error === "bad_path") return { client, verdict: refuse(400, "bad_request", "bad_request", "malformed request path") };
   if (path !== profile.prefix && !path.startsWith(`${profile.prefix}/`)) {
-    if (isReservedPath(path, profile.reservedPaths)) return { client, verdict: refuse(404, "not_found", "not_found", "no such route") };
+    if (isReservedPath(path, profile.reservedSegments)) return { client, verdict: refuse(404, "not_found", "not_found", "no such route") };
     if (req.method !== "GET") return { client, verdict: refuse(405, "not_found", "bad_request", "only GET is served outside the API", { Allow: "GET" }) };
     facts.reason = "ui";
     return { client, verdict: { kind: "ui", snapshot, path, query } };

@@ -10,7 +10,7 @@ import { WEBHOOK_TOKEN_PREFIX } from "../common/tokens.ts";
 import type { Principal } from "./authenticators.ts";
 import type { CredentialSnapshot, CredentialStore } from "./credential-store.ts";
 import type { DaguApiProfile } from "./dagu-api.ts";
-import { HttpError, parseJsonBody, readBody, sendError, sendJson } from "./http-util.ts";
+import { HttpError, parseJsonBody, readBody, sendError, sendJson, type UnauthenticatedRead } from "./http-util.ts";
 import { issueToken } from "./jwt.ts";
 import type { LoginThrottle } from "./login-throttle.ts";
 import { changeTimestamp } from "./password-changes.ts";
@@ -45,6 +45,8 @@ export interface AuthApiDeps {
   readonly store: CredentialStore;
   readonly throttle: LoginThrottle;
   readonly profile: () => DaguApiProfile;
+  /** The login body is read before anyone is authenticated: within this budget and time. */
+  readonly unauthenticated: UnauthenticatedRead;
 }
 
 export interface LocalCall {
@@ -130,7 +132,7 @@ export class AuthApi {
       sendError(res, 401, "unauthorized", "Authentication is not enabled");
       return { detail: "not_builtin" };
     }
-    const body = LoginBody.safeParse(parseJsonBody(await readBody(call.req, AUTH_BODY_LIMIT)));
+    const body = LoginBody.safeParse(parseJsonBody(await readBody(call.req, AUTH_BODY_LIMIT, { ...this.#deps.unauthenticated, client: call.clientAddress })));
     if (!body.success) {
       sendError(res, 401, "unauthorized", "Invalid request body");
       return { detail: "bad_body" };
@@ -150,7 +152,7 @@ export class AuthApi {
     });
     if (outcome.kind === "throttled") {
       sendError(res, 429, "too_many_requests", "Too many failed login attempts; try again later", { "Retry-After": String(outcome.retryAfterSeconds) });
-      return { subject: username, detail: "throttled" };
+      return { subject: username, detail: `throttled_${outcome.reason}` };
     }
     if (outcome.kind === "busy") return busy(res, username);
     if (!outcome.ok || !fresh) {
@@ -159,7 +161,7 @@ export class AuthApi {
     }
     const { token, expiresAt } = await issueToken(current, fresh);
     sendJson(res, 200, { token, expiresAt: expiresAt.toISOString(), user: this.#userJson(fresh) });
-    return { subject: fresh.username };
+    return { subject: fresh.username, detail: outcome.delayedMs > 0 ? "slowed" : undefined };
   }
 
   async #changePassword(call: LocalCall): Promise<LocalOutcome> {
@@ -189,7 +191,7 @@ export class AuthApi {
     const outcome = await this.#deps.throttle.guard(user.username, call.clientAddress, () => verifyPassword(user.passwordHash, body.data.currentPassword));
     if (outcome.kind === "throttled") {
       sendError(res, 429, "too_many_requests", "Too many failed attempts; try again later", { "Retry-After": String(outcome.retryAfterSeconds) });
-      return { subject: user.username, detail: "throttled" };
+      return { subject: user.username, detail: `throttled_${outcome.reason}` };
     }
     if (outcome.kind === "busy") return busy(res, user.username);
     if (!outcome.ok) {

@@ -97,7 +97,7 @@ export class Authenticator {
   /** The slow Basic check, under the throttle; undefined when the credential is right. */
   async #verifyBasic(expected: { username: string; passwordHash: string }, basic: BasicCredential, clientAddress: string, now: number): Promise<AuthFailure | undefined> {
     const outcome = await this.#throttle.guard(basic.username, clientAddress, () => this.basic.verify(expected, basic, now), now);
-    if (outcome.kind === "throttled") return { ok: false, status: 429, reason: "throttled", method: "basic", retryAfterSeconds: outcome.retryAfterSeconds };
+    if (outcome.kind === "throttled") return { ok: false, status: 429, reason: `throttled_${outcome.reason}`, method: "basic", retryAfterSeconds: outcome.retryAfterSeconds };
     // 429 like the auth API's busy answer (admission maps an authentication 429 to Too Many Requests).
     if (outcome.kind === "busy") return { ok: false, status: 429, reason: "verifications_busy", method: "basic", retryAfterSeconds: VERIFY_BUSY_RETRY_SECONDS };
     return outcome.ok ? undefined : { ok: false, status: 401, reason: "bad_password", method: "basic" };

@@ -4,6 +4,7 @@
 // open them ahead of time), so idleness is tracked here.
 import type { IncomingMessage, Server, ServerResponse } from "node:http";
 import type { Socket } from "node:net";
+import { normalizeAddress } from "./headers.ts";
 
 export class ConnectionTracker {
   readonly #inFlight = new Map<Socket, number>();
@@ -33,5 +34,55 @@ export class ConnectionTracker {
   /** Closes every connection with nothing in flight. */
   closeIdle(): void {
     for (const [socket, inFlight] of this.#inFlight) if (inFlight === 0) socket.destroy();
+  }
+}
+
+/**
+ * Caps open connections, in all and per client address, before a byte is parsed: a slowloris client
+ * holding sockets open (each costs a file descriptor and parser state until the headers timeout ends it)
+ * cannot take every slot. The address is the TCP peer; trusted proxies (the ingress, which multiplexes
+ * many users) are exempt from the per-address cap, not from the total. A refused socket is closed at once.
+ */
+export class ConnectionLimiter {
+  readonly #perAddress = new Map<string, number>();
+  readonly #maxTotal: number;
+  readonly #maxPerAddress: number;
+  readonly #exempt: (address: string) => boolean;
+  readonly #refused: (reason: "total" | "per_client") => void;
+  #open = 0;
+
+  constructor(options: { maxTotal: number; maxPerAddress: number; exempt: (address: string) => boolean; refused: (reason: "total" | "per_client") => void }) {
+    this.#maxTotal = options.maxTotal;
+    this.#maxPerAddress = options.maxPerAddress;
+    this.#exempt = options.exempt;
+    this.#refused = options.refused;
+  }
+
+  get open(): number {
+    return this.#open;
+  }
+
+  /** On the raw TCP `connection` event (before TLS), so the cap holds for handshakes too. */
+  attach(server: Server): void {
+    server.on("connection", (socket: Socket) => {
+      const address = normalizeAddress(socket.remoteAddress ?? "");
+      const exempt = this.#exempt(address);
+      const held = this.#perAddress.get(address) ?? 0;
+      const over = this.#open >= this.#maxTotal ? "total" : !exempt && held >= this.#maxPerAddress ? "per_client" : undefined;
+      if (over) {
+        this.#refused(over);
+        socket.destroy();
+        return;
+      }
+      this.#open++;
+      if (!exempt) this.#perAddress.set(address, held + 1);
+      socket.once("close", () => {
+        this.#open--;
+        if (exempt) return;
+        const n = (this.#perAddress.get(address) ?? 1) - 1;
+        if (n <= 0) this.#perAddress.delete(address);
+        else this.#perAddress.set(address, n);
+      });
+    });
   }
 }

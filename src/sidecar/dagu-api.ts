@@ -25,10 +25,10 @@ export interface DaguApiProfile {
   /** Dagu 2's UI reads `setupRequired` and `oidcEnabled` from getConfig(). */
   readonly uiHasSetup: boolean;
   /**
-   * Dagu's routes outside the API prefix that are not UI pages, refused (besides `/api/...`): with auth
-   * off they would answer anyone.
+   * Path segments of Dagu's routes outside the API prefix that are not UI pages, refused wherever they
+   * appear in a path (besides `api`): with auth off they would answer anyone.
    */
-  readonly reservedPaths: readonly string[];
+  readonly reservedSegments: readonly string[];
 }
 
 const dagu1: DaguApiProfile = Object.freeze({
@@ -41,7 +41,7 @@ const dagu1: DaguApiProfile = Object.freeze({
   uiRole: (role: Role) => (role === "developer" ? "manager" : role),
   webhookHeadersParam: false,
   uiHasSetup: false,
-  reservedPaths: [],
+  reservedSegments: [],
 });
 
 const dagu2: DaguApiProfile = Object.freeze({
@@ -54,7 +54,7 @@ const dagu2: DaguApiProfile = Object.freeze({
   webhookHeadersParam: true,
   uiHasSetup: true,
   // /mcp serves Dagu's API as MCP tools (run DAGs...) and authenticates itself only when auth is on.
-  reservedPaths: ["/mcp", "/oidc-login", "/oidc-callback"],
+  reservedSegments: ["mcp", "oidc-login", "oidc-callback"],
 });
 
 export function daguApiProfile(version: DaguApiVersion): DaguApiProfile {

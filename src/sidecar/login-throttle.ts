@@ -1,60 +1,98 @@
-// Failed-login throttling per username and per client address, decided BEFORE any password hashing:
-// a locked key costs nothing, so neither guessing nor a flood of logins can keep argon2 busy. Settings
-// come from the credentials' `login` block: `maxAttempts` failures within `windowSeconds` lock the key
-// for `lockoutSeconds`. A client address gets ADDRESS_FACTOR times the attempts, because many people can
-// share one address (an office NAT, the ingress when no trusted proxy is configured).
+// Failed-login throttling, decided BEFORE any password hashing: a refused attempt costs nothing, so
+// neither guessing nor a flood of logins can keep argon2 busy. Settings come from the credentials'
+// `login` block (`maxAttempts`, `windowSeconds`, `lockoutSeconds`). Three keys, and only one of them locks:
 //
-// An attempt is reserved before its hash starts and counts against the limit while it runs: were only
-// finished failures counted, a burst of parallel guesses would all pass the check and all be hashed.
-// So at most `maxAttempts` hashes per username (and ADDRESS_FACTOR times that per address) are in flight
-// or failed within the window, whatever the concurrency.
+// - the pair (username, client address): `maxAttempts` failures within the window lock THAT PAIR for
+//   `lockoutSeconds`. A guesser locks itself out, not the user: a correct password from any other client
+//   still gets in. A success clears the pair.
+// - the username, across clients (the backstop against guessing from many addresses): once
+//   USER_BACKSTOP_FACTOR x `maxAttempts` failures are counted within the window, the user is "under attack"
+//   and slowed, never locked. Every attempt on it waits SLOW_DELAY_MS before its hash; clients that failed
+//   on it within the window ("suspects") share a budget of `maxAttempts` attempts per window between them
+//   (429 beyond); a client never seen failing on it is not refused, only delayed. So the owner logging in
+//   from their own address gets in while others hammer the name, and many addresses cannot guess at the
+//   pair locks' combined rate.
+// - the client address, across usernames (password spraying): past ADDRESS_FACTOR x `maxAttempts`
+//   failures within the window its attempts wait SLOW_DELAY_MS before hashing. Never a lock or a refusal:
+//   behind an ingress without trusted proxies every user shares one address, and locking it would lock
+//   everybody out.
+//
+// An attempt is reserved before its hash starts and counts against its pair's limit while it runs: were
+// only finished failures counted, a burst of parallel guesses would all pass the check and all be hashed.
+// Whatever passes is then bounded process-wide by boundedVerification().
 import type { Credentials } from "../api/credentials.ts";
 import { boundedVerification } from "../common/password-hash.ts";
 
 export type LoginSettings = Credentials["login"];
 
+/** Failures on one username, from all clients within the window, that put it under attack: this x maxAttempts. */
+export const USER_BACKSTOP_FACTOR = 4;
+/** Failures from one address, over all usernames within the window, that slow it: this x maxAttempts. */
 export const ADDRESS_FACTOR = 4;
+/** How long a slowed attempt waits before its hash (holding no hashing slot). */
+export const SLOW_DELAY_MS = 1_000;
 
-/** Retry-After when a key's budget is taken by attempts still hashing: they end within a second or so. */
+/** Retry-After when a pair's budget is taken by attempts still hashing: they end within a second or so. */
 const IN_FLIGHT_RETRY_SECONDS = 1;
 
 interface Entry {
-  /** Failure times (epoch ms) inside the window, oldest first; at most the key's limit. */
+  /** Failure times (epoch ms) inside the window, oldest first; at most the key's threshold. */
   failures: number[];
-  /** Reserved attempts still hashing. */
+  /** Reserved attempts not finished yet (pairs only). */
   pending: number;
+  /** Pairs only. */
   lockedUntil: number;
+  /** Usernames only: start times of suspects' attempts while under attack, inside the window. */
+  suspects: number[];
 }
 
-export interface ThrottleDecision {
-  readonly allowed: boolean;
-  /** Seconds until a refused key may be tried again (for Retry-After). */
-  readonly retryAfterSeconds: number;
-}
+export type ThrottleDecision =
+  | { readonly allowed: false; readonly retryAfterSeconds: number; readonly reason: "locked" | "slowed" }
+  | { readonly allowed: true; readonly delayMs: number };
 
 /** A reserved attempt. Exactly one outcome counts; later calls are ignored, so a `finally` may fail it safely. */
 export interface Attempt {
-  /** The password was right: frees the slot and clears the username's failures. */
+  /** Milliseconds to wait before hashing (0 when nothing is slowed). */
+  readonly delayMs: number;
+  /** The password was right: frees the slot and clears the pair's failures. */
   succeeded(): void;
-  /** The password was wrong: the slot becomes a recorded failure. */
+  /** The password was wrong: the slot becomes a recorded failure (pair, username and address). */
   failed(now?: number): void;
   /** Nothing was hashed (the process was too busy): frees the slot without counting it. */
   cancel(): void;
 }
 
 /** What a guarded password check came to. */
-export type CheckOutcome = { kind: "throttled"; retryAfterSeconds: number } | { kind: "busy" } | { kind: "checked"; ok: boolean };
+export type CheckOutcome =
+  | { kind: "throttled"; retryAfterSeconds: number; reason: "locked" | "slowed" }
+  | { kind: "busy" }
+  | { kind: "checked"; ok: boolean; delayedMs: number };
 
-export type Reservation = (ThrottleDecision & { readonly allowed: false }) | { readonly allowed: true; readonly attempt: Attempt };
+export type Reservation = Extract<ThrottleDecision, { allowed: false }> | { readonly allowed: true; readonly attempt: Attempt };
+
+export interface LoginThrottleOptions {
+  /** Bound on the keys remembered (pairs, usernames, addresses together). */
+  readonly maxKeys?: number;
+  /** How a slowed attempt waits (tests pass a recorder). */
+  readonly sleep?: (ms: number) => Promise<void>;
+  /** Told of each attempt held back (refused, or delayed before its hash): for metrics. */
+  readonly observe?: (outcome: "locked" | "slowed" | "delayed") => void;
+}
+
+const realSleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms).unref());
 
 export class LoginThrottle {
   readonly #entries = new Map<string, Entry>();
   readonly #maxKeys: number;
+  readonly #sleep: (ms: number) => Promise<void>;
+  readonly #observe: (outcome: "locked" | "slowed" | "delayed") => void;
   #settings: LoginSettings;
 
-  constructor(settings: LoginSettings, maxKeys = 50_000) {
+  constructor(settings: LoginSettings, options: LoginThrottleOptions = {}) {
     this.#settings = settings;
-    this.#maxKeys = maxKeys;
+    this.#maxKeys = options.maxKeys ?? 50_000;
+    this.#sleep = options.sleep ?? realSleep;
+    this.#observe = options.observe ?? (() => undefined);
   }
 
   /** New settings apply to the next decision; recorded failures and reservations are kept. */
@@ -62,50 +100,58 @@ export class LoginThrottle {
     this.#settings = settings;
   }
 
-  /** May this username, from this address, try a password now? Counts attempts in flight; never hashes. */
+  /** May this username, from this address, try a password now, and after what delay? Never hashes. */
   check(username: string, address: string, now = Date.now()): ThrottleDecision {
-    let lockedUntil = 0;
-    let full = false;
-    /** When enough failures have left the window (a full key that is not locked: the limit was lowered). */
-    let freedAt = 0;
-    for (const [key, limit] of this.#keys(username, address)) {
-      const entry = this.#live(key, now);
-      if (!entry) continue;
-      if (entry.lockedUntil > now) lockedUntil = Math.max(lockedUntil, entry.lockedUntil);
-      else if (entry.failures.length + entry.pending >= limit) {
-        full = true;
-        if (entry.failures.length >= limit) freedAt = Math.max(freedAt, entry.failures[entry.failures.length - limit]! + this.#settings.windowSeconds * 1000);
+    const { maxAttempts, windowSeconds } = this.#settings;
+    const windowMs = windowSeconds * 1000;
+    const pair = this.#live(pairKey(username, address), now);
+    if (pair && pair.lockedUntil > now) return { allowed: false, reason: "locked", retryAfterSeconds: Math.ceil((pair.lockedUntil - now) / 1000) };
+    if (pair && pair.failures.length + pair.pending >= maxAttempts) {
+      // Full but not locked: attempts still hashing, or a limit lowered below the failures counted.
+      const freedAt = pair.failures.length >= maxAttempts ? pair.failures[pair.failures.length - maxAttempts]! + windowMs : 0;
+      return { allowed: false, reason: "locked", retryAfterSeconds: freedAt > now ? Math.ceil((freedAt - now) / 1000) : IN_FLIGHT_RETRY_SECONDS };
+    }
+    let delayMs = 0;
+    const user = this.#live(userKey(username), now);
+    if (user && user.failures.length >= maxAttempts * USER_BACKSTOP_FACTOR) {
+      delayMs = SLOW_DELAY_MS;
+      const suspect = pair !== undefined && pair.failures.length > 0;
+      if (suspect && user.suspects.length >= maxAttempts) {
+        return { allowed: false, reason: "slowed", retryAfterSeconds: Math.max(1, Math.ceil((user.suspects[user.suspects.length - maxAttempts]! + windowMs - now) / 1000)) };
       }
     }
-    if (lockedUntil > now) return { allowed: false, retryAfterSeconds: Math.ceil((lockedUntil - now) / 1000) };
-    if (!full) return { allowed: true, retryAfterSeconds: 0 };
-    return { allowed: false, retryAfterSeconds: freedAt > now ? Math.ceil((freedAt - now) / 1000) : IN_FLIGHT_RETRY_SECONDS };
+    const client = this.#live(addressKey(address), now);
+    if (client && client.failures.length >= maxAttempts * ADDRESS_FACTOR) delayMs = SLOW_DELAY_MS;
+    return { allowed: true, delayMs };
   }
 
-  /** check(), and when allowed, takes a slot of both keys until the attempt's outcome is known. */
+  /** check(), and when allowed, takes a slot of the pair until the attempt's outcome is known. */
   reserve(username: string, address: string, now = Date.now()): Reservation {
     const decision = this.check(username, address, now);
-    if (!decision.allowed) return { allowed: false, retryAfterSeconds: decision.retryAfterSeconds };
-    const held = this.#keys(username, address).map(([key]) => {
-      const entry = this.#touch(key, now);
-      entry.pending++;
-      return [key, entry] as const;
-    });
+    if (!decision.allowed) return decision;
+    const pk = pairKey(username, address);
+    const pair = this.#touch(pk, now);
+    pair.pending++;
+    if (decision.delayMs > 0 && pair.failures.length > 0) {
+      // A suspect's attempt on a user under attack takes from the suspects' shared budget.
+      const user = this.#touch(userKey(username), now);
+      user.suspects.push(now);
+      if (user.suspects.length > this.#settings.maxAttempts) user.suspects.splice(0, user.suspects.length - this.#settings.maxAttempts);
+    }
     let settled = false;
     const release = (outcome: "success" | "failure" | "cancel", at = Date.now()) => {
       if (settled) return;
       settled = true;
-      // Decrement the entries this attempt incremented (they are never dropped while pending).
-      for (const [key, entry] of held) {
-        entry.pending--;
-        if (outcome !== "failure") this.#tidy(key, entry);
-      }
+      // The entry is never dropped while pending, so this is the one incremented above.
+      pair.pending--;
       if (outcome === "failure") this.recordFailure(username, address, at);
-      if (outcome === "success") this.recordSuccess(username);
+      else if (outcome === "success") this.#clear(pk, pair);
+      else this.#tidy(pk, pair);
     };
     return {
       allowed: true,
       attempt: {
+        delayMs: decision.delayMs,
         succeeded: () => release("success"),
         failed: (at) => release("failure", at),
         cancel: () => release("cancel"),
@@ -115,14 +161,23 @@ export class LoginThrottle {
 
   /**
    * One password check, the only way the sidecar runs one: a slot reserved before it starts (429 when the
-   * key is locked or full), run under the process-wide bound on verifications ("busy" when too many wait,
-   * nothing counted), its outcome recorded; an exception counts as a failure (fail closed).
+   * pair is locked or full, or a suspect of a user under attack is out of budget), the slow-down's delay
+   * waited out holding no hashing slot, then run under the process-wide bound on verifications ("busy"
+   * when too many wait, nothing counted), its outcome recorded; an exception counts as a failure (fail
+   * closed).
    */
   async guard(username: string, address: string, check: () => Promise<boolean>, now = Date.now()): Promise<CheckOutcome> {
     const gate = this.reserve(username, address, now);
-    if (!gate.allowed) return { kind: "throttled", retryAfterSeconds: gate.retryAfterSeconds };
+    if (!gate.allowed) {
+      this.#observe(gate.reason);
+      return { kind: "throttled", retryAfterSeconds: gate.retryAfterSeconds, reason: gate.reason };
+    }
     const { attempt } = gate;
     try {
+      if (attempt.delayMs > 0) {
+        this.#observe("delayed");
+        await this.#sleep(attempt.delayMs);
+      }
       const checking = boundedVerification(check);
       if (!checking) {
         attempt.cancel();
@@ -131,55 +186,50 @@ export class LoginThrottle {
       const ok = await checking;
       if (ok) attempt.succeeded();
       else attempt.failed(now);
-      return { kind: "checked", ok };
+      return { kind: "checked", ok, delayedMs: attempt.delayMs };
     } finally {
       attempt.failed(now); // a no-op once an outcome was recorded
     }
   }
 
-  /** A failure that was not reserved (reserve() + failed() is the normal path). */
+  /** A failure that was not reserved (reserve() + failed() is the normal path): counts for all three keys. */
   recordFailure(username: string, address: string, now = Date.now()): void {
-    for (const [key, limit] of this.#keys(username, address)) this.#fail(key, limit, now);
-  }
-
-  /**
-   * A successful login clears the username's failures (not the address's: one valid account must not
-   * reset it). Other attempts of the username still hashing keep their slots.
-   */
-  recordSuccess(username: string): void {
-    const key = userKey(username);
-    const entry = this.#entries.get(key);
-    if (!entry) return;
-    if (entry.pending > 0) Object.assign(entry, { failures: [], lockedUntil: 0 });
-    else this.#entries.delete(key);
+    const { maxAttempts, lockoutSeconds } = this.#settings;
+    const pair = this.#fail(pairKey(username, address), maxAttempts, now);
+    if (pair.failures.length >= maxAttempts) {
+      pair.lockedUntil = now + lockoutSeconds * 1000;
+      pair.failures = [];
+    }
+    this.#fail(userKey(username), maxAttempts * USER_BACKSTOP_FACTOR, now);
+    this.#fail(addressKey(address), maxAttempts * ADDRESS_FACTOR, now);
   }
 
   get size(): number {
     return this.#entries.size;
   }
 
-  #keys(username: string, address: string): [string, number][] {
-    return [
-      [userKey(username), this.#settings.maxAttempts],
-      [addressKey(address), this.#settings.maxAttempts * ADDRESS_FACTOR],
-    ];
-  }
-
-  /** The entry with what no longer counts dropped (an ended lock, failures out of the window); undefined when nothing is left. */
+  /** The entry with what no longer counts dropped (an ended lock, times out of the window); undefined when nothing is left. */
   #live(key: string, now: number): Entry | undefined {
     const entry = this.#entries.get(key);
     if (!entry || entry.lockedUntil > now) return entry;
     if (entry.lockedUntil !== 0) Object.assign(entry, { failures: [], lockedUntil: 0 }); // an ended lock starts afresh
     const windowStart = now - this.#settings.windowSeconds * 1000;
     if (entry.failures.some((t) => t <= windowStart)) entry.failures = entry.failures.filter((t) => t > windowStart);
+    if (entry.suspects.some((t) => t <= windowStart)) entry.suspects = entry.suspects.filter((t) => t > windowStart);
     return this.#tidy(key, entry) ? undefined : entry;
   }
 
-  /** Drops an entry that holds nothing (an ended lock is cleared by #live first); true when dropped. */
+  /** Drops an entry that holds nothing; true when dropped. */
   #tidy(key: string, entry: Entry): boolean {
-    if (entry.pending > 0 || entry.lockedUntil !== 0 || entry.failures.length > 0) return false;
+    if (entry.pending > 0 || entry.lockedUntil !== 0 || entry.failures.length > 0 || entry.suspects.length > 0) return false;
     if (this.#entries.get(key) === entry) this.#entries.delete(key);
     return true;
+  }
+
+  /** A success: the pair's failures go (another attempt may still be hashing on it). */
+  #clear(key: string, entry: Entry): void {
+    Object.assign(entry, { failures: [], lockedUntil: 0 });
+    this.#tidy(key, entry);
   }
 
   /** The live entry, created if missing, moved to the end: the Map's order is least recently used first. */
@@ -189,20 +239,18 @@ export class LoginThrottle {
       this.#entries.delete(key);
     } else {
       if (this.#entries.size >= this.#maxKeys) this.#prune(now);
-      entry = { failures: [], pending: 0, lockedUntil: 0 };
+      entry = { failures: [], pending: 0, lockedUntil: 0, suspects: [] };
     }
     this.#entries.set(key, entry);
     return entry;
   }
 
-  #fail(key: string, limit: number, now: number): void {
+  /** Records a failure, keeping at most `keep` (the key's threshold: more changes no decision). */
+  #fail(key: string, keep: number, now: number): Entry {
     const entry = this.#touch(key, now);
     entry.failures.push(now);
-    if (entry.failures.length > limit) entry.failures.splice(0, entry.failures.length - limit);
-    if (entry.failures.length >= limit) {
-      entry.lockedUntil = now + this.#settings.lockoutSeconds * 1000;
-      entry.failures = [];
-    }
+    if (entry.failures.length > keep) entry.failures.splice(0, entry.failures.length - keep);
+    return entry;
   }
 
   /** Drops keys that hold nothing; if the map is still full, the least recently used tenth, never one still hashing. */
@@ -221,3 +269,4 @@ export class LoginThrottle {
 // Usernames are matched exactly by Dagu, but throttling folds case so "Admin" and "admin" share a budget.
 const userKey = (username: string) => `u:${username.toLowerCase()}`;
 const addressKey = (address: string) => `a:${address}`;
+const pairKey = (username: string, address: string) => `p:${address}\u0000${username.toLowerCase()}`;

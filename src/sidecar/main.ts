@@ -60,7 +60,7 @@ export async function runSidecar(argv: readonly string[], env: NodeJS.ProcessEnv
     sidecar = new Sidecar({
       upstream: args.upstream,
       listen: args.listen,
-      metricsListen: args.metricsListen,
+      metricsListen: args.metricsListen === "off" ? undefined : args.metricsListen,
       daguApi: args.daguApi,
       source,
       tls: args.tlsSecret
@@ -70,6 +70,11 @@ export async function runSidecar(argv: readonly string[], env: NodeJS.ProcessEnv
           : undefined,
       maxBodyBytes: args.maxBodyBytes,
       maxHeaderBytes: args.maxHeaderBytes,
+      headersTimeoutSeconds: args.headersTimeout,
+      requestTimeoutSeconds: args.requestTimeout,
+      maxConnections: args.maxConnections,
+      maxConnectionsPerClient: args.maxConnectionsPerClient,
+      maxUnauthenticatedBodyBytes: args.maxUnauthenticatedBodyBytes,
       logger: log,
     });
     await sidecar.start();

@@ -12,8 +12,10 @@ export class SidecarMetrics {
   readonly upstreamSeconds: Histogram<"status_class">;
   readonly reloads: Counter<"result">;
   readonly webhookHmacObserved: Counter<"result">;
+  readonly connectionsRefused: Counter<"reason">;
+  readonly loginThrottle: Counter<"outcome">;
 
-  constructor(store: CredentialStore, options: { defaultMetrics?: boolean } = {}) {
+  constructor(store: CredentialStore, options: { defaultMetrics?: boolean; openConnections?: () => number } = {}) {
     const registers = [this.registry];
     if (options.defaultMetrics ?? true) collectDefaultMetrics({ register: this.registry, prefix: "dagu_auth_sidecar_" });
     this.requests = new Counter({
@@ -48,6 +50,29 @@ export class SidecarMetrics {
       labelNames: ["result"],
       registers,
     });
+    this.connectionsRefused = new Counter({
+      name: "dagu_auth_connections_refused_total",
+      help: "Client connections closed on arrival, by the cap they hit (total, per_client).",
+      labelNames: ["reason"],
+      registers,
+    });
+    this.loginThrottle = new Counter({
+      name: "dagu_auth_login_throttle_total",
+      help: "Password checks held back by the login throttle, by outcome (locked: refused, the username and client pair is locked; slowed: refused, a client that failed on a username under attack is out of budget; delayed: waited before hashing).",
+      labelNames: ["outcome"],
+      registers,
+    });
+    const openConnections = options.openConnections;
+    if (openConnections) {
+      new Gauge({
+        name: "dagu_auth_connections_open",
+        help: "Client connections open on the main listener.",
+        registers,
+        collect() {
+          this.set(openConnections());
+        },
+      });
+    }
     new Gauge({
       name: "dagu_auth_credentials_age_seconds",
       help: "Seconds since the credentials in force were loaded (absent before the first load).",

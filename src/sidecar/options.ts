@@ -4,7 +4,7 @@ import { parseArgs } from "node:util";
 import { z } from "zod";
 import { isCidr } from "../api/common.ts";
 import { DAGU_API_VERSIONS } from "./dagu-api.ts";
-import { DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_HEADER_BYTES } from "./server.ts";
+import { DEFAULTS } from "./server.ts";
 
 export const SIDECAR_USAGE = `usage: dagu-auth sidecar --upstream http://127.0.0.1:8080 [options]
 
@@ -14,7 +14,8 @@ export const SIDECAR_USAGE = `usage: dagu-auth sidecar --upstream http://127.0.0
   --config FILE             Dagu's own config (its auth: block) instead; DAGU_AUTH_* variables also count
   --state-dir DIR           keeps a generated token secret and password changes across restarts
   --dagu-api v1|v2          skip detection: v1 = Dagu 2.x (/api/v1), v2 = Dagu 1.x (/api/v2)
-  --metrics-listen HOST:PORT  /metrics, /healthz, /readyz on their own address
+  --metrics-listen HOST:PORT|off  /metrics (and /healthz, /readyz) on their own address, never on --listen
+                            (default ${DEFAULTS.metricsListen.host}:${DEFAULTS.metricsListen.port}; off: no metrics)
   --tls-cert FILE --tls-key FILE  serve HTTPS (or DAGU_CERT_FILE / DAGU_KEY_FILE); reloaded on change
   --trusted-proxy CIDR      with --config: a peer whose X-Forwarded-For is believed (repeatable)
   --kubernetes              read the operator's <auth>-credentials Secret through the API (in a pod: its
@@ -23,8 +24,16 @@ export const SIDECAR_USAGE = `usage: dagu-auth sidecar --upstream http://127.0.0
   --namespace NS            with --kubernetes: its namespace (default $POD_NAMESPACE)
   --kubeconfig FILE         with --kubernetes: outside a pod
   --tls-secret NAME         with --kubernetes: serve HTTPS from this kubernetes.io/tls Secret (watched)
-  --max-body-bytes N        largest request body proxied (default ${DEFAULT_MAX_BODY_BYTES})
-  --max-header-bytes N      largest request head (default ${DEFAULT_MAX_HEADER_BYTES}; larger: 431)
+  --max-body-bytes N        largest request body proxied (default ${DEFAULTS.maxBodyBytes})
+  --max-header-bytes N      largest request head (default ${DEFAULTS.maxHeaderBytes}; larger: 431)
+  --headers-timeout S       seconds a client has to send a request's head (default ${DEFAULTS.headersTimeoutSeconds}; then 408),
+                            and a body the sidecar reads before knowing the caller (login, signed webhook)
+  --request-timeout S       seconds a client has to send a whole request, body included (default ${DEFAULTS.requestTimeoutSeconds})
+  --max-connections N       open client connections in all (default ${DEFAULTS.maxConnections}; more are closed at once)
+  --max-connections-per-client N  open connections per client address (default ${DEFAULTS.maxConnectionsPerClient};
+                            trusted proxies are exempt)
+  --max-unauthenticated-body-bytes N  bytes of bodies read before the caller is known, all requests
+                            together (default ${DEFAULTS.maxUnauthenticatedBodyBytes}; past it: 503 at once)
   --log-level LEVEL         fatal, error, warn, info, debug (default info)
 
 Without --credentials-file or --config, the DAGU_AUTH_* variables alone configure one admin or one basic user.`;
@@ -37,6 +46,16 @@ const HostPort = z
     return { host: value.slice(0, colon).replace(/^\[(.*)\]$/, "$1"), port: Number(value.slice(colon + 1)) };
   })
   .refine((hp) => hp.port <= 65535, "port must be at most 65535");
+
+/** `--metrics-listen off` turns the metrics listener off. */
+const MetricsListen = z.union([z.literal("off"), HostPort], { error: "must be HOST:PORT (e.g. 127.0.0.1:9090) or off" });
+
+const Count = (name: string, min: number, max: number, unit: string) =>
+  z
+    .string()
+    .regex(/^\d+$/, `${name} must be a whole number of ${unit}`)
+    .transform(Number)
+    .refine((n) => n >= min && n <= max, `${name} must be between ${min} and ${max}`);
 
 const PositiveInt = (name: string) =>
   z
@@ -53,7 +72,7 @@ export const SidecarArgs = z
     config: z.string().min(1).optional(),
     stateDir: z.string().min(1).optional(),
     daguApi: z.enum(DAGU_API_VERSIONS, { error: "--dagu-api must be v1 (Dagu 2.x) or v2 (Dagu 1.x)" }).optional(),
-    metricsListen: HostPort.optional(),
+    metricsListen: MetricsListen.default(DEFAULTS.metricsListen),
     tlsCert: z.string().min(1).optional(),
     tlsKey: z.string().min(1).optional(),
     kubernetes: z.boolean().default(false),
@@ -64,6 +83,11 @@ export const SidecarArgs = z
     trustedProxy: z.array(z.string().refine(isCidr, "--trusted-proxy must be a CIDR such as 10.0.0.0/8")).default([]),
     maxBodyBytes: PositiveInt("--max-body-bytes").optional(),
     maxHeaderBytes: PositiveInt("--max-header-bytes").optional(),
+    headersTimeout: Count("--headers-timeout", 1, 3600, "seconds").default(DEFAULTS.headersTimeoutSeconds),
+    requestTimeout: Count("--request-timeout", 1, 86_400, "seconds").default(DEFAULTS.requestTimeoutSeconds),
+    maxConnections: Count("--max-connections", 1, 1_000_000, "connections").default(DEFAULTS.maxConnections),
+    maxConnectionsPerClient: Count("--max-connections-per-client", 1, 1_000_000, "connections").default(DEFAULTS.maxConnectionsPerClient),
+    maxUnauthenticatedBodyBytes: PositiveInt("--max-unauthenticated-body-bytes").default(DEFAULTS.maxUnauthenticatedBodyBytes),
     logLevel: z.enum(["fatal", "error", "warn", "info", "debug", "trace"]).default("info"),
   })
   .superRefine((a, ctx) => {
@@ -74,11 +98,21 @@ export const SidecarArgs = z
     if (a.tlsSecret && !a.kubernetes) ctx.addIssue({ code: "custom", message: "--tls-secret needs --kubernetes (use --tls-cert/--tls-key for files)", path: ["tlsSecret"] });
     if (a.tlsSecret && a.tlsCert) ctx.addIssue({ code: "custom", message: "use --tls-secret or --tls-cert/--tls-key, not both", path: ["tlsSecret"] });
     if (Boolean(a.tlsCert) !== Boolean(a.tlsKey)) ctx.addIssue({ code: "custom", message: "--tls-cert and --tls-key go together", path: ["tlsKey"] });
+    if (a.headersTimeout > a.requestTimeout) ctx.addIssue({ code: "custom", message: "must not be longer than --request-timeout", path: ["headersTimeout"] });
+    if (a.metricsListen !== "off" && a.metricsListen.port !== 0 && a.metricsListen.port === a.listen.port && hostsOverlap(a.metricsListen.host, a.listen.host)) {
+      ctx.addIssue({ code: "custom", message: "must be another address than --listen: metrics are never served where users connect", path: ["metricsListen"] });
+    }
     if (a.credentialsFile && a.trustedProxy.length > 0) {
       ctx.addIssue({ code: "custom", message: "--trusted-proxy is for --config; a credentials file carries trustedProxies itself", path: ["trustedProxy"] });
     }
   });
 export type SidecarArgs = z.infer<typeof SidecarArgs>;
+
+/** Two listen hosts that would bind the same port on a common address (a wildcard overlaps everything). */
+function hostsOverlap(a: string, b: string): boolean {
+  const wildcard = (h: string) => h === "0.0.0.0" || h === "::" || h === "";
+  return a === b || wildcard(a) || wildcard(b);
+}
 
 const FLAG_NAMES: Record<string, string> = {
   credentialsFile: "--credentials-file",
@@ -91,6 +125,11 @@ const FLAG_NAMES: Record<string, string> = {
   tlsSecret: "--tls-secret",
   maxBodyBytes: "--max-body-bytes",
   maxHeaderBytes: "--max-header-bytes",
+  headersTimeout: "--headers-timeout",
+  requestTimeout: "--request-timeout",
+  maxConnections: "--max-connections",
+  maxConnectionsPerClient: "--max-connections-per-client",
+  maxUnauthenticatedBodyBytes: "--max-unauthenticated-body-bytes",
   logLevel: "--log-level",
 };
 
@@ -122,6 +161,11 @@ export function parseSidecarArgs(argv: readonly string[], env: NodeJS.ProcessEnv
         "tls-secret": { type: "string" },
         "max-body-bytes": { type: "string" },
         "max-header-bytes": { type: "string" },
+        "headers-timeout": { type: "string" },
+        "request-timeout": { type: "string" },
+        "max-connections": { type: "string" },
+        "max-connections-per-client": { type: "string" },
+        "max-unauthenticated-body-bytes": { type: "string" },
         "log-level": { type: "string" },
       },
     }));

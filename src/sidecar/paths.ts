@@ -14,18 +14,24 @@ export function loggablePath(path: string): string {
 }
 
 /**
- * True when a path outside the active API prefix must not pass as a UI page: it is, in any case or
- * percent-encoding, one of `reserved` or below it. `/api` is always reserved (Dagu 1.30.3 serves an
- * unauthenticated legacy API under `/api/v1` with auth off); a profile adds Dagu's own non-API routes
- * (Dagu 2's `/mcp`, which exposes its API as MCP tools, and its OIDC routes).
+ * True when a path outside the active API prefix must not pass as a UI page: one of its segments is, in
+ * any case or percent-encoding, `api` or one of `reserved` (a profile's own non-UI routes: Dagu 2's `mcp`,
+ * which exposes its API as MCP tools, and its OIDC routes). Any segment, not only the first: Dagu mounts
+ * its API at `<basePath>/api/...` and the sidecar cannot know the base path, so `/<base>/api/v2/dags`
+ * passed as a page and reached Dagu's API without a credential. `/api/...` itself is Dagu 1.30.3's
+ * unauthenticated legacy API when auth is off. The cost: a UI page whose path has such a segment (a DAG
+ * named `api`) cannot be loaded directly; the UI's own navigation still reaches it.
  */
 export function isReservedPath(path: string, reserved: readonly string[]): boolean {
-  let decoded: string;
-  try {
-    decoded = decodeURIComponent(path);
-  } catch {
-    return true;
+  const names = new Set(["api", ...reserved]);
+  for (const segment of path.split("/")) {
+    let decoded: string;
+    try {
+      decoded = decodeURIComponent(segment);
+    } catch {
+      return true;
+    }
+    if (names.has(decoded.toLowerCase())) return true;
   }
-  const lower = decoded.toLowerCase();
-  return ["/api", ...reserved].some((prefix) => lower === prefix || lower.startsWith(`${prefix}/`));
+  return false;
 }

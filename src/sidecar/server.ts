@@ -13,11 +13,11 @@ import { audit, auditLogger, type AuditEntry } from "./audit-log.ts";
 import { Authenticator, type AuthResult } from "./authenticators.ts";
 import { SsoLogin, ssoRouteOf } from "./auth/oidc/sso-login.ts";
 import type { CredentialSource } from "./credential-source.ts";
-import { ConnectionTracker } from "./connections.ts";
+import { ConnectionLimiter, ConnectionTracker } from "./connections.ts";
 import { CredentialStore, type CredentialSnapshot } from "./credential-store.ts";
 import { daguApiProfile, detectDaguApi, type DaguApiProfile, type DaguApiVersion } from "./dagu-api.ts";
 import { clientAddress, clientProto, connectionTokens, forwardedForValues, forwardRequestHeaders, TrustedProxies } from "./headers.ts";
-import { discardBody, HttpError, sendError, sendJson } from "./http-util.ts";
+import { ByteBudget, discardBody, HttpError, sendError, sendJson, type UnauthenticatedRead } from "./http-util.ts";
 import { LoginThrottle } from "./login-throttle.ts";
 import { SidecarMetrics, type Decision } from "./metrics.ts";
 import { isWebSocketUpgrade, proxyHttp, proxyUpgrade } from "./proxy.ts";
@@ -36,7 +36,7 @@ export interface HostPort {
 export interface SidecarOptions {
   readonly upstream: string;
   readonly listen: HostPort;
-  /** Serve /metrics, /healthz and /readyz on their own address (then /metrics is not on `listen`). */
+  /** /metrics (with /healthz and /readyz) on their own address; never on `listen`. Undefined: no metrics listener. */
   readonly metricsListen?: HostPort;
   /** Skip detection: "v1" = Dagu 2.x (/api/v1), "v2" = Dagu 1.x (/api/v2). */
   readonly daguApi?: DaguApiVersion;
@@ -44,11 +44,30 @@ export interface SidecarOptions {
   readonly tls?: TlsProvider;
   readonly maxHeaderBytes?: number;
   readonly maxBodyBytes?: number;
+  /** A request's head must arrive within this (408); so must a body read before the caller is known. */
+  readonly headersTimeoutSeconds?: number;
+  /** A whole request, body included, must arrive within this (408). */
+  readonly requestTimeoutSeconds?: number;
+  readonly maxConnections?: number;
+  readonly maxConnectionsPerClient?: number;
+  /** Bytes of bodies read before the caller is known (login, signed webhooks), all requests together. */
+  readonly maxUnauthenticatedBodyBytes?: number;
   readonly logger: Logger;
 }
 
-export const DEFAULT_MAX_HEADER_BYTES = 16 * 1024;
-export const DEFAULT_MAX_BODY_BYTES = 10 * 1024 * 1024;
+export const DEFAULTS = {
+  metricsListen: { host: "127.0.0.1", port: 9090 },
+  maxHeaderBytes: 16 * 1024,
+  maxBodyBytes: 10 * 1024 * 1024,
+  // Node's own defaults are 60 s for the head and 300 s for the whole request: a slowloris client holds
+  // a socket that long for a few bytes.
+  headersTimeoutSeconds: 10,
+  requestTimeoutSeconds: 60,
+  // Far above what a Dagu UI needs (a browser opens ~6 per origin) and below the usual 64k file limit.
+  maxConnections: 10_000,
+  maxConnectionsPerClient: 512,
+  maxUnauthenticatedBodyBytes: 16 * 1024 * 1024,
+} as const;
 
 export class Sidecar {
   readonly store: CredentialStore;
@@ -57,7 +76,7 @@ export class Sidecar {
   readonly #options: SidecarOptions;
   readonly #log: Logger;
   readonly #auditLog: Logger;
-  readonly #throttle = new LoginThrottle({ maxAttempts: 5, windowSeconds: 900, lockoutSeconds: 900 });
+  readonly #throttle: LoginThrottle;
   readonly #auth: Authenticator;
   readonly #authApi: AuthApi;
   readonly #webhooks: WebhookTrigger;
@@ -70,6 +89,8 @@ export class Sidecar {
   #detecting: NodeJS.Timeout | undefined;
   #stopping = false;
   readonly #connections = new ConnectionTracker();
+  readonly #limiter: ConnectionLimiter;
+  readonly #unauthenticated: UnauthenticatedRead;
   readonly #admission: AdmissionDeps = {
     snapshot: () => this.store.snapshot(),
     profile: () => this.#profile,
@@ -83,10 +104,25 @@ export class Sidecar {
     this.#auditLog = auditLogger(options.logger);
     this.upstream = new Upstream({ url: options.upstream });
     this.store = new CredentialStore(options.source);
-    this.metrics = new SidecarMetrics(this.store);
+    this.metrics = new SidecarMetrics(this.store, { openConnections: () => this.#limiter.open });
+    // Replaced by the credentials' own settings as soon as they load.
+    this.#throttle = new LoginThrottle({ maxAttempts: 5, windowSeconds: 900, lockoutSeconds: 900 }, { observe: (outcome) => this.metrics.loginThrottle.inc({ outcome }) });
+    this.#unauthenticated = {
+      budget: new ByteBudget(options.maxUnauthenticatedBodyBytes ?? DEFAULTS.maxUnauthenticatedBodyBytes),
+      timeoutMs: (options.headersTimeoutSeconds ?? DEFAULTS.headersTimeoutSeconds) * 1000,
+    };
+    this.#limiter = new ConnectionLimiter({
+      maxTotal: options.maxConnections ?? DEFAULTS.maxConnections,
+      maxPerAddress: options.maxConnectionsPerClient ?? DEFAULTS.maxConnectionsPerClient,
+      exempt: (address) => {
+        const snapshot = this.store.snapshot();
+        return snapshot !== undefined && this.#trustedProxies(snapshot).has(address);
+      },
+      refused: (reason) => this.metrics.connectionsRefused.inc({ reason }),
+    });
     this.#auth = new Authenticator(this.#throttle);
-    this.#authApi = new AuthApi({ store: this.store, throttle: this.#throttle, profile: () => this.#profile! });
-    this.#webhooks = new WebhookTrigger(this.upstream, () => this.#profile!);
+    this.#authApi = new AuthApi({ store: this.store, throttle: this.#throttle, profile: () => this.#profile!, unauthenticated: this.#unauthenticated });
+    this.#webhooks = new WebhookTrigger(this.upstream, () => this.#profile!, this.#unauthenticated);
     this.#sso = new SsoLogin(this.store, options.logger);
     if (options.daguApi) this.#profile = daguApiProfile(options.daguApi);
 
@@ -125,10 +161,14 @@ export class Sidecar {
     // The dummy hash now, not on the first unknown-user login (which would then cost two hashes).
     await Promise.all([this.store.start(), prepareDummyHash()]);
     if (!this.store.snapshot()) this.#log.error({ source: this.#options.source.description, error: this.store.lastError() }, "no credentials loaded: every request is refused with 503 until valid ones arrive");
+    const headersTimeout = (this.#options.headersTimeoutSeconds ?? DEFAULTS.headersTimeoutSeconds) * 1000;
     const serverOptions = {
-      maxHeaderSize: this.#options.maxHeaderBytes ?? DEFAULT_MAX_HEADER_BYTES,
+      maxHeaderSize: this.#options.maxHeaderBytes ?? DEFAULTS.maxHeaderBytes,
       requireHostHeader: true,
-      headersTimeout: 30_000,
+      headersTimeout,
+      requestTimeout: (this.#options.requestTimeoutSeconds ?? DEFAULTS.requestTimeoutSeconds) * 1000,
+      // Node checks both timeouts only this often (30 s by default, which would add up to 30 s to each).
+      connectionsCheckingInterval: Math.min(1_000, headersTimeout),
       keepAliveTimeout: 30_000,
     };
     if (this.#options.tls) {
@@ -146,6 +186,7 @@ export class Sidecar {
       this.#server = createHttpServer(serverOptions);
     }
     const server = this.#server;
+    this.#limiter.attach(server);
     this.#connections.attach(server, this.#options.tls ? "secureConnection" : "connection");
     server.on("request", (req: IncomingMessage, res: ServerResponse) => {
       this.#connections.requestStarted(req, res);
@@ -168,7 +209,7 @@ export class Sidecar {
     }
     if (!this.#profile) this.#detect(0);
     this.#log.info(
-      { listen: this.address(), tls: Boolean(this.#options.tls), upstream: this.upstream.origin, daguApi: this.#profile?.version ?? "detecting", metrics: this.metricsAddress() ?? "same port" },
+      { listen: this.address(), tls: Boolean(this.#options.tls), upstream: this.upstream.origin, daguApi: this.#profile?.version ?? "detecting", metrics: this.metricsAddress() ?? "off" },
       "sidecar listening",
     );
   }
@@ -230,7 +271,7 @@ export class Sidecar {
     return trusted;
   }
 
-  /** /healthz, /readyz and (here or on the metrics address) /metrics. */
+  /** /healthz, /readyz, and on the metrics address only, /metrics. */
   async #ownEndpoint(req: IncomingMessage, res: ServerResponse, metricsServer: boolean): Promise<boolean> {
     const path = (req.url ?? "").split("?")[0];
     if (req.method !== "GET") {
@@ -247,7 +288,8 @@ export class Sidecar {
       sendJson(res, ready ? 200 : 503, ready ? { status: "ready" } : { status: "not ready", reason: why });
       return true;
     }
-    if (path === "/metrics" && (metricsServer || !this.#options.metricsListen)) {
+    // Never on the main listener: request counts by role and the credentials' age are nobody else's business.
+    if (path === "/metrics" && metricsServer) {
       const body = await this.metrics.registry.metrics();
       res.writeHead(200, { "Content-Type": this.metrics.registry.contentType, "Content-Length": Buffer.byteLength(body) });
       res.end(body);
@@ -303,7 +345,7 @@ export class Sidecar {
       }
       const { route, params, snapshot, principal } = verdict;
       if (route.operationId === "triggerWebhook") {
-        const outcome = await this.#webhooks.handle({ req, res, fileName: params.fileName ?? "", snapshot });
+        const outcome = await this.#webhooks.handle({ req, res, fileName: params.fileName ?? "", snapshot, clientAddress: client });
         if (outcome.observed) this.metrics.webhookHmacObserved.inc({ result: outcome.observed });
         if (outcome.observed && outcome.observed !== "valid") this.#log.warn({ webhook: params.fileName, signature: outcome.observed }, "webhook signature not valid (observe mode: allowed)");
         facts.reason = outcome.detail;
@@ -325,14 +367,15 @@ export class Sidecar {
     } catch (error) {
       const known = error instanceof HttpError ? error : undefined;
       facts.status = known?.status ?? 500;
-      facts.decision = facts.status >= 500 ? "error" : "bad_request";
+      facts.decision = facts.status === 503 ? "unavailable" : facts.status >= 500 ? "error" : facts.status === 429 ? "throttled" : "bad_request";
       facts.reason = known?.code ?? "internal_error";
-      if (facts.status >= 500) this.#log.error({ path: facts.path, error: (error as Error).message }, known ? "request failed" : "unexpected error");
+      // A full budget (503) is load, not a fault: the audit line says it.
+      if (facts.status >= 500 && facts.status !== 503) this.#log.error({ path: facts.path, error: (error as Error).message }, known ? "request failed" : "unexpected error");
       if (res.headersSent) res.destroy();
       else {
         // Still waiting for our "100 Continue", the client sends no body: answer at once.
         if (!expectsContinue) await this.#settleBody(req, res);
-        sendError(res, facts.status, known?.code ?? "internal_error", known?.message ?? "An unexpected error occurred");
+        sendError(res, facts.status, known?.code ?? "internal_error", known?.message ?? "An unexpected error occurred", { ...known?.headers });
       }
     } finally {
       this.#finish(req, facts, client, started);
@@ -377,7 +420,7 @@ export class Sidecar {
       res,
       target: forwardedQuery === undefined ? path : `${path}?${forwardedQuery}`,
       headers,
-      maxBodyBytes: this.#options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES,
+      maxBodyBytes: this.#options.maxBodyBytes ?? DEFAULTS.maxBodyBytes,
       ui,
       onUpstreamHeaders: (status) => this.metrics.upstreamSeconds.observe({ status_class: `${Math.floor(status / 100)}xx` }, (performance.now() - t0) / 1000),
     });
@@ -447,7 +490,9 @@ export class Sidecar {
     this.metrics.requests.inc({ decision: "bad_request", role: "none", status: String(status) });
     this.#log.info({ audit: { decision: "bad_request", status, reason: error.code ?? "parse_error", client: socket.remoteAddress ?? "" } }, "decision");
     if (socket.writable && !(error.code === "ECONNRESET")) {
-      socket.end(`HTTP/1.1 ${status} ${STATUS_TEXT[status] ?? "Bad Request"}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n`);
+      // Closed once the answer is out, not half-closed: a client that never reads (slowloris) would
+      // otherwise keep the socket, and its slot under the connection caps, for good.
+      socket.end(`HTTP/1.1 ${status} ${STATUS_TEXT[status] ?? "Bad Request"}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n`, () => socket.destroy());
     } else {
       socket.destroy();
     }

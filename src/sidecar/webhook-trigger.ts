@@ -6,7 +6,14 @@
 // Modes: token (`Authorization: Bearer dagu_wh_...`), tokenAndHmac (token plus
 // `X-Dagu-Signature: sha256=<hex>` = HMAC-SHA256 over the raw body; `observe` logs a missing or wrong
 // signature instead of refusing), hmac (the signature alone). A repeated `dagRunId` is 409.
-import { createHmac, randomBytes, timingSafeEqual } from "node:crypto";
+//
+// No enumeration: what the sidecar reads and answers depends on the request's shape, never on whether
+// the DAG has a webhook or in which mode. Without an X-Dagu-Signature header the headers decide and the
+// body is read only once the token is accepted; with one the body (the signature's subject) is read
+// first, within the budget of unauthenticated bytes, and every DAG, with a webhook or not, then costs the
+// same HMACs. Until a caller has shown a valid token or a valid signature, an HMAC-only webhook answers
+// exactly like a DAG without a webhook.
+import { createHmac, createSecretKey, randomBytes, timingSafeEqual, type KeyObject } from "node:crypto";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { z } from "zod";
 import type { CredentialWebhook } from "../api/credentials.ts";
@@ -14,7 +21,7 @@ import { digestsEqual, isWebhookTokenShaped, sha256Hex } from "../common/tokens.
 import type { CredentialSnapshot } from "./credential-store.ts";
 import type { DaguApiProfile } from "./dagu-api.ts";
 import { goJsonMarshal, goQuote } from "./go-format.ts";
-import { HttpError, readBody, sendError, sendJson } from "./http-util.ts";
+import { HttpError, readBody, sendError, sendJson, type UnauthenticatedRead } from "./http-util.ts";
 import type { Upstream, UpstreamJson } from "./upstream.ts";
 
 /** Dagu's maxWebhookPayloadSize. */
@@ -31,38 +38,138 @@ export interface WebhookCall {
   readonly res: ServerResponse;
   readonly fileName: string;
   readonly snapshot: CredentialSnapshot;
+  /** The caller's address (as admission found it), whose share of the unauthenticated-body budget is used. */
+  readonly clientAddress: string;
 }
+
+export type Observed = "valid" | "missing" | "invalid";
 
 export interface WebhookOutcome {
   readonly detail: string;
   /** tokenAndHmac in observe mode: what the signature check said (logged, never enforced). */
-  readonly observed?: "valid" | "missing" | "invalid";
+  readonly observed?: Observed;
   readonly dagRunId?: string;
 }
 
-type AuthCheck = { ok: true; observed?: WebhookOutcome["observed"] } | { ok: false; message: string; detail: string };
+/** The request headers a webhook's credential is made of (each sent at most once). */
+export interface WebhookHeaders {
+  readonly authorization: string | undefined;
+  readonly signature: string | undefined;
+  readonly timestamp: string | undefined;
+  readonly profile: string | undefined;
+}
 
-/** Checks the webhook's own credential; an unknown DAG looks exactly like a wrong token. */
-export function authorizeWebhook(
-  webhook: CredentialWebhook | undefined,
-  authorization: string | undefined,
-  signatureHeader: string | undefined,
-  signedBytes: Buffer,
-  now = Date.now(),
-): AuthCheck {
-  const token = authorization?.startsWith("Bearer ") ? authorization.slice("Bearer ".length) : "";
-  const mode = webhook?.mode ?? "token";
-  if (mode !== "hmac") {
-    if (token === "") return { ok: false, message: "missing or invalid authorization header", detail: "no_token" };
-    if (!webhook || !tokenMatches(webhook, token, now)) return { ok: false, message: "invalid webhook token", detail: "bad_token" };
-    if (mode === "token") return { ok: true };
+export type WebhookRefusal = { readonly kind: "refuse"; readonly message: string; readonly detail: string };
+export type WebhookAccept = { readonly kind: "accept"; readonly observed?: Observed };
+/** The headers alone cannot decide: the body must be read and the signature checked. */
+export type WebhookNeedsBody = { readonly kind: "verify" };
+
+export const NO_TOKEN = "missing or invalid authorization header";
+export const BAD_TOKEN = "invalid webhook token";
+
+const bearerToken = (authorization: string | undefined) => (authorization?.startsWith("Bearer ") ? authorization.slice("Bearer ".length) : "");
+const refuse = (message: string, detail: string): WebhookRefusal => ({ kind: "refuse", message, detail });
+/** What a DAG without a webhook answers to these headers (Dagu 1.30.3's two messages). */
+const asUnknown = (headers: WebhookHeaders, detail: string): WebhookRefusal => refuse(bearerToken(headers.authorization) === "" ? NO_TOKEN : BAD_TOKEN, detail);
+
+/** The token check of the token modes; undefined when the token is the webhook's. */
+function tokenRefusal(webhook: CredentialWebhook, headers: WebhookHeaders, now: number): WebhookRefusal | undefined {
+  const token = bearerToken(headers.authorization);
+  if (token === "") return refuse(NO_TOKEN, "no_token");
+  if (!tokenMatches(webhook, token, now)) return refuse(BAD_TOKEN, "bad_token");
+  return undefined;
+}
+
+/**
+ * First step, on the headers alone (nothing read yet). Without a signature header every mode decides
+ * here; with one the answer is always "verify", whatever the DAG (see the top of this file).
+ */
+export function checkWebhookHeaders(webhook: CredentialWebhook | undefined, headers: WebhookHeaders, now = Date.now()): WebhookRefusal | WebhookAccept | WebhookNeedsBody {
+  if (headers.signature !== undefined) return { kind: "verify" };
+  if (!webhook || webhook.mode === "hmac") return asUnknown(headers, webhook ? "no_signature" : "unknown_webhook");
+  const refused = tokenRefusal(webhook, headers, now);
+  if (refused) return refused;
+  if (webhook.mode === "token") return { kind: "accept" };
+  if (webhook.hmacEnforcement === "observe") return { kind: "accept", observed: "missing" };
+  return refuse("missing webhook HMAC signature", "no_signature");
+}
+
+/** Accepted signatures of webhooks with a timestamp window, until their window ends: each is accepted once. */
+export class ReplayGuard {
+  readonly #seen = new Map<string, number>();
+  readonly #max: number;
+  constructor(max = 100_000) {
+    this.#max = max;
   }
-  if (!webhook) return { ok: false, message: "invalid webhook token", detail: "unknown_webhook" };
-  const signature = signatureHeader === undefined ? "missing" : signatureMatches(webhook, signatureHeader, signedBytes, now) ? "valid" : "invalid";
-  if (mode === "tokenAndHmac" && webhook.hmacEnforcement === "observe") return { ok: true, observed: signature };
-  if (signature === "missing") return { ok: false, message: "missing webhook HMAC signature", detail: "no_signature" };
-  if (signature === "invalid") return { ok: false, message: "invalid webhook HMAC signature", detail: "bad_signature" };
-  return { ok: true };
+  /** Records `key` until `expiresAt`; false when it was already seen (a replay) or the guard is full. */
+  admit(key: string, expiresAt: number, now: number): "new" | "replay" | "full" {
+    const seen = this.#seen.get(key);
+    if (seen !== undefined && seen > now) return "replay";
+    if (this.#seen.size >= this.#max) for (const [k, until] of this.#seen) if (until <= now) this.#seen.delete(k);
+    // Still full of live entries: refusing is safe (fail closed), accepting could let a replay through.
+    if (this.#seen.size >= this.#max) return "full";
+    this.#seen.set(key, expiresAt);
+    return "new";
+  }
+  get size(): number {
+    return this.#seen.size;
+  }
+}
+
+/** A key of the process's own for the HMACs that stand in for missing secrets (same cost, never a match). */
+const PADDING_KEY = createSecretKey(randomBytes(32));
+/** Every signature check computes at least this many HMACs: a webhook in a rotation overlap has two secrets. */
+const MIN_HMACS = 2;
+const SIGNATURE_SHAPE = /^sha256=([0-9a-fA-F]{64})$/;
+
+/**
+ * Second step, once the body is read (only after checkWebhookHeaders said "verify"): the token where the
+ * mode has one, then the signature, then (with a timestamp window) its time and its novelty.
+ */
+export function checkWebhookSignature(
+  webhook: CredentialWebhook | undefined,
+  headers: WebhookHeaders,
+  body: Buffer,
+  replays: ReplayGuard,
+  now = Date.now(),
+): WebhookRefusal | WebhookAccept {
+  const window = webhook && webhook.mode !== "token" ? webhook.timestampWindowSeconds : undefined;
+  const stamp = window !== undefined ? headers.timestamp : undefined;
+  const lines = [stamp !== undefined ? `x-dagu-timestamp:${stamp}\n` : "", headers.profile !== undefined ? `x-dagu-profile:${headers.profile}\n` : ""].join("");
+  const signed = lines === "" ? body : Buffer.concat([Buffer.from(lines), body]);
+  const keys: KeyObject[] = (webhook?.hmacSecrets ?? []).filter((e) => alive(e.notAfter, now)).map((e) => createSecretKey(Buffer.from(e.secret, "base64url")));
+  const shape = SIGNATURE_SHAPE.exec((headers.signature ?? "").trim());
+  const presented = Buffer.from(shape?.[1] ?? "0".repeat(64), "hex");
+  let valid = false;
+  for (let i = 0; i < Math.max(MIN_HMACS, keys.length); i++) {
+    const expected = createHmac("sha256", keys[i] ?? PADDING_KEY).update(signed).digest();
+    if (timingSafeEqual(expected, presented) && i < keys.length && shape) valid = true;
+  }
+
+  if (!webhook || webhook.mode === "hmac") {
+    if (!webhook || !valid) return asUnknown(headers, webhook ? "bad_signature" : "unknown_webhook");
+  } else {
+    const refused = tokenRefusal(webhook, headers, now);
+    if (refused) return refused;
+    if (webhook.mode === "token") return { kind: "accept" }; // Dagu ignores a signature in token mode
+    const observe = webhook.hmacEnforcement === "observe";
+    if (!valid) {
+      if (observe) return { kind: "accept", observed: "invalid" };
+      if (window !== undefined && headers.timestamp === undefined) return refuse("missing X-Dagu-Timestamp header", "no_timestamp");
+      return refuse("invalid webhook HMAC signature", "bad_signature");
+    }
+  }
+  // A valid signature from here on: the caller holds the secret (or replays what someone holding it sent).
+  if (window !== undefined) {
+    const observe = webhook!.mode === "tokenAndHmac" && webhook!.hmacEnforcement === "observe";
+    if (stamp === undefined) return observe ? { kind: "accept", observed: "invalid" } : refuse("missing X-Dagu-Timestamp header", "no_timestamp");
+    const at = /^\d{1,12}$/.test(stamp) ? Number(stamp) * 1000 : NaN;
+    if (!(Math.abs(now - at) <= window * 1000)) return observe ? { kind: "accept", observed: "invalid" } : refuse("webhook timestamp outside the allowed window", "stale_timestamp");
+    const seen = replays.admit(`${webhook!.id}:${shape![1]!.toLowerCase()}`, at + window * 1000, now);
+    if (seen === "replay") return observe ? { kind: "accept", observed: "invalid" } : refuse("webhook request already received", "replayed");
+    if (seen === "full") throw new HttpError(503, "service_unavailable", "too many signed webhook requests to remember; try again shortly", { "Retry-After": "1" });
+  }
+  return webhook!.mode === "tokenAndHmac" ? { kind: "accept", observed: webhook!.hmacEnforcement === "observe" ? "valid" : undefined } : { kind: "accept" };
 }
 
 const alive = (notAfter: string | undefined, now: number) => notAfter === undefined || Date.parse(notAfter) > now;
@@ -72,19 +179,6 @@ function tokenMatches(webhook: CredentialWebhook, token: string, now: number): b
   const digest = sha256Hex(token);
   let match = false;
   for (const entry of webhook.tokenDigests) if (digestsEqual(entry.digest, digest) && alive(entry.notAfter, now)) match = true;
-  return match;
-}
-
-function signatureMatches(webhook: CredentialWebhook, header: string, signed: Buffer, now: number): boolean {
-  const m = /^sha256=([0-9a-fA-F]{64})$/.exec(header.trim());
-  if (!m) return false;
-  const presented = Buffer.from(m[1]!, "hex");
-  let match = false;
-  for (const entry of webhook.hmacSecrets) {
-    if (!alive(entry.notAfter, now)) continue;
-    const expected = createHmac("sha256", Buffer.from(entry.secret, "base64url")).update(signed).digest();
-    if (timingSafeEqual(expected, presented)) match = true;
-  }
   return match;
 }
 
@@ -112,31 +206,48 @@ const DagRuns = z.looseObject({ dagRuns: z.array(z.unknown()).nullable().optiona
 export class WebhookTrigger {
   readonly #upstream: Upstream;
   readonly #profile: () => DaguApiProfile;
+  readonly #unauthenticated: UnauthenticatedRead;
+  readonly #replays = new ReplayGuard();
   /** Run ids being enqueued right now: a concurrent repeat gets 409 too. */
   readonly #inFlight = new Set<string>();
 
-  constructor(upstream: Upstream, profile: () => DaguApiProfile) {
+  constructor(upstream: Upstream, profile: () => DaguApiProfile, unauthenticated: UnauthenticatedRead) {
     this.#upstream = upstream;
     this.#profile = profile;
+    this.#unauthenticated = unauthenticated;
   }
 
   async handle(call: WebhookCall): Promise<WebhookOutcome> {
     const { req, res, fileName } = call;
-    const raw = await readBody(req, MAX_WEBHOOK_BODY);
     const webhook = call.snapshot.webhooksByDag.get(fileName);
-    const profileName = singleHeader(req, "x-dagu-profile");
-    const signed = profileName === undefined ? raw : Buffer.concat([Buffer.from(`x-dagu-profile:${profileName}\n`), raw]);
-    const auth = authorizeWebhook(webhook, singleHeader(req, "authorization"), singleHeader(req, "x-dagu-signature"), signed);
-    if (!auth.ok) {
+    const headers: WebhookHeaders = {
+      authorization: singleHeader(req, "authorization"),
+      signature: singleHeader(req, "x-dagu-signature"),
+      timestamp: singleHeader(req, "x-dagu-timestamp"),
+      profile: singleHeader(req, "x-dagu-profile"),
+    };
+    const first = checkWebhookHeaders(webhook, headers);
+    let auth: WebhookRefusal | WebhookAccept;
+    let raw: Buffer;
+    if (first.kind === "verify") {
+      raw = await readBody(req, MAX_WEBHOOK_BODY, { ...this.#unauthenticated, client: call.clientAddress });
+      auth = checkWebhookSignature(webhook, headers, raw, this.#replays);
+    } else {
+      auth = first;
+      raw = Buffer.alloc(0);
+    }
+    if (auth.kind === "refuse") {
       sendError(res, 401, "unauthorized", auth.message);
       return { detail: auth.detail };
     }
+    // The token was accepted on the headers alone: only now is the body read.
+    if (first.kind !== "verify") raw = await readBody(req, MAX_WEBHOOK_BODY);
     if (!webhook!.enabled) {
       sendError(res, 403, "forbidden", "webhook is disabled");
       return { detail: "disabled", observed: auth.observed };
     }
     // Runtime profiles (Dagu 2) are not among what a DaguWebhook declares: none may be selected.
-    if (profileName !== undefined) {
+    if (headers.profile !== undefined) {
       sendError(res, 403, "forbidden", "runtime profile selection is not allowed for this webhook");
       return { detail: "profile_not_allowed", observed: auth.observed };
     }

@@ -39,6 +39,8 @@ export async function startDagu(
      * Its first build takes several minutes (scripts/build-components.sh dagu-ui).
      */
     ui?: boolean;
+    /** Dagu's basePath (DAGU_BASE_PATH): its UI and API are then served under it. */
+    basePath?: string;
   } = {},
 ): Promise<DaguInstance> {
   const component = options.ui ? "dagu-ui" : "dagu";
@@ -65,6 +67,7 @@ export async function startDagu(
       DAGU_TZ: "UTC",
       DAGU_COORDINATOR_PORT: String(coordinatorPort),
       DAGU_SCHEDULER_PORT: String(schedulerPort),
+      ...(options.basePath ? { DAGU_BASE_PATH: options.basePath } : {}),
       ...options.env,
     },
     stdio: ["ignore", fd, fd],
@@ -97,7 +100,7 @@ export async function startDagu(
   while (Date.now() < deadline) {
     if (child.exitCode !== null) break;
     try {
-      const response = await fetch(`${url}/api/v2/health`);
+      const response = await fetch(`${url}${options.basePath ?? ""}/api/v2/health`);
       if (response.ok) {
         version = ((await response.json()) as { version?: string }).version ?? "";
         break;

@@ -34,6 +34,8 @@ export interface WebhookSpec {
   mode: "token" | "tokenAndHmac" | "hmac";
   hmacEnforcement?: "strict" | "observe";
   enabled?: boolean;
+  /** Replay protection (not in Dagu): X-Dagu-Timestamp within this many seconds. */
+  timestampWindowSeconds?: number;
 }
 
 export interface TestCredentials {
@@ -96,6 +98,7 @@ export async function buildCredentials(spec: {
       hmacEnforcement: w.hmacEnforcement ?? "strict",
       tokenDigests: w.mode === "hmac" ? [] : [{ digest: sha256Hex(token) }],
       hmacSecrets: w.mode === "token" ? [] : [{ secret }],
+      ...(w.timestampWindowSeconds !== undefined ? { timestampWindowSeconds: w.timestampWindowSeconds } : {}),
     };
   });
   const mode = spec.mode ?? "builtin";
@@ -127,6 +130,8 @@ export interface SidecarInstance {
   output(): string;
   /** Parsed pino lines of stdout. */
   lines(): Record<string, unknown>[];
+  /** Where /metrics is served (its own loopback port: never the main one), once the sidecar listens. */
+  metricsUrl(): string;
   /** SIGTERM (default) and wait for the exit code. */
   stop(signal?: NodeJS.Signals): Promise<number | null>;
 }
@@ -142,7 +147,9 @@ export async function startSidecar(options: {
   port?: number;
 }): Promise<SidecarInstance> {
   const port = options.port ?? (await freePort());
-  const child = spawn(process.execPath, [CLI, "sidecar", "--upstream", options.upstream, "--listen", `127.0.0.1:${port}`, ...(options.args ?? [])], {
+  // The metrics listener's default port (9090) would collide between sidecars running at once.
+  const metricsArgs = options.args?.includes("--metrics-listen") ? [] : ["--metrics-listen", "127.0.0.1:0"];
+  const child = spawn(process.execPath, [CLI, "sidecar", "--upstream", options.upstream, "--listen", `127.0.0.1:${port}`, ...metricsArgs, ...(options.args ?? [])], {
     env: options.env ?? { PATH: process.env.PATH ?? "" },
     stdio: ["ignore", "pipe", "pipe"],
   });
@@ -165,6 +172,12 @@ export async function startSidecar(options: {
         .split("\n")
         .filter((l) => l.startsWith("{"))
         .map((l) => JSON.parse(l) as Record<string, unknown>),
+    metricsUrl: () => {
+      const listening = instance.lines().find((l) => l.msg === "sidecar listening");
+      const metrics = listening?.metrics as { address?: string; port?: number } | undefined;
+      if (!metrics?.port) throw new Error(`the sidecar has no metrics listener (yet):\n${out}`);
+      return `http://${metrics.address}:${metrics.port}`;
+    },
     stop: async (signal = "SIGTERM") => {
       if (child.exitCode === null && child.signalCode === null && !child.killed) child.kill(signal);
       return exited;

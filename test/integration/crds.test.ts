@@ -79,3 +79,28 @@ test("invalid resources are refused at admission with a message naming the field
     });
   }
 });
+
+test("a generated value's Secret name cannot be changed once set", async (t) => {
+  const ns = await testNamespace(t, "immutable");
+  const apply = (doc: string) => kubectl(["apply", "-n", ns, "-f", "-"], doc);
+  const docs = {
+    key: (secretName: string) => `apiVersion: ${GROUP}/v1alpha1\nkind: DaguApiKey\nmetadata: {name: ci}\nspec: {authRef: {name: dagu}, role: viewer, secretName: ${secretName}}\n`,
+    hook: (secretName: string) => `apiVersion: ${GROUP}/v1alpha1\nkind: DaguWebhook\nmetadata: {name: hello}\nspec: {authRef: {name: dagu}, dagName: hello, secretName: ${secretName}}\n`,
+    user: (secretName: string) => `apiVersion: ${GROUP}/v1alpha1\nkind: DaguUser\nmetadata: {name: bob}\nspec: {authRef: {name: dagu}, username: bob, role: viewer, password: {generate: {secretName: ${secretName}}}}\n`,
+  };
+  for (const [what, doc, message] of [
+    ["DaguApiKey", docs.key, "spec.secretName is immutable"],
+    ["DaguWebhook", docs.hook, "spec.secretName is immutable"],
+    ["DaguUser", docs.user, "spec.password.generate.secretName is immutable"],
+  ] as const) {
+    const created = await apply(doc("first"));
+    assert.equal(created.code, 0, created.stderr);
+    const renamed = await apply(doc("second"));
+    assert.notEqual(renamed.code, 0, `${what}: a new secretName was accepted`);
+    assert.ok(renamed.stderr.includes(message), `${what}: ${renamed.stderr}`);
+    assert.equal((await apply(doc("first"))).code, 0, `${what}: the same name is still accepted`);
+  }
+  // Switching a user from a generated password to a referenced one stays possible.
+  const switched = await apply(docs.user("first").replace("password: {generate: {secretName: first}}", "password: {secretRef: {name: bob-pw, key: password}}"));
+  assert.equal(switched.code, 0, switched.stderr);
+});

@@ -136,6 +136,10 @@ test("the rendered chart follows Helm's conventions, src/operator/rbac.ts and th
   assert.deepEqual(monitor.spec.endpoints.map((e) => [e.port, e.path]), [["metrics", "/metrics"]]);
   const noLeader = await render(rel, "ops", ["--set", "replicaCount=1", "--set", "leaderElection.enabled=false"]);
   assert.ok(!noLeader.objects.some((o) => o.kind === "Role"), "no leases Role without leader election");
+  assert.ok(container.args?.includes("--lease-name=dagu-auth-operator") && !container.args.some((a) => a.startsWith("--instance")), "the default install: no instance");
+  const blue = await render(rel, "ops", ["--set", "operator.instance=blue"]);
+  const blueArgs = (blue.objects.find((o) => o.kind === "Deployment") as Obj & { spec: { template: { spec: k8s.V1PodSpec } } }).spec.template.spec.containers[0]!.args ?? [];
+  for (const arg of ["--instance=blue", "--lease-name=dagu-auth-operator-blue"]) assert.ok(blueArgs.includes(arg), `an instance: ${arg} in ${blueArgs.join(" ")}`);
   const pinned = await render(rel, "ops", ["--set", `image.digest=sha256:${"a".repeat(64)}`]);
   assert.match(pinned.text, new RegExp(`image: ".+@sha256:${"a".repeat(64)}"`));
 });
@@ -173,6 +177,7 @@ test("bad values are refused by values.schema.json with a message that names the
     { what: "a malformed digest", args: ["--set", "image.digest=sha256:abc"], expect: /at '\/image\/digest': 'sha256:abc' does not match pattern/ },
     { what: "a malformed memory limit", args: ["--set", "resources.limits.memory=lots"], expect: /at '\/resources\/limits\/memory': 'lots' does not match pattern/ },
     { what: "a wrong pull policy", args: ["--set", "image.pullPolicy=Sometimes"], expect: /value must be one of 'Always', 'IfNotPresent', 'Never'/ },
+    { what: "an instance that is not a DNS label", args: ["--set", "operator.instance=Blue_1"], expect: /at '\/operator\/instance': 'Blue_1' does not match pattern/ },
     { what: "two replicas without leader election", args: ["--set", "leaderElection.enabled=false"], expect: /replicaCount is 2 but leaderElection\.enabled is false/ },
     { what: "no ServiceAccount to run as", args: ["--set", "serviceAccount.create=false"], expect: /serviceAccount\.name is required when serviceAccount\.create is false/ },
   ];

@@ -8,9 +8,10 @@ import argon2 from "argon2";
 import { Credentials, CredentialsShard, joinShards, type CredentialsIndex } from "../../src/api/index.ts";
 import { sha256Hex } from "../../src/common/tokens.ts";
 import { deepEqualJson } from "../../src/common/stable-json.ts";
-import { eventually, kubectl, testNamespace } from "../harness/kube.ts";
+import type { Dispatcher } from "undici";
+import { eventually, kubectl, testNamespace, toKubeConfig } from "../harness/kube.ts";
 import { certManagerCrdsDir } from "../harness/components.ts";
-import { OPERATOR_NAMESPACE, startTestOperator } from "../harness/operator.ts";
+import { OPERATOR_NAMESPACE, operatorKubeConfig, startTestOperator } from "../harness/operator.ts";
 import {
   builtinSetup,
   core,
@@ -522,6 +523,103 @@ test("what a DaguAuth stops using is deleted: a renamed sidecar ServiceAccount, 
   await waitReady(ns, "daguauths", "prune", "Materialized");
 });
 
+test("someone else's ServiceAccount, Role or Secret under a name the operator would use is reported, never adopted or deleted", async (t) => {
+  const ns = await testNamespace(t, "op");
+  await withOperator(t);
+  await secret(ns, "admin-pw", { password: "admin-password-1" });
+  const builtin = { initialAdmin: { username: "admin", passwordSecretRef: { name: "admin-pw", key: "password" } } };
+  const rbac = kc.makeApiClient(k8s.RbacAuthorizationV1Api);
+  const merge = k8s.setHeaderOptions("Content-Type", k8s.PatchStrategy.MergePatch);
+  const absent = (read: () => Promise<unknown>) => read().then(() => false, (err: { code?: number }) => err.code === 404);
+  const untouched = async (what: string, read: () => Promise<{ metadata?: { resourceVersion?: string; ownerReferences?: unknown[] } }>, resourceVersion: string | undefined) => {
+    const now = await read();
+    assert.equal(now.metadata?.resourceVersion, resourceVersion, `${what} was not written`);
+    assert.deepEqual(now.metadata?.ownerReferences ?? [], [], `${what} was not adopted`);
+  };
+
+  // Dagu's own chart made a ServiceAccount `dagu`; a DaguAuth is pointed at it.
+  const daguSa = await core.createNamespacedServiceAccount({ namespace: ns, body: { metadata: { name: "dagu", labels: { "app.kubernetes.io/name": "dagu" } } } });
+  const readDaguSa = () => core.readNamespacedServiceAccount({ name: "dagu", namespace: ns });
+  await create(ns, "daguauths", "DaguAuth", "shared", { builtin, sidecar: { serviceAccountName: "dagu" } });
+  const conflicted = await waitReady(ns, "daguauths", "shared", "OwnedObjectConflict", "False");
+  assert.match(ready(conflicted)!.message, /ServiceAccount dagu \(spec\.sidecar\.serviceAccountName\) exists and is not owned by DaguAuth shared/);
+  await untouched("the foreign ServiceAccount", readDaguSa, daguSa.metadata!.resourceVersion);
+  assert.ok(await absent(() => rbac.readNamespacedRoleBinding({ name: "shared-sidecar", namespace: ns })), "no RoleBinding grants the credentials to someone else's ServiceAccount");
+
+  // Its own name: it works; pointed at the foreign one again: reported, and its own is kept and still bound.
+  await patchSpec(ns, "daguauths", "shared", { sidecar: null });
+  await waitReady(ns, "daguauths", "shared", "Materialized");
+  await patchSpec(ns, "daguauths", "shared", { sidecar: { serviceAccountName: "dagu" } });
+  await waitReady(ns, "daguauths", "shared", "OwnedObjectConflict", "False");
+  await new Promise((r) => setTimeout(r, 1000));
+  assert.equal((await rbac.readNamespacedRoleBinding({ name: "shared-sidecar", namespace: ns })).subjects?.[0]?.name, "shared-sidecar", "the binding still names its own ServiceAccount");
+  await core.readNamespacedServiceAccount({ name: "shared-sidecar", namespace: ns }); // not pruned while in conflict
+  await untouched("the foreign ServiceAccount", readDaguSa, daguSa.metadata!.resourceVersion);
+  // Deleted: its own objects go with it, the foreign one stays.
+  await custom.deleteNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: ns, plural: "daguauths", name: "shared" });
+  await eventually("its own ServiceAccount is garbage-collected", async () => (await absent(() => core.readNamespacedServiceAccount({ name: "shared-sidecar", namespace: ns }))) || undefined, 90_000);
+  await untouched("the foreign ServiceAccount", readDaguSa, daguSa.metadata!.resourceVersion);
+
+  // Someone else's Role under the sidecar's Role name: left alone, and no binding to it.
+  const role = await rbac.createNamespacedRole({ namespace: ns, body: { metadata: { name: "third-sidecar" }, rules: [{ apiGroups: [""], resources: ["configmaps"], verbs: ["get"] }] } });
+  await create(ns, "daguauths", "DaguAuth", "third", { builtin });
+  assert.match(ready(await waitReady(ns, "daguauths", "third", "OwnedObjectConflict", "False"))!.message, /^Role third-sidecar exists/);
+  await untouched("the foreign Role", () => rbac.readNamespacedRole({ name: "third-sidecar", namespace: ns }), role.metadata!.resourceVersion);
+  assert.ok(await absent(() => rbac.readNamespacedRoleBinding({ name: "third-sidecar", namespace: ns })), "no RoleBinding to someone else's Role");
+
+  // Someone else's Secret under the credentials' name: nothing is written at all.
+  await secret(ns, "other-credentials", { "credentials.json": "not the operator's" });
+  const otherCredentials = await core.readNamespacedSecret({ name: "other-credentials", namespace: ns });
+  await create(ns, "daguauths", "DaguAuth", "other", { builtin });
+  assert.match(ready(await waitReady(ns, "daguauths", "other", "OwnedObjectConflict", "False"))!.message, /^Secret other-credentials exists and is not owned by DaguAuth other/);
+  await untouched("the foreign Secret", () => core.readNamespacedSecret({ name: "other-credentials", namespace: ns }), otherCredentials.metadata!.resourceVersion);
+  assert.ok(await absent(() => core.readNamespacedSecret({ name: "other-operator-state", namespace: ns })), "no state written");
+  // Removed by its owner: the next look (here an annotation; else within 30 s) takes the name.
+  await core.deleteNamespacedSecret({ name: "other-credentials", namespace: ns });
+  await custom.patchNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: ns, plural: "daguauths", name: "other", body: { metadata: { annotations: { touched: "1" } } } }, merge);
+  await waitReady(ns, "daguauths", "other", "Materialized");
+  const taken = await core.readNamespacedSecret({ name: "other-credentials", namespace: ns });
+  assert.equal(taken.metadata?.ownerReferences?.[0]?.name, "other");
+});
+
+test("two installs with different instances never act on the same objects", async (t) => {
+  const ns = await testNamespace(t, "op");
+  const blueOp = await withOperator(t, "blue", { instance: "blue" });
+  const defaultOp = await withOperator(t, "default");
+  const blue = { "auth.dagu.dev/instance": "blue" };
+  await secret(ns, "admin-pw", { password: "admin-password-1" });
+  const createLabelled = (plural: string, kind: string, name: string, labels: Record<string, string>, spec: Record<string, unknown>) =>
+    custom.createNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: ns, plural, body: { apiVersion: `${GROUP}/${VERSION}`, kind, metadata: { name, labels }, spec } });
+  const builtin = { initialAdmin: { username: "admin", passwordSecretRef: { name: "admin-pw", key: "password" } } };
+  await createLabelled("daguauths", "DaguAuth", "sky", blue, { builtin });
+  await createLabelled("daguapikeys", "DaguApiKey", "sky-ci", blue, { authRef: { name: "sky" }, role: "operator", secretName: "sky-ci-key" });
+  await create(ns, "daguauths", "DaguAuth", "plain", { builtin });
+  await create(ns, "daguapikeys", "DaguApiKey", "plain-ci", { authRef: { name: "plain" }, role: "operator", secretName: "plain-ci-key" });
+  // Across instances a child does not find its DaguAuth: the blue install does not see `plain`.
+  await createLabelled("daguapikeys", "DaguApiKey", "crossed", blue, { authRef: { name: "plain" }, role: "viewer", secretName: "crossed-key" });
+  for (const [plural, name] of [["daguauths", "sky"], ["daguapikeys", "sky-ci"], ["daguauths", "plain"], ["daguapikeys", "plain-ci"]] as const) await waitReady(ns, plural, name, "Materialized");
+  await waitReady(ns, "daguapikeys", "crossed", "DaguAuthNotFound", "False");
+
+  // What each install created carries its owner's instance, or none.
+  const instanceOf = async (name: string) => (await core.readNamespacedSecret({ name, namespace: ns })).metadata?.labels?.["auth.dagu.dev/instance"];
+  for (const name of ["sky-credentials", "sky-operator-state", "sky-password-changes", "sky-ci-key"]) assert.equal(await instanceOf(name), "blue", name);
+  for (const name of ["plain-credentials", "plain-ci-key"]) assert.equal(await instanceOf(name), undefined, name);
+  assert.equal((await core.readNamespacedServiceAccount({ name: "sky-sidecar", namespace: ns })).metadata?.labels?.["auth.dagu.dev/instance"], "blue");
+  const credentialsOfSky = await credentials(ns, "sky");
+  assert.deepEqual(credentialsOfSky.apiKeys.map((k) => k.name), ["sky-ci"]);
+
+  // Each install reconciled only its own: by the resources its logs name.
+  const named = (op: { logs: string[] }) => new Set(op.logs.flatMap((l) => [...l.matchAll(/"(?:daguAuth|key)":"([^"]+)"/g)].map((m) => m[1]!)).filter((k) => k.startsWith(`${ns}/`)));
+  const mentionedByBlue = named(blueOp);
+  const mentionedByDefault = named(defaultOp);
+  assert.ok(mentionedByBlue.has(`${ns}/sky`) && mentionedByDefault.has(`${ns}/plain`), `each logged its own: ${[...mentionedByBlue]} / ${[...mentionedByDefault]}`);
+  for (const k of mentionedByBlue) assert.ok(!k.endsWith("/plain") && !k.endsWith("/plain-ci"), `the blue install touched ${k}`);
+  for (const k of mentionedByDefault) assert.ok(!k.endsWith("/sky") && !k.endsWith("/sky-ci") && !k.endsWith("/crossed"), `the default install touched ${k}`);
+  const daguAuthReconciles = async (op: { metrics: { reconcileTotal: { get(): Promise<{ values: { labels: Record<string, unknown>; value: number }[] }> } } }) =>
+    (await op.metrics.reconcileTotal.get()).values.filter((v) => v.labels.kind === "DaguAuth").reduce((a, v) => a + v.value, 0);
+  assert.ok((await daguAuthReconciles(blueOp)) > 0 && (await daguAuthReconciles(defaultOp)) > 0);
+});
+
 test("past the inline limit the credentials are sharded: an index, immutable shards, old generations removed", async (t) => {
   const ns = await testNamespace(t, "op");
   await withOperator(t, undefined, { maxInlineBytes: 3000 });
@@ -583,6 +681,47 @@ test("Events record readiness transitions; the Secret cache holds only owned and
   await secret(ns, "dave-pw", { password: "dave-password-1" });
   await waitReady(ns, "daguusers", "dave", "Materialized");
   assert.equal(await cached(), before + 1, "a referenced Secret is cached once referenced");
+});
+
+test("Secret bodies are read only by the operator's label or by name; referenced Secrets are followed through metadata", async (t) => {
+  const ns = await testNamespace(t, "op");
+  const other = await testNamespace(t, "op-unrelated");
+  // Every request the operator sends, as it leaves the process.
+  const kubeConfig = toKubeConfig(await operatorKubeConfig());
+  const requests: { method: string; path: string; accept: string }[] = [];
+  const dispatcher = kubeConfig.dispatcher;
+  const send = dispatcher.request.bind(dispatcher) as (o: Dispatcher.RequestOptions) => Promise<Dispatcher.ResponseData>;
+  Object.assign(dispatcher, {
+    request: (o: Dispatcher.RequestOptions) => {
+      const headers = (o.headers ?? {}) as Record<string, string>;
+      requests.push({ method: o.method, path: o.path, accept: headers.accept ?? "" });
+      return send(o);
+    },
+  });
+  const op = await withOperator(t, undefined, { kubeConfig });
+  for (let i = 0; i < 5; i++) await secret(other, `helm-release-${i}`, { release: "x".repeat(100 * 1024) });
+  await builtinSetup(ns);
+  await waitReady(ns, "daguusers", "alice", "Materialized");
+  // A change to a referenced Secret arrives through the metadata watch; its new body is read by name.
+  const before = (await credentials(ns, "dagu")).users.find((u) => u.username === "alice")!.passwordHash;
+  await setSecret(ns, "alice-pw", { password: "alice-password-2" });
+  await waitCredentials(ns, "dagu", (d) => d.users.find((u) => u.username === "alice")!.passwordHash !== before, "alice's new hash");
+  // One referenced before it exists.
+  await create(ns, "daguusers", "DaguUser", "dave", { authRef: { name: "dagu" }, username: "dave", role: "viewer", password: { secretRef: { name: "dave-pw", key: "password" } } });
+  await waitReady(ns, "daguusers", "dave", "SecretNotFound", "False");
+  await secret(ns, "dave-pw", { password: "dave-password-1" });
+  await waitReady(ns, "daguusers", "dave", "Materialized");
+
+  const collection = /^\/api\/v1\/(namespaces\/[^/]+\/)?secrets(\?|$)/;
+  const lists = requests.filter((r) => r.method === "GET" && collection.test(r.path));
+  const bodies = lists.filter((r) => !r.accept.includes("as=PartialObjectMetadata"));
+  assert.ok(bodies.length > 0 && lists.length > bodies.length, "both kinds of Secret watches ran");
+  for (const r of bodies) assert.match(decodeURIComponent(r.path), /labelSelector=app\.kubernetes\.io\/managed-by=dagu-auth-operator/, `a list or watch of Secret bodies without the operator's label: ${r.path}`);
+  const byName = requests.filter((r) => r.method === "GET" && /\/secrets\/[^/?]+$/.test(r.path)).map((r) => r.path);
+  assert.ok(byName.some((p) => p.endsWith(`/namespaces/${ns}/secrets/alice-pw`)), "a referenced Secret is read by name");
+  assert.ok(!byName.some((p) => p.includes(`/namespaces/${other}/`)), "no unrelated Secret is ever read");
+  const cached = async () => (await op.metrics.registry.getSingleMetric("dagu_auth_operator_cached_secrets")!.get()).values.find((v) => v.labels.namespace === other)?.value ?? 0;
+  assert.equal(await cached(), 0, "no unrelated Secret body is cached");
 });
 
 test("a stop right after the start, before the caches synced, finishes without waiting on itself", async (t) => {

@@ -235,3 +235,23 @@ test("stop before sync rejects hasSynced; stop ends the watch", async (t) => {
   assert.equal(synced.stats.events, events, "no events after stop");
   assert.equal(synced.get(ns, "after-stop"), undefined);
 });
+
+test("metadata only: names, labels and resourceVersions of Secrets, never their data, also from an empty list", async (t) => {
+  const ns = await testNamespace(t, "informer-meta");
+  const informer = new Informer({ kubeConfig: adminAccess(), resource: { group: "", version: "v1", plural: "secrets" }, namespace: ns, metadataOnly: true, logger });
+  const seen: KubeObject[] = [];
+  informer.onAdd((o) => seen.push(o));
+  informer.onUpdate((_old, o) => seen.push(o));
+  t.after(() => informer.stop());
+  informer.start();
+  await informer.hasSynced; // the empty list of PartialObjectMetadata has `items: null`
+  assert.equal(informer.list().length, 0);
+  const core = adminKubeConfig().makeApiClient(k8s.CoreV1Api);
+  await core.createNamespacedSecret({ namespace: ns, body: { metadata: { name: "s", labels: { team: "a" } }, stringData: { password: "do-not-send-me" } } });
+  await core.replaceNamespacedSecret({ name: "s", namespace: ns, body: { metadata: { name: "s", labels: { team: "b" } }, stringData: { password: "nor-me" } } });
+  const latest = await eventually("the update's metadata", async () => informer.get(ns, "s")?.metadata.labels?.team === "b" && informer.get(ns, "s"));
+  assert.ok(seen.length >= 2);
+  for (const o of seen) assert.equal(o.data, undefined, "no data in a metadata-only event");
+  assert.equal(latest.kind, "PartialObjectMetadata");
+  assert.ok(!JSON.stringify(seen).includes("do-not-send-me") && !JSON.stringify(seen).includes("nor-me"));
+});

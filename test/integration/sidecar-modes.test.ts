@@ -192,7 +192,7 @@ describe("Dagu's own auth: configuration", () => {
 });
 
 describe("metrics and trusted proxies", () => {
-  test("--metrics-listen serves /metrics, /healthz, /readyz apart; /metrics on the main port is Dagu's UI then", async () => {
+  test("/metrics is served on --metrics-listen only, never on the main port (there it is Dagu's UI path)", async () => {
     const built = await buildCredentials({ users: [{ username: "ann", password: "ann-password-1", role: "viewer" }] });
     const file = join(dir, "metrics.json");
     await writeFile(file, JSON.stringify(built.credentials));
@@ -213,6 +213,23 @@ describe("metrics and trusted proxies", () => {
       assert.equal((await fetch(`http://127.0.0.1:${metricsPort}/readyz`)).status, 200);
       const onMain = await fetch(`${sc.url}/metrics`);
       assert.match(await onMain.text(), /function getConfig/, "the main port passes /metrics to Dagu's UI");
+    } finally {
+      await sc.stop();
+    }
+  });
+
+  test("--metrics-listen off: no metrics anywhere, and still none on the main port", async () => {
+    const built = await buildCredentials({ users: [{ username: "ann", password: "ann-password-1", role: "viewer" }] });
+    const file = join(dir, "metrics-off.json");
+    await writeFile(file, JSON.stringify(built.credentials));
+    const sc = await startSidecar({ upstream: dagu.url, args: ["--credentials-file", file, "--metrics-listen", "off"] });
+    try {
+      const onMain = await fetch(`${sc.url}/metrics`);
+      const text = await onMain.text();
+      assert.doesNotMatch(text, /dagu_auth_/, "no metric on the port users reach");
+      assert.match(text, /function getConfig/, "the path is Dagu's UI");
+      assert.equal((await fetch(`${sc.url}/healthz`)).status, 200, "probes stay on the main port");
+      assert.ok(sc.output().includes('"metrics":"off"'));
     } finally {
       await sc.stop();
     }
@@ -263,6 +280,12 @@ describe("CLI errors", () => {
       [["sidecar", "--upstream", "http://127.0.0.1:1", "--dagu-api", "v3"], /--dagu-api must be v1 \(Dagu 2\.x\) or v2 \(Dagu 1\.x\)/],
       [["sidecar", "--upstream", "http://127.0.0.1:1", "--tls-cert", "c"], /--tls-cert and --tls-key go together/],
       [["sidecar", "--upstream", "http://127.0.0.1:1", "--bogus"], /Unknown option '--bogus'/],
+      [["sidecar", "--upstream", "http://127.0.0.1:1", "--listen", "0.0.0.0:8443", "--metrics-listen", "127.0.0.1:8443"], /--metrics-listen: must be another address than --listen/],
+      [["sidecar", "--upstream", "http://127.0.0.1:1", "--metrics-listen", "public"], /--metrics-listen: must be HOST:PORT \(e\.g\. 127\.0\.0\.1:9090\) or off/],
+      [["sidecar", "--upstream", "http://127.0.0.1:1", "--headers-timeout", "0"], /--headers-timeout must be between 1 and 3600/],
+      [["sidecar", "--upstream", "http://127.0.0.1:1", "--headers-timeout", "90", "--request-timeout", "30"], /--headers-timeout: must not be longer than --request-timeout/],
+      [["sidecar", "--upstream", "http://127.0.0.1:1", "--max-connections", "many"], /--max-connections must be a whole number of connections/],
+      [["sidecar", "--upstream", "http://127.0.0.1:1", "--max-unauthenticated-body-bytes", "10"], /--max-unauthenticated-body-bytes must be between 1024/],
     ];
     for (const [args, message] of cases) {
       const r = await run(args);

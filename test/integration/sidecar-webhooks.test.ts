@@ -146,7 +146,7 @@ describe("webhook triggers", () => {
     assert.equal(r.status, 200);
     await runInDagu("observed", "observed-1");
     await eventually("the observe log line", async () => sidecar.output().includes("observe mode: allowed"), 5_000, 50);
-    const metrics = await (await fetch(`${sidecar.url}/metrics`)).text();
+    const metrics = await (await fetch(`${sidecar.metricsUrl()}/metrics`)).text();
     assert.match(metrics, /dagu_auth_webhook_hmac_observed_total\{result="missing"\} 1/);
   });
 

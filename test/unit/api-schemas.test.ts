@@ -106,6 +106,18 @@ test("DaguWebhook spec: Dagu's DAG name rule, and hmacEnforcement only with toke
   assert.ok(DaguWebhookSpec.safeParse({ ...hook, auth: { mode: "tokenAndHmac", hmacEnforcement: "observe" } }).success);
 });
 
+test("DaguWebhook spec: timestampWindow only with a signature, from 1s to 24h", () => {
+  const hook = { authRef: { name: "dagu" }, dagName: "hello", secretName: "hello-webhook" };
+  assert.ok(DaguWebhookSpec.safeParse({ ...hook, auth: { mode: "hmac", timestampWindow: "5m" } }).success);
+  assert.ok(DaguWebhookSpec.safeParse({ ...hook, auth: { mode: "tokenAndHmac", timestampWindow: "24h" } }).success);
+  assert.deepEqual(issues(DaguWebhookSpec.safeParse({ ...hook, auth: { mode: "token", timestampWindow: "5m" } })), [
+    "auth.timestampWindow: spec.auth.timestampWindow needs a signature: spec.auth.mode tokenAndHmac or hmac",
+  ]);
+  assert.deepEqual(issues(DaguWebhookSpec.safeParse({ ...hook, auth: { mode: "hmac", timestampWindow: "0s" } })), ["auth.timestampWindow: spec.auth.timestampWindow must be at least 1s"]);
+  assert.deepEqual(issues(DaguWebhookSpec.safeParse({ ...hook, auth: { mode: "hmac", timestampWindow: "25h" } })), ["auth.timestampWindow: spec.auth.timestampWindow must be at most 24h"]);
+  assert.match(issues(DaguWebhookSpec.safeParse({ ...hook, auth: { mode: "hmac", timestampWindow: "5 minutes" } })).join(), /^auth.timestampWindow: /);
+});
+
 test("parseDuration reads whole hours, minutes and seconds, and nothing else", () => {
   const table: [string, number][] = [
     ["24h", 86_400_000],
@@ -215,6 +227,11 @@ test("credentials document: refusals name the field", () => {
   noHmac.webhooks[0]!.hmacSecrets = [];
   assert.deepEqual(issues(parseCredentials(JSON.stringify(noHmac))), [
     "webhooks.0.hmacSecrets: mode tokenAndHmac needs an HMAC secret",
+  ]);
+  const tokenWindow = structuredClone(credentials);
+  Object.assign(tokenWindow.webhooks[0]!, { mode: "token", hmacSecrets: [], timestampWindowSeconds: 300 });
+  assert.deepEqual(issues(parseCredentials(JSON.stringify(tokenWindow))), [
+    "webhooks.0.timestampWindowSeconds: a timestamp window needs a signature (mode tokenAndHmac or hmac)",
   ]);
 });
 

@@ -106,12 +106,12 @@ describe("ownedObjectChanged", () => {
   });
 });
 
-test("pruneOwned deletes only what carries the DaguAuth's label and owner reference and is not kept", async () => {
+test("pruneOwned deletes only what carries the DaguAuth's label and the DaguAuth as controller and is not kept", async () => {
   const auth: KubeObject = { apiVersion: "auth.dagu.dev/v1alpha1", kind: "DaguAuth", metadata: { name: "dagu", namespace: "ns", uid: "auth-uid" } };
-  const sa = (name: string, labels: Record<string, string>, ownerUid?: string): KubeObject => ({
+  const sa = (name: string, labels: Record<string, string>, ownerUid?: string, controller = true): KubeObject => ({
     apiVersion: "v1",
     kind: "ServiceAccount",
-    metadata: { name, namespace: "ns", labels, ...(ownerUid ? { ownerReferences: [{ apiVersion: "auth.dagu.dev/v1alpha1", kind: "DaguAuth", name: "dagu", uid: ownerUid }] } : {}) },
+    metadata: { name, namespace: "ns", uid: `uid-${name}`, labels, ...(ownerUid ? { ownerReferences: [{ apiVersion: "auth.dagu.dev/v1alpha1", kind: "DaguAuth", name: "dagu", uid: ownerUid, controller }] } : {}) },
   });
   const ours = { [MANAGED_BY_LABEL]: MANAGED_BY_VALUE, [AUTH_LABEL]: "dagu" };
   const current = sa("dagu-sidecar", ours, "auth-uid");
@@ -119,18 +119,20 @@ test("pruneOwned deletes only what carries the DaguAuth's label and owner refere
   const noOwner = sa("bystander", ours);
   const otherAuth = sa("other-sidecar", { ...ours, [AUTH_LABEL]: "other" }, "other-uid");
   const sameLabelOtherUid = sa("recreated", ours, "previous-auth-uid");
+  // Someone else's, with our label and a reference to the DaguAuth, but another controller: not ours to delete.
+  const notController = sa("referenced", ours, "auth-uid", false);
   const deletes: string[] = [];
   const applied = new Map<string, AppliedObject>([[appliedId(renamedAway), { digest: "d", object: renamedAway }]]);
   const pruned = await pruneOwned(
     {
-      ownedObjects: (namespace) => (namespace === "ns" ? [current, renamedAway, noOwner, otherAuth, sameLabelOtherUid] : []),
-      writer: { delete: async (_v: string, kind: string, ns: string, name: string) => void deletes.push(`${kind} ${ns}/${name}`) },
+      ownedObjects: (namespace) => (namespace === "ns" ? [current, renamedAway, noOwner, otherAuth, sameLabelOtherUid, notController] : []),
+      writer: { delete: async (_v: string, kind: string, ns: string, name: string, options?: { uid?: string }) => void deletes.push(`${kind} ${ns}/${name} uid=${options?.uid}`) },
       applied,
     },
     auth,
     new Set([appliedId(current)]),
   );
   assert.deepEqual(pruned, ["ServiceAccount/old-sidecar"]);
-  assert.deepEqual(deletes, ["ServiceAccount ns/old-sidecar"]);
+  assert.deepEqual(deletes, ["ServiceAccount ns/old-sidecar uid=uid-old-sidecar"], "deleted only with its uid as a precondition");
   assert.equal(applied.size, 0, "its applied record is forgotten");
 });

@@ -18,11 +18,11 @@ test("users and DaguAuths are found by the Secrets they reference, through updat
   assert.equal(refs.isReferenced("ns", "carol-pw"), false, "a generated password Secret is owned, not referenced");
   assert.equal(refs.isReferenced("other", "shared"), false, "namespaced");
 
-  refs.track("users", user("alice", "alice-own"));
+  assert.deepEqual(refs.track("users", user("alice", "alice-own")), [], "bob still references shared");
   assert.deepEqual([...refs.referrers("users", "ns", "shared")], ["ns/bob"]);
-  refs.track("users", user("bob", "shared"), true);
+  assert.deepEqual(refs.track("users", user("bob", "shared"), true), ["ns/shared"], "the last reference is gone: its cached body can go");
   assert.equal(refs.isReferenced("ns", "shared"), false);
-  refs.track("users", user("alice", "alice-own", { deletionTimestamp: "2026-01-01T00:00:00Z" }));
+  assert.deepEqual(refs.track("users", user("alice", "alice-own", { deletionTimestamp: "2026-01-01T00:00:00Z" })), ["ns/alice-own"]);
   assert.equal(refs.isReferenced("ns", "alice-own"), false, "a resource being deleted references nothing");
 
   const auth: KubeObject = {

@@ -1,26 +1,31 @@
-// Login throttling: locks per username and per address, decided before any hashing; attempts reserved
-// before their hash, the process-wide bound on password checks, and Basic auth under parallel requests.
+// Login throttling, decided before any hashing: a lock per (username, client address); a username under
+// attack from many clients is slowed, never locked; an address failing across usernames is slowed, never
+// locked. Attempts are reserved before their hash; the process-wide bound on password checks; Basic auth
+// under parallel requests. A fake clock throughout (every method takes `now`), and a recorded sleep.
 import assert from "node:assert/strict";
 import { before, describe, test } from "node:test";
 import { boundedVerification, hashPassword, VERIFY_CONCURRENCY, VERIFY_QUEUE_LIMIT } from "../../src/common/password-hash.ts";
 import { Authenticator } from "../../src/sidecar/authenticators.ts";
 import type { CredentialSnapshot } from "../../src/sidecar/credential-store.ts";
-import { ADDRESS_FACTOR, LoginThrottle, type Attempt } from "../../src/sidecar/login-throttle.ts";
+import { ADDRESS_FACTOR, LoginThrottle, SLOW_DELAY_MS, USER_BACKSTOP_FACTOR, type Attempt } from "../../src/sidecar/login-throttle.ts";
 
 const settings = { maxAttempts: 3, windowSeconds: 60, lockoutSeconds: 300 };
 const T0 = 1_000_000;
+const USER_THRESHOLD = settings.maxAttempts * USER_BACKSTOP_FACTOR;
+const ADDRESS_THRESHOLD = settings.maxAttempts * ADDRESS_FACTOR;
+const allowed = (delayMs = 0) => ({ allowed: true, delayMs });
 
-test("maxAttempts failures within the window lock the username for lockoutSeconds", () => {
+test("maxAttempts failures within the window lock the (username, client) pair for lockoutSeconds", () => {
   const t = new LoginThrottle(settings);
   for (let i = 0; i < 3; i++) {
-    assert.equal(t.check("ann", "10.0.0.1", T0 + i).allowed, true);
+    assert.deepEqual(t.check("ann", "10.0.0.1", T0 + i), allowed());
     t.recordFailure("ann", "10.0.0.1", T0 + i);
   }
-  const locked = t.check("ann", "10.0.0.9", T0 + 10);
-  assert.deepEqual(locked, { allowed: false, retryAfterSeconds: 300 });
-  assert.equal(t.check("ANN", "10.0.0.9", T0 + 10).allowed, false, "case-folded");
-  assert.equal(t.check("bob", "10.0.0.9", T0 + 10).allowed, true, "other users unaffected");
-  assert.equal(t.check("ann", "10.0.0.9", T0 + 2 + 300_000).allowed, true, "the lock ends");
+  assert.deepEqual(t.check("ann", "10.0.0.1", T0 + 10), { allowed: false, reason: "locked", retryAfterSeconds: 300 });
+  assert.equal(t.check("ANN", "10.0.0.1", T0 + 10).allowed, false, "case-folded");
+  assert.deepEqual(t.check("ann", "10.0.0.9", T0 + 10), allowed(), "the same user from another client: not locked, not slowed");
+  assert.deepEqual(t.check("bob", "10.0.0.1", T0 + 10), allowed(), "another user from the same client: not locked");
+  assert.deepEqual(t.check("ann", "10.0.0.1", T0 + 2 + 300_000), allowed(), "the lock ends");
 });
 
 test("failures older than the window do not count", () => {
@@ -31,21 +36,51 @@ test("failures older than the window do not count", () => {
   assert.equal(t.check("ann", "a", T0 + 61_001).allowed, true);
 });
 
-test("a success clears the username but not the address", () => {
+test("a success clears the pair's failures", () => {
   const t = new LoginThrottle(settings);
-  t.recordFailure("ann", "a", T0);
-  t.recordFailure("ann", "a", T0);
-  t.recordSuccess("ann");
-  t.recordFailure("ann", "a", T0);
-  t.recordFailure("ann", "a", T0);
+  take(t, "ann", "a").failed(T0);
+  take(t, "ann", "a").failed(T0);
+  take(t, "ann", "a").succeeded();
+  take(t, "ann", "a").failed(T0);
+  take(t, "ann", "a").failed(T0);
   assert.equal(t.check("ann", "a", T0).allowed, true);
 });
 
-test(`an address is locked after ${ADDRESS_FACTOR}x maxAttempts failures across usernames`, () => {
+test("a username hammered from many clients is slowed, never locked: a client never seen failing gets through", () => {
   const t = new LoginThrottle(settings);
-  for (let i = 0; i < settings.maxAttempts * ADDRESS_FACTOR; i++) t.recordFailure(`user${i}`, "10.9.9.9", T0);
-  assert.equal(t.check("fresh-user", "10.9.9.9", T0 + 1).allowed, false);
-  assert.equal(t.check("fresh-user", "10.9.9.8", T0 + 1).allowed, true);
+  // Attackers at many addresses, each staying under its pair limit.
+  for (let i = 0; i < USER_THRESHOLD - 1; i++) t.recordFailure("admin", `198.51.100.${i}`, T0);
+  assert.deepEqual(t.check("admin", "203.0.113.7", T0 + 1), allowed(), "below the backstop: nothing changes");
+  t.recordFailure("admin", "198.51.100.200", T0);
+  // Under attack now: the owner's fresh client waits, and is not refused however hard others keep trying.
+  for (let i = 0; i < 50; i++) t.recordFailure("admin", `198.51.101.${i}`, T0 + 2);
+  assert.deepEqual(t.check("admin", "203.0.113.7", T0 + 3), allowed(SLOW_DELAY_MS));
+  assert.deepEqual(t.check("Admin", "203.0.113.8", T0 + 3), allowed(SLOW_DELAY_MS), "case-folded");
+  assert.deepEqual(t.check("bob", "203.0.113.7", T0 + 3), allowed(), "other usernames are not slowed");
+  assert.deepEqual(t.check("admin", "203.0.113.7", T0 + 2 + 60_000), allowed(), "the attack leaves the window: no more delay");
+});
+
+test("under attack, clients that failed on the username share maxAttempts attempts per window", () => {
+  const t = new LoginThrottle(settings);
+  for (let i = 0; i < USER_THRESHOLD; i++) t.recordFailure("admin", `198.51.100.${i}`, T0);
+  // Each of these attackers failed once (its pair is far from locked), so each is a suspect.
+  for (let i = 0; i < settings.maxAttempts; i++) take(t, "admin", `198.51.100.${i}`, T0 + 1000 * i).failed(T0 + 1000 * i);
+  assert.deepEqual(t.reserve("admin", "198.51.100.10", T0 + 5_000), { allowed: false, reason: "slowed", retryAfterSeconds: 55 });
+  assert.deepEqual(t.check("admin", "203.0.113.7", T0 + 5_000), allowed(SLOW_DELAY_MS), "a fresh client is still let through");
+  for (let i = 0; i < USER_THRESHOLD; i++) t.recordFailure("admin", `198.51.102.${i}`, T0 + 50_000); // the attack goes on
+  assert.equal(t.reserve("admin", "198.51.100.10", T0 + 59_999).allowed, false);
+  const refilled = t.reserve("admin", "198.51.100.10", T0 + 60_001);
+  assert.ok(refilled.allowed && refilled.attempt.delayMs === SLOW_DELAY_MS, "the budget refills as its attempts leave the window");
+});
+
+test("an address failing across usernames is slowed, never locked (everyone may share it behind an ingress)", () => {
+  const t = new LoginThrottle(settings);
+  for (let i = 0; i < ADDRESS_THRESHOLD - 1; i++) t.recordFailure(`user${i}`, "10.9.9.9", T0);
+  assert.deepEqual(t.check("fresh-user", "10.9.9.9", T0 + 1), allowed());
+  t.recordFailure("another", "10.9.9.9", T0);
+  for (let i = 0; i < 200; i++) t.recordFailure(`spray${i}`, "10.9.9.9", T0 + 1);
+  assert.deepEqual(t.check("fresh-user", "10.9.9.9", T0 + 2), allowed(SLOW_DELAY_MS), "a user behind the shared address waits, is not refused");
+  assert.deepEqual(t.check("fresh-user", "10.9.9.8", T0 + 2), allowed(), "other addresses are not slowed");
 });
 
 test("new settings apply to the next decision", () => {
@@ -53,7 +88,7 @@ test("new settings apply to the next decision", () => {
   t.recordFailure("ann", "a", T0);
   t.configure({ maxAttempts: 2, windowSeconds: 60, lockoutSeconds: 10 });
   t.recordFailure("ann", "a", T0 + 1);
-  assert.deepEqual(t.check("ann", "a", T0 + 2), { allowed: false, retryAfterSeconds: 10 });
+  assert.deepEqual(t.check("ann", "a", T0 + 2), { allowed: false, reason: "locked", retryAfterSeconds: 10 });
 });
 
 test("a limit lowered below the failures already counted: refused until enough of them leave the window", () => {
@@ -61,13 +96,13 @@ test("a limit lowered below the failures already counted: refused until enough o
   for (let i = 0; i < 3; i++) t.recordFailure("ann", "a", T0 + i * 1000);
   t.configure({ maxAttempts: 2, windowSeconds: 60, lockoutSeconds: 300 });
   // Failures at T0, T0+1 s, T0+2 s: below 2 once the one at T0+1 s has left the window (T0+61 s).
-  assert.deepEqual(t.check("ann", "a", T0 + 10_000), { allowed: false, retryAfterSeconds: 51 });
+  assert.deepEqual(t.check("ann", "a", T0 + 10_000), { allowed: false, reason: "locked", retryAfterSeconds: 51 });
   assert.equal(t.check("ann", "a", T0 + 61_001).allowed, true);
 });
 
 test("memory stays bounded under a flood of distinct names", () => {
-  const t = new LoginThrottle(settings, 1000);
-  for (let i = 0; i < 20_000; i++) t.recordFailure(`u${i}`, `198.51.${i >> 8 & 255}.${i & 255}`, T0 + i);
+  const t = new LoginThrottle(settings, { maxKeys: 1000 });
+  for (let i = 0; i < 20_000; i++) t.recordFailure(`u${i}`, `198.51.${(i >> 8) & 255}.${i & 255}`, T0 + i);
   assert.ok(t.size <= 1000, `size ${t.size}`);
 });
 
@@ -80,14 +115,14 @@ function take(t: LoginThrottle, user: string, address: string, now = T0): Attemp
   return r.attempt;
 }
 
-test("parallel attempts: at most maxAttempts are reserved before any finishes; the rest are refused unhashed", () => {
+test("parallel attempts from one client: at most maxAttempts are reserved before any finishes; the rest are refused unhashed", () => {
   const t = new LoginThrottle(settings);
-  const running = [take(t, "ann", "a"), take(t, "ann", "b"), take(t, "ann", "c")];
-  for (let i = 0; i < 27; i++) assert.deepEqual(t.reserve("ann", `x${i}`, T0), { allowed: false, retryAfterSeconds: 1 }, "slots held by attempts in flight");
-  assert.equal(t.check("ANN", "z", T0).allowed, false, "case-folded");
-  assert.equal(t.check("bob", "a", T0).allowed, true, "other users unaffected");
+  const running = [take(t, "ann", "a"), take(t, "ann", "a"), take(t, "ann", "a")];
+  for (let i = 0; i < 27; i++) assert.deepEqual(t.reserve("ann", "a", T0), { allowed: false, reason: "locked", retryAfterSeconds: 1 }, "slots held by attempts in flight");
+  assert.equal(t.check("ANN", "a", T0).allowed, false, "case-folded");
+  assert.equal(t.check("ann", "b", T0).allowed, true, "another client of the same user is unaffected");
   for (const attempt of running) attempt.failed(T0 + 5);
-  assert.deepEqual(t.check("ann", "z", T0 + 10), { allowed: false, retryAfterSeconds: 300 }, "the three failures lock");
+  assert.deepEqual(t.check("ann", "a", T0 + 10), { allowed: false, reason: "locked", retryAfterSeconds: 300 }, "the three failures lock");
 });
 
 test("a success frees its slot and clears failures; other attempts in flight keep theirs", () => {
@@ -100,16 +135,6 @@ test("a success frees its slot and clears failures; other attempts in flight kee
   bad2!.failed();
   next.failed();
   assert.equal(t.check("ann", "a").allowed, false, "three failures after the success lock");
-});
-
-test("a success clears earlier failures of the username", () => {
-  const t = new LoginThrottle(settings);
-  take(t, "ann", "a").failed(T0);
-  take(t, "ann", "a").failed(T0);
-  take(t, "ann", "a").succeeded();
-  take(t, "ann", "a").failed(T0);
-  take(t, "ann", "a").failed(T0);
-  assert.equal(t.check("ann", "a", T0).allowed, true);
 });
 
 test("a cancelled attempt (nothing hashed) frees its slot without counting", () => {
@@ -136,30 +161,41 @@ test("only the first outcome of an attempt counts", () => {
   assert.equal(t.check("ann", "a", T0).allowed, false);
 });
 
-test(`an address's ${ADDRESS_FACTOR}x budget is reserved across usernames too`, () => {
-  const t = new LoginThrottle(settings);
-  const held = Array.from({ length: settings.maxAttempts * ADDRESS_FACTOR }, (_, i) => take(t, `user${i}`, "10.9.9.9"));
-  assert.equal(t.reserve("fresh-user", "10.9.9.9", T0).allowed, false);
-  assert.equal(t.reserve("fresh-user", "10.9.9.8", T0).allowed, true);
-  for (const attempt of held) attempt.succeeded();
-  assert.equal(t.check("another", "10.9.9.9", T0).allowed, true, "successes free the address's slots");
-});
-
-test("a locked key refuses reservations with the lock's Retry-After", () => {
-  const t = new LoginThrottle(settings);
-  for (let i = 0; i < 3; i++) t.recordFailure("ann", "a", T0);
-  assert.deepEqual(t.reserve("ann", "b", T0 + 1000), { allowed: false, retryAfterSeconds: 299 });
-  assert.equal(t.reserve("ann", "b", T0 + 300_000).allowed, true, "the lock ends");
-});
-
 test("attempts in flight survive pruning under a flood of distinct names", () => {
-  const t = new LoginThrottle(settings, 1000);
+  const t = new LoginThrottle(settings, { maxKeys: 1000 });
   const held = [take(t, "ann", "a", T0), take(t, "ann", "a", T0), take(t, "ann", "a", T0)];
-  for (let i = 0; i < 20_000; i++) t.recordFailure(`u${i}`, `198.51.${i >> 8 & 255}.${i & 255}`, T0 + i);
+  for (let i = 0; i < 20_000; i++) t.recordFailure(`u${i}`, `198.51.${(i >> 8) & 255}.${i & 255}`, T0 + i);
   assert.ok(t.size <= 1000 + 2, `size ${t.size}`);
-  assert.equal(t.reserve("ann", "b", T0 + 20_000).allowed, false, "ann's slots are still held");
+  assert.equal(t.reserve("ann", "a", T0 + 20_000).allowed, false, "ann's slots are still held");
   for (const attempt of held) attempt.failed(T0 + 20_000);
-  assert.equal(t.check("ann", "b", T0 + 20_001).retryAfterSeconds, 300, "and their failures lock");
+  assert.deepEqual(t.check("ann", "a", T0 + 20_001), { allowed: false, reason: "locked", retryAfterSeconds: 300 }, "and their failures lock");
+});
+
+// --- guard(): the delay is waited out before the hash, holding no hashing slot ------------------------
+
+test("guard: a slowed attempt sleeps before its check; a refused one never runs it", async () => {
+  const slept: number[] = [];
+  const order: string[] = [];
+  const t = new LoginThrottle(settings, {
+    sleep: async (ms) => {
+      slept.push(ms);
+      order.push("sleep");
+    },
+  });
+  const check = (ok: boolean) => async () => {
+    order.push("check");
+    return ok;
+  };
+  assert.deepEqual(await t.guard("admin", "203.0.113.7", check(true), T0), { kind: "checked", ok: true, delayedMs: 0 });
+  assert.deepEqual(slept, [], "nothing slowed: no sleep");
+  for (let i = 0; i < USER_THRESHOLD; i++) t.recordFailure("admin", `198.51.100.${i}`, T0);
+  order.length = 0;
+  assert.deepEqual(await t.guard("admin", "203.0.113.7", check(true), T0 + 1), { kind: "checked", ok: true, delayedMs: SLOW_DELAY_MS });
+  assert.deepEqual(order, ["sleep", "check"], "the wait comes before the hash");
+  for (let i = 0; i < 3; i++) await t.guard("ann", "a", check(false), T0);
+  order.length = 0;
+  assert.deepEqual(await t.guard("ann", "a", check(true), T0 + 1), { kind: "throttled", reason: "locked", retryAfterSeconds: 300 });
+  assert.deepEqual(order, [], "a locked pair: nothing hashed, no wait");
 });
 
 // --- the process-wide bound on password checks -------------------------------------------------------

@@ -3,12 +3,17 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { isReservedPath, loggablePath } from "../../src/sidecar/paths.ts";
 
-test("/api and a profile's own routes are reserved in any case or encoding", () => {
+test("an api segment, or a profile's own, is reserved anywhere in the path, in any case or encoding", () => {
+  const reserved = ["mcp", "oidc-login"];
   for (const path of ["/api", "/api/v1/dags", "/API/v1/dags", "/%61pi/v1", "/Api/", "/mcp", "/MCP/x", "/%6Dcp", "/oidc-login"]) {
-    assert.equal(isReservedPath(path, ["/mcp", "/oidc-login"]), true, path);
+    assert.equal(isReservedPath(path, reserved), true, path);
   }
-  for (const path of ["/", "/apis", "/dags/api", "/assets/bundle.js", "/mcpx", "/dags/hello"]) {
-    assert.equal(isReservedPath(path, ["/mcp", "/oidc-login"]), false, path);
+  // Dagu mounts its API under its basePath: /<base>/api/v2/dags is Dagu's API, not a page.
+  for (const path of ["/dagu/api/v2/dags", "/dagu/API/v1/dags", "/a/b/%61%70%69/v2/health", "/dagu/api", "/dagu/mcp", "/x/oidc-login"]) {
+    assert.equal(isReservedPath(path, reserved), true, path);
+  }
+  for (const path of ["/", "/apis", "/dags/apix", "/assets/bundle.js", "/mcpx", "/dags/hello", "/dagu/", "/dagu/dags/hello"]) {
+    assert.equal(isReservedPath(path, reserved), false, path);
   }
   assert.equal(isReservedPath("/%E0%A4%A", []), true, "undecodable: refused");
 });

@@ -84,3 +84,8 @@ npm run generate writes from src/operator/rbac.ts. Usage: include "dagu-auth-ope
 {{- fail (printf "replicaCount is %d but leaderElection.enabled is false: two operators would write the same objects; enable leader election or set replicaCount to 1" (int .Values.replicaCount)) }}
 {{- end }}
 {{- end }}
+
+{{/* The leader-election Lease: one per install, so the instance is part of it. */}}
+{{- define "dagu-auth-operator.leaseName" -}}
+{{ .Values.leaderElection.leaseName }}{{ with .Values.operator.instance }}-{{ . }}{{ end }}
+{{- end }}

@@ -100,7 +100,18 @@ export interface RequestOptions {
   signal?: AbortSignal;
   /** Per-request timeout, 30 s unless said otherwise. */
   timeoutMs?: number;
+  /** The Accept header, application/json unless said otherwise (e.g. metadata only: METADATA_ONLY). */
+  accept?: string;
 }
+
+/**
+ * Accept headers that make the API server answer with objects' metadata only (PartialObjectMetadata):
+ * a list or watch of Secrets then carries no Secret's data.
+ */
+export const METADATA_ONLY = {
+  list: "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1",
+  object: "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1",
+} as const;
 
 /** The URL path of a collection, or of one object when `name` is given. */
 export function resourcePath(gvr: GroupVersionResource, at: { namespace?: string; name?: string; subresource?: string } = {}): string {
@@ -134,7 +145,7 @@ export class KubeClient {
     for (const [key, value] of Object.entries(options.query ?? {})) {
       if (value !== undefined && value !== "") url.searchParams.set(key, String(value));
     }
-    const headers: Record<string, string> = { ...(await this.kubeConfig.authHeaders(url.href)), accept: "application/json" };
+    const headers: Record<string, string> = { ...(await this.kubeConfig.authHeaders(url.href)), accept: options.accept ?? "application/json" };
     let body: string | undefined;
     if (options.body !== undefined) {
       headers["content-type"] = options.contentType ?? "application/json";
@@ -183,9 +194,10 @@ export class KubeClient {
     onEvent: (type: string, object: unknown) => void,
     onDone: (err?: unknown) => void,
     idleTimeoutMs = 90_000,
+    accept?: string,
   ): Promise<AbortController> {
     const controller = new AbortController();
-    const response = await this.send("GET", path, { query: { ...query, watch: true }, signal: controller.signal }, idleTimeoutMs);
+    const response = await this.send("GET", path, { query: { ...query, watch: true }, signal: controller.signal, ...(accept ? { accept } : {}) }, idleTimeoutMs);
     if (response.status !== 200) {
       const text = await response.body.text().catch(() => "");
       const parsed = safeJson(text);

@@ -12,7 +12,8 @@ import { Agent, type Dispatcher } from "undici";
 import { parse as parseYaml } from "yaml";
 import { z } from "zod";
 
-const IN_CLUSTER_DIR = "/var/run/secrets/kubernetes.io/serviceaccount";
+/** Where a pod's ServiceAccount token, CA and namespace are read (automounted, or projected into one container). */
+export const IN_CLUSTER_DIR = "/var/run/secrets/kubernetes.io/serviceaccount";
 /** A token file is read again after this long (kubelet rotates projected tokens well before expiry). */
 const TOKEN_FILE_TTL_MS = 60_000;
 

@@ -13,6 +13,7 @@ import type { KubeConfig } from "./config.ts";
 import { pino, type Logger } from "pino";
 import {
   KubeClient,
+  METADATA_ONLY,
   errorCode,
   objectKey,
   resourcePath,
@@ -43,6 +44,11 @@ export interface InformerOptions {
    * every object the watch sees, such as Secrets.
    */
   filter?: (obj: KubeObject) => boolean;
+  /**
+   * Cache only metadata (PartialObjectMetadata): the API server leaves out everything else, so a watch
+   * of Secrets for their names, labels and resourceVersions never transfers a Secret's data.
+   */
+  metadataOnly?: boolean;
   logger?: Logger;
 }
 
@@ -85,6 +91,7 @@ export class Informer<T extends KubeObject = KubeObject> {
   private readonly watchTimeoutSeconds: number | undefined;
   private readonly pageSize: number;
   private readonly filter: ((obj: KubeObject) => boolean) | undefined;
+  private readonly metadataOnly: boolean;
   private readonly log: Logger;
   private readonly path: string;
 
@@ -115,6 +122,7 @@ export class Informer<T extends KubeObject = KubeObject> {
     this.watchTimeoutSeconds = options.watchTimeoutSeconds;
     this.pageSize = options.pageSize ?? 500;
     this.filter = options.filter;
+    this.metadataOnly = options.metadataOnly ?? false;
     this.path = resourcePath(this.resource, { namespace: this.namespace });
     this.log = (options.logger ?? pino({ name: "informer" })).child({ informer: this.describe() });
     this.hasSynced = new Promise<void>((resolve, reject) => {
@@ -194,7 +202,7 @@ export class Informer<T extends KubeObject = KubeObject> {
   private describe(): string {
     const { group, version, plural } = this.resource;
     const selectors = [this.labelSelector && `labels ${this.labelSelector}`, this.fieldSelector && `fields ${this.fieldSelector}`].filter(Boolean);
-    return `${plural}.${group || "core"}/${version} in ${this.namespace ?? "all namespaces"}${selectors.length ? ` (${selectors.join(", ")})` : ""}`;
+    return `${plural}.${group || "core"}/${version}${this.metadataOnly ? " (metadata)" : ""} in ${this.namespace ?? "all namespaces"}${selectors.length ? ` (${selectors.join(", ")})` : ""}`;
   }
 
   private get stopped(): boolean {
@@ -268,11 +276,13 @@ export class Informer<T extends KubeObject = KubeObject> {
       const page: KubeList<T> = await this.client.request<KubeList<T>>("GET", this.path, {
         query: { labelSelector: this.labelSelector, fieldSelector: this.fieldSelector, limit: this.pageSize, continue: continueToken },
         signal: this.stopController.signal,
+        ...(this.metadataOnly ? { accept: METADATA_ONLY.list } : {}),
       });
       // Items of a list carry no apiVersion and kind; watch events do. Keep the cache uniform.
       const kind = page.kind?.replace(/List$/, "");
       // Filtered per page: a filtered informer (Secrets) never holds the whole cluster's objects at once.
-      for (const item of page.items) if (!this.filter || this.filter(item)) items.push({ ...item, apiVersion: item.apiVersion ?? page.apiVersion, kind: item.kind ?? kind });
+      // `items` is null in an empty list of PartialObjectMetadata.
+      for (const item of page.items ?? []) if (!this.filter || this.filter(item)) items.push({ ...item, apiVersion: item.apiVersion ?? page.apiVersion, kind: item.kind ?? kind });
       listVersion = page.metadata?.resourceVersion ?? listVersion;
       continueToken = page.metadata?.continue || undefined;
     } while (continueToken);
@@ -334,7 +344,7 @@ export class Informer<T extends KubeObject = KubeObject> {
         timeoutSeconds: this.watchTimeoutSeconds ?? 300 + Math.floor(Math.random() * 300),
       };
       this.client
-        .watch(this.path, query, onEvent, (err: unknown) => end(err ? watchError(err) : { kind: "closed" }))
+        .watch(this.path, query, onEvent, (err: unknown) => end(err ? watchError(err) : { kind: "closed" }), undefined, this.metadataOnly ? METADATA_ONLY.object : undefined)
         .then(
           (controller) => {
             request = controller;
