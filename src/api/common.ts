@@ -2,6 +2,7 @@
 // and the `cel()` helper that attaches a CEL rule for the apiserver and the same check for zod.
 import { isIP } from "node:net";
 import { z } from "zod";
+import { DURATION_PATTERN, MAX_DURATION, MAX_DURATION_LENGTH, isDuration, parseDurationNs } from "./duration.ts";
 
 export const GROUP = "auth.dagu.dev";
 export const VERSION = "v1alpha1";
@@ -109,44 +110,22 @@ export const username = (description: string) =>
   z.string().min(1).max(64).regex(USERNAME_PATTERN).describe(description);
 
 // ---------------------------------------------------------------------------------------------
-// Durations
+// Durations: Go's syntax with Dagu's one-year cap, one parser for everything (duration.ts)
+
+export { DURATION_PATTERN, DurationError, MAX_DURATION, durationSeconds, isDuration, parseDuration, parseDurationNs, parseGoDuration } from "./duration.ts";
 
 /**
- * A Go duration (what Dagu's `token.ttl` takes), restricted to whole hours, minutes and seconds in
- * that order, each at most once: `24h`, `90m`, `1h30m`, `45s`. The restriction keeps the value far
- * inside Go's and CEL's duration range, and the text canonical. minLength 2 refuses the empty string.
+ * A duration field: the pattern (Go's syntax, no sign) and a CEL rule for the cap, which zod checks
+ * with the same parser (`isDuration`); the apiserver puts the field's path before the message.
  */
-export const DURATION_PATTERN = /^([0-9]{1,6}h)?([0-9]{1,6}m)?([0-9]{1,6}s)?$/;
-
-/** Parses a duration such as `1h30m` into milliseconds; throws on anything else. */
-export function parseDuration(value: string): number {
-  const m = value.length >= 2 ? DURATION_PATTERN.exec(value) : null;
-  if (!m) throw new Error(`invalid duration ${JSON.stringify(value)}: expected e.g. 24h, 90m, 1h30m, 45s`);
-  const n = (part: string | undefined) => (part ? Number.parseInt(part, 10) : 0); // "90m" -> 90
-  return ((n(m[1]) * 60 + n(m[2])) * 60 + n(m[3])) * 1000;
-}
-
-export const isDuration = (value: string) => value.length >= 2 && DURATION_PATTERN.test(value);
-
-/** Formats milliseconds (whole seconds) as the canonical duration string, e.g. 5400000 -> `1h30m`. */
-export function formatDuration(ms: number): string {
-  if (!Number.isSafeInteger(ms) || ms < 0 || ms % 1000 !== 0 || ms >= 1_000_000 * 3_600_000) {
-    throw new Error(`cannot format ${ms} ms as a duration of whole seconds below 1000000h`);
-  }
-  const h = Math.floor(ms / 3_600_000);
-  const m = Math.floor((ms % 3_600_000) / 60_000);
-  const s = (ms % 60_000) / 1000;
-  const out = `${h ? `${h}h` : ""}${m ? `${m}m` : ""}${s ? `${s}s` : ""}`;
-  return out === "" ? "0s" : out;
-}
-
 export const duration = (description: string) =>
-  z
-    .string()
-    .min(2)
-    .max(24)
-    .regex(DURATION_PATTERN)
-    .describe(`${description} A duration such as 24h, 90m, 1h30m or 45s.`);
+  cel(z.string().min(1).max(MAX_DURATION_LENGTH).regex(DURATION_PATTERN), [
+    {
+      rule: `!self.matches('${DURATION_PATTERN.source}') || duration(self) <= duration('${MAX_DURATION}')`,
+      message: `must be at most ${MAX_DURATION} (365 days, Dagu's limit)`,
+      check: (v) => !DURATION_PATTERN.test(v) || isDuration(v),
+    },
+  ]).describe(`${description} A Go duration such as 24h, 90m, 1h30m, 1.5h or 45s; at most ${MAX_DURATION}.`);
 
 /** CEL and JS for "`path` is at least `min`" on a duration field of the object the rule sits on. */
 export function minDuration<T extends Record<string, unknown>>(field: keyof T & string, path: string, min: string): CheckedCelRule<T> {
@@ -169,7 +148,7 @@ function durationBound<T extends Record<string, unknown>>(field: keyof T & strin
     check: (v) => {
       const value = v[field];
       if (typeof value !== "string" || !isDuration(value)) return true;
-      return op === ">=" ? parseDuration(value) >= parseDuration(bound) : parseDuration(value) <= parseDuration(bound);
+      return op === ">=" ? parseDurationNs(value) >= parseDurationNs(bound) : parseDurationNs(value) <= parseDurationNs(bound);
     },
   };
 }

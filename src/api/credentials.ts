@@ -35,6 +35,10 @@ const argon2id = z.string().startsWith("$argon2id$", "must be an argon2id PHC st
 /** Set on a superseded key, token or secret: it keeps working until then (rotation overlap). */
 const notAfter = rfc3339.optional();
 
+/** Dagu 2.15.1's API-key surfaces and attribution classes (api.yaml APIKey). */
+export const API_KEY_SURFACES = ["rest_api", "mcp"] as const;
+export const API_KEY_ATTRIBUTIONS = ["user_owned", "service_account"] as const;
+
 export const SigningKey = z.object({ kid: z.string().min(1), secret: secret256, notAfter });
 
 export const TokenSettings = z
@@ -63,6 +67,9 @@ export const CredentialUser = z.object({
   passwordChangedAt: rfc3339,
   disabled: z.boolean(),
   allowPasswordChange: z.boolean(),
+  /** Known for users kept by a standalone sidecar (Dagu's listings show them). */
+  createdAt: rfc3339.optional(),
+  updatedAt: rfc3339.optional(),
 });
 export type CredentialUser = z.infer<typeof CredentialUser>;
 
@@ -78,6 +85,15 @@ export const CredentialApiKey = z.object({
   createdAt: rfc3339,
   expiresAt: rfc3339.optional(),
   notAfter,
+  // Dagu 2.15.1's API-key metadata, set for keys created through a standalone sidecar's API.
+  updatedAt: rfc3339.optional(),
+  createdBy: z.string().optional(),
+  /** Where the key is accepted (Dagu: rest_api, mcp); absent: both, Dagu's default for older keys. */
+  allowedSurfaces: z.array(z.enum(API_KEY_SURFACES)).min(1).optional(),
+  attributionClass: z.enum(API_KEY_ATTRIBUTIONS).optional(),
+  /** A user_owned key works only while this user exists and is enabled (as in Dagu). */
+  ownerUserId: z.string().min(1).optional(),
+  serviceAccountName: z.string().optional(),
 });
 export type CredentialApiKey = z.infer<typeof CredentialApiKey>;
 
@@ -92,6 +108,12 @@ export const CredentialWebhook = z
     tokenDigests: z.array(z.object({ digest: sha256Hex, notAfter })),
     /** HMAC-SHA256 keys; a list (not one) so a rotated-out secret keeps verifying during the overlap. */
     hmacSecrets: z.array(z.object({ secret: secret256, notAfter })),
+    // Shown in Dagu's webhook listings, set for webhooks created through a standalone sidecar's API.
+    tokenPrefix: z.string().max(16).optional(),
+    createdAt: rfc3339.optional(),
+    updatedAt: rfc3339.optional(),
+    createdBy: z.string().optional(),
+    hmacUpdatedAt: rfc3339.optional(),
     /** Replay protection (not in Dagu): X-Dagu-Timestamp within this many seconds, signed, each request once. */
     timestampWindowSeconds: z.int().min(1).max(86_400).optional(),
   })
@@ -147,6 +169,13 @@ export const Credentials = z
     }
     if (c.mode === "basic" && !c.basic) {
       ctx.addIssue({ code: "custom", message: "basic mode needs the basic credential", path: ["basic"] });
+    }
+    // Dagu's page: API keys and webhooks require builtin auth; basic mode is one user and nothing else.
+    if (c.mode === "basic" && c.apiKeys.length > 0) {
+      ctx.addIssue({ code: "custom", message: "apiKeys must be empty in basic mode: API keys need builtin mode, as in Dagu", path: ["apiKeys"] });
+    }
+    if (c.mode === "basic" && c.webhooks.length > 0) {
+      ctx.addIssue({ code: "custom", message: "webhooks must be empty in basic mode: webhooks need builtin mode, as in Dagu", path: ["webhooks"] });
     }
     // The sidecar indexes these: a duplicate would make a lookup ambiguous.
     unique(c.users, (u) => u.id, ["users"], "id", ctx);

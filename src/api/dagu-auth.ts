@@ -22,7 +22,8 @@ export const TokenSpec = cel(
   z
     .object({
       secretRef: SecretKeySelector.optional().describe(
-        "Secret key holding the HS256 signing secret for login tokens (at least 32 bytes). " +
+        "Secret key holding the signing secret for login tokens (HS256). 32 bytes or more are the key itself; a " +
+          "shorter secret is accepted with a warning and a 256-bit key is derived from it (HKDF-SHA256). " +
           "When absent the operator generates one and rotates it through `rotation`.",
       ),
       ttl: duration("Lifetime of a login token (JWT).").default("24h"),

@@ -3,12 +3,14 @@
 // that is not converted. The settings are read by the sidecar's own parser (dagu-config-source.ts), so
 // the sidecar's --config and convert read Dagu's configuration the same way.
 import { z } from "zod";
-import { API_VERSION, objectName, parseDuration } from "../api/common.ts";
+import { API_VERSION, objectName } from "../api/common.ts";
 import { DaguAuth, type DaguAuthSpecInput } from "../api/dagu-auth.ts";
 import { MIN_PASSWORD_LENGTH } from "../common/password-hash.ts";
-import { mergeDaguAuthSettings, parseAuthBlock, type AuthBlock, type DaguAuthSetting } from "../sidecar/sources/dagu-config-source.ts";
+import { isShortTokenSecret, shortTokenSecretWarning } from "../common/token-secret.ts";
+import { mergeDaguAuthSettings, parseAuthBlock, tokenTtlSeconds, type AuthBlock, type DaguAuthSetting } from "../sidecar/sources/dagu-config-source.ts";
 import { CONTAINERS, OIDC_WHY, daguEnvKey, daguKey, envLabel } from "./dagu-keys.ts";
-import { goDurationToSchema } from "./go-duration.ts";
+import type { SidecarState } from "../sidecar/sources/state-dir.ts";
+import { convertStandaloneState, type ChildManifest } from "./standalone-state.ts";
 
 /** A refusal: the configuration cannot be converted as it is. The message names the key. */
 export class ConvertError extends Error {}
@@ -26,6 +28,8 @@ export interface ConvertSource {
   nonStrings?: readonly { path: readonly string[]; type: string }[];
   /** The environment, when the DAGU_AUTH_* variables count (`--env`); they win over the file. */
   env?: NodeJS.ProcessEnv;
+  /** A standalone sidecar's --state-dir content: its users, API keys and webhooks become resources too. */
+  state?: SidecarState;
 }
 
 export interface Warning {
@@ -47,6 +51,8 @@ export type DaguAuthManifest = z.input<typeof DaguAuth>;
 
 export interface Conversion {
   daguAuth: DaguAuthManifest;
+  /** DaguUsers, DaguApiKeys and DaguWebhooks (from --state-dir), after the DaguAuth in resources.yaml. */
+  resources: ChildManifest[];
   secrets: SecretManifest[];
   warnings: Warning[];
   /** Information that needs no action: overrides, aliases, what else to migrate. */
@@ -173,6 +179,10 @@ export function convertDaguAuthConfig(source: ConvertSource, options: ConvertOpt
   };
   const spec: DaguAuthSpecInput = { mode };
   const sources: Record<string, string> = { "spec.mode": modeFrom };
+  const kept = source.state && mode === "builtin" ? convertStandaloneState(source.state, name, namespace) : undefined;
+  if (source.state && mode === "basic" && Object.values({ ...source.state.users, ...source.state.apiKeys, ...source.state.webhooks }).length > 0) {
+    warn("--state-dir", "not converted: its users, API keys and webhooks need builtin mode (as in Dagu), and the configuration is in basic mode");
+  }
 
   if (mode === "basic") {
     ignoredIn("basic", settings.tokenSecret, settings.tokenTtl, settings.adminUsername, settings.adminPassword);
@@ -189,23 +199,18 @@ export function convertDaguAuthConfig(source: ConvertSource, options: ConvertOpt
     const builtin: NonNullable<DaguAuthSpecInput["builtin"]> = {};
     const token: NonNullable<typeof builtin.token> = {};
     if (settings.tokenTtl) {
+      // The DaguAuth takes Go's syntax as it is: the same parser as the sidecar's --config checks it.
       try {
-        token.ttl = goDurationToSchema(settings.tokenTtl.value);
+        tokenTtlSeconds(settings.tokenTtl);
       } catch (error) {
-        throw new ConvertError(`${settings.tokenTtl.from}: ${(error as Error).message}`, { cause: error });
+        throw new ConvertError(`${(error as Error).message} (spec.builtin.token.ttl)`, { cause: error });
       }
-      if (parseDuration(token.ttl) < 60_000) {
-        throw new ConvertError(`${settings.tokenTtl.from} is ${token.ttl}: a DaguAuth needs at least 1m (spec.builtin.token.ttl)`);
-      }
+      token.ttl = settings.tokenTtl.value;
       sources["spec.builtin.token.ttl"] = settings.tokenTtl.from;
     }
     if (settings.tokenSecret) {
-      if (Buffer.byteLength(settings.tokenSecret.value, "utf8") < 32) {
-        throw new ConvertError(
-          `${settings.tokenSecret.from} is shorter than 32 bytes: the operator refuses it (HS256 needs a 256-bit key); ` +
-            "make it longer, or remove it and the operator generates one",
-        );
-      }
+      // Converted as it is (the key it means stays the same); the operator and the sidecar warn too.
+      if (isShortTokenSecret(settings.tokenSecret.value)) warn(settings.tokenSecret.from, shortTokenSecretWarning("the token secret"));
       token.secretRef = secret(`${name}-token-secret`, "secret", settings.tokenSecret.value);
     } else {
       notes.push("no token secret (auth.builtin.token.secret): the operator generates the signing key and rotates it through spec.builtin.token.rotation");
@@ -221,10 +226,13 @@ export function convertDaguAuthConfig(source: ConvertSource, options: ConvertOpt
       builtin.initialAdmin = { username: user.value, passwordSecretRef: secret(`${name}-initial-admin`, "password", pass.value) };
       sources["spec.builtin.initialAdmin.username"] = user.from;
       if (user.from.startsWith("auth.builtin.admin.")) notes.push("auth.builtin.admin is Dagu 1's name of auth.builtin.initial_admin: read as such");
+    } else if (kept?.hasAdmin) {
+      notes.push("no initial admin (auth.builtin.initial_admin): the admins created through the standalone sidecar become DaguUsers");
     } else {
       warn(
         "auth.builtin.initial_admin",
-        "not set: Dagu would show its setup page, the operator has none; add spec.builtin.initialAdmin or a DaguUser with role admin, or nobody can log in",
+        "not set: Dagu would show its setup page, the operator has none; add spec.builtin.initialAdmin or a DaguUser with role admin " +
+          "(the DaguAuth reports NoAdmin until one exists), or nobody can log in",
       );
     }
     if (Object.keys(builtin).length > 0) spec.builtin = builtin;
@@ -265,12 +273,18 @@ export function convertDaguAuthConfig(source: ConvertSource, options: ConvertOpt
     const r = SecretManifestSchema.safeParse(s);
     if (!r.success) throw new ConvertError(`Secret ${s.metadata.name} would be invalid: ${z.prettifyError(r.error)}`);
   }
-  notes.push(
-    "users, API keys and webhooks created inside Dagu are not part of its auth: configuration and are not converted: " +
-      "declare them as DaguUser, DaguApiKey and DaguWebhook",
-  );
+  if (kept) {
+    secrets.push(...kept.secrets);
+    warnings.push(...kept.warnings);
+    notes.push(...kept.notes);
+  } else if (!source.state) {
+    notes.push(
+      "users, API keys and webhooks created inside Dagu are not part of its auth: configuration and are not converted: " +
+        "declare them as DaguUser, DaguApiKey and DaguWebhook (those of a standalone sidecar: convert with --state-dir)",
+    );
+  }
   notes.push("Dagu itself then runs behind the sidecar with DAGU_AUTH_MODE=none, listening on 127.0.0.1 only (docs/sidecar.md)");
-  return { daguAuth, secrets, warnings, notes, commands };
+  return { daguAuth, resources: kept?.resources ?? [], secrets, warnings, notes, commands };
 }
 
 /** Keys Dagu reads next to `auth:` (at a config file's top level); a bare block may carry them too. */

@@ -6,14 +6,17 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { ConvertError, convertDaguAuthConfig, shellQuote, type Conversion } from "./convert.ts";
 import { RESOURCES_FILE, SECRETS_FILE, renderCombined, renderResources, renderSecrets } from "./render.ts";
+import { readStandaloneState } from "./standalone-state.ts";
 import { parseDaguConfigYaml, type DaguConfigDocument } from "./yaml-input.ts";
 
-export const CONVERT_USAGE = `usage: dagu-auth convert [CONFIG_FILE] [--env] [--namespace NS] [--name NAME] [--out-dir DIR]
+export const CONVERT_USAGE = `usage: dagu-auth convert [CONFIG_FILE] [--env] [--state-dir DIR] [--namespace NS] [--name NAME] [--out-dir DIR]
 
 Turns Dagu's auth: configuration into a DaguAuth and the Secrets it references.
 
   CONFIG_FILE        a Dagu config file (its auth:, tls: and remote_nodes) or a file holding only the auth: block
   --env              also read the DAGU_AUTH_* variables (and DAGU_CERT_FILE, DAGU_KEY_FILE); they win over the file
+  --state-dir DIR    a standalone sidecar's --state-dir: the users, API keys and webhooks created through it
+                     become DaguUser, DaguApiKey and DaguWebhook resources (new passwords and keys: see the warnings)
   --name NAME        name of the DaguAuth; the Secrets are named after it (default dagu)
   -n, --namespace NS set metadata.namespace (default: none, kubectl's current namespace applies)
   --out-dir DIR      write DIR/${RESOURCES_FILE} (for Git) and DIR/${SECRETS_FILE} (never for Git)
@@ -37,6 +40,7 @@ interface ConvertArgs {
   name: string;
   namespace?: string;
   outDir?: string;
+  stateDir?: string;
 }
 
 class UsageError extends Error {}
@@ -53,6 +57,7 @@ function parseConvertArgs(argv: readonly string[]): ConvertArgs {
         name: { type: "string" },
         namespace: { type: "string", short: "n" },
         "out-dir": { type: "string" },
+        "state-dir": { type: "string" },
       },
     });
   } catch (error) {
@@ -62,10 +67,10 @@ function parseConvertArgs(argv: readonly string[]): ConvertArgs {
   if (positionals.length > 1) throw new UsageError(`one config file at most, got ${positionals.length}`);
   const file = positionals[0];
   if (file === undefined && !values.env) throw new UsageError("give a Dagu config file, --env, or both");
-  for (const [flag, value] of [["--name", values.name], ["--namespace", values.namespace], ["--out-dir", values["out-dir"]]] as const) {
+  for (const [flag, value] of [["--name", values.name], ["--namespace", values.namespace], ["--out-dir", values["out-dir"]], ["--state-dir", values["state-dir"]]] as const) {
     if (value === "") throw new UsageError(`${flag} must not be empty`);
   }
-  return { file, env: values.env ?? false, name: values.name ?? "dagu", namespace: values.namespace, outDir: values["out-dir"] };
+  return { file, env: values.env ?? false, name: values.name ?? "dagu", namespace: values.namespace, outDir: values["out-dir"], stateDir: values["state-dir"] };
 }
 
 /** Runs the command; returns the exit code (0 done, 1 not convertible, 2 usage). */
@@ -94,11 +99,12 @@ export async function runConvert(argv: readonly string[], env: NodeJS.ProcessEnv
         throw new ConvertError((error as Error).message, { cause: error });
       }
     }
+    const state = args.stateDir !== undefined ? await readStandaloneState(args.stateDir, (message) => new ConvertError(message)) : undefined;
     const conversion = convertDaguAuthConfig(
-      { document: input?.value, nonStrings: input?.nonStrings, ...(args.env ? { env } : {}) },
+      { document: input?.value, nonStrings: input?.nonStrings, ...(args.env ? { env } : {}), ...(state ? { state } : {}) },
       { name: args.name, ...(args.namespace !== undefined ? { namespace: args.namespace } : {}) },
     );
-    const origin = [args.file, args.env ? "the DAGU_AUTH_* environment" : undefined].filter((s) => s !== undefined).join(" and ");
+    const origin = [args.file, args.env ? "the DAGU_AUTH_* environment" : undefined, args.stateDir !== undefined ? `--state-dir ${args.stateDir}` : undefined].filter((s) => s !== undefined).join(" and ");
     reportFindings(conversion, io);
     if (args.outDir === undefined) {
       io.stdout(renderCombined(conversion, origin));
@@ -131,7 +137,8 @@ async function writeFiles(conversion: Conversion, origin: string, args: ConvertA
   const resourcesPath = join(dir, RESOURCES_FILE);
   const secretsPath = join(dir, SECRETS_FILE);
   await writeFile(resourcesPath, renderResources(conversion, origin), { mode: 0o644 });
-  io.stderr(`\nwrote ${resourcesPath}: DaguAuth ${conversion.daguAuth.metadata.name}. Safe for Git: no secret values.\n`);
+  const children = conversion.resources.length > 0 ? ` and ${conversion.resources.length} users, API keys and webhooks` : "";
+  io.stderr(`\nwrote ${resourcesPath}: DaguAuth ${conversion.daguAuth.metadata.name}${children}. Safe for Git: no secret values.\n`);
   const secrets = renderSecrets(conversion, origin);
   if (secrets !== undefined) {
     await writeFile(secretsPath, secrets, { mode: 0o600 });

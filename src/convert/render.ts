@@ -32,7 +32,7 @@ export function secretsHeader(origin: string, combined: boolean): string[] {
 }
 
 export function renderResources(conversion: Conversion, origin: string, combined = false): string {
-  return documents([conversion.daguAuth], resourcesHeader(origin, combined));
+  return documents([conversion.daguAuth, ...conversion.resources], resourcesHeader(origin, combined));
 }
 
 /** Undefined when there is no Secret to write. */

@@ -1,7 +1,7 @@
 // Assembles the credentials document of one DaguAuth from what its children
 // offered, the initial admin, the basic credential, the signing keys and the
 // self-service password changes. Pure: the reconciler reads and writes around it.
-import { parseDuration, rfc3339ToNanos, type CredentialApiKey, type CredentialRemoteNode, type CredentialUser, type CredentialWebhook, type Credentials, type DaguAuthSpec, type PasswordChanges } from "../api/index.ts";
+import { durationSeconds, rfc3339ToNanos, type CredentialApiKey, type CredentialRemoteNode, type CredentialUser, type CredentialWebhook, type Credentials, type DaguAuthSpec, type PasswordChanges } from "../api/index.ts";
 import { resolveConflicts, type Claim } from "./claim-conflicts.ts";
 import type { ReadyState } from "./conditions.ts";
 import type { ApiKeyInput, AuthMaterials, UserInput, WebhookInput } from "./materials.ts";
@@ -115,7 +115,7 @@ export function assembleCredentials(input: AssemblyInput): Assembly {
           token: {
             issuer: `dagu-auth/${input.namespace}/${input.authName}`,
             audience: `dagu/${input.namespace}/${input.authName}`,
-            ttlSeconds: parseDuration(spec.builtin?.token.ttl ?? "24h") / 1000,
+            ttlSeconds: durationSeconds(spec.builtin?.token.ttl ?? "24h"),
             activeKid: input.signing.activeKid,
             keys: input.signing.keys,
           },
@@ -123,9 +123,10 @@ export function assembleCredentials(input: AssemblyInput): Assembly {
       : {}),
     users: credentialUsers.sort(byId),
     ...(input.basic ? { basic: { username: input.basic.username, passwordHash: effective(input.basic.password, undefined).hash } } : {}),
-    apiKeys: apiKeys.sort((a, b) => byId(a, b) || (a.digest < b.digest ? -1 : 1)),
-    webhooks: webhooks.sort(byId),
-    login: { maxAttempts: login.maxAttempts, windowSeconds: parseDuration(login.window) / 1000, lockoutSeconds: parseDuration(login.lockout) / 1000 },
+    // Builtin only, as in Dagu (the document refuses them in basic mode): offers left from before a switch to basic are dropped.
+    apiKeys: spec.mode === "builtin" ? apiKeys.sort((a, b) => byId(a, b) || (a.digest < b.digest ? -1 : 1)) : [],
+    webhooks: spec.mode === "builtin" ? webhooks.sort(byId) : [],
+    login: { maxAttempts: login.maxAttempts, windowSeconds: durationSeconds(login.window), lockoutSeconds: durationSeconds(login.lockout) },
     trustedProxies: spec.trustedProxies ?? [],
     ...(input.remoteNodes && input.remoteNodes.length > 0 ? { remoteNodes: input.remoteNodes } : {}),
   };

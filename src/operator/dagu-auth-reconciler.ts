@@ -27,6 +27,7 @@ import {
   type PasswordChanges,
 } from "../api/index.ts";
 import { MIN_PASSWORD_LENGTH } from "../common/password-hash.ts";
+import { isShortTokenSecret, shortTokenSecretWarning, tokenSigningKey } from "../common/token-secret.ts";
 import { stableStringify, deepEqualJson } from "../common/stable-json.ts";
 import { writeStatus } from "./child-status.ts";
 import { pending, readyIsCurrent, type ReadyState } from "./conditions.ts";
@@ -125,6 +126,8 @@ async function reconcile(ctx: OperatorContext, key: string): Promise<Result | un
   }
 
   const problems: ReadyState[] = [];
+  /** Accepted, but a person should know: in the Ready message and a Warning Event. */
+  const warnings: string[] = [];
   const now = ctx.now();
   const passwords: Record<string, PasswordRecord> = {};
   let hashes = 0;
@@ -156,8 +159,12 @@ async function reconcile(ctx: OperatorContext, key: string): Promise<Result | un
     if (token?.secretRef) {
       const v = await readSecretKey(ctx, namespace, token.secretRef, "spec.builtin.token.secretRef");
       if (!v.ok) problems.push(v.problem);
-      else if (Buffer.byteLength(v.value) < 32) problems.push({ ready: false, reason: "TokenSecretTooShort", message: `the token secret in Secret ${token.secretRef.name} is shorter than 32 bytes` });
-      else referencedSecret = Buffer.from(v.value, "utf8").toString("base64url");
+      else if (v.value === "") problems.push({ ready: false, reason: "TokenSecretEmpty", message: `the token secret in Secret ${token.secretRef.name} (key ${token.secretRef.key}) is empty` });
+      else {
+        // A short secret (Dagu's own example is one) is accepted, stretched the same way as everywhere else.
+        if (isShortTokenSecret(v.value)) warnings.push(shortTokenSecretWarning(`the token secret in Secret ${token.secretRef.name}`));
+        referencedSecret = tokenSigningKey(v.value).toString("base64url");
+      }
     }
     if (!token?.secretRef || referencedSecret !== undefined) {
       signing = planSigningKeys({
@@ -334,12 +341,15 @@ async function reconcile(ctx: OperatorContext, key: string): Promise<Result | un
   if (!previous || previous.generation !== generation || !sameContent) enqueueChildren(ctx, namespace, name);
   else enqueueChildrenOnce(ctx, namespace, name, previous);
 
+  const noAdmin = missingAdmin(spec, assembly.document.users);
+  if (noAdmin) problems.push(noAdmin);
   const ready: ReadyState = problems[0] ?? {
     ready: true,
     reason: "Materialized",
     message: `credentials generation ${generation}: ${assembly.document.users.length} users, ${assembly.document.apiKeys.length} API keys, ${assembly.document.webhooks.length} webhooks`,
   };
-  await writeStatus(ctx, auth, ready, {
+  if (warnings.length > 0) ready.message += `; warning: ${warnings.join("; ")}`;
+  const wrote = await writeStatus(ctx, auth, ready, {
     credentialsSecretName: credentialsSecretName(name),
     credentialsGeneration: generation,
     users: assembly.document.users.length + (assembly.document.basic ? 1 : 0),
@@ -348,6 +358,8 @@ async function reconcile(ctx: OperatorContext, key: string): Promise<Result | un
     serviceAccountName: sidecarServiceAccountName(auth, spec),
     ...(spec.tls ? { tlsSecretName: tlsSecretName(auth, spec) } : {}),
   });
+  // With the status change that shows it, not on every reconcile.
+  if (wrote) for (const w of warnings) ctx.events.warning(auth, "TokenSecretShort", w);
   if (hashes > 0) ctx.log.debug({ daguAuth: key, hashes }, "hashed passwords");
   const nextKeyChange = signing?.keys.map((k) => (k.notAfter ? Date.parse(k.notAfter) - now.getTime() + 1000 : Infinity)).reduce((a, b) => Math.min(a, b), Infinity) ?? Infinity;
   // A remote node's key Secret appears when its DaguApiKey is reconciled: look again shortly.
@@ -563,4 +575,18 @@ async function applyIfChanged(ctx: OperatorContext, auth: KubeObject, obj: KubeO
     ctx.applied.delete(id);
     throw err;
   }
+}
+
+/**
+ * Builtin mode with nobody who may administer it (no initial admin, no enabled admin DaguUser): the
+ * credentials are written, but the DaguAuth is not Ready. Dagu would show its setup page; here an admin
+ * is declared instead.
+ */
+export function missingAdmin(spec: DaguAuthSpec, users: readonly { role: string; disabled: boolean }[]): ReadyState | undefined {
+  if (spec.mode !== "builtin" || users.some((u) => u.role === "admin" && !u.disabled)) return undefined;
+  return {
+    ready: false,
+    reason: "NoAdmin",
+    message: "nobody can administer this Dagu: set spec.builtin.initialAdmin, or create a DaguUser with role admin (Dagu would show its setup page)",
+  };
 }

@@ -2,7 +2,7 @@
 // consumer Secret; the token's digest and the HMAC secret (the sidecar must verify
 // signatures with it) handed to the DaguAuth. Rotation keeps the previous pair
 // valid for the overlap.
-import { DaguWebhook, parseDuration, type CredentialWebhook } from "../api/index.ts";
+import { DaguWebhook, durationSeconds, type CredentialWebhook } from "../api/index.ts";
 import { generateSecret, generateWebhookToken, sha256Hex } from "../common/tokens.ts";
 import { writeStatus } from "./child-status.ts";
 import { startChild } from "./child-reconcile.ts";
@@ -39,7 +39,7 @@ export async function reconcileDaguWebhook(ctx: OperatorContext, key: string): P
     hmacEnforcement: spec.auth.hmacEnforcement ?? "strict",
     tokenDigests: withPrevious(WEBHOOK_TOKEN_KEY, (t) => ({ digest: sha256Hex(t) })),
     hmacSecrets: withPrevious(WEBHOOK_HMAC_KEY, (s) => ({ secret: s })),
-    ...(spec.auth.timestampWindow !== undefined ? { timestampWindowSeconds: parseDuration(spec.auth.timestampWindow) / 1000 } : {}),
+    ...(spec.auth.timestampWindow !== undefined ? { timestampWindowSeconds: durationSeconds(spec.auth.timestampWindow) } : {}),
   };
   child.offer({ ok: true, generation, value: { objectName: name, creationTimestamp: obj.metadata.creationTimestamp ?? "", entry } });
   const next = nextTransition(plan, ctx.now());

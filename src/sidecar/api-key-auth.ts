@@ -5,7 +5,7 @@ import type { CredentialApiKey } from "../api/credentials.ts";
 import { digestsEqual, isApiKeyShaped, sha256Hex } from "../common/tokens.ts";
 import type { CredentialSnapshot } from "./credential-store.ts";
 
-export type ApiKeyResult = { ok: true; key: CredentialApiKey } | { ok: false; reason: "malformed" | "unknown" | "expired" };
+export type ApiKeyResult = { ok: true; key: CredentialApiKey } | { ok: false; reason: "malformed" | "unknown" | "expired" | "surface" | "owner" };
 
 export function verifyApiKey(snapshot: CredentialSnapshot, presented: string, now = Date.now()): ApiKeyResult {
   if (!isApiKeyShaped(presented)) return { ok: false, reason: "malformed" };
@@ -15,6 +15,13 @@ export function verifyApiKey(snapshot: CredentialSnapshot, presented: string, no
   // expiresAt: the key's declared end; notAfter: the end of a rotation overlap.
   for (const end of [key.expiresAt, key.notAfter]) {
     if (end !== undefined && Date.parse(end) <= now) return { ok: false, reason: "expired" };
+  }
+  // Dagu 2.15.1: a key may be limited to MCP (which the sidecar never serves); a user-owned key works
+  // only while its owner exists and is enabled.
+  if (key.allowedSurfaces && !key.allowedSurfaces.includes("rest_api")) return { ok: false, reason: "surface" };
+  if (key.attributionClass === "user_owned") {
+    const owner = key.ownerUserId === undefined ? undefined : snapshot.usersById.get(key.ownerUserId);
+    if (!owner || owner.disabled) return { ok: false, reason: "owner" };
   }
   return { ok: true, key };
 }

@@ -1,18 +1,21 @@
 // Dagu's auth API, answered by the sidecar from the credentials: login, me, change-password, setup, and
-// read-only user, API key and webhook listings in Dagu's response shapes (never a hash, digest or secret).
-// Writes to users, API keys and webhooks are refused with 403 and the resource to apply instead: Git is
-// the truth, the sidecar never edits it. Login and change-password are throttled before any hashing.
+// user, API key and webhook listings in Dagu's response shapes (never a hash, digest or secret). Writes to
+// users, API keys and webhooks: a standalone sidecar with management (Dagu's own auth: configuration and
+// --state-dir) makes them (management-api.ts); otherwise they are refused with 403 and the resource to
+// apply instead (Git is the truth, the sidecar never edits it). Login, change-password and setup are
+// throttled before any hashing.
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { z } from "zod";
-import type { CredentialApiKey, CredentialUser, CredentialWebhook } from "../api/credentials.ts";
+import type { CredentialApiKey, CredentialUser } from "../api/credentials.ts";
 import { hashPassword, MIN_PASSWORD_LENGTH, VERIFY_BUSY_RETRY_SECONDS, verifyDummy, verifyPassword } from "../common/password-hash.ts";
-import { WEBHOOK_TOKEN_PREFIX } from "../common/tokens.ts";
 import type { Principal } from "./authenticators.ts";
 import type { CredentialSnapshot, CredentialStore } from "./credential-store.ts";
 import type { DaguApiProfile } from "./dagu-api.ts";
+import { apiKeyJson, userJson, webhookJson } from "./dagu-json.ts";
 import { HttpError, parseJsonBody, readBody, sendError, sendJson, type UnauthenticatedRead } from "./http-util.ts";
 import { issueToken } from "./jwt.ts";
 import type { LoginThrottle } from "./login-throttle.ts";
+import { handleManagementWrite } from "./management-api.ts";
 import { changeTimestamp } from "./password-changes.ts";
 
 /** Login and change-password bodies are tiny; anything bigger is not a login. */
@@ -40,12 +43,15 @@ export const MANAGED_WRITES: ReadonlyMap<string, "DaguUser" | "DaguApiKey" | "Da
 
 const LoginBody = z.object({ username: z.string().min(1).max(256), password: z.string().min(1).max(1024) });
 const ChangePasswordBody = z.object({ currentPassword: z.string().min(1).max(1024), newPassword: z.string().max(1024) });
+const SetupBody = z.object({ username: z.string().min(1).max(256), password: z.string().max(1024) });
 
 export interface AuthApiDeps {
   readonly store: CredentialStore;
   readonly throttle: LoginThrottle;
   readonly profile: () => DaguApiProfile;
-  /** The login body is read before anyone is authenticated: within this budget and time. */
+  /** Whether Dagu has this DAG (a webhook is created for an existing DAG only); undefined: cannot tell. */
+  readonly dagExists?: (fileName: string) => Promise<boolean | undefined>;
+  /** The login (and setup) body is read before anyone is authenticated: within this budget and time. */
   readonly unauthenticated: UnauthenticatedRead;
 }
 
@@ -80,6 +86,15 @@ export class AuthApi {
 
   async handle(call: LocalCall): Promise<LocalOutcome> {
     const managed = MANAGED_WRITES.get(call.operationId);
+    const management = this.#management(call.snapshot);
+    if (managed && management) {
+      return handleManagementWrite(call, {
+        management,
+        profile: this.#deps.profile(),
+        dagExists: this.#deps.dagExists ?? (async () => undefined),
+        snapshot: () => this.#deps.store.snapshot() ?? call.snapshot,
+      });
+    }
     if (managed) {
       const what = managed === "DaguUser" ? "Users" : managed === "DaguApiKey" ? "API keys" : "Webhooks";
       sendError(call.res, 403, "forbidden", `${what} are managed by dagu-auth, not in Dagu: apply a ${managed} resource instead`);
@@ -94,26 +109,25 @@ export class AuthApi {
       case "changePassword":
         return this.#changePassword(call);
       case "setup":
-        sendError(call.res, 403, "forbidden", "Setup is not required: users are managed as DaguUser resources");
-        return {};
+        return this.#setup(call);
       case "listUsers":
-        sendJson(call.res, 200, { users: call.snapshot.credentials.users.map((u) => this.#userJson(u)) });
+        sendJson(call.res, 200, { users: call.snapshot.credentials.users.map((u) => userJson(this.#deps.profile(), u)) });
         return {};
       case "getUser":
-        return this.#one(call, call.snapshot.usersById.get(call.params.userId ?? ""), (u) => ({ user: this.#userJson(u) }), "user not found");
+        return this.#one(call, call.snapshot.usersById.get(call.params.userId ?? ""), (u) => ({ user: userJson(this.#deps.profile(), u) }), "user not found");
       case "listAPIKeys":
-        sendJson(call.res, 200, { apiKeys: distinctKeys(call.snapshot.credentials.apiKeys).map((k) => this.#apiKeyJson(k)) });
+        sendJson(call.res, 200, { apiKeys: distinctKeys(call.snapshot.credentials.apiKeys).map((k) => apiKeyJson(this.#deps.profile(), k, call.snapshot)) });
         return {};
       case "getAPIKey": {
         const key = distinctKeys(call.snapshot.credentials.apiKeys).find((k) => k.id === call.params.keyId);
-        return this.#one(call, key, (k) => ({ apiKey: this.#apiKeyJson(k) }), "API key not found");
+        return this.#one(call, key, (k) => ({ apiKey: apiKeyJson(this.#deps.profile(), k, call.snapshot) }), "API key not found");
       }
       case "listWebhooks":
-        sendJson(call.res, 200, { webhooks: call.snapshot.credentials.webhooks.map((w) => this.#webhookJson(call.snapshot, w)) });
+        sendJson(call.res, 200, { webhooks: call.snapshot.credentials.webhooks.map((w) => webhookJson(this.#deps.profile(), w, call.snapshot)) });
         return {};
       case "getDAGWebhook": {
         const name = call.params.fileName ?? "";
-        return this.#one(call, call.snapshot.webhooksByDag.get(name), (w) => this.#webhookJson(call.snapshot, w), `no webhook configured for DAG ${name}`);
+        return this.#one(call, call.snapshot.webhooksByDag.get(name), (w) => webhookJson(this.#deps.profile(), w, call.snapshot), `no webhook configured for DAG ${name}`);
       }
       default:
         throw new Error(`auth API has no handler for ${call.operationId}`);
@@ -160,7 +174,7 @@ export class AuthApi {
       return { subject: username, detail: passwordOk ? "user_unavailable" : "bad_password" };
     }
     const { token, expiresAt } = await issueToken(current, fresh);
-    sendJson(res, 200, { token, expiresAt: expiresAt.toISOString(), user: this.#userJson(fresh) });
+    sendJson(res, 200, { token, expiresAt: expiresAt.toISOString(), user: userJson(this.#deps.profile(), fresh) });
     return { subject: fresh.username, detail: outcome.delayedMs > 0 ? "slowed" : undefined };
   }
 
@@ -207,67 +221,59 @@ export class AuthApi {
   }
 
   #principalJson(snapshot: CredentialSnapshot, principal: Principal): unknown {
-    if (principal.user) return this.#userJson(principal.user);
+    if (principal.user) return userJson(this.#deps.profile(), principal.user);
     const at = new Date(snapshot.loadedAt).toISOString();
     return { id: principal.id, username: principal.username, role: this.#deps.profile().uiRole(principal.role), createdAt: at, updatedAt: at };
   }
 
-  /** Dagu's User; the credentials know no creation time, so both times are the password's. */
-  #userJson(user: CredentialUser): unknown {
-    return {
-      id: user.id,
-      username: user.username,
-      role: this.#deps.profile().uiRole(user.role),
-      createdAt: user.passwordChangedAt,
-      updatedAt: user.passwordChangedAt,
-      // Dagu 2 adds the provider and sets isDisabled only when true.
-      ...(this.#deps.profile().daguMajor >= 2 ? { authProvider: "builtin", ...(user.disabled ? { isDisabled: true } : {}) } : {}),
-    };
+  /** The standalone sidecar's management of users, API keys and webhooks (builtin mode only). */
+  #management(snapshot: CredentialSnapshot) {
+    return snapshot.credentials.mode === "builtin" ? this.#deps.store.source.management?.() : undefined;
   }
 
-  #apiKeyJson(key: CredentialApiKey): unknown {
-    return {
-      id: key.id,
-      name: key.name,
-      description: key.description,
-      role: this.#deps.profile().uiRole(key.role),
-      keyPrefix: key.prefix,
-      createdAt: key.createdAt,
-      updatedAt: key.createdAt,
-      createdBy: "dagu-auth",
-      lastUsedAt: null,
-    };
-  }
-
-  #webhookJson(snapshot: CredentialSnapshot, webhook: CredentialWebhook): unknown {
-    const at = new Date(snapshot.loadedAt).toISOString();
-    const base = {
-      id: webhook.id,
-      dagName: webhook.dagName,
-      // The credentials keep digests only; the prefix says what kind of token it is.
-      tokenPrefix: WEBHOOK_TOKEN_PREFIX,
-      enabled: webhook.enabled,
-      createdAt: at,
-      updatedAt: at,
-      createdBy: "dagu-auth",
-    };
-    if (this.#deps.profile().daguMajor < 2) return base;
-    const hmacEnabled = webhook.mode !== "token";
-    return {
-      ...base,
-      authMode: webhook.mode === "token" ? "token_only" : webhook.mode === "hmac" ? "hmac_only" : "token_and_hmac",
-      hmac: hmacEnabled
-        ? {
-            enabled: true,
-            secretConfigured: webhook.hmacSecrets.length > 0,
-            enforcementMode: webhook.mode === "tokenAndHmac" ? webhook.hmacEnforcement : "strict",
-            algorithm: "HMAC-SHA256",
-            headerName: "X-Dagu-Signature",
-            format: "sha256=<hex>",
-          }
-        : { enabled: false, secretConfigured: webhook.hmacSecrets.length > 0 },
-      profileSelection: { allowedProfiles: [] },
-    };
+  /**
+   * Dagu's first-run setup: with management, the first admin while no user exists (then logged in at once);
+   * afterwards, or without management, a 403 that says why.
+   */
+  async #setup(call: LocalCall): Promise<LocalOutcome> {
+    const { res, snapshot } = call;
+    const management = this.#management(snapshot);
+    if (snapshot.credentials.mode !== "builtin") {
+      sendError(res, 403, "forbidden", "Authentication is not enabled");
+      return { detail: "not_builtin" };
+    }
+    if (!management) {
+      const message = snapshot.credentials.users.length > 0 ? "Setup has already been completed" : "Setup is not available here: declare an admin (a DaguUser with role admin, or spec.builtin.initialAdmin)";
+      sendError(res, 403, "forbidden", message);
+      return { detail: "setup_not_available" };
+    }
+    if (!management.setupRequired()) {
+      sendError(res, 403, "forbidden", "Setup has already been completed");
+      return { detail: "setup_done" };
+    }
+    if (management.unavailable) {
+      sendError(res, 403, "forbidden", `Setup needs --state-dir: ${management.unavailable}`);
+      return { detail: "no_state_dir" };
+    }
+    const body = SetupBody.safeParse(parseJsonBody(await readBody(call.req, AUTH_BODY_LIMIT, { ...this.#deps.unauthenticated, client: call.clientAddress })));
+    if (!body.success) {
+      sendError(res, 400, "bad_request", "Invalid request body");
+      return { detail: "bad_body" };
+    }
+    let created: { id: string };
+    try {
+      created = await management.setup(body.data.username, body.data.password);
+    } catch (error) {
+      if (!(error instanceof HttpError) || error.status >= 500) throw error;
+      sendError(res, error.status, error.code, error.message, error.status === 429 ? { "Retry-After": String(VERIFY_BUSY_RETRY_SECONDS) } : {});
+      return { subject: body.data.username, detail: `setup_${error.code}` };
+    }
+    const current = this.#deps.store.snapshot() ?? snapshot;
+    const user = current.usersById.get(created.id);
+    if (!user) throw new HttpError(500, "internal_error", "the admin created by setup is not in force");
+    const { token, expiresAt } = await issueToken(current, user);
+    sendJson(res, 200, { token, expiresAt: expiresAt.toISOString(), user: userJson(this.#deps.profile(), user) });
+    return { subject: user.username, detail: "setup_admin_created" };
   }
 }
 

@@ -3,6 +3,7 @@
 // (credential-store.ts) listens to a source and keeps the last good document.
 import { EventEmitter } from "node:events";
 import type { Credentials } from "../api/credentials.ts";
+import type { StandaloneManagement } from "./management.ts";
 
 export interface CredentialSourceEvents {
   /** A new valid document (password changes already applied). */
@@ -29,4 +30,9 @@ export interface CredentialSource extends EventEmitter<CredentialSourceEvents> {
    * sees it. Rejects when the change cannot be kept.
    */
   recordPasswordChange(userId: string, passwordHash: string, changedAt: string): Promise<void>;
+  /**
+   * Users, API keys and webhooks changed through Dagu's API and first-run setup: only a standalone source
+   * in builtin mode has it (Dagu's own auth: configuration); everywhere else they are declared.
+   */
+  management?(): StandaloneManagement | undefined;
 }

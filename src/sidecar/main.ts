@@ -33,7 +33,7 @@ export async function createSource(args: SidecarArgs, env: NodeJS.ProcessEnv, lo
       passwordChanges: stateDir ? stateDirPasswordChangeLog(stateDir) : memoryPasswordChangeLog(),
     });
   }
-  return new DaguConfigCredentialSource({ configFile: args.config, env, stateDir, trustedProxies: args.trustedProxy });
+  return new DaguConfigCredentialSource({ configFile: args.config, env, stateDir, trustedProxies: args.trustedProxy, warn: (message) => log.warn(message) });
 }
 
 /** Runs the sidecar until a signal; returns the process exit code. */

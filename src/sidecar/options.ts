@@ -12,7 +12,8 @@ export const SIDECAR_USAGE = `usage: dagu-auth sidecar --upstream http://127.0.0
   --listen HOST:PORT        where the sidecar listens (default 127.0.0.1:8443)
   --credentials-file FILE   the credentials document (watched; changes apply within ~1 s)
   --config FILE             Dagu's own config (its auth: block) instead; DAGU_AUTH_* variables also count
-  --state-dir DIR           keeps a generated token secret and password changes across restarts
+  --state-dir DIR           keeps a generated token secret, password changes and (with --config / DAGU_AUTH_*)
+                            the users, API keys and webhooks created through Dagu's API, across restarts
   --dagu-api v1|v2          skip detection: v1 = Dagu 2.x (/api/v1), v2 = Dagu 1.x (/api/v2)
   --metrics-listen HOST:PORT|off  /metrics (and /healthz, /readyz) on their own address, never on --listen
                             (default ${DEFAULTS.metricsListen.host}:${DEFAULTS.metricsListen.port}; off: no metrics)
@@ -38,7 +39,9 @@ export const SIDECAR_USAGE = `usage: dagu-auth sidecar --upstream http://127.0.0
                             together (default ${DEFAULTS.maxUnauthenticatedBodyBytes}; past it: 503 at once)
   --log-level LEVEL         fatal, error, warn, info, debug (default info)
 
-Without --credentials-file or --config, the DAGU_AUTH_* variables alone configure one admin or one basic user.`;
+Without --credentials-file or --config, the DAGU_AUTH_* variables alone configure the sidecar (builtin or basic).
+With --config or DAGU_AUTH_* in builtin mode, users, API keys and webhooks are created through Dagu's own UI and
+API (and its setup page, without an initial admin); --state-dir keeps them, without it they cannot be created.`;
 
 const HostPort = z
   .string()

@@ -125,7 +125,7 @@ export class Sidecar {
       refused: (reason) => this.metrics.connectionsRefused.inc({ reason }),
     });
     this.#auth = new Authenticator(this.#throttle);
-    this.#authApi = new AuthApi({ store: this.store, throttle: this.#throttle, profile: () => this.#profile!, unauthenticated: this.#unauthenticated });
+    this.#authApi = new AuthApi({ store: this.store, throttle: this.#throttle, profile: () => this.#profile!, dagExists: (name) => this.#dagExists(name), unauthenticated: this.#unauthenticated });
     this.#webhooks = new WebhookTrigger(this.upstream, () => this.#profile!, this.#unauthenticated);
     if (options.daguApi) this.#profile = daguApiProfile(options.daguApi);
 
@@ -175,7 +175,9 @@ export class Sidecar {
     };
     if (this.#options.tls) {
       const tls = this.#options.tls;
-      const https = createHttpsServer({ ...serverOptions, ...(await tls.load()) });
+      // A client that never finishes its TLS handshake gets no longer than one that never finishes its head
+      // (Node's own handshake timeout is 120 s).
+      const https = createHttpsServer({ ...serverOptions, handshakeTimeout: headersTimeout, ...(await tls.load()) });
       this.#tlsWatcher = tls.watch(
         (secure) => {
           https.setSecureContext(secure);
@@ -230,7 +232,10 @@ export class Sidecar {
     };
     const sweep = setInterval(closeIdle, 50);
     closeIdle();
-    const timer = setTimeout(() => servers.forEach((s) => s.closeAllConnections()), graceMs);
+    const timer = setTimeout(() => {
+      servers.forEach((s) => s.closeAllConnections());
+      this.#limiter.closeAll();
+    }, graceMs);
     await closed;
     clearInterval(sweep);
     clearTimeout(timer);
@@ -335,7 +340,9 @@ export class Sidecar {
       }
       if (verdict.kind === "ui") {
         facts.decision = "allow";
-        facts.status = await this.#forward(req, res, undefined, verdict.path, verdict.query, client, { authMode: verdict.snapshot.credentials.mode });
+        // Dagu's UI shows its first-run setup page while a standalone sidecar has no user at all.
+        const setupRequired = verdict.snapshot.credentials.mode === "builtin" && (this.store.source.management?.()?.setupRequired() ?? false);
+        facts.status = await this.#forward(req, res, undefined, verdict.path, verdict.query, client, { authMode: verdict.snapshot.credentials.mode, setupRequired });
         return;
       }
       const { route, params, snapshot, principal } = verdict;
@@ -380,6 +387,14 @@ export class Sidecar {
   /** Before refusing a request, reads what is left of its body (bounded); past the budget, closes after the answer. */
   async #settleBody(req: IncomingMessage, res: ServerResponse): Promise<void> {
     if (!(await discardBody(req))) res.setHeader("Connection", "close");
+  }
+
+  /** Whether Dagu has the DAG (its own answer for it); undefined when it cannot tell. */
+  async #dagExists(fileName: string): Promise<boolean | undefined> {
+    const profile = this.#profile;
+    if (!profile) return undefined;
+    const answer = await this.upstream.probe(`${profile.prefix}/dags/${encodeURIComponent(fileName)}`);
+    return answer?.status === 200 ? true : answer?.status === 404 ? false : undefined;
   }
 
   async #authenticate(req: IncomingMessage, snapshot: CredentialSnapshot, route: DaguRoute, query: string | undefined, client: string): Promise<AuthResult> {
@@ -484,10 +499,19 @@ export class Sidecar {
     const status = error.code === "HPE_HEADER_OVERFLOW" ? 431 : error.code === "HPE_REQUEST_TIMEOUT" || error.code === "ERR_HTTP_REQUEST_TIMEOUT" ? 408 : 400;
     this.metrics.requests.inc({ decision: "bad_request", role: "none", status: String(status) });
     this.#log.info({ audit: { decision: "bad_request", status, reason: error.code ?? "parse_error", client: socket.remoteAddress ?? "" } }, "decision");
-    if (socket.writable && !(error.code === "ECONNRESET")) {
+    // Node's https server reports a failed or timed-out TLS handshake here too: nothing can be answered on
+    // such a socket (bytes written before the handshake never leave), so it is closed at once.
+    const tls = error.code?.startsWith("ERR_TLS") || error.code?.startsWith("ERR_SSL");
+    if (socket.writable && error.code !== "ECONNRESET" && !tls) {
       // Closed once the answer is out, not half-closed: a client that never reads (slowloris) would
-      // otherwise keep the socket, and its slot under the connection caps, for good.
-      socket.end(`HTTP/1.1 ${status} ${STATUS_TEXT[status] ?? "Bad Request"}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n`, () => socket.destroy());
+      // otherwise keep the socket, and its slot under the connection caps, for good. The timer covers an
+      // answer that cannot be flushed.
+      const force = setTimeout(() => socket.destroy(), 1_000);
+      force.unref();
+      socket.end(`HTTP/1.1 ${status} ${STATUS_TEXT[status] ?? "Bad Request"}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n`, () => {
+        clearTimeout(force);
+        socket.destroy();
+      });
     } else {
       socket.destroy();
     }

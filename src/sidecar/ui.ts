@@ -1,12 +1,14 @@
 // Dagu's UI reads its settings from `function getConfig()` in the HTML page Dagu renders. Dagu behind
 // the sidecar runs with auth off and says `authMode: "none"`; the sidecar rewrites that page so the UI
 // runs as with Dagu's own auth: builtin mode (login page, JWT in localStorage, roles from /auth/me) or
-// basic mode (the browser's Basic prompt). Setup is never required (users come from the credentials)
-// and OIDC is off (not built yet). Everything else in the page stays as Dagu rendered it.
+// basic mode (the browser's Basic prompt). Setup is required only where Dagu would ask for it and the
+// sidecar can do it (a standalone sidecar without any user) and OIDC is off (not built yet). Everything else in the page stays as Dagu rendered it.
 import { brotliDecompressSync, gunzipSync, inflateSync } from "node:zlib";
 
 export interface UiRewrite {
   readonly authMode: "builtin" | "basic";
+  /** Dagu's first-run setup page: only a standalone sidecar without any user asks for it. */
+  readonly setupRequired?: boolean;
 }
 
 /** Largest HTML page rewritten; a bigger one is not Dagu's index page and passes unchanged. */
@@ -25,7 +27,7 @@ export function rewriteGetConfig(html: string, rewrite: UiRewrite): string | und
   const stop = end < 0 ? html.length : end;
   let body = html.slice(start, stop);
   body = replaceValue(body, "authMode", JSON.stringify(rewrite.authMode), true);
-  body = replaceValue(body, "setupRequired", "false", false);
+  body = replaceValue(body, "setupRequired", rewrite.setupRequired ? "true" : "false", false);
   body = replaceValue(body, "oidcEnabled", "false", false);
   return html.slice(0, start) + body + html.slice(stop);
 }

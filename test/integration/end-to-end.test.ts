@@ -3,6 +3,7 @@
 // mode under the ServiceAccount the operator created for it, and a real Dagu
 // behind it with auth off. What a user does: log in, call the API with a key,
 // fire a webhook, change a password in Git and see it enforced.
+import { createHmac } from "node:crypto";
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { writeFile, mkdtemp } from "node:fs/promises";
@@ -31,7 +32,7 @@ test("applied resources are enforced by the sidecar in front of a real Dagu", as
   const kubeconfig = await sidecarKubeconfigFile(ns, String(auth.status!.serviceAccountName));
   const sidecar = await startSidecar({ upstream: dagu.url, args: ["--kubernetes", "--namespace", ns, "--auth", "dagu", "--kubeconfig", kubeconfig] });
   t.after(() => sidecar.stop());
-  const api = `${sidecar.url}/api/v2`;
+  const api = `${sidecar.url}/api/v1`;
 
   const login = async (username: string, password: string) => fetch(`${api}/auth/login`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ username, password }) });
   // The initial admin and a developer log in; a wrong password does not.
@@ -57,6 +58,26 @@ test("applied resources are enforced by the sidecar in front of a real Dagu", as
   const started = await fetch(`${api}/dags/hello/start`, { method: "POST", headers: { authorization: `Bearer ${apiKey}`, "content-type": "application/json" }, body: "{}" });
   assert.equal(started.status, 200, await started.clone().text());
   assert.equal((await fetch(`${api}/users`, { headers: { authorization: `Bearer ${apiKey}` } })).status, 403);
+
+  // The DaguWebhook's token and HMAC secret, as the operator wrote them for the sender, trigger a real run:
+  // DaguWebhook -> operator -> credentials Secret -> sidecar -> Dagu.
+  const hookToken = await secretValue(ns, "hello-webhook", "token");
+  const hookSecret = await secretValue(ns, "hello-webhook", "hmacSecret");
+  const body = JSON.stringify({ dagRunId: "e2e-webhook-1", payload: { from: "end-to-end" } });
+  const signature = `sha256=${createHmac("sha256", Buffer.from(hookSecret, "base64url")).update(body).digest("hex")}`;
+  const unsigned = await fetch(`${api}/webhooks/hello`, { method: "POST", headers: { authorization: `Bearer ${hookToken}`, "content-type": "application/json" }, body });
+  assert.equal(unsigned.status, 401, "strict HMAC: the token alone is not enough");
+  await unsigned.arrayBuffer();
+  const fired = await fetch(`${api}/webhooks/hello`, { method: "POST", headers: { authorization: `Bearer ${hookToken}`, "x-dagu-signature": signature, "content-type": "application/json" }, body });
+  assert.equal(fired.status, 200, await fired.clone().text());
+  assert.deepEqual(await fired.json(), { dagRunId: "e2e-webhook-1", dagName: "hello" });
+  // The run as Dagu itself reports it, asked directly (not through the sidecar).
+  const daguApi = api.slice(sidecar.url.length);
+  const run = await eventually("the webhook's run in Dagu", async () => {
+    const r = await fetch(`${dagu.url}${daguApi}/dag-runs/hello/e2e-webhook-1`);
+    return r.status === 200 ? ((await r.json()) as { dagRunDetails: { params?: string } }).dagRunDetails : undefined;
+  }, 30_000, 100);
+  assert.match(run.params ?? "", /WEBHOOK_PAYLOAD=.*end-to-end/);
 
   // A password change in Git is enforced live: the old one stops working, so do tokens issued before it.
   await setSecret(ns, "alice-pw", { password: "alice-password-2" });

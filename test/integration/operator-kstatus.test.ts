@@ -84,7 +84,8 @@ test("kstatus reads each kind's status: Current when enforced, InProgress while 
   await create(ns, "daguwebhooks", "DaguWebhook", "hello-2", { authRef: { name: "dagu" }, dagName: "hello", secretName: "hello-2-webhook" });
   await waitKstatus(ns, "daguwebhooks", "hello-2", "Failed", "DuplicateDagName");
   await secret(ns, "stuck-credentials", { "credentials.json": "someone else's" });
-  await create(ns, "daguauths", "DaguAuth", "stuck", { builtin: {} });
+  // With an admin: a builtin DaguAuth without one is not Ready (NoAdmin).
+  await create(ns, "daguauths", "DaguAuth", "stuck", { builtin: { initialAdmin: { username: "admin", passwordSecretRef: { name: "admin-pw", key: "password" } } } });
   await waitKstatus(ns, "daguauths", "stuck", "Failed", "OwnedObjectConflict");
   // A child of a DaguAuth that never publishes stays in progress (Ready=Unknown alone would read as Current).
   await create(ns, "daguapikeys", "DaguApiKey", "stuck-key", { authRef: { name: "stuck" }, role: "viewer", secretName: "stuck-key" });

@@ -13,7 +13,7 @@ import { spawn } from "node:child_process";
 import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { bin, ensureComponents } from "../harness/components.ts";
+import { bin, DAGU_BINARIES, ensureComponents } from "../harness/components.ts";
 import { freePort } from "../harness/control-plane.ts";
 import { HELLO_DAG, startDagu } from "../harness/dagu.ts";
 import { eventually, serviceAccountKubeConfig, testNamespace } from "../harness/kube.ts";
@@ -32,7 +32,7 @@ async function startPrimaryDagu(t: { after: (fn: () => Promise<void> | void) => 
   const logFile = join(root, "dagu.log");
   const { openSync, closeSync } = await import("node:fs");
   const fd = openSync(logFile, "a");
-  const child = spawn(bin(await ensureComponents(["dagu"]), "dagu"), ["start-all", "--config", join(root, "config.yaml"), "--host", "127.0.0.1", "--port", String(port), "--dags", join(root, "dags")], {
+  const child = spawn(bin(await ensureComponents(["dagu"]), DAGU_BINARIES.dagu), ["start-all", "--config", join(root, "config.yaml"), "--host", "127.0.0.1", "--port", String(port), "--dags", join(root, "dags")], {
     env: { PATH: process.env.PATH ?? "", HOME: root, DAGU_HOME: join(root, "home"), DAGU_AUTH_MODE: "none", DAGU_TZ: "UTC", DAGU_COORDINATOR_PORT: String(await freePort()), DAGU_SCHEDULER_PORT: String(await freePort()) },
     stdio: ["ignore", fd, fd],
     detached: true,
@@ -48,11 +48,9 @@ async function startPrimaryDagu(t: { after: (fn: () => Promise<void> | void) => 
   });
   const url = `http://127.0.0.1:${port}`;
   const version = await eventually("the primary Dagu answers", async () => {
-    for (const api of ["/api/v2", "/api/v1"]) {
-      const r = await fetch(`${url}${api}/health`).catch(() => undefined);
-      if (r?.ok) return ((await r.json()) as { version?: string }).version ?? "";
-    }
-    return undefined;
+    // Dagu 2 answers any other path (/api/v2/health too) with its UI page.
+    const r = await fetch(`${url}/api/v1/health`).catch(() => undefined);
+    return r?.ok ? (((await r.json()) as { version?: string }).version ?? "") : undefined;
   }, 30_000, 200).catch(async (err: unknown) => assert.fail(`${String(err)}\n${(await readFile(logFile, "utf8").catch(() => "")).slice(-2000)}`));
   return { url, version, log: () => readFile(logFile, "utf8") };
 }
@@ -91,10 +89,7 @@ test("a primary Dagu manages a remote Dagu through both sidecars, with the opera
   // The primary: its remote node named in its config with the sidecar's egress as the base URL, no auth.
   const primaryDagu = await startPrimaryDagu(t, (api) =>
     [
-      "remoteNodes:", // Dagu 1.x
-      "  - name: team-b",
-      `    apiBaseURL: http://127.0.0.1:${egressPort}/team-b${api.v2}`,
-      "remote_nodes:", // Dagu 2.x
+      "remote_nodes:", // Dagu 2 (it refuses Dagu 1's camelCase remoteNodes)
       "  - name: team-b",
       `    api_base_url: http://127.0.0.1:${egressPort}/team-b${api.v1}`,
       "    auth_type: none",
@@ -168,7 +163,13 @@ test("remote nodes in status: a missing DaguApiKey is said and heals when create
   const ns = await testNamespace(t, "remote");
   await withOperator(t);
   await create(ns, "daguauths", "DaguAuth", "team-b", { mode: "builtin" });
-  await create(ns, "daguauths", "DaguAuth", "primary", { mode: "builtin", remoteNodes: [{ name: "team-b", url: "https://dagu-b.example.svc:8080/", apiKeyRef: { name: "to-b" } }] });
+  // An admin, or the primary would be NoAdmin instead of Materialized.
+  await secret(ns, "p-admin-pw", { password: "p-admin-password" });
+  await create(ns, "daguauths", "DaguAuth", "primary", {
+    mode: "builtin",
+    builtin: { initialAdmin: { username: "admin", passwordSecretRef: { name: "p-admin-pw", key: "password" } } },
+    remoteNodes: [{ name: "team-b", url: "https://dagu-b.example.svc:8080/", apiKeyRef: { name: "to-b" } }],
+  });
   const waiting = await waitReady(ns, "daguauths", "primary", "RemoteNodeKeyNotFound", "False");
   assert.match(waiting.status!.conditions!.find((c) => c.type === "Ready")!.message, /DaguApiKey to-b \(spec\.remoteNodes\[0\]\.apiKeyRef, node team-b\) does not exist/);
   await create(ns, "daguapikeys", "DaguApiKey", "to-b", { authRef: { name: "team-b" }, role: "viewer", secretName: "to-b-key" });

@@ -11,7 +11,7 @@ import { freePort } from "../harness/control-plane.ts";
 import { eventually } from "../harness/kube.ts";
 import { buildCredentials, CLI, startRecorder, startSidecar } from "../harness/sidecar.ts";
 
-const API = "/api/v2";
+const API = "/api/v1";
 let dagu: DaguInstance;
 let dir: string;
 
@@ -29,7 +29,7 @@ const basic = (user: string, password: string) => `Basic ${Buffer.from(`${user}:
 
 describe("basic mode (credentials file)", () => {
   test("the basic user is admin; a wrong password gets a Basic challenge; the UI runs in basic mode", async () => {
-    const built = await buildCredentials({ mode: "basic", basic: { username: "ops", password: "basic-password-1" }, apiKeys: [{ name: "ci", role: "viewer" }] });
+    const built = await buildCredentials({ mode: "basic", basic: { username: "ops", password: "basic-password-1" } });
     const file = join(dir, "basic.json");
     await writeFile(file, JSON.stringify(built.credentials));
     const sc = await startSidecar({ upstream: dagu.url, args: ["--credentials-file", file] });
@@ -53,9 +53,6 @@ describe("basic mode (credentials file)", () => {
       const login = await fetch(`${sc.url}${API}/auth/login`, { method: "POST", body: JSON.stringify({ username: "ops", password: "basic-password-1" }) });
       assert.equal(login.status, 401, "no JWT login in basic mode");
       await login.arrayBuffer();
-      const key = await fetch(`${sc.url}${API}/dags`, { headers: { authorization: `Bearer ${built.apiKeys.ci}` } });
-      assert.equal(key.status, 200, "API keys work in basic mode too");
-      await key.arrayBuffer();
       assert.match(await (await fetch(`${sc.url}/`)).text(), /authMode: "basic",/);
       // A browser replays remembered Basic credentials cross-site: writes from another origin are refused.
       const auth = { authorization: basic("ops", "basic-password-1"), "content-type": "application/json" };
@@ -65,11 +62,37 @@ describe("basic mode (credentials file)", () => {
       const fetchMeta = await fetch(`${sc.url}${API}/dags/hello/stop-all`, { method: "POST", headers: { ...auth, "sec-fetch-site": "cross-site" } });
       assert.equal(fetchMeta.status, 403);
       await fetchMeta.arrayBuffer();
-      const sameOrigin = await fetch(`${sc.url}${API}/dags`, { method: "POST", headers: { ...auth, origin: sc.url }, body: JSON.stringify({ name: "same-origin-dag" }) });
+      // As a browser sends it: Dagu v2.15.1 itself refuses an Origin other than the Host it sees (the
+      // sidecar's upstream address) unless Fetch Metadata says same-origin (docs/sidecar.md).
+      const sameOrigin = await fetch(`${sc.url}${API}/dags`, { method: "POST", headers: { ...auth, origin: sc.url, "sec-fetch-site": "same-origin" }, body: JSON.stringify({ name: "same-origin-dag" }) });
       assert.equal(sameOrigin.status, 201, await sameOrigin.text());
+      // Reads are not refused by the sidecar (the browser keeps their answers from the other site); Dagu
+      // v2.15.1 then refuses the cross-origin request itself.
       const readCrossSite = await fetch(`${sc.url}${API}/dags`, { headers: { ...auth, origin: "https://evil.example" } });
-      assert.equal(readCrossSite.status, 200, "reads are not refused (the browser keeps their answers from the other site)");
-      await readCrossSite.arrayBuffer();
+      const readBody = await readCrossSite.text();
+      assert.doesNotMatch(readBody, /cross-site request refused/);
+      assert.deepEqual([readCrossSite.status, readBody.trim()], [403, "cross-origin request denied"]);
+    } finally {
+      await sc.stop();
+    }
+  });
+});
+
+describe("basic mode has no API keys or webhooks (Dagu's page: they require builtin)", () => {
+  test("a basic-mode credentials file carrying an API key is refused, naming the field; nothing is served", async () => {
+    const built = await buildCredentials({ mode: "builtin", apiKeys: [{ name: "ci", role: "viewer" }] });
+    const withKey = await buildCredentials({ mode: "basic", basic: { username: "ops", password: "basic-password-1" } });
+    const file = join(dir, "basic-with-key.json");
+    await writeFile(file, JSON.stringify({ ...withKey.credentials, apiKeys: built.credentials.apiKeys }));
+    const sc = await startSidecar({ upstream: dagu.url, args: ["--credentials-file", file], wait: "live" });
+    try {
+      const ready = await fetch(`${sc.url}/readyz`);
+      assert.equal(ready.status, 503);
+      await ready.arrayBuffer();
+      const key = await fetch(`${sc.url}${API}/dags`, { headers: { authorization: `Bearer ${built.apiKeys.ci}` } });
+      assert.equal(key.status, 503, "fails closed");
+      await key.arrayBuffer();
+      assert.match(sc.output(), /apiKeys must be empty in basic mode: API keys need builtin mode/);
     } finally {
       await sc.stop();
     }
@@ -240,7 +263,7 @@ describe("metrics and trusted proxies", () => {
     const built = await buildCredentials({ users: [{ username: "ann", password: "ann-password-1", role: "viewer" }], trustedProxies: ["127.0.0.1/32"] });
     const file = join(dir, "trusted.json");
     await writeFile(file, JSON.stringify(built.credentials));
-    const sc = await startSidecar({ upstream: recorder.url, args: ["--credentials-file", file, "--dagu-api", "v2"] });
+    const sc = await startSidecar({ upstream: recorder.url, args: ["--credentials-file", file, "--dagu-api", "v1"] });
     try {
       const login = await fetch(`${sc.url}${API}/auth/login`, { method: "POST", body: JSON.stringify({ username: "ann", password: "ann-password-1" }) });
       const token = ((await login.json()) as { token: string }).token;

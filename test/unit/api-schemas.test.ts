@@ -4,7 +4,6 @@ import assert from "node:assert/strict";
 import { readdir, readFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import fc from "fast-check";
 import YAML from "yaml";
 import type { z } from "zod";
 import {
@@ -13,12 +12,10 @@ import {
   DaguUserSpec,
   DaguWebhookSpec,
   KINDS,
-  formatDuration,
   isCidr,
   joinShards,
   parseCredentials,
   parseCredentialsEntry,
-  parseDuration,
   parsePasswordChanges,
   rfc3339ToNanos,
   shardCredentials,
@@ -118,36 +115,6 @@ test("DaguWebhook spec: timestampWindow only with a signature, from 1s to 24h", 
   assert.match(issues(DaguWebhookSpec.safeParse({ ...hook, auth: { mode: "hmac", timestampWindow: "5 minutes" } })).join(), /^auth.timestampWindow: /);
 });
 
-test("parseDuration reads whole hours, minutes and seconds, and nothing else", () => {
-  const table: [string, number][] = [
-    ["24h", 86_400_000],
-    ["90m", 5_400_000],
-    ["1h30m", 5_400_000],
-    ["45s", 45_000],
-    ["1h0m5s", 3_605_000],
-    ["0s", 0],
-  ];
-  for (const [text, ms] of table) assert.equal(parseDuration(text), ms, text);
-  for (const bad of ["", "h", "1d", "1.5h", "30m1h", "-1h", "1 h", "1h1h", "1000000h", "24"]) {
-    assert.throws(() => parseDuration(bad), /invalid duration/, bad);
-  }
-  assert.equal(formatDuration(5_400_000), "1h30m");
-  assert.equal(formatDuration(0), "0s");
-});
-
-test("property: parseDuration agrees with the arithmetic, and formatDuration inverts it", () => {
-  const part = fc.option(fc.integer({ min: 0, max: 999_999 }), { nil: undefined });
-  fc.assert(
-    fc.property(part, part, part, (h, m, s) => {
-      const text = `${h === undefined ? "" : `${h}h`}${m === undefined ? "" : `${m}m`}${s === undefined ? "" : `${s}s`}`;
-      fc.pre(text !== "");
-      const ms = parseDuration(text);
-      assert.equal(ms, (((h ?? 0) * 60 + (m ?? 0)) * 60 + (s ?? 0)) * 1000);
-      if (ms < 999_999 * 3_600_000) assert.equal(parseDuration(formatDuration(ms)), ms);
-    }),
-  );
-});
-
 const HASH = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHQ$c29tZWhhc2hzb21laGFzaA";
 const credentials: Credentials = {
   version: 1,
@@ -228,6 +195,13 @@ test("credentials document: refusals name the field", () => {
   assert.deepEqual(issues(parseCredentials(JSON.stringify(noHmac))), [
     "webhooks.0.hmacSecrets: mode tokenAndHmac needs an HMAC secret",
   ]);
+  // Dagu's page: API keys and webhooks require builtin auth. A basic-mode document carrying them is refused.
+  const basic = { ...structuredClone(credentials), mode: "basic", token: undefined, basic: { username: "ops", passwordHash: HASH } };
+  assert.deepEqual(issues(parseCredentials(JSON.stringify(basic))), [
+    "apiKeys: apiKeys must be empty in basic mode: API keys need builtin mode, as in Dagu",
+    "webhooks: webhooks must be empty in basic mode: webhooks need builtin mode, as in Dagu",
+  ]);
+  assert.ok(parseCredentials(JSON.stringify({ ...basic, apiKeys: [], webhooks: [] })).success);
   const tokenWindow = structuredClone(credentials);
   Object.assign(tokenWindow.webhooks[0]!, { mode: "token", hmacSecrets: [], timestampWindowSeconds: 300 });
   assert.deepEqual(issues(parseCredentials(JSON.stringify(tokenWindow))), [

@@ -8,9 +8,12 @@ import { join } from "node:path";
 import { describe, test } from "node:test";
 import { parseAllDocuments } from "yaml";
 import { DaguAuth } from "../../src/api/dagu-auth.ts";
+import { KINDS } from "../../src/api/kinds.ts";
 import { ConvertError, SecretManifestSchema, convertDaguAuthConfig, type Conversion, type ConvertOptions, type ConvertSource } from "../../src/convert/convert.ts";
 import { DAGU_AUTH_KEYS } from "../../src/convert/dagu-keys.ts";
 import { runConvert } from "../../src/convert/main.ts";
+import { DaguConfigCredentialSource } from "../../src/sidecar/sources/dagu-config-source.ts";
+import { StateDir } from "../../src/sidecar/sources/state-dir.ts";
 import { renderCombined, renderResources, renderSecrets } from "../../src/convert/render.ts";
 import { parseDaguConfigYaml } from "../../src/convert/yaml-input.ts";
 
@@ -42,13 +45,14 @@ const withAdmin = () => ({ auth: { builtin: { initial_admin: { ...ADMIN } } } })
 function assertOutputSound(c: Conversion): void {
   const resources = renderResources(c, "test");
   const secrets = renderSecrets(c, "test");
-  for (const [text, kinds] of [[resources, ["DaguAuth"]], [secrets ?? "", ["Secret"]], [renderCombined(c, "test"), ["DaguAuth", "Secret"]]] as const) {
+  const ours = ["DaguAuth", "DaguUser", "DaguApiKey", "DaguWebhook"];
+  for (const [text, kinds] of [[resources, ours], [secrets ?? "", ["Secret"]], [renderCombined(c, "test"), [...ours, "Secret"]]] as const) {
     for (const doc of parseAllDocuments(text)) {
       assert.equal(doc.errors.length, 0, String(doc.errors[0]));
       const obj = doc.toJS() as { kind: string };
       assert.ok(kinds.includes(obj.kind as never), `unexpected kind ${obj.kind}`);
-      if (obj.kind === "DaguAuth") DaguAuth.parse(obj);
-      else SecretManifestSchema.parse(obj);
+      if (obj.kind === "Secret") SecretManifestSchema.parse(obj);
+      else KINDS.find((k) => k.kind === obj.kind)!.schema.parse(obj);
     }
   }
   assert.equal(parseAllDocuments(secrets ?? "").length, c.secrets.length);
@@ -135,7 +139,7 @@ const ROWS: Row[] = [
       assert.equal(secretValue(c, "dagu-token-secret", "secret"), "s".repeat(40));
     },
   },
-  { key: "auth.builtin.token.ttl", doc: setPath(withAdmin(), "auth.builtin.token.ttl", "24h0m0s"), check: (c) => assert.equal(spec(c).builtin?.token?.ttl, "24h") },
+  { key: "auth.builtin.token.ttl", doc: setPath(withAdmin(), "auth.builtin.token.ttl", "24h0m0s"), check: (c) => assert.equal(spec(c).builtin?.token?.ttl, "24h0m0s") },
   { key: "auth.builtin.initial_admin.username", doc: withAdmin(), check: (c) => assert.equal(spec(c).builtin?.initialAdmin?.username, "root") },
   {
     key: "auth.builtin.initial_admin.password",
@@ -256,7 +260,7 @@ describe("conversions", () => {
       spec: {
         mode: "builtin",
         builtin: {
-          token: { ttl: "12h", secretRef: { name: "dagu-token-secret", key: "secret" } },
+          token: { ttl: "12h0m0s", secretRef: { name: "dagu-token-secret", key: "secret" } },
           initialAdmin: { username: "ops-admin", passwordSecretRef: { name: "dagu-initial-admin", key: "password" } },
         },
         tls: { secretName: "dagu-tls" },
@@ -273,6 +277,24 @@ describe("conversions", () => {
     assert.deepEqual(c.commands, ["kubectl create secret tls dagu-tls --cert=/srv/dagu/tls/server.crt --key=/srv/dagu/tls/server.key -n workflows"]);
     assert.ok(c.notes.some((n) => n.includes("host, port, dags_dir")));
     assertOutputSound(c);
+  });
+
+  test("the page's builtin example: its short token secret is converted as it is, with a warning", async () => {
+    const c = await fromFixture("page-builtin.yaml");
+    assert.deepEqual(spec(c), {
+      mode: "builtin",
+      builtin: {
+        token: { ttl: "24h", secretRef: { name: "dagu-token-secret", key: "secret" } },
+        initialAdmin: { username: "admin", passwordSecretRef: { name: "dagu-initial-admin", key: "password" } },
+      },
+    });
+    assert.equal(secretValue(c, "dagu-token-secret", "secret"), "your-secure-random-secret", "the same secret, so the same key");
+    assert.deepEqual(warned(c), ["auth.builtin.token.secret"]);
+    assert.match(c.warnings[0]!.message, /shorter than 32 bytes: accepted, and a 256-bit signing key is derived from it \(HKDF-SHA256\)/);
+    assertOutputSound(c);
+    const env = convert({ env: { DAGU_AUTH_MODE: "builtin", DAGU_AUTH_TOKEN_SECRET: "your-secure-random-secret", DAGU_AUTH_BUILTIN_INITIAL_ADMIN_USERNAME: "admin", DAGU_AUTH_BUILTIN_INITIAL_ADMIN_PASSWORD: "your-secure-password" } });
+    assert.deepEqual(warned(env), ["DAGU_AUTH_TOKEN_SECRET"]);
+    assert.equal(spec(env).builtin?.initialAdmin?.username, "admin");
   });
 
   test("a bare auth block, mode unset: builtin; without a token secret the operator generates one", async () => {
@@ -320,7 +342,7 @@ describe("conversions", () => {
     const mode = convert({ document: { auth: { mode: "builtin", builtin: { initial_admin: ADMIN } } }, env: { DAGU_AUTH_MODE: "basic", DAGU_AUTH_BASIC_USERNAME: "u", DAGU_AUTH_BASIC_PASSWORD: "fixture-u-pass" } });
     assert.equal(spec(mode).mode, "basic");
     // Without --env (no env in the source) the same variables count for nothing.
-    assert.equal(spec(await fromFixture("builtin-whole-config.yaml")).builtin?.token?.ttl, "12h");
+    assert.equal(spec(await fromFixture("builtin-whole-config.yaml")).builtin?.token?.ttl, "12h0m0s");
   });
 
   test("OIDC: a warning for each key, by name, and never a value", async () => {
@@ -349,7 +371,7 @@ describe("conversions", () => {
     const c = await fromFixture("yaml-details.yaml");
     assert.equal(spec(c).builtin?.initialAdmin?.username, "anchor-admin");
     assert.equal(secretValue(c, "dagu-initial-admin", "password"), "123456789");
-    assert.equal(spec(c).builtin?.token?.ttl, "1h30m");
+    assert.equal(spec(c).builtin?.token?.ttl, "90m");
     assert.equal(spec(c).builtin?.token?.secretRef, undefined, "an empty secret: the operator generates one");
     assert.deepEqual(warned(c), ["auth.builtin.initial_admin.password"]);
     assert.match(c.warnings[0]!.message, /YAML number/);
@@ -364,18 +386,15 @@ describe("conversions", () => {
     assert.ok(c.notes.some((n) => n.includes("auth.builtin.admin is Dagu 1's name")));
   });
 
-  test("token.ttl: Go durations become the schema's format; what cannot is refused naming the key", () => {
+  test("token.ttl: a Go duration goes into the DaguAuth as written; what Dagu or a DaguAuth refuses is refused naming the key", () => {
     const ttl = (value: string, env?: NodeJS.ProcessEnv) => spec(convert({ document: setPath(withAdmin(), "auth.builtin.token.ttl", value), ...(env ? { env } : {}) })).builtin?.token?.ttl;
-    assert.equal(ttl("24h0m0s"), "24h");
-    assert.equal(ttl("1h30m"), "1h30m");
-    assert.equal(ttl("90m"), "1h30m");
-    assert.equal(ttl("3600s"), "1h");
-    assert.equal(ttl("0.5h"), "30m");
+    for (const text of ["24h0m0s", "1h30m", "90m", "3600s", "0.5h", "90.5s", "8760h"]) assert.equal(ttl(text), text);
     assert.throws(() => ttl("1d"), { name: "Error", message: /^auth\.builtin\.token\.ttl: unknown unit "d"/ });
     assert.throws(() => ttl("forever"), { message: /^auth\.builtin\.token\.ttl: invalid duration/ });
     assert.throws(() => ttl("24h", { DAGU_AUTH_TOKEN_TTL: "1w" }), { message: /^DAGU_AUTH_TOKEN_TTL: unknown unit "w"/ });
-    assert.throws(() => ttl("30s"), { message: /^auth\.builtin\.token\.ttl is 30s: a DaguAuth needs at least 1m/ });
-    assert.throws(() => ttl("90.5s"), { message: /^auth\.builtin\.token\.ttl: "90\.5s" is not a whole number of seconds/ });
+    assert.throws(() => ttl("30s"), { message: /^auth\.builtin\.token\.ttl is 30s: it must be at least 1m/ });
+    assert.throws(() => ttl("-1h"), { message: /^auth\.builtin\.token\.ttl: .*must not be negative/ });
+    assert.throws(() => ttl("9000h"), { message: /^auth\.builtin\.token\.ttl: .*at most 8760h/ });
     assert.throws(() => ttl("1d"), ConvertError);
   });
 });
@@ -395,8 +414,7 @@ describe("refusals name the key", () => {
     refuses({ env: { DAGU_AUTH_BUILTIN_INITIAL_ADMIN_PASSWORD: "fixture-half-pass" } }, /^DAGU_AUTH_BUILTIN_INITIAL_ADMIN_PASSWORD is set without auth\.builtin\.initial_admin\.username/);
   });
 
-  test("what the operator would refuse: short token secret or password, invalid username, half a certificate", () => {
-    refuses({ document: setPath(withAdmin(), "auth.builtin.token.secret", "short") }, /^auth\.builtin\.token\.secret is shorter than 32 bytes/);
+  test("what the operator would refuse: a short password, an invalid username, half a certificate", () => {
     refuses({ document: setPath(withAdmin(), "auth.builtin.initial_admin.password", "short") }, /^auth\.builtin\.initial_admin\.password is shorter than 8 characters/);
     refuses(
       { document: setPath(withAdmin(), "auth.builtin.initial_admin.username", "root user") },
@@ -484,5 +502,63 @@ describe("the command", () => {
     const help = await run(["--help"]);
     assert.equal(help.code, 0);
     assert.match(help.stdout, /usage: dagu-auth convert/);
+  });
+});
+
+describe("--state-dir: what a standalone sidecar created", () => {
+  const run = async (argv: string[]) => {
+    let stdout = "";
+    let stderr = "";
+    const code = await runConvert(argv, {}, { stdout: (t) => void (stdout += t), stderr: (t) => void (stderr += t) });
+    return { code, stdout, stderr };
+  };
+
+  test("users, API keys and webhooks become DaguUser, DaguApiKey and DaguWebhook; what cannot be carried over is said by name", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "dagu-convert-state-"));
+    try {
+      const stateDir = join(dir, "state");
+      const source = new DaguConfigCredentialSource({ env: { DAGU_AUTH_MODE: "builtin" }, stateDir: new StateDir(stateDir), trustedProxies: [] });
+      await source.start();
+      const m = source.management()!;
+      const root = await m.setup("Root_Admin", "root-password-1");
+      const actor = { id: root.id, userId: root.id };
+      await m.createUser({ username: "ann@example.com", password: "ann-password-1", role: "developer" });
+      const off = await m.createUser({ username: "old", password: "old-password-1", role: "viewer" });
+      await m.updateUser(off.id, { disabled: true }, actor);
+      const ci = await m.createApiKey({ name: "CI key", description: "nightly", role: "operator", allowedSurfaces: ["rest_api"], attributionClass: "service_account" }, actor);
+      await m.createApiKey({ name: "mcp", role: "viewer", allowedSurfaces: ["mcp"], attributionClass: "service_account" }, actor);
+      const hook = await m.createWebhook("hello", actor);
+      const hmac = await m.enableWebhookHmac("hello", "tokenAndHmac", "observe");
+      await source.stop();
+
+      const r = await run([fixture("page-builtin-no-admin.yaml"), "--state-dir", stateDir, "--namespace", "wf"]);
+      assert.equal(r.code, 0, r.stderr);
+      const docs = parseAllDocuments(r.stdout).map((d) => d.toJS() as { kind: string; metadata: { name: string; namespace: string }; spec: Record<string, unknown>; stringData?: Record<string, string> });
+      const byKind = (kind: string) => docs.filter((d) => d.kind === kind);
+      assert.deepEqual(byKind("DaguUser").map((u) => [u.metadata.name, u.spec.username, u.spec.role, u.spec.disabled ?? false]), [
+        ["root-admin", "Root_Admin", "admin", false],
+        ["ann-example.com", "ann@example.com", "developer", false],
+        ["old", "old", "viewer", true],
+      ]);
+      assert.ok(byKind("DaguUser").every((u) => u.metadata.namespace === "wf" && (u.spec.authRef as { name: string }).name === "dagu"));
+      assert.deepEqual(byKind("DaguApiKey").map((k) => [k.metadata.name, k.spec.role, k.spec.description, k.spec.secretName]), [["ci-key", "operator", "nightly", "ci-key-api-key"]]);
+      assert.deepEqual(byKind("DaguWebhook").map((w) => [w.spec.dagName, w.spec.auth, w.spec.secretName]), [["hello", { mode: "tokenAndHmac", hmacEnforcement: "observe" }, "hello-webhook"]]);
+      // Each user's Secret holds a new random password; nothing of the old secrets is anywhere.
+      const passwords = byKind("Secret").flatMap((s) => (s.stringData!.password !== undefined ? [s.stringData!.password] : []));
+      assert.equal(passwords.length, 3);
+      assert.ok(passwords.every((p) => p.length >= 16 && !["root-password-1", "ann-password-1"].includes(p)));
+      for (const leaked of [ci.key, hook.token, hmac.secret, "$argon2id$"]) assert.ok(!r.stdout.includes(leaked) && !r.stderr.includes(leaked), "no old secret in the output");
+      assert.match(r.stderr, /WARNING: --state-dir users: Root_Admin, ann@example\.com, old: a password cannot be carried over/);
+      assert.match(r.stderr, /WARNING: --state-dir API key mcp: not converted: it is limited to MCP/);
+      assert.match(r.stderr, /WARNING: --state-dir API keys: CI key \(Secret ci-key-api-key\): the operator generates a new key/);
+      assert.match(r.stderr, /WARNING: --state-dir webhooks: hello \(Secret hello-webhook\)/);
+      assert.doesNotMatch(r.stderr, /auth\.builtin\.initial_admin: not set/, "an admin exists among the users");
+
+      const missing = await run([fixture("page-builtin.yaml"), "--state-dir", join(dir, "nope")]);
+      assert.equal(missing.code, 1);
+      assert.match(missing.stderr, /--state-dir .*nope holds no sidecar-state\.json/);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });

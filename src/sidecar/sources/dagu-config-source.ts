@@ -1,21 +1,26 @@
 // Dagu's own `auth:` configuration as a credential source, for a sidecar outside Kubernetes: the
 // `auth:` block of a Dagu config file (`--config`) and the `DAGU_AUTH_*` variables (which win, as in
-// Dagu). It yields one initial admin (builtin mode) or one basic user. The password is hashed once at
-// start (argon2id); with `--state-dir` a generated token secret, the configured password's hash and its
-// time, and self-service password changes survive restarts.
+// Dagu). Basic mode: one user. Builtin mode: the optional initial admin, plus the users, API keys and
+// webhooks created through Dagu's API and setup page (management.ts), as Dagu's builtin mode has them.
+// The configured password is hashed once at start (argon2id); with `--state-dir` a generated token
+// secret, the configured password's hash and its time, self-service password changes and what was
+// created through the API survive restarts.
 import { EventEmitter } from "node:events";
 import { createHash, randomBytes } from "node:crypto";
 import { readFile } from "node:fs/promises";
 import { parse as parseYaml } from "yaml";
 import { z } from "zod";
-import { parseDuration } from "../../api/common.ts";
+import { durationSeconds } from "../../api/duration.ts";
 import { Credentials, type PasswordChange } from "../../api/credentials.ts";
 import { hashPassword, verifyPassword } from "../../common/password-hash.ts";
+import { isShortTokenSecret, shortTokenSecretWarning, tokenSigningKey } from "../../common/token-secret.ts";
 import type { CredentialSource, CredentialSourceEvents } from "../credential-source.ts";
 import { applyPasswordChanges, changeTimestamp } from "../password-changes.ts";
 import { memoryPasswordChangeLog, stateDirPasswordChangeLog, type PasswordChangeLog } from "./password-change-log.ts";
 import type { StateDir } from "./state-dir.ts";
 import { WatchedFile } from "./watched-file.ts";
+import { StandaloneManagement, type DeclaredUser } from "../management.ts";
+import { byCreation, credentialApiKey, credentialUser, credentialWebhook } from "./standalone-records.ts";
 
 export const STANDALONE_AUTH = "standalone";
 export const STANDALONE_ISSUER = "dagu-auth-sidecar";
@@ -45,9 +50,12 @@ export type AuthBlock = z.infer<typeof AuthBlock>;
 
 export interface DaguAuthConfig {
   mode: "basic" | "builtin";
-  username: string;
-  password: string;
+  /** The basic user, or the initial admin (optional in builtin mode, as in Dagu: without one, setup creates the first admin). */
+  username?: string;
+  password?: string;
   tokenSecret?: string;
+  /** The YAML key or variable the token secret came from, for the warning about a short one. */
+  tokenSecretFrom?: string;
   ttlSeconds: number;
 }
 
@@ -124,34 +132,41 @@ export function resolveDaguAuthConfig(fileDocument: unknown, env: NodeJS.Process
   if (mode === "none") throw new Error("auth.mode none leaves nothing to enforce: set builtin or basic");
   if (mode !== "builtin" && mode !== "basic") throw new Error(`unknown auth.mode ${JSON.stringify(mode)}: expected builtin or basic`);
 
-  const ttlText = settings.tokenTtl?.value ?? "24h";
-  let ttlMs: number;
-  try {
-    ttlMs = parseDuration(ttlText);
-  } catch (error) {
-    throw new Error(`auth.builtin.token.ttl: ${(error as Error).message}`, { cause: error });
-  }
-  if (ttlMs < 60_000) throw new Error("auth.builtin.token.ttl must be at least 1m");
+  const ttlSeconds = tokenTtlSeconds(settings.tokenTtl);
 
   if (mode === "basic") {
     const username = settings.basicUsername?.value;
     const password = settings.basicPassword?.value;
     if (!username || !password) throw new Error("basic mode needs auth.basic.username and auth.basic.password (or DAGU_AUTH_BASIC_*)");
-    return { mode, username, password, ttlSeconds: ttlMs / 1000 };
+    return { mode, username, password, ttlSeconds };
   }
-  const username = settings.adminUsername?.value;
-  const password = settings.adminPassword?.value;
-  if (!username || !password) {
-    throw new Error(
-      "builtin mode needs auth.builtin.initial_admin.username and .password (or DAGU_AUTH_BUILTIN_INITIAL_ADMIN_*): " +
-        "the sidecar has no setup page",
-    );
+  const { adminUsername: user, adminPassword: pass } = settings;
+  if (Boolean(user) !== Boolean(pass)) {
+    throw new Error(`${user ? user.from : pass!.from} is set without the initial admin's ${user ? "password" : "username"}: set both or neither, as in Dagu`);
   }
-  const tokenSecret = settings.tokenSecret?.value;
-  if (tokenSecret !== undefined && Buffer.byteLength(tokenSecret, "utf8") < 32) {
-    throw new Error("auth.builtin.token.secret must be at least 32 bytes (HS256 needs a 256-bit key); leave it empty to generate one");
+  const tokenSecret = settings.tokenSecret;
+  return {
+    mode,
+    ...(user && pass ? { username: user.value, password: pass.value } : {}),
+    ...(tokenSecret ? { tokenSecret: tokenSecret.value, tokenSecretFrom: tokenSecret.from } : {}),
+    ttlSeconds,
+  };
+}
+
+/**
+ * The token lifetime in seconds, read as Dagu reads it (a Go duration, at most 8760h) and at least 1m,
+ * as a DaguAuth requires; the error names the setting it came from.
+ */
+export function tokenTtlSeconds(setting: DaguAuthSetting | undefined): number {
+  if (!setting) return 24 * 3600;
+  let seconds: number;
+  try {
+    seconds = durationSeconds(setting.value);
+  } catch (error) {
+    throw new Error(`${setting.from}: ${(error as Error).message}`, { cause: error });
   }
-  return { mode, username, password, tokenSecret, ttlSeconds: ttlMs / 1000 };
+  if (seconds < 60) throw new Error(`${setting.from} is ${setting.value}: it must be at least 1m`);
+  return seconds;
 }
 
 export interface DaguConfigSourceOptions {
@@ -160,6 +175,8 @@ export interface DaguConfigSourceOptions {
   env: NodeJS.ProcessEnv;
   stateDir?: StateDir;
   trustedProxies: string[];
+  /** Where a warning goes (the CLI: a log line); never given a secret. */
+  warn?: (message: string) => void;
 }
 
 /** A key id that reveals nothing about the key. */
@@ -174,6 +191,11 @@ export class DaguConfigCredentialSource extends EventEmitter<CredentialSourceEve
   #configText: string | undefined;
   readonly #configPasswords = new Map<string, PasswordChange>();
   #generatedTokenSecret: string | undefined;
+  readonly #management: StandaloneManagement;
+  /** The initial admin of the configuration (builtin mode), which the API cannot change. */
+  #declared: DeclaredUser | undefined;
+  /** The short secret last warned about: one warning per secret, not per reload of the file. */
+  #warnedSecret: string | undefined;
   /** Why the file's last edit was refused, until a good one (or the last good text again) is read. */
   #broken: Error | undefined;
   #watched: WatchedFile | undefined;
@@ -183,6 +205,7 @@ export class DaguConfigCredentialSource extends EventEmitter<CredentialSourceEve
     super();
     this.#options = options;
     this.#changes = options.stateDir ? stateDirPasswordChangeLog(options.stateDir) : memoryPasswordChangeLog();
+    this.#management = new StandaloneManagement({ state: options.stateDir, declared: () => this.#declared, changed: () => this.#publish() });
     this.description = options.configFile ? `dagu-config:${options.configFile}` : "dagu-config:env";
   }
 
@@ -230,8 +253,8 @@ export class DaguConfigCredentialSource extends EventEmitter<CredentialSourceEve
     }
     const config = resolveDaguAuthConfig(document, this.#options.env);
 
-    const userId = `${STANDALONE_AUTH}:${config.username}`;
-    const password = await this.#configPassword(userId, config.password);
+    const declared = config.username !== undefined && config.password !== undefined ? { id: `${STANDALONE_AUTH}:${config.username}`, username: config.username, password: config.password } : undefined;
+    const password = declared ? await this.#configPassword(declared.id, declared.password) : undefined;
     const base = {
       version: 1,
       authName: STANDALONE_AUTH,
@@ -245,32 +268,37 @@ export class DaguConfigCredentialSource extends EventEmitter<CredentialSourceEve
     } as const;
     let credentials: unknown;
     if (config.mode === "basic") {
-      credentials = { ...base, users: [], basic: { username: config.username, passwordHash: password.passwordHash } };
+      credentials = { ...base, users: [], basic: { username: declared!.username, passwordHash: password!.passwordHash } };
     } else {
-      const secret = config.tokenSecret !== undefined ? Buffer.from(config.tokenSecret, "utf8").toString("base64url") : await this.#generatedSecret();
+      const secret = config.tokenSecret !== undefined ? tokenSigningKey(config.tokenSecret).toString("base64url") : await this.#generatedSecret();
+      if (config.tokenSecret !== undefined && isShortTokenSecret(config.tokenSecret) && this.#warnedSecret !== config.tokenSecret) {
+        this.#warnedSecret = config.tokenSecret;
+        this.#options.warn?.(shortTokenSecretWarning(config.tokenSecretFrom ?? "the token secret"));
+      }
       const kid = kidFor(secret);
       credentials = {
         ...base,
         token: { issuer: STANDALONE_ISSUER, audience: STANDALONE_AUDIENCE, ttlSeconds: config.ttlSeconds, activeKid: kid, keys: [{ kid, secret }] },
-        users: [
-          {
-            id: userId,
-            username: config.username,
-            role: "admin",
-            passwordHash: password.passwordHash,
-            passwordChangedAt: password.changedAt,
-            disabled: false,
-            allowPasswordChange: true,
-          },
-        ],
+        users: declared
+          ? [{ id: declared.id, username: declared.username, role: "admin", passwordHash: password!.passwordHash, passwordChangedAt: password!.changedAt, disabled: false, allowPasswordChange: true }]
+          : [],
       };
     }
     const parsed = Credentials.safeParse(credentials);
     if (!parsed.success) throw new Error(`the auth: configuration gives invalid credentials: ${z.prettifyError(parsed.error)}`);
+    if (config.mode === "builtin" && !declared && !this.#options.stateDir) {
+      this.#options.warn?.("builtin mode without an initial admin and without --state-dir: nobody can log in (the first admin created by Dagu's setup page is kept in --state-dir)");
+    }
     this.#base = parsed.data;
+    this.#declared = config.mode === "builtin" && declared ? { id: declared.id, username: declared.username } : undefined;
     this.#configText = text;
     this.#broken = undefined;
     this.#publish();
+  }
+
+  /** Users, API keys and webhooks through Dagu's API and setup page: builtin mode only, as in Dagu. */
+  management(): StandaloneManagement | undefined {
+    return this.#base?.mode === "builtin" ? this.#management : undefined;
   }
 
   async stop(): Promise<void> {
@@ -283,13 +311,27 @@ export class DaguConfigCredentialSource extends EventEmitter<CredentialSourceEve
   }
 
   async recordPasswordChange(userId: string, passwordHash: string, changedAt: string): Promise<void> {
+    // A user created through the API keeps its password with it; the configured admin's goes to the change log.
+    if (await this.#management.changeOwnPassword(userId, passwordHash, changedAt)) return;
     await this.#changes.record(userId, passwordHash, changedAt);
     this.#publish();
   }
 
   #publish(): void {
     if (!this.#base) return;
-    this.#current = applyPasswordChanges(this.#base, this.#changes.all());
+    let document = this.#base;
+    if (document.mode === "builtin") {
+      // The configured admin first; a kept user of the same name gives way to it (as a DaguUser to an initial admin).
+      const kept = this.#management.records();
+      const taken = new Set(document.users.map((u) => u.username));
+      document = {
+        ...document,
+        users: [...document.users, ...byCreation(kept.users).filter((u) => !taken.has(u.username)).map(credentialUser)],
+        apiKeys: byCreation(kept.apiKeys).map(credentialApiKey),
+        webhooks: byCreation(kept.webhooks).map(credentialWebhook),
+      };
+    }
+    this.#current = applyPasswordChanges(document, this.#changes.all());
     this.emit("change", this.#current);
     // A password change while the file is broken is in force at once, and readiness stays off.
     if (this.#broken) this.emit("invalid", this.#broken);

@@ -1,11 +1,13 @@
 // `--state-dir`: what a standalone sidecar must remember across restarts (a generated token secret,
-// the hash of the configured password with its time, self-service password changes). One JSON file,
+// the hash of the configured password with its time, self-service password changes, and the users, API
+// keys and webhooks created through Dagu's API). One JSON file,
 // replaced atomically (write a temporary file with mode 0600, fsync, rename), writes serialized.
 import { randomBytes } from "node:crypto";
 import { mkdir, open, readFile, rename, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { z } from "zod";
 import { PasswordChange, PasswordChanges } from "../../api/credentials.ts";
+import { StandaloneRecords } from "./standalone-records.ts";
 
 export const STATE_FILE = "sidecar-state.json";
 
@@ -16,10 +18,12 @@ const State = z.object({
   /** The configured password's hash and when it was first seen, keyed by user id. */
   configPasswords: z.record(z.string(), PasswordChange).default({}),
   passwordChanges: PasswordChanges.default({}),
+  /** Users, API keys and webhooks created through Dagu's API (standalone-records.ts). */
+  ...StandaloneRecords,
 });
 export type SidecarState = z.infer<typeof State>;
 
-const EMPTY: SidecarState = { version: 1, configPasswords: {}, passwordChanges: {} };
+const EMPTY: SidecarState = { version: 1, configPasswords: {}, passwordChanges: {}, users: {}, apiKeys: {}, webhooks: {} };
 
 export class StateDir {
   readonly dir: string;
