@@ -194,7 +194,7 @@ test("the mutated pod, run as written (Dagu with its env, the sidecar with its a
   const { join } = await import("node:path");
   const { connect } = await import("node:net");
   const { freePort } = await import("../harness/control-plane.ts");
-  const { bin, ensureComponents } = await import("../harness/components.ts");
+  const { bin, DAGU_BINARIES, ensureComponents } = await import("../harness/components.ts");
   const { serviceAccountKubeConfig } = await import("../harness/kube.ts");
   const { CLI } = await import("../harness/sidecar.ts");
 
@@ -217,7 +217,7 @@ test("the mutated pod, run as written (Dagu with its env, the sidecar with its a
   await writeFile(join(root, "dags", "hello.yaml"), "steps:\n  - name: say\n    command: echo hi\n");
   const daguEnv = Object.fromEntries((dagu.env ?? []).filter((e) => e.name !== "DAGU_HOME").map((e) => [e.name, e.value!]));
   assert.deepEqual(dagu.command, ["dagu", "start-all"]);
-  const daguBin = bin(await ensureComponents(["dagu"]), "dagu");
+  const daguBin = bin(await ensureComponents(["dagu"]), DAGU_BINARIES.dagu);
   const daguProcess = spawn(daguBin, ["start-all", "--dags", join(root, "dags")], {
     env: { PATH: process.env.PATH ?? "", HOME: root, DAGU_HOME: join(root, "home"), DAGU_TZ: "UTC", DAGU_COORDINATOR_PORT: String(await freePort()), DAGU_SCHEDULER_PORT: String(await freePort()), ...daguEnv },
     stdio: ["ignore", "pipe", "pipe"],
@@ -254,7 +254,10 @@ test("the mutated pod, run as written (Dagu with its env, the sidecar with its a
   });
   const health = await fetch(`http://127.0.0.1:${metricsPort}/dagu/healthz`);
   assert.equal(health.status, 200, "Dagu's rewritten probe target answers from Dagu");
-  const api = (await (await fetch(`${base}/api/v2/health`)).json().catch(() => undefined)) === undefined ? "/api/v1" : "/api/v2";
+  // Dagu's own version (asked on 127.0.0.1, where it now listens) decides its API prefix.
+  const version = ((await (await fetch(`http://127.0.0.1:${daguPort}/api/v1/health`)).json()) as { version?: string }).version ?? "";
+  const api = version.replace(/^v/, "").startsWith("1.") ? "/api/v2" : "/api/v1";
+  t.diagnostic(`Dagu ${version} (API ${api})`);
   assert.equal((await fetch(`${base}${api}/dags`)).status, 401, "nothing without credentials");
   const login = await fetch(`${base}${api}/auth/login`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ username: "admin", password: "admin-password-1" }) });
   assert.equal(login.status, 200);

@@ -4,9 +4,8 @@
 // lists and starts the remote's DAGs with the role the key carries (the remote refuses more), the
 // primary's own route table still applies first, a rotated key keeps the node working across the overlap,
 // and the old key dies after it.
-// The Dagu here is the harness's (test/harness/dagu.ts): v1.30.3 until the harness serves v2.15.1; the
-// config below carries the node in both versions' spelling (remoteNodes/apiBaseURL for 1.x, remote_nodes/
-// api_base_url for 2.x), each with its own API prefix.
+// The Dagus here are v2.15.1 (test/harness/components.ts, DAGU_BINARIES); the primary's config names the
+// node as Dagu 2 spells it (remote_nodes, api_base_url with /api/v1, auth_type none).
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
