@@ -4,53 +4,40 @@
 // known), --request-timeout 8 (any whole request), a per-client cap of 300 connections and a budget of
 // 64 KiB of unauthenticated body bytes (8 KiB per client).
 import assert from "node:assert/strict";
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import type { Socket } from "node:net";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import { startDagu, type DaguInstance } from "../harness/dagu.ts";
 import { eventually } from "../harness/kube.ts";
 import { rawConnect, rawExchange } from "../harness/raw-http.ts";
-import { buildCredentials, startSidecar, type SidecarInstance } from "../harness/sidecar.ts";
+import type { SidecarInstance } from "../harness/sidecar.ts";
+import { startSidecarStack, type SidecarStack } from "../harness/stack.ts";
 
 const HEADERS_TIMEOUT_S = 3;
 const REQUEST_TIMEOUT_S = 8;
 const PER_CLIENT = 300;
 const BUDGET = 64 * 1024;
 
-let dagu: DaguInstance;
+let stack: SidecarStack;
 let sidecar: SidecarInstance;
-let dir: string;
 let prefix: string;
 let token: string;
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 before(async () => {
-  dagu = await startDagu();
-  prefix = Number(/^v?(\d+)\./.exec(dagu.version)?.[1]) >= 2 ? "/api/v1" : "/api/v2";
-  dir = await mkdtemp(join(tmpdir(), "sidecar-slow-"));
-  const built = await buildCredentials({ users: [{ username: "ann", password: "ann-password-1", role: "admin" }] });
-  await writeFile(join(dir, "credentials.json"), JSON.stringify(built.credentials));
-  sidecar = await startSidecar({
-    upstream: dagu.url,
-    args: [
-      "--credentials-file", join(dir, "credentials.json"),
+  stack = await startSidecarStack({
+    credentials: { users: [{ username: "ann", password: "ann-password-1", role: "admin" }] },
+    sidecarArgs: [
       "--headers-timeout", String(HEADERS_TIMEOUT_S),
       "--request-timeout", String(REQUEST_TIMEOUT_S),
       "--max-connections-per-client", String(PER_CLIENT),
       "--max-unauthenticated-body-bytes", String(BUDGET),
     ],
   });
+  ({ sidecar, prefix } = stack);
   token = (await login()).token!;
 });
 
-after(async () => {
-  await sidecar?.stop();
-  await dagu?.stop();
-  if (dir) await rm(dir, { recursive: true, force: true });
-});
+after(() => stack?.stop());
 
 /** A real login from 127.0.0.1; its status, token and duration. */
 async function login(): Promise<{ status: number; token?: string; ms: number }> {
