@@ -1,6 +1,6 @@
 // A real Dagu, optionally a recording forwarder, and the real sidecar in front, with a credentials file of
 // known secrets: what most sidecar integration tests start in `before` and stop in `after`. The API
-// prefix follows the Dagu in use (Dagu 1.x: /api/v2, Dagu 2.x: /api/v1), so tests stay version-neutral.
+// prefix is the Dagu's own (`dagu.api`: Dagu 1.x /api/v2, Dagu 2.x /api/v1), so tests stay version-neutral.
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -21,9 +21,6 @@ export interface SidecarStack {
   stop(): Promise<void>;
 }
 
-export function apiOf(dagu: DaguInstance): { prefix: "/api/v1" | "/api/v2"; daguApi: "v1" | "v2" } {
-  return Number(/^v?(\d+)\./.exec(dagu.version)?.[1]) >= 2 ? { prefix: "/api/v1", daguApi: "v1" } : { prefix: "/api/v2", daguApi: "v2" };
-}
 
 export async function startSidecarStack(options: {
   credentials: Parameters<typeof buildCredentials>[0];
@@ -38,7 +35,7 @@ export async function startSidecarStack(options: {
   let recorder: Recorder | undefined;
   let dir: string | undefined;
   try {
-    const api = apiOf(dagu);
+    const api = { prefix: dagu.api, daguApi: dagu.api === "/api/v1" ? "v1" : "v2" } as const;
     recorder = options.recorder ? await startRecorder(dagu.url) : undefined;
     dir = await mkdtemp(join(tmpdir(), "sidecar-stack-"));
     const built = await buildCredentials(options.credentials);
