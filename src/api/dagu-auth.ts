@@ -142,11 +142,16 @@ export const LoginSpec = cel(
         .min(1)
         .max(1000)
         .default(5)
-        .describe("Failed logins allowed within `window` before logins are locked out for `lockout`."),
+        .describe(
+          "Failed logins of one username from one client address allowed within `window` before that pair " +
+            "is locked out for `lockout` (other clients of the same user are not). A username failing 4 times " +
+            "this often from all clients together, or an address failing that often across usernames, is " +
+            "slowed (a second before each check), never locked.",
+        ),
       window: duration("Window in which failed logins are counted.").default("15m"),
-      lockout: duration("How long further logins are refused once `maxAttempts` is reached.").default("15m"),
+      lockout: duration("How long a username and client address pair is refused once `maxAttempts` is reached.").default("15m"),
     })
-    .describe("Login throttling, checked before any password hashing."),
+    .describe("Login throttling, checked before any password hashing (docs/sidecar.md, ADR 0006)."),
   [minDuration("window", "spec.login.window", "1s"), minDuration("lockout", "spec.login.lockout", "1s")],
 );
 export type LoginSpec = z.infer<typeof LoginSpec>;

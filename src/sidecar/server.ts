@@ -208,8 +208,12 @@ export class Sidecar {
     await listen(server, this.#options.listen);
 
     if (this.#options.metricsListen) {
+      const at = this.#options.metricsListen;
       this.#metricsServer = createHttpServer((req, res) => void this.#ownEndpoint(req, res, true));
-      await listen(this.#metricsServer, this.#options.metricsListen);
+      await listen(this.#metricsServer, at).catch((error: Error) => {
+        server.close();
+        throw new Error(`cannot serve metrics on ${at.host}:${at.port} (${error.message}): choose another --metrics-listen HOST:PORT, or off`);
+      });
     }
     if (!this.#profile) this.#detect(0);
     this.#log.info(

@@ -101,7 +101,7 @@ export class ReplayGuard {
   constructor(max = 100_000) {
     this.#max = max;
   }
-  /** Records `key` until `expiresAt`; false when it was already seen (a replay) or the guard is full. */
+  /** Records `key` until `expiresAt`: "new"; "replay" when it is already recorded; "full" when no room is left. */
   admit(key: string, expiresAt: number, now: number): "new" | "replay" | "full" {
     const seen = this.#seen.get(key);
     if (seen !== undefined && seen > now) return "replay";

@@ -14,7 +14,7 @@ export interface DaguInstance {
   readonly port: number;
   readonly home: string;
   readonly dagsDir: string;
-  /** Where its API lives: `/api/v1` (Dagu 2) or `/api/v2` (Dagu 1). */
+  /** Where its API lives: `/api/v2` (Dagu 1) or `/api/v1` (Dagu 2); with a basePath, below it. */
   readonly api: "/api/v1" | "/api/v2";
   /** Dagu's version as its health endpoint reports it. */
   readonly version: string;
@@ -104,20 +104,27 @@ export async function startDagu(
   };
   const deadline = Date.now() + (options.timeoutMs ?? 30_000);
   let version = "";
-  while (Date.now() < deadline) {
+  let api: DaguInstance["api"] | undefined;
+  // Dagu 1 answers its health document on /api/v2 (and its legacy /api/v1); Dagu 2 only on /api/v1 (its
+  // page elsewhere). The first that answers with JSON names the API.
+  while (Date.now() < deadline && api === undefined) {
     if (child.exitCode !== null) break;
-    try {
-      const response = await fetch(`${url}${options.basePath ?? ""}${api}/health`);
-      if (response.ok) {
-        version = ((await response.json()) as { version?: string }).version ?? "";
-        break;
+    for (const prefix of ["/api/v2", "/api/v1"] as const) {
+      try {
+        const response = await fetch(`${url}${options.basePath ?? ""}${prefix}/health`);
+        const health = response.ok ? ((await response.json()) as { version?: string }) : undefined;
+        if (health) {
+          version = health.version ?? "";
+          api = prefix;
+          break;
+        }
+      } catch {
+        // not up yet, or a page instead of JSON
       }
-    } catch {
-      // not up yet
     }
-    await new Promise((r) => setTimeout(r, 100));
+    if (api === undefined) await new Promise((r) => setTimeout(r, 100));
   }
-  if (!version) {
+  if (api === undefined) {
     const tail = await readFile(logFile, "utf8").catch(() => "");
     await stop();
     throw new Error(`Dagu did not become healthy on ${url}:\n${tail.slice(-2000)}`);

@@ -3,41 +3,33 @@
 // and reached Dagu's API without a credential. Every path with an `api` segment is refused now; Dagu's
 // own pages under the base path still pass. Version-neutral: the prefix follows the Dagu in use.
 import assert from "node:assert/strict";
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import { startDagu, type DaguInstance } from "../harness/dagu.ts";
-import { buildCredentials, startRecorder, startSidecar, type Recorder, type SidecarInstance } from "../harness/sidecar.ts";
+import type { DaguInstance } from "../harness/dagu.ts";
+import type { Recorder, SidecarInstance } from "../harness/sidecar.ts";
+import { startSidecarStack, type SidecarStack } from "../harness/stack.ts";
 
 const BASE = "/dagu";
+let stack: SidecarStack;
 let dagu: DaguInstance;
 let recorder: Recorder;
 let sidecar: SidecarInstance;
-let dir: string;
-let token: string;
-/** Dagu 1.x serves /api/v2 (--dagu-api v2), Dagu 2.x /api/v1 (--dagu-api v1). */
 let prefix: string;
+let token: string;
 
 before(async () => {
-  dagu = await startDagu({ basePath: BASE });
-  const major = Number(/^v?(\d+)\./.exec(dagu.version)?.[1]);
-  prefix = major >= 2 ? "/api/v1" : "/api/v2";
-  recorder = await startRecorder(dagu.url);
-  dir = await mkdtemp(join(tmpdir(), "sidecar-base-path-"));
-  const built = await buildCredentials({ users: [{ username: "root", password: "root-password-1", role: "admin" }] });
-  await writeFile(join(dir, "credentials.json"), JSON.stringify(built.credentials));
-  sidecar = await startSidecar({ upstream: recorder.url, args: ["--credentials-file", join(dir, "credentials.json"), "--dagu-api", prefix === "/api/v1" ? "v1" : "v2"] });
+  stack = await startSidecarStack({
+    basePath: BASE,
+    recorder: true,
+    forceApi: true,
+    credentials: { users: [{ username: "root", password: "root-password-1", role: "admin" }] },
+  });
+  ({ dagu, sidecar, prefix } = stack);
+  recorder = stack.recorder!;
   const login = await fetch(`${sidecar.url}${prefix}/auth/login`, { method: "POST", body: JSON.stringify({ username: "root", password: "root-password-1" }) });
   token = ((await login.json()) as { token: string }).token;
 });
 
-after(async () => {
-  await sidecar?.stop();
-  await recorder?.stop();
-  await dagu?.stop();
-  if (dir) await rm(dir, { recursive: true, force: true });
-});
+after(() => stack?.stop());
 
 describe("Dagu with a basePath behind a sidecar with --dagu-api forced", () => {
   test("Dagu itself answers its DAG list under the base path to anyone (what must never be reachable)", async () => {

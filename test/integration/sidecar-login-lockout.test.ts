@@ -2,42 +2,32 @@
 // Dagu; each client is its own loopback source address (127.0.x.y), so the sidecar sees distinct peers
 // exactly as it would see distinct machines. Login settings: 3 attempts, 60 s window, 300 s lockout.
 import assert from "node:assert/strict";
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { request } from "node:http";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import { startDagu, type DaguInstance } from "../harness/dagu.ts";
 import { eventually } from "../harness/kube.ts";
-import { buildCredentials, startSidecar, type SidecarInstance } from "../harness/sidecar.ts";
+import type { SidecarInstance } from "../harness/sidecar.ts";
+import { startSidecarStack, type SidecarStack } from "../harness/stack.ts";
 
 const PASSWORDS = { admin: "admin-password-1", alice: "alice-password-1", bob: "bob-password-1" } as const;
-let dagu: DaguInstance;
+let stack: SidecarStack;
 let sidecar: SidecarInstance;
-let dir: string;
 let prefix: string;
 
 before(async () => {
-  dagu = await startDagu();
-  prefix = Number(/^v?(\d+)\./.exec(dagu.version)?.[1]) >= 2 ? "/api/v1" : "/api/v2";
-  dir = await mkdtemp(join(tmpdir(), "sidecar-lockout-"));
-  const built = await buildCredentials({
-    users: [
-      { username: "admin", password: PASSWORDS.admin, role: "admin" },
-      { username: "alice", password: PASSWORDS.alice, role: "viewer" },
-      { username: "bob", password: PASSWORDS.bob, role: "viewer" },
-    ],
-    login: { maxAttempts: 3, windowSeconds: 60, lockoutSeconds: 300 },
+  stack = await startSidecarStack({
+    credentials: {
+      users: [
+        { username: "admin", password: PASSWORDS.admin, role: "admin" },
+        { username: "alice", password: PASSWORDS.alice, role: "viewer" },
+        { username: "bob", password: PASSWORDS.bob, role: "viewer" },
+      ],
+      login: { maxAttempts: 3, windowSeconds: 60, lockoutSeconds: 300 },
+    },
   });
-  await writeFile(join(dir, "credentials.json"), JSON.stringify(built.credentials));
-  sidecar = await startSidecar({ upstream: dagu.url, args: ["--credentials-file", join(dir, "credentials.json")] });
+  ({ sidecar, prefix } = stack);
 });
 
-after(async () => {
-  await sidecar?.stop();
-  await dagu?.stop();
-  if (dir) await rm(dir, { recursive: true, force: true });
-});
+after(() => stack?.stop());
 
 interface LoginResult {
   status: number;

@@ -4,6 +4,7 @@ import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
+import { createServer as createNetServer, type AddressInfo } from "node:net";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { startDagu, type DaguInstance } from "../harness/dagu.ts";
@@ -321,5 +322,23 @@ describe("CLI errors", () => {
     const r = await run(["sidecar", "--upstream", dagu.url, "--listen", "127.0.0.1:0"], { PATH: process.env.PATH ?? "", DAGU_AUTH_MODE: "none" });
     assert.equal(r.code, 1);
     assert.match(r.stderr, /auth\.mode none leaves nothing to enforce/);
+  });
+
+  test("a metrics address that is taken stops the start with exit 1, naming the option", async () => {
+    const blocker = createNetServer();
+    await new Promise<void>((resolve) => blocker.listen(0, "127.0.0.1", resolve));
+    try {
+      const port = (blocker.address() as AddressInfo).port;
+      const r = await run(["sidecar", "--upstream", dagu.url, "--listen", "127.0.0.1:0", "--metrics-listen", `127.0.0.1:${port}`], {
+        PATH: process.env.PATH ?? "",
+        DAGU_AUTH_MODE: "basic",
+        DAGU_AUTH_BASIC_USERNAME: "ann",
+        DAGU_AUTH_BASIC_PASSWORD: "ann-password-1",
+      });
+      assert.equal(r.code, 1);
+      assert.match(r.stderr, new RegExp(`cannot serve metrics on 127\\.0\\.0\\.1:${port} .*choose another --metrics-listen HOST:PORT, or off`));
+    } finally {
+      blocker.close();
+    }
   });
 });

@@ -6,46 +6,38 @@
 // Version-neutral: the API prefix follows the Dagu in use.
 import assert from "node:assert/strict";
 import { createHmac } from "node:crypto";
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { generateWebhookToken, generateSecret } from "../../src/common/tokens.ts";
-import { startDagu, HELLO_DAG, type DaguInstance } from "../harness/dagu.ts";
+import { HELLO_DAG } from "../harness/dagu.ts";
 import { rawExchange, type RawAnswer } from "../harness/raw-http.ts";
-import { buildCredentials, startRecorder, startSidecar, type Recorder, type SidecarInstance, type TestCredentials } from "../harness/sidecar.ts";
+import { startSidecar, type Recorder, type SidecarInstance, type TestCredentials } from "../harness/sidecar.ts";
+import { startSidecarStack, type SidecarStack } from "../harness/stack.ts";
 
 const WINDOW_SECONDS = 2;
-let dagu: DaguInstance;
+let stack: SidecarStack;
 let recorder: Recorder;
 let sidecar: SidecarInstance;
 let built: TestCredentials;
-let dir: string;
 let prefix: string;
 
 before(async () => {
-  dagu = await startDagu({ dags: { hmaconly: HELLO_DAG, nohook: HELLO_DAG, tok: HELLO_DAG, stamped: HELLO_DAG, stampedtok: HELLO_DAG } });
-  prefix = Number(/^v?(\d+)\./.exec(dagu.version)?.[1]) >= 2 ? "/api/v1" : "/api/v2";
-  recorder = await startRecorder(dagu.url);
-  dir = await mkdtemp(join(tmpdir(), "sidecar-webhook-security-"));
-  built = await buildCredentials({
-    webhooks: [
-      { dagName: "hmaconly", mode: "hmac" },
-      { dagName: "tok", mode: "token" },
-      { dagName: "stamped", mode: "hmac", timestampWindowSeconds: WINDOW_SECONDS },
-      { dagName: "stampedtok", mode: "tokenAndHmac", timestampWindowSeconds: WINDOW_SECONDS },
-    ],
+  stack = await startSidecarStack({
+    dags: { hmaconly: HELLO_DAG, nohook: HELLO_DAG, tok: HELLO_DAG, stamped: HELLO_DAG, stampedtok: HELLO_DAG },
+    recorder: true,
+    credentials: {
+      webhooks: [
+        { dagName: "hmaconly", mode: "hmac" },
+        { dagName: "tok", mode: "token" },
+        { dagName: "stamped", mode: "hmac", timestampWindowSeconds: WINDOW_SECONDS },
+        { dagName: "stampedtok", mode: "tokenAndHmac", timestampWindowSeconds: WINDOW_SECONDS },
+      ],
+    },
   });
-  await writeFile(join(dir, "credentials.json"), JSON.stringify(built.credentials));
-  sidecar = await startSidecar({ upstream: recorder.url, args: ["--credentials-file", join(dir, "credentials.json")] });
+  ({ sidecar, built, prefix } = stack);
+  recorder = stack.recorder!;
 });
 
-after(async () => {
-  await sidecar?.stop();
-  await recorder?.stop();
-  await dagu?.stop();
-  if (dir) await rm(dir, { recursive: true, force: true });
-});
+after(() => stack?.stop());
 
 const hmac = (secret: string, data: string) => `sha256=${createHmac("sha256", Buffer.from(secret, "base64url")).update(data).digest("hex")}`;
 const enqueues = () => recorder.requests.filter((r) => r.method === "POST" && r.url.endsWith("/enqueue"));
@@ -124,7 +116,7 @@ describe("replay protection", () => {
     assert.equal(enqueues().length, before + 1, "one run only");
 
     // A request captured and replayed after the window, against a fresh sidecar that remembers nothing.
-    const late = await startSidecar({ upstream: recorder.url, args: ["--credentials-file", join(dir, "credentials.json")] });
+    const late = await startSidecar({ upstream: recorder.url, args: ["--credentials-file", stack.credentialsFile] });
     try {
       await new Promise((r) => setTimeout(r, (WINDOW_SECONDS + 1.2) * 1000));
       const r = await fetch(`${late.url}${prefix}/webhooks/stamped`, { method: "POST", headers: { "x-dagu-signature": signature, "x-dagu-timestamp": stamp }, body });
