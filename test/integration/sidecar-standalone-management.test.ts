@@ -194,6 +194,8 @@ describe("users, API keys and webhooks through Dagu's routes", () => {
       // Everything survives a restart.
       const port = sc.port;
       await sc.stop();
+      const firstOutput = sc.output();
+      for (const secret of ["your-secure-password", "dev-password-1", apiKey, hookToken]) assert.ok(!firstOutput.includes(secret), "no secret in the sidecar's log");
       sc = await startSidecar({ upstream: dagu.url, port, args });
       const admin2 = await login(sc, "admin", "your-secure-password");
       await login(sc, "dev", "dev-password-1");
