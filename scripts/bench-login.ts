@@ -13,7 +13,8 @@
 // without trusted proxies) from which 16 loops spray many usernames and hammer "admin" while another
 // user behind the same address logs in.
 //
-// Environment: BENCH_SECONDS (8).
+// Environment: BENCH_SECONDS (8); BENCH_SIDECAR_CLI: another sidecar to measure the same way (e.g. an older
+// commit's src/cli.ts from `git archive`, with node_modules linked beside it) for a baseline.
 import { spawn, type ChildProcess } from "node:child_process";
 import { Agent, createServer, request } from "node:http";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
@@ -25,7 +26,7 @@ import { repoRoot } from "../test/harness/components.ts";
 import { freePort } from "../test/harness/control-plane.ts";
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? "") > 0 ? Number(process.env.BENCH_SECONDS) : 8;
-const CLI = join(repoRoot, "src", "cli.ts");
+const CLI = process.env.BENCH_SIDECAR_CLI ?? join(repoRoot, "src", "cli.ts");
 const PREFIX = "/api/v2"; // the sidecar runs with --dagu-api v2; logins never reach the upstream
 const VICTIM_EVERY_MS = 250;
 const PASSWORDS = { admin: "admin-password-for-bench", alice: "alice-password-for-bench" };
@@ -43,14 +44,28 @@ interface Sidecar {
   stop(): Promise<void>;
 }
 
+/** Sidecars running now: stopped on SIGINT/SIGTERM and on exit, never left behind. */
+const running = new Set<ChildProcess>();
+for (const signal of ["SIGINT", "SIGTERM"] as const) {
+  process.once(signal, () => {
+    for (const child of running) child.kill("SIGKILL");
+    process.exit(130);
+  });
+}
+process.once("exit", () => {
+  for (const child of running) child.kill("SIGKILL");
+});
+
 async function startSidecar(upstream: string, credentialsFile: string): Promise<Sidecar> {
   const port = await freePort();
   const child: ChildProcess = spawn(
     process.execPath,
-    [CLI, "sidecar", "--upstream", upstream, "--listen", `127.0.0.1:${port}`, "--metrics-listen", "off", "--credentials-file", credentialsFile, "--dagu-api", "v2", "--log-level", "error"],
+    // An older build (BENCH_SIDECAR_CLI) may not know `--metrics-listen off`.
+    [CLI, "sidecar", "--upstream", upstream, "--listen", `127.0.0.1:${port}`, ...(process.env.BENCH_SIDECAR_CLI ? [] : ["--metrics-listen", "off"]), "--credentials-file", credentialsFile, "--dagu-api", "v2", "--log-level", "error"],
     { stdio: ["ignore", "ignore", "inherit"] },
   );
-  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+  running.add(child);
+  const exited = new Promise<void>((resolve) => child.once("exit", () => (running.delete(child), resolve())));
   for (let i = 0; i < 200; i++) {
     try {
       const r = await fetch(`http://127.0.0.1:${port}/readyz`);
@@ -79,6 +94,8 @@ function login(port: number, from: string, agent: Agent | undefined, username: s
       },
     );
     req.on("error", (error) => resolve({ status: 0, ms: performance.now() - t0, message: error.message }));
+    // A request that hangs (e.g. no ephemeral port left for a new connection) ends as "other".
+    req.setTimeout(30_000, () => req.destroy(new Error("timed out")));
     req.end(body);
   });
 }
@@ -105,6 +122,14 @@ interface Figures {
 
 async function scenario(upstream: string, credentialsFile: string, attack: Attack | undefined, victim: { from: string; username: keyof typeof PASSWORDS }): Promise<Figures> {
   const sidecar = await startSidecar(upstream, credentialsFile);
+  try {
+    return await measure(sidecar, attack, victim);
+  } finally {
+    await sidecar.stop();
+  }
+}
+
+async function measure(sidecar: Sidecar, attack: Attack | undefined, victim: { from: string; username: keyof typeof PASSWORDS }): Promise<Figures> {
   // One keep-alive connection per loop (and one for the victim): clients behind one address do not queue
   // behind each other in this process.
   const agents = new Map<string, Agent>();
@@ -146,7 +171,6 @@ async function scenario(upstream: string, credentialsFile: string, attack: Attac
   stop = true;
   await Promise.all(loops);
   for (const agent of agents.values()) agent.destroy();
-  await sidecar.stop();
   return {
     victimStatuses: statuses,
     victimOk: ok,
@@ -174,14 +198,14 @@ async function main(): Promise<void> {
     login: { maxAttempts: 5, windowSeconds: 900, lockoutSeconds: 900 },
   });
   await writeFile(file, JSON.stringify(built.credentials));
-  say(`${SECONDS} s per scenario, victim every ${VICTIM_EVERY_MS} ms, load average at start ${loadavg()[0]!.toFixed(2)}`);
+  say(`${CLI}: ${SECONDS} s per scenario, victim every ${VICTIM_EVERY_MS} ms, load average at start ${loadavg()[0]!.toFixed(2)}`);
 
-  const own = (n: number): Attack => ({ loops: n, next: (loop) => ({ from: `127.0.${100 + (loop >> 8)}.${(loop & 255) + 1}`, username: "admin", keepAlive: true }) });
+  const own = (n: number): Attack => ({ loops: n, next: (loop) => ({ from: `127.0.${100 + (loop >> 7)}.${(loop & 127) + 1}`, username: "admin", keepAlive: true }) });
   const botnet: Attack = {
     loops: 32,
     next: (loop, attempt) => {
       const n = (attempt * 32 + loop) % 4096;
-      return { from: `127.1.${n >> 8}.${(n & 255) + 1}`, username: "admin", keepAlive: false };
+      return { from: `127.1.${n >> 7}.${(n & 127) + 1}`, username: "admin", keepAlive: false };
     },
   };
   const shared: Attack = { loops: 16, next: (loop, attempt) => ({ from: "127.0.50.1", username: attempt % 4 === 0 ? "admin" : `user${loop}-${attempt}`, keepAlive: true }) };

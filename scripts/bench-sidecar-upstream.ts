@@ -28,8 +28,8 @@ export const UPSTREAM_BODY = JSON.stringify({
   pagination: { totalRecords: 1, currentPage: 1, totalPages: 1, nextPage: 1, prevPage: 1 },
 });
 
-/** Dagu 1.30.3's health document, so that the sidecar's API detection would also pick the Dagu 1 table. */
-const HEALTH_BODY = JSON.stringify({ status: "healthy", version: "1.30.3", uptime: 1, timestamp: "2026-01-01T00:00:00Z" });
+/** Dagu v2.15.1's health document, on /api/v1 only, so that the sidecar's API detection would also pick the Dagu 2 table. */
+const HEALTH_BODY = JSON.stringify({ status: "healthy", version: "2.15.1", uptime: 1, timestamp: "2026-01-01T00:00:00Z" });
 
 export interface LoadOptions {
   mode: "open" | "closed";
@@ -95,7 +95,7 @@ function runUpstream(): void {
   const body = Buffer.from(UPSTREAM_BODY);
   const health = Buffer.from(HEALTH_BODY);
   const server = createServer((req: IncomingMessage, res: ServerResponse) => {
-    const answer = req.url === "/api/v2/health" || req.url === "/api/v1/health" ? health : body;
+    const answer = req.url === "/api/v1/health" ? health : body;
     req.resume();
     res.writeHead(200, { "content-type": "application/json; charset=utf-8", "content-length": answer.length });
     res.end(answer);

@@ -37,7 +37,7 @@ const NGINX_BCRYPT_CONNECTIONS = 4;
 const OPEN_RATE = envNumber("BENCH_OPEN_RATE", 1000);
 const CPU_PROFILE_DIR = process.env.BENCH_CPU_PROFILE;
 const WAIT_QUIET_SECONDS = process.env.BENCH_WAIT_QUIET ? envNumber("BENCH_WAIT_QUIET", 0) : 0;
-const PATH = "/api/v2/dags"; // a viewer route of the Dagu 1.30.3 table (routes-dagu1.ts: listDAGs)
+const PATH = "/api/v1/dags"; // a viewer route of the Dagu v2.15.1 table (routes.ts: listDAGs)
 const HELPER = join(repoRoot, "scripts", "bench-sidecar-upstream.ts");
 const CLI = join(repoRoot, "src", "cli.ts");
 
@@ -362,7 +362,7 @@ async function startSidecar(name: string, upstream: string, credentialsFile: str
   const fd = openSync(logFile, "a"); // the audit lines: written as in production, read by nobody
   const child = track(
     name,
-    spawn(process.execPath, [...(CPU_PROFILE_DIR ? ["--cpu-prof", `--cpu-prof-dir=${CPU_PROFILE_DIR}`] : []), ...(process.env.BENCH_SIDECAR_NODE_FLAGS ?? "").split(" ").filter(Boolean), CLI, "sidecar", "--upstream", upstream, "--listen", `127.0.0.1:${port}`, "--credentials-file", credentialsFile, "--dagu-api", "v2"], {
+    spawn(process.execPath, [...(CPU_PROFILE_DIR ? ["--cpu-prof", `--cpu-prof-dir=${CPU_PROFILE_DIR}`] : []), ...(process.env.BENCH_SIDECAR_NODE_FLAGS ?? "").split(" ").filter(Boolean), CLI, "sidecar", "--upstream", upstream, "--listen", `127.0.0.1:${port}`, "--credentials-file", credentialsFile, "--dagu-api", "v1"], {
       env: { PATH: process.env.PATH ?? "" },
       stdio: ["ignore", fd, fd],
     }),
@@ -535,7 +535,7 @@ async function main(): Promise<void> {
     const sidecarBasic = await startSidecar("sidecar (basic)", upstream.url, files.basic!, join(dir, "sidecar-basic.log"));
 
     // A JWT the way Dagu's UI gets one: one login.
-    const login = await fetch(`${sidecar.url}/api/v2/auth/login`, {
+    const login = await fetch(`${sidecar.url}/api/v1/auth/login`, {
       method: "POST",
       headers: { "content-type": "application/json" },
       body: JSON.stringify({ username: "viewer", password: userPassword }),

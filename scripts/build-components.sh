@@ -1,27 +1,37 @@
 #!/usr/bin/env bash
 # Builds the real components the tests and the demo run (etcd, kube-apiserver,
-# kube-controller-manager, kubectl, Dagu, helm) from the Go module proxy into a
-# cache outside the clone, keyed by version, so that every later run (and CI on
-# the same machine) reuses them. Nothing built here is ever committed.
+# kube-controller-manager, kubectl, Dagu, helm) from the Go module proxy (Dagu 2
+# from a source clone, see below) into a cache outside the clone, keyed by
+# version, so that every later run (and CI on the same machine) reuses them.
+# Nothing built here, and no Dagu source, is ever committed.
 #
-# usage: scripts/build-components.sh [all|kube|etcd|dagu|dagu-ui|helm|certmanager]...
+# usage: scripts/build-components.sh [all|kube|etcd|dagu|dagu-ui|dagu1|helm|certmanager]...
+#   dagu     Dagu v2.15.1 without its web UI     -> bin/dagu-v2.15.1
+#   dagu-ui  Dagu v2.15.1 with its web UI        -> bin/dagu-ui-v2.15.1
+#   dagu1    Dagu v1.30.3 (the Dagu 1 suite)     -> bin/dagu-v1.30.3
+# Dagu gets no unversioned link (which Dagu `dagu` named has changed, and the cache is shared by every
+# checkout on the machine): callers name the version (test/harness/components.ts DAGU_BINARIES).
 # prints progress on stderr; prints the cache's bin directory on stdout.
 set -euo pipefail
 
 KUBE_VERSION="${KUBE_VERSION:-v1.35.4}"
 ETCD_VERSION="${ETCD_VERSION:-v3.6.16}"
-# Dagu v2.15.1 (github.com/dagucloud/dagu/v2) is what the product targets, but
-# this machine's Go module proxy answers 403 for every version of that module;
-# github.com/dagu-org/dagu v1.30.3 is the Dagu it serves (docs/adr/0002).
-DAGU_MODULE="${DAGU_MODULE:-github.com/dagu-org/dagu}"
-DAGU_VERSION="${DAGU_VERSION:-v1.30.3}"
+# Dagu v2.15.1, the Dagu the product targets and every test, the demo and the benchmark run: the Go
+# module proxy refuses github.com/dagucloud/dagu/v2, so it is built from a git clone of its public
+# repository kept in the cache (DAGU_SOURCE; docs/adr/0005). Dagu v1.30.3 (github.com/dagu-org/dagu, served
+# by the proxy) is built as `dagu1` for the small Dagu 1 suite only.
+DAGU_VERSION="${DAGU_VERSION:-v2.15.1}"
+DAGU_REPO="${DAGU_REPO:-https://github.com/dagucloud/dagu}"
+DAGU1_MODULE="${DAGU1_MODULE:-github.com/dagu-org/dagu}"
+DAGU1_VERSION="${DAGU1_VERSION:-v1.30.3}"
 HELM_VERSION="${HELM_VERSION:-v3.21.4}"
 CERT_MANAGER_VERSION="${CERT_MANAGER_VERSION:-v1.21.2}"
-# Dagu v2.15.1's go.mod says go 1.27.0 (the proxy serves that toolchain); v1.30.3 builds with the local Go.
-DAGU_TOOLCHAIN="${DAGU_TOOLCHAIN:-auto}"
+# Dagu v2.15.1's go.mod says go 1.27.0 (the proxy serves the toolchain); v1.30.3 builds with the local Go.
+DAGU_TOOLCHAIN="${DAGU_TOOLCHAIN:-go1.27.3}"
 
 CACHE="${DAGU_AUTH_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/dagu-auth-operator}"
 BIN="$CACHE/bin"
+DAGU_SOURCE="${DAGU_SOURCE:-$CACHE/src/dagu}"
 mkdir -p "$BIN" "$CACHE/work"
 export GOFLAGS="${GOFLAGS:--buildvcs=false}"
 
@@ -115,40 +125,176 @@ EOF
   link etcd "$ETCD_VERSION"
 }
 
-build_dagu() {
-  if have dagu "$DAGU_VERSION"; then link dagu "$DAGU_VERSION"; return; fi
-  # Built inside a writable copy of the module so that its own go.mod (and any
-  # replace directives) apply, exactly as upstream builds it.
-  local src="$CACHE/work/dagu-$DAGU_VERSION-src"
-  if [ ! -f "$src/go.mod" ]; then
-    say "dagu $DAGU_VERSION: downloading $DAGU_MODULE"
-    local dir
-    dir=$(cd "$CACHE/work" && GOTOOLCHAIN="$DAGU_TOOLCHAIN" go mod download -json "$DAGU_MODULE@$DAGU_VERSION" | sed -n 's/.*"Dir": "\(.*\)".*/\1/p')
-    rm -rf "$src.tmp" && cp -r "$dir" "$src.tmp" && chmod -R u+w "$src.tmp" && mv "$src.tmp" "$src"
+# --- Dagu v2.15.1, from a source clone ----------------------------------------------------------------
+# The module proxy refuses github.com/dagucloud/dagu/v2, so Dagu 2 is built from a git clone of its public
+# repository kept in the cache (never in this repository). The build works in a writable copy of the tag
+# (git archive), where it leaves out the two integrations whose modules the proxy also refuses
+# (docs/adr/0005): the Alibaba Cloud KMS secret provider (internal/secret/providers/alibaba.go, which
+# registers itself from init(), so removing the file removes the provider) and the aqua-backed installer of
+# a DAG's `tools:` (internal/tools/aqua, replaced by a stand-in written below that refuses every install).
+dagu_src_dir() { echo "$CACHE/work/dagu-$DAGU_VERSION-src"; }
+
+# Makes sure $DAGU_SOURCE is a git clone holding the tag $DAGU_VERSION: clones it where missing (what a
+# machine with internet access does), else stops saying exactly what to put where.
+ensure_dagu_clone() {
+  local tag="$DAGU_VERSION^{commit}"
+  if [ -d "$DAGU_SOURCE/.git" ] || [ -f "$DAGU_SOURCE/HEAD" ]; then
+    git -C "$DAGU_SOURCE" rev-parse --verify --quiet "$tag" >/dev/null && return
+    say "dagu $DAGU_VERSION: $DAGU_SOURCE is a git clone without the tag $DAGU_VERSION; trying git fetch --tags"
+    timeout 600 git -C "$DAGU_SOURCE" fetch --tags --quiet origin >&2 || true
+    git -C "$DAGU_SOURCE" rev-parse --verify --quiet "$tag" >/dev/null && return
+  elif [ ! -e "$DAGU_SOURCE" ]; then
+    say "dagu $DAGU_VERSION: no source clone at $DAGU_SOURCE; trying git clone --branch $DAGU_VERSION $DAGU_REPO"
+    mkdir -p "$(dirname "$DAGU_SOURCE")"
+    if timeout 900 git clone --quiet --branch "$DAGU_VERSION" "$DAGU_REPO" "$DAGU_SOURCE.tmp" >&2; then
+      mv "$DAGU_SOURCE.tmp" "$DAGU_SOURCE"
+      return
+    fi
+    rm -rf "$DAGU_SOURCE.tmp"
   fi
-  (cd "$src" && with_progress "dagu $DAGU_VERSION: go mod download" env GOTOOLCHAIN="$DAGU_TOOLCHAIN" go mod download)
-  (cd "$src" && with_progress "dagu $DAGU_VERSION" env GOTOOLCHAIN="$DAGU_TOOLCHAIN" \
-    go build -trimpath -ldflags "-s -w -X main.version=${DAGU_VERSION#v}" -o "$BIN/dagu-$DAGU_VERSION.tmp" ./cmd)
-  mv "$BIN/dagu-$DAGU_VERSION.tmp" "$BIN/dagu-$DAGU_VERSION"
-  link dagu "$DAGU_VERSION"
+  cat >&2 <<MSG
+[build] Dagu $DAGU_VERSION needs its source and it could not be had here.
+[build] Put a git clone of $DAGU_REPO that holds the tag $DAGU_VERSION at
+[build]   $DAGU_SOURCE
+[build] (for example: git clone --branch $DAGU_VERSION $DAGU_REPO $DAGU_SOURCE on a machine with
+[build] internet access, then copy that folder here), or point DAGU_SOURCE at such a clone; then run
+[build] scripts/build-components.sh dagu dagu-ui again. Only the tag is read; the clone is never changed.
+MSG
+  exit 3
 }
 
-# Dagu with its web UI. The module holds the UI's sources (ui/) but not their build: a plain `go build`
-# embeds an empty internal/service/frontend/assets/ and the UI does not load. This builds the UI as
-# upstream's Dockerfile does (pnpm install --frozen-lockfile; pnpm build; ui/dist/* and
-# schemas/dag.schema.json into the assets folder), inside the writable module copy, with the dependencies
-# from the npm registry and pnpm's store under the cache, then a second binary dagu-ui-<version>.
-# The assets folder is emptied again afterwards, so the plain `dagu` target stays the module's build.
-build_dagu_ui() {
-  if have dagu-ui "$DAGU_VERSION"; then link dagu-ui "$DAGU_VERSION"; return; fi
-  local src="$CACHE/work/dagu-$DAGU_VERSION-src"
-  if [ ! -f "$src/go.mod" ]; then
-    # Same writable copy as build_dagu makes.
-    say "dagu $DAGU_VERSION: downloading $DAGU_MODULE"
-    local dir
-    dir=$(cd "$CACHE/work" && GOTOOLCHAIN="$DAGU_TOOLCHAIN" go mod download -json "$DAGU_MODULE@$DAGU_VERSION" | sed -n 's/.*"Dir": "\(.*\)".*/\1/p')
-    rm -rf "$src.tmp" && cp -r "$dir" "$src.tmp" && chmod -R u+w "$src.tmp" && mv "$src.tmp" "$src"
+# The stand-in for internal/tools/aqua: the exported names Dagu's callers use, and an Install that refuses.
+write_aqua_standin() {
+  local dir="$1"
+  rm -rf "$dir" && mkdir -p "$dir"
+  cat > "$dir/standin.go" <<'GO'
+// Package aqua: written by dagu-auth-operator's scripts/build-components.sh in place of Dagu's aqua-backed
+// tool installer, whose module (github.com/aquaproj/aqua/v2) the Go module proxy of the build machine
+// refuses. A DAG that declares `tools:` fails with errNotBuilt; everything else in Dagu is unchanged.
+package aqua
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+
+	"github.com/dagucloud/dagu/v2/internal/ir"
+	"github.com/dagucloud/dagu/v2/internal/tools"
+)
+
+var errNotBuilt = errors.New("installing DAG tools (aqua) is not part of this build")
+
+// Installer refuses every install.
+type Installer struct{}
+
+// Option is accepted and ignored.
+type Option func(*Installer)
+
+// WithLogger is accepted and ignored.
+func WithLogger(*slog.Logger) Option { return func(*Installer) {} }
+
+// WithHTTPClient is accepted and ignored.
+func WithHTTPClient(*http.Client) Option { return func(*Installer) {} }
+
+// New returns the refusing installer.
+func New(opts ...Option) *Installer {
+	installer := &Installer{}
+	for _, opt := range opts {
+		opt(installer)
+	}
+	return installer
+}
+
+// Install always answers errNotBuilt.
+func (*Installer) Install(context.Context, *ir.ToolConfig, tools.InstallOptions) (*tools.Manifest, error) {
+	return nil, errNotBuilt
+}
+
+var _ tools.Installer = (*Installer)(nil)
+GO
+}
+
+# swr-openapi: the UI's lockfile pins 5.5.2, which the npm registry here does not serve; 5.5.1 (same
+# dependencies and peers) is served and builds. Rewrites the pin in package.json and the lockfile (the
+# specifier, the resolved version and the integrity of the tarball), so the install stays frozen.
+SWR_OPENAPI_FROM="5.5.2"
+SWR_OPENAPI_TO="5.5.1"
+SWR_OPENAPI_TO_INTEGRITY="sha512-c50hCrPgp5D2qn0tlu8dl3B27rnGIEjM3nh6okQYgBMyS1aXifjChly4ZB4Czu4qbiJIL6bPZUt146T2O5uBoQ=="
+repin_swr_openapi() {
+  local ui="$1" from="${SWR_OPENAPI_FROM//./\\.}" to="$SWR_OPENAPI_TO"
+  grep -q "\"swr-openapi\": \"$SWR_OPENAPI_FROM\"" "$ui/package.json" || return 0
+  say "dagu-ui: swr-openapi $SWR_OPENAPI_FROM is not in the npm registry here; pinning $SWR_OPENAPI_TO in the build copy"
+  sed -i "s/\"swr-openapi\": \"$from\"/\"swr-openapi\": \"$to\"/" "$ui/package.json"
+  awk -v from="$SWR_OPENAPI_FROM" -v to="$SWR_OPENAPI_TO" -v integrity="$SWR_OPENAPI_TO_INTEGRITY" '
+    # importer: "      swr-openapi:" then its specifier and version lines
+    $0 == "      swr-openapi:" { importer = 2; print; next }
+    importer > 0 { importer--; sub(from, to); print; next }
+    # package entry: "  swr-openapi@X:" then its resolution line
+    $0 == "  swr-openapi@" from ":" { print "  swr-openapi@" to ":"; resolution = 1; next }
+    resolution == 1 && /resolution: \{integrity:/ { print "    resolution: {integrity: " integrity "}"; resolution = 0; next }
+    # snapshot key "  swr-openapi@X(peers...):"
+    index($0, "  swr-openapi@" from "(") == 1 { sub("swr-openapi@" from, "swr-openapi@" to); print; next }
+    { print }
+  ' "$ui/pnpm-lock.yaml" > "$ui/pnpm-lock.yaml.new"
+  mv "$ui/pnpm-lock.yaml.new" "$ui/pnpm-lock.yaml"
+  if grep -q "swr-openapi@$from\|specifier: $from" "$ui/pnpm-lock.yaml" || ! grep -q "$SWR_OPENAPI_TO_INTEGRITY" "$ui/pnpm-lock.yaml"; then
+    say "dagu-ui: the lockfile's swr-openapi entries are not where expected; cannot re-pin"
+    exit 1
   fi
+}
+
+# The writable copy of the tag, prepared once (a stamp marks a finished one).
+prepare_dagu_source() {
+  local src
+  src=$(dagu_src_dir)
+  [ -f "$src/.dagu-auth-prepared" ] && return
+  ensure_dagu_clone
+  say "dagu $DAGU_VERSION: writable copy of the tag from $DAGU_SOURCE into $src"
+  rm -rf "$src.tmp" && mkdir -p "$src.tmp"
+  git -C "$DAGU_SOURCE" archive --format=tar "$DAGU_VERSION" | tar -x -C "$src.tmp"
+  # Left out (docs/adr/0005): see the comment at the top of this section.
+  rm -f "$src.tmp/internal/secret/providers/alibaba.go" "$src.tmp/internal/secret/providers/alibaba_test.go"
+  write_aqua_standin "$src.tmp/internal/tools/aqua"
+  (cd "$src.tmp" && GOTOOLCHAIN="$DAGU_TOOLCHAIN" go mod edit \
+    -droprequire=github.com/alibabacloud-go/kms-20160120/v4 -droprequire=github.com/aquaproj/aqua/v2)
+  repin_swr_openapi "$src.tmp/ui"
+  touch "$src.tmp/.dagu-auth-prepared"
+  rm -rf "$src" && mv "$src.tmp" "$src"
+}
+
+# go build of ./cmd in a Dagu source tree: $1 binary name, $2 version, $3 source dir, $4 toolchain.
+# The version goes into main.version (cmd/main.go; a plain build reports 0.0.0).
+go_build_dagu() {
+  local name="$1" version="$2" src="$3" toolchain="$4"
+  rm -f "$BIN/$name-$version.tmp"
+  (cd "$src" && with_progress "$name $version: go build" env GOTOOLCHAIN="$toolchain" \
+    go build -trimpath -ldflags "-s -w -X 'main.version=${version#v}'" -o "$BIN/$name-$version.tmp" ./cmd) || true
+  # go build writes its output only on success: that file is the verdict.
+  [ -x "$BIN/$name-$version.tmp" ] || { say "$name $version: go build failed (above)"; exit 1; }
+  mv "$BIN/$name-$version.tmp" "$BIN/$name-$version"
+}
+
+# Dagu without its web UI (the assets folder empty, as in the source): what most tests run.
+build_dagu() {
+  have dagu "$DAGU_VERSION" && return
+  prepare_dagu_source
+  local src
+  src=$(dagu_src_dir)
+  find "$src/internal/service/frontend/assets" -mindepth 1 ! -name .gitkeep -delete
+  (cd "$src" && with_progress "dagu $DAGU_VERSION: go mod download" env GOTOOLCHAIN="$DAGU_TOOLCHAIN" go mod download)
+  go_build_dagu dagu "$DAGU_VERSION" "$src" "$DAGU_TOOLCHAIN"
+}
+
+# Dagu with its web UI, built as upstream's Dockerfile does: in ui/, pnpm install --frozen-lockfile and
+# pnpm build (webpack.prod.js writes ui/dist), then ui/dist/* into internal/service/frontend/assets/, which
+# templates.go embeds (`assets/*`); then a second binary dagu-ui-<version>. The assets folder is emptied
+# again afterwards, so the plain `dagu` target stays a build without the UI.
+build_dagu_ui() {
+  have dagu-ui "$DAGU_VERSION" && return
+  prepare_dagu_source
+  local src
+  src=$(dagu_src_dir)
   local ui="$src/ui" assets="$src/internal/service/frontend/assets" log="$CACHE/work/dagu-ui-$DAGU_VERSION.log"
   # The lockfile is pnpm's; run the pnpm its package.json names (packageManager), from the npm registry.
   local pnpm
@@ -158,60 +304,41 @@ build_dagu_ui() {
   say "dagu-ui $DAGU_VERSION: node $(node --version), $pnpm; log in $log"
   # A stamp marks a complete UI build (dist/ of an interrupted one is not trusted).
   if [ ! -f "$ui/dist/.dagu-auth-built" ]; then
-    drop_stray_dash_dependency "$ui"
-    local install=(npx --yes "$pnpm" install --store-dir "$CACHE/work/pnpm-store" --reporter=append-only)
-    # A failure leaves a marker (set -e does not apply inside a tested command, so no exit status is trusted).
-    local failed="$CACHE/work/dagu-ui-$DAGU_VERSION.install-failed"
+    local failed="$CACHE/work/dagu-ui-$DAGU_VERSION.failed"
     rm -f "$failed"
     (cd "$ui" && with_progress "dagu-ui $DAGU_VERSION: $pnpm install --frozen-lockfile" \
-      run_logged "$log" "$failed" "${install[@]}" --frozen-lockfile) || true
-    if [ -f "$failed" ]; then
-      say "dagu-ui $DAGU_VERSION: the frozen install failed (above); falling back to a plain install"
-      rm -f "$failed"
-      (cd "$ui" && with_progress "dagu-ui $DAGU_VERSION: $pnpm install --no-frozen-lockfile" \
-        run_logged "$log" "$failed" "${install[@]}" --no-frozen-lockfile)
-      [ ! -f "$failed" ] || { rm -f "$failed"; exit 1; }
-    fi
+      run_logged "$log" "$failed" npx --yes "$pnpm" install --frozen-lockfile --store-dir "$CACHE/work/pnpm-store" --reporter=append-only) || true
+    [ ! -f "$failed" ] || { rm -f "$failed"; exit 1; }
     rm -rf "$ui/dist"
     (cd "$ui" && with_progress "dagu-ui $DAGU_VERSION: webpack production build (pnpm build)" \
-      run_logged "$log" "$failed" npx --yes "$pnpm" run build)
+      run_logged "$log" "$failed" npx --yes "$pnpm" run build) || true
     [ ! -f "$failed" ] || { rm -f "$failed"; exit 1; }
     [ -f "$ui/dist/bundle.js" ] || { say "dagu-ui: webpack produced no dist/bundle.js"; exit 1; }
     touch "$ui/dist/.dagu-auth-built"
   fi
-  # webpack.prod.js writes to ui/dist; templates.go embeds `templates/* assets/*`: copy as the Dockerfile does.
   find "$assets" -mindepth 1 ! -name .gitkeep -delete
   (cd "$ui/dist" && find . -mindepth 1 -maxdepth 1 ! -name .dagu-auth-built -exec cp -r {} "$assets/" \;)
-  cp "$src/schemas/dag.schema.json" "$assets/"
   say "dagu-ui $DAGU_VERSION: $(find "$assets" -type f ! -name .gitkeep | wc -l) asset files, $(du -sh "$assets" | cut -f1)"
-  # go build writes its output only on success: that file is the verdict (the assets are emptied either way).
-  rm -f "$BIN/dagu-ui-$DAGU_VERSION.tmp"
-  (cd "$src" && with_progress "dagu-ui $DAGU_VERSION: go build" env GOTOOLCHAIN="$DAGU_TOOLCHAIN" \
-    go build -trimpath -ldflags "-s -w -X main.version=${DAGU_VERSION#v}" -o "$BIN/dagu-ui-$DAGU_VERSION.tmp" ./cmd) || true
+  (cd "$src" && with_progress "dagu $DAGU_VERSION: go mod download" env GOTOOLCHAIN="$DAGU_TOOLCHAIN" go mod download)
+  local status=0
+  (go_build_dagu dagu-ui "$DAGU_VERSION" "$src" "$DAGU_TOOLCHAIN") || status=$?
   find "$assets" -mindepth 1 ! -name .gitkeep -delete
-  [ -x "$BIN/dagu-ui-$DAGU_VERSION.tmp" ] || { say "dagu-ui $DAGU_VERSION: go build failed (above)"; exit 1; }
-  mv "$BIN/dagu-ui-$DAGU_VERSION.tmp" "$BIN/dagu-ui-$DAGU_VERSION"
-  link dagu-ui "$DAGU_VERSION"
+  [ "$status" -eq 0 ] || exit "$status"
 }
 
-# Dagu v1.30.3's ui/package.json lists a devDependency named "-" (^0.0.1, locked at 0.0.1) that nothing
-# imports (an accidental `pnpm add -D -`). The npm registry has no such package (GET /- and its tarball:
-# 404), so no install, frozen or not, can succeed with it. Remove it from package.json and its three
-# lockfile entries; every other package stays exactly as the lockfile pins it. The originals are kept
-# beside them (*.orig). Idempotent.
-drop_stray_dash_dependency() {
-  local ui="$1"
-  grep -q '^    "-": "^0.0.1",$' "$ui/package.json" || return 0
-  say "dagu-ui: removing the stray devDependency \"-\" (not in the npm registry) from ui/package.json and pnpm-lock.yaml"
-  cp -n "$ui/package.json" "$ui/package.json.orig"; cp -n "$ui/pnpm-lock.yaml" "$ui/pnpm-lock.yaml.orig"
-  sed -i '/^    "-": "^0.0.1",$/d' "$ui/package.json"
-  awk -v q="'" '
-    $0 == "      " q "-" q ":" { skip = 2; next }
-    $0 == "  " q "-@0.0.1" q ":" { skip = 2; next }
-    $0 == "  " q "-@0.0.1" q ": {}" { skip = 1; next }
-    skip > 0 { skip--; next }
-    { print }
-  ' "$ui/pnpm-lock.yaml.orig" > "$ui/pnpm-lock.yaml"
+# --- Dagu v1.30.3, from the module proxy (only for the Dagu 1 suite: docs/adr/0005) --------------------
+# Built inside a writable copy of the module so that its own go.mod (and any replace directives) apply.
+build_dagu1() {
+  have dagu "$DAGU1_VERSION" && return
+  local src="$CACHE/work/dagu-$DAGU1_VERSION-src"
+  if [ ! -f "$src/go.mod" ]; then
+    say "dagu $DAGU1_VERSION: downloading $DAGU1_MODULE"
+    local dir
+    dir=$(cd "$CACHE/work" && go mod download -json "$DAGU1_MODULE@$DAGU1_VERSION" | sed -n 's/.*"Dir": "\(.*\)".*/\1/p')
+    rm -rf "$src.tmp" && cp -r "$dir" "$src.tmp" && chmod -R u+w "$src.tmp" && mv "$src.tmp" "$src"
+  fi
+  (cd "$src" && with_progress "dagu $DAGU1_VERSION: go mod download" go mod download)
+  go_build_dagu dagu "$DAGU1_VERSION" "$src" auto
 }
 
 # Runs a command with its output appended to a log file; on failure prints the log's tail and creates
@@ -256,6 +383,7 @@ for t in "${targets[@]}"; do
     etcd) build_etcd ;;
     dagu) build_dagu ;;
     dagu-ui) build_dagu_ui ;;
+    dagu1) build_dagu1 ;;
     helm) build_helm ;;
     certmanager) fetch_certmanager ;;
     *) echo "unknown target: $t" >&2; exit 2 ;;

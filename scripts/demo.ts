@@ -1,8 +1,8 @@
 // npm run demo: the whole product on this machine. It builds what it needs on the
 // first run (saying how far it got), starts a local control plane (etcd,
 // kube-apiserver, kube-controller-manager), installs the CRDs, runs the operator,
-// applies examples/builtin-setup, starts a real Dagu with auth off on 127.0.0.1
-// and the sidecar in front of it (fed by the operator through the API, under the
+// applies examples/builtin-setup, starts a real Dagu v2.15.1 with its web UI and
+// auth off on 127.0.0.1 and the sidecar in front of it (fed by the operator through the API, under the
 // ServiceAccount the operator created), then prints how to use it. Ctrl-C stops
 // everything.
 import { spawn, type ChildProcess } from "node:child_process";
@@ -11,7 +11,7 @@ import { openSync, closeSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import * as k8s from "@kubernetes/client-node";
-import { ensureComponents, repoRoot } from "../test/harness/components.ts";
+import { DAGU_BINARIES, ensureComponents, repoRoot } from "../test/harness/components.ts";
 import { freePort, startControlPlane, stopControlPlane } from "../test/harness/control-plane.ts";
 import { run } from "../test/harness/kube.ts";
 
@@ -21,7 +21,8 @@ const NS = "demo";
 const children: ChildProcess[] = [];
 
 say("step 1/6: components (built once into ~/.cache/dagu-auth-operator, later runs reuse them)");
-const binDir = await ensureComponents(["etcd", "kube", "dagu"]);
+// dagu-ui: Dagu with its web UI built and embedded (the plain `dagu` build serves a page without it).
+const binDir = await ensureComponents(["etcd", "kube", "dagu-ui"]);
 
 say("step 2/6: a local control plane");
 const dir = await mkdtemp(join(tmpdir(), "dagu-auth-demo-"));
@@ -94,20 +95,20 @@ try {
   await kubectl("wait", "-n", NS, "--for=condition=Ready", "--timeout=120s", "daguauth/dagu", "daguuser/alice", "daguuser/bob", "daguapikey/runner", "daguwebhook/hello");
   process.stdout.write(await kubectl("get", "dagu", "-n", NS));
 
-  say("step 5/6: a real Dagu, auth off, on 127.0.0.1");
+  say("step 5/6: a real Dagu v2.15.1 with its web UI, auth off, on 127.0.0.1");
   const daguHome = join(dir, "dagu");
   const dags = join(dir, "dags");
   await run("mkdir", ["-p", daguHome, dags]);
   await writeFile(join(dags, "hello.yaml"), 'params:\n  - WEBHOOK_PAYLOAD: "{}"\nsteps:\n  - name: say\n    command: echo "hello ${WEBHOOK_PAYLOAD}"\n');
   const daguPort = await freePort();
-  background("dagu", join(binDir, "dagu"), ["start-all", "--host", "127.0.0.1", "--port", String(daguPort), "--dags", dags], {
+  background("dagu", join(binDir, DAGU_BINARIES["dagu-ui"]), ["start-all", "--host", "127.0.0.1", "--port", String(daguPort), "--dags", dags], {
     ...process.env,
     DAGU_HOME: daguHome,
     DAGU_AUTH_MODE: "none",
     DAGU_COORDINATOR_PORT: String(await freePort()),
     DAGU_SCHEDULER_PORT: String(await freePort()),
   });
-  await waitHttp(`http://127.0.0.1:${daguPort}/api/v2/health`, "Dagu");
+  await waitHttp(`http://127.0.0.1:${daguPort}/api/v1/health`, "Dagu");
 
   say("step 6/6: the sidecar in front of Dagu, under the ServiceAccount the operator created");
   const core = (() => {
@@ -143,9 +144,9 @@ try {
       `  Dagu, protected:   ${url}/   (open it in a browser)`,
       `  log in:            admin / ${adminPassword}     (or alice / demo-alice-password-change-me, bob / ${bobPassword} as a viewer)`,
       `  API key (operator role), from Secret runner-api-key:`,
-      `                     curl -H "Authorization: Bearer ${apiKey}" ${url}/api/v2/dags`,
-      `  log in with curl:  curl -s -X POST ${url}/api/v2/auth/login -H 'content-type: application/json' -d '{"username":"admin","password":"${adminPassword}"}'`,
-      `  fire the webhook:  curl -X POST ${url}/api/v2/webhooks/hello -H "Authorization: Bearer ${webhookToken}" -H 'content-type: application/json' -d '{"payload":{"from":"demo"}}'`,
+      `                     curl -H "Authorization: Bearer ${apiKey}" ${url}/api/v1/dags`,
+      `  log in with curl:  curl -s -X POST ${url}/api/v1/auth/login -H 'content-type: application/json' -d '{"username":"admin","password":"${adminPassword}"}'`,
+      `  fire the webhook:  curl -X POST ${url}/api/v1/webhooks/hello -H "Authorization: Bearer ${webhookToken}" -H 'content-type: application/json' -d '{"payload":{"from":"demo"}}'`,
       `  the cluster:       ${join(binDir, "kubectl")} --kubeconfig ${cp.kubeconfig} get dagu -n ${NS}`,
       `  change a password: ... patch secret alice-password -n ${NS} -p '{"stringData":{"password":"a-new-password"}}'  (enforced within a second)`,
       `  logs:              ${dir}/{operator,sidecar,dagu}.log`,

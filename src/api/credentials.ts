@@ -15,6 +15,8 @@ export const MAX_INLINE_BYTES = 900 * 1024;
 
 export const credentialsSecretName = (authName: string) => `${authName}-credentials`;
 export const passwordChangesSecretName = (authName: string) => `${authName}-password-changes`;
+/** Login throttling shared by the sidecar replicas (src/sidecar/sources/kubernetes-throttle.ts). */
+export const loginThrottleSecretName = (authName: string) => `${authName}-login-throttle`;
 /** Shard Secrets carry the generation in their name: a shard is written once and never changed. */
 export const shardSecretName = (authName: string, generation: number, index: number) =>
   `${authName}-credentials-g${generation}-${index}`;
@@ -128,6 +130,15 @@ export const CredentialWebhook = z
   });
 export type CredentialWebhook = z.infer<typeof CredentialWebhook>;
 
+/** A remote node the sidecar's egress reaches: where, and which Secret holds the key it sends (never the key). */
+export const CredentialRemoteNode = z.object({
+  name: z.string().min(1),
+  url: z.string().min(1),
+  token: z.object({ secretName: z.string().min(1), key: z.string().min(1) }),
+  ca: z.object({ secretName: z.string().min(1), key: z.string().min(1) }).optional(),
+});
+export type CredentialRemoteNode = z.infer<typeof CredentialRemoteNode>;
+
 export const Credentials = z
   .object({
     version: z.literal(1),
@@ -149,6 +160,8 @@ export const Credentials = z
       lockoutSeconds: z.int().min(1),
     }),
     trustedProxies: z.array(z.string().refine(isCidr, "must be a CIDR such as 10.0.0.0/8")),
+    /** Remote nodes of this Dagu (absent: none). */
+    remoteNodes: z.array(CredentialRemoteNode).optional(),
   })
   .superRefine((c, ctx) => {
     if (c.mode === "builtin" && !c.token) {
@@ -169,6 +182,7 @@ export const Credentials = z
     unique(c.users, (u) => u.username, ["users"], "username", ctx);
     unique(c.apiKeys, (k) => k.digest, ["apiKeys"], "digest", ctx);
     unique(c.webhooks, (w) => w.dagName, ["webhooks"], "dagName", ctx);
+    unique(c.remoteNodes ?? [], (n) => n.name, ["remoteNodes"], "name", ctx);
   });
 export type Credentials = z.infer<typeof Credentials>;
 

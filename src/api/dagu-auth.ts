@@ -2,6 +2,7 @@
 import { z } from "zod";
 import {
   CEL_META_KEY,
+  LocalObjectReference,
   Rotation,
   SecretKeySelector,
   cel,
@@ -162,6 +163,51 @@ const cidr = z
     ],
   });
 
+/** A remote node's name: a DNS label (it is a path segment of the sidecar's egress URL, too). */
+const REMOTE_NODE_NAME = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
+/** http(s), a host, an optional base path; no query, fragment or credentials. */
+const REMOTE_NODE_URL = /^https?:\/\/[^/?#@\s]+(\/[^?#\s]*)?$/;
+
+export const RemoteNode = cel(
+  z
+    .object({
+      name: z
+        .string()
+        .min(1)
+        .max(63)
+        .regex(REMOTE_NODE_NAME)
+        .describe("The node's name, as Dagu's remote_nodes[].name (a DNS label, e.g. team-b)."),
+      url: z
+        .string()
+        .min(1)
+        .max(2048)
+        .regex(REMOTE_NODE_URL, "spec.remoteNodes[].url must be http(s)://host[:port][/path], without query or credentials")
+        .describe(
+          "Base URL of the remote Dagu as this Dagu's pod reaches it: the remote's sidecar (its Service), " +
+            "e.g. https://dagu-b.team-b.svc:8080, without Dagu's /api path.",
+        ),
+      apiKeyRef: LocalObjectReference.optional().describe(
+        "A DaguApiKey in this namespace whose authRef is the remote's DaguAuth: the sidecar sends its current key " +
+          "(a rotated one within about a second), so the remote's sidecar enforces the key's role.",
+      ),
+      tokenSecretRef: SecretKeySelector.optional().describe(
+        "Instead of apiKeyRef: a Secret key holding an API key issued elsewhere (e.g. by the operator of another cluster).",
+      ),
+      caSecretRef: SecretKeySelector.optional().describe(
+        "PEM CA certificates that verify the remote's HTTPS (default: the system's roots).",
+      ),
+    })
+    .describe("A remote Dagu this Dagu manages (Dagu's remote nodes), reached through the sidecar with an issued credential."),
+  [
+    {
+      rule: "has(self.apiKeyRef) != has(self.tokenSecretRef)",
+      message: "spec.remoteNodes[] needs exactly one of apiKeyRef (a DaguApiKey) or tokenSecretRef (a Secret)",
+      check: (n) => (n.apiKeyRef === undefined) !== (n.tokenSecretRef === undefined),
+    },
+  ],
+);
+export type RemoteNode = z.infer<typeof RemoteNode>;
+
 export const DaguAuthSpec = cel(
   z
     .object({
@@ -189,6 +235,17 @@ export const DaguAuthSpec = cel(
           "Peers (CIDRs) whose X-Forwarded-For header is believed for the client address, e.g. your " +
             "ingress controller. Empty: the peer address is the client address.",
         ),
+      remoteNodes: z
+        .array(RemoteNode)
+        .max(32)
+        .optional()
+        .meta({
+          description:
+            "Remote Dagus this one manages (Dagu's remote_nodes): the sidecar sends each one's issued API key " +
+            "(docs/remote-nodes.md). Dagu's config names them with api_base_url http://127.0.0.1:<egress>/<name>/api/v1.",
+          "x-kubernetes-list-type": "map",
+          "x-kubernetes-list-map-keys": ["name"],
+        }),
       sidecar: z
         .object({
           serviceAccountName: objectName(

@@ -3,7 +3,7 @@
 // name, the password-changes Secret to patch, the TLS Secret), the
 // password-changes Secret itself, and a cert-manager Certificate when an issuer is
 // named. Pure builders; the reconciler applies them.
-import { credentialsSecretName, passwordChangesSecretName, type DaguAuthSpec } from "../api/index.ts";
+import { credentialsSecretName, loginThrottleSecretName, passwordChangesSecretName, type DaguAuthSpec } from "../api/index.ts";
 import { ownedLabels } from "./context.ts";
 import { ownerReference } from "./runtime/apply.ts";
 import { operatorStateSecretName } from "./operator-state.ts";
@@ -26,7 +26,7 @@ function meta(auth: KubeObject, name: string): KubeObject["metadata"] {
  * Names of the credentials Secrets the sidecar may read. Shards are named by
  * generation, so the Role lists the ones in use and is updated with them.
  */
-export function sidecarObjects(auth: KubeObject, spec: DaguAuthSpec, shardNames: readonly string[]): KubeObject[] {
+export function sidecarObjects(auth: KubeObject, spec: DaguAuthSpec, shardNames: readonly string[], remoteNodeSecrets: readonly string[] = []): KubeObject[] {
   const name = auth.metadata.name!;
   const sa = sidecarServiceAccountName(auth, spec);
   const role = sidecarRoleName(auth);
@@ -36,10 +36,16 @@ export function sidecarObjects(auth: KubeObject, spec: DaguAuthSpec, shardNames:
     // (a fieldSelector on metadata.name), which is how the sidecar watches.
     { apiGroups: [""], resources: ["secrets"], resourceNames: [credentialsSecretName(name), ...shardNames], verbs: ["get", "list", "watch"] },
     { apiGroups: [""], resources: ["secrets"], resourceNames: [passwordChangesSecretName(name)], verbs: ["get", "list", "watch", "patch"] },
+    // Login throttling shared by the sidecar replicas: each writes its own key of this Secret.
+    { apiGroups: [""], resources: ["secrets"], resourceNames: [loginThrottleSecretName(name)], verbs: ["get", "list", "watch", "patch"] },
   ];
   if (tls) rules.push({ apiGroups: [""], resources: ["secrets"], resourceNames: [tls], verbs: ["get", "list", "watch"] });
+  // The keys (and CAs) of the remote nodes, which the sidecar sends (remote-nodes.ts).
+  if (remoteNodeSecrets.length > 0) rules.push({ apiGroups: [""], resources: ["secrets"], resourceNames: [...remoteNodeSecrets], verbs: ["get", "list", "watch"] });
   return [
-    { apiVersion: "v1", kind: "ServiceAccount", metadata: meta(auth, sa) },
+    // No automatic token: a pod that runs as it (by mistake, or Dagu's other components) gets none;
+    // the injected pod and the example project one into the sidecar container alone (ADR 0011).
+    { apiVersion: "v1", kind: "ServiceAccount", metadata: meta(auth, sa), automountServiceAccountToken: false },
     { apiVersion: "rbac.authorization.k8s.io/v1", kind: "Role", metadata: meta(auth, role), rules },
     {
       apiVersion: "rbac.authorization.k8s.io/v1",
@@ -54,6 +60,15 @@ export function sidecarObjects(auth: KubeObject, spec: DaguAuthSpec, shardNames:
 /** Created empty once; afterwards its data belongs to the sidecar (the operator only reads it). */
 export function passwordChangesSecret(auth: KubeObject): KubeObject {
   return { apiVersion: "v1", kind: "Secret", metadata: meta(auth, passwordChangesSecretName(auth.metadata.name!)), type: "Opaque", data: {} };
+}
+
+/**
+ * Created empty once; its data belongs to the sidecar replicas (each writes its own key, several times a
+ * second during an attack). Without the auth label: its changes are none of the DaguAuth's reconciles.
+ */
+export function loginThrottleSecret(auth: KubeObject): KubeObject {
+  const metadata = meta(auth, loginThrottleSecretName(auth.metadata.name!));
+  return { apiVersion: "v1", kind: "Secret", metadata: { ...metadata, labels: ownedLabels(auth) }, type: "Opaque", data: {} };
 }
 
 export function certificate(auth: KubeObject, spec: DaguAuthSpec): KubeObject | undefined {
@@ -73,4 +88,4 @@ export function certificate(auth: KubeObject, spec: DaguAuthSpec): KubeObject | 
   };
 }
 
-export const OWNED_SECRET_NAMES = (authName: string) => [credentialsSecretName(authName), passwordChangesSecretName(authName), operatorStateSecretName(authName)];
+export const OWNED_SECRET_NAMES = (authName: string) => [credentialsSecretName(authName), passwordChangesSecretName(authName), loginThrottleSecretName(authName), operatorStateSecretName(authName)];

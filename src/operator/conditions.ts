@@ -25,7 +25,7 @@ export interface ReadyState {
  * in the same sync). Reconciling=True, so GitOps tools wait until their timeout. Every other Ready=False
  * reason is Stalled: a field, a Secret's content or someone else's object must change first.
  */
-const WAITING_REASONS: ReadonlySet<string> = new Set(["SecretNotFound", "SecretKeyNotFound", "DaguAuthNotFound"]);
+const WAITING_REASONS: ReadonlySet<string> = new Set(["SecretNotFound", "SecretKeyNotFound", "DaguAuthNotFound", "RemoteNodeKeyNotFound", "RemoteNodeSecretNotFound"]);
 
 /** Which of Reconciling and Stalled a state sets to True, if either. */
 export function kstatusCondition(state: ReadyState): typeof RECONCILING | typeof STALLED | undefined {

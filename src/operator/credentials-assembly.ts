@@ -1,7 +1,7 @@
 // Assembles the credentials document of one DaguAuth from what its children
 // offered, the initial admin, the basic credential, the signing keys and the
 // self-service password changes. Pure: the reconciler reads and writes around it.
-import { durationSeconds, rfc3339ToNanos, type CredentialApiKey, type CredentialUser, type CredentialWebhook, type Credentials, type DaguAuthSpec, type PasswordChanges } from "../api/index.ts";
+import { durationSeconds, rfc3339ToNanos, type CredentialApiKey, type CredentialRemoteNode, type CredentialUser, type CredentialWebhook, type Credentials, type DaguAuthSpec, type PasswordChanges } from "../api/index.ts";
 import { resolveConflicts, type Claim } from "./claim-conflicts.ts";
 import type { ReadyState } from "./conditions.ts";
 import type { ApiKeyInput, AuthMaterials, UserInput, WebhookInput } from "./materials.ts";
@@ -24,6 +24,8 @@ export interface AssemblyInput {
   basic?: { username: string; password: PasswordRecord };
   signing?: SigningKeysPlan;
   changes: PasswordChanges;
+  /** spec.remoteNodes, resolved (remote-nodes.ts). */
+  remoteNodes?: CredentialRemoteNode[];
 }
 
 export interface Assembly {
@@ -126,6 +128,7 @@ export function assembleCredentials(input: AssemblyInput): Assembly {
     webhooks: spec.mode === "builtin" ? webhooks.sort(byId) : [],
     login: { maxAttempts: login.maxAttempts, windowSeconds: durationSeconds(login.window), lockoutSeconds: durationSeconds(login.lockout) },
     trustedProxies: spec.trustedProxies ?? [],
+    ...(input.remoteNodes && input.remoteNodes.length > 0 ? { remoteNodes: input.remoteNodes } : {}),
   };
   return { document, userInputs, rejectedUsers, apiKeyInputs, webhookInputs, rejectedWebhooks };
 }

@@ -19,6 +19,7 @@ import {
   parseCredentialsEntry,
   parsePasswordChanges,
   passwordChangesSecretName,
+  loginThrottleSecretName,
   PASSWORD_CHANGES_KEY,
   parseDuration,
   shardCredentials,
@@ -33,11 +34,12 @@ import { pending, readyIsCurrent, type ReadyState } from "./conditions.ts";
 import { isOwnedBy, keyOf, ownedSecret, secretData, splitKey, type OperatorContext } from "./context.ts";
 import type { AuthMaterials, WrittenSecret } from "./materials.ts";
 import { assembleCredentials, type AdminInput } from "./credentials-assembly.ts";
-import { certificate, passwordChangesSecret, sidecarObjects, sidecarRoleName, sidecarServiceAccountName, tlsSecretName } from "./auth-resources.ts";
+import { certificate, loginThrottleSecret, passwordChangesSecret, sidecarObjects, sidecarRoleName, sidecarServiceAccountName, tlsSecretName } from "./auth-resources.ts";
 import { newOperatorState, OPERATOR_STATE_KEY, operatorStateSecretName, resolvePassword, type OperatorState, type PasswordRecord } from "./operator-state.ts";
 import { readOperatorState, stateBucketSecretName, storeOperatorState, type LoadedState } from "./operator-state-secret.ts";
 import { appliedId, carries, deleteIfOwned, ForeignObjectError, foreignObjects, kindAndName, ownedObjectConflict, pruneOwned } from "./owned-objects.ts";
 import { planSigningKeys } from "./signing-keys.ts";
+import { resolveRemoteNodes } from "./remote-nodes.ts";
 import type { KubeObject } from "../common/kube/client.ts";
 import type { Result } from "./runtime/work-queue.ts";
 
@@ -98,7 +100,7 @@ async function reconcile(ctx: OperatorContext, key: string): Promise<Result | un
   // 0. Nothing of anyone else's is taken over: the Secrets this DaguAuth keeps must be absent or its own.
   const stateName = operatorStateSecretName(name);
   const foreignSecrets: KubeObject[] = [];
-  for (const secretName of [stateName, credentialsSecretName(name), passwordChangesSecretName(name)]) {
+  for (const secretName of [stateName, credentialsSecretName(name), passwordChangesSecretName(name), loginThrottleSecretName(name)]) {
     const secret = await ctx.secrets.get(namespace, secretName);
     if (secret && !isOwnedBy(secret, auth)) foreignSecrets.push(secret);
   }
@@ -194,6 +196,10 @@ async function reconcile(ctx: OperatorContext, key: string): Promise<Result | un
     else if (!data["tls.crt"] || !data["tls.key"]) problems.push({ ready: false, reason: "SecretKeyNotFound", message: `Secret ${spec.tls.secretName} (spec.tls.secretName) needs tls.crt and tls.key` });
   }
 
+  // Remote nodes: which Secrets hold their keys (the sidecar reads them itself).
+  const remote = await resolveRemoteNodes(auth, spec, ctx.caches.apiKeys, ctx.secrets);
+  problems.push(...remote.problems);
+
   // 3. Every child must have answered for its current generation, or a restart
   //    would publish a document that lacks users it has not reconciled yet.
   //    Only builtin mode has children; in basic mode they are refused (DaguAuthNotBuiltin) and never answer.
@@ -281,7 +287,7 @@ async function reconcile(ctx: OperatorContext, key: string): Promise<Result | un
     problems.push({ ready: false, reason: "PasswordChangesInvalid", message: `Secret ${passwordChangesSecretName(name)} is not valid; the self-service password changes read before stay in force` });
   }
   const changes = materials.passwordChanges ?? {};
-  const assembly = assembleCredentials({ authName: name, authUid: auth.metadata.uid!, namespace, spec, materials, ...(admin ? { admin } : {}), ...(basic ? { basic } : {}), ...(signing ? { signing } : {}), changes });
+  const assembly = assembleCredentials({ authName: name, authUid: auth.metadata.uid!, namespace, spec, materials, ...(admin ? { admin } : {}), ...(basic ? { basic } : {}), ...(signing ? { signing } : {}), changes, remoteNodes: remote.nodes });
   const existing = await readCurrentCredentials(ctx, materials, namespace, name);
   // A generation is never reused (the sidecar ignores a repeated one), whatever a cache says.
   let generation = Math.max(existing?.generation ?? 0, materials.published?.generation ?? 0);
@@ -293,7 +299,7 @@ async function reconcile(ctx: OperatorContext, key: string): Promise<Result | un
       generation += 1;
       const doc = Credentials.parse({ ...assembly.document, generation });
       // The sidecar's Role must name new shards before the index that points to them is written.
-      const allowShards = (names: readonly string[]) => Promise.all(allowed(sidecarObjects(auth, spec, [...new Set([...(existing?.shardNames ?? []), ...names])])).map((o) => applyIfChanged(ctx, auth, o)));
+      const allowShards = (names: readonly string[]) => Promise.all(allowed(sidecarObjects(auth, spec, [...new Set([...(existing?.shardNames ?? []), ...names])], remote.secretNames)).map((o) => applyIfChanged(ctx, auth, o)));
       const written = await writeCredentials(ctx, auth, doc, existing?.shardNames ?? [], allowShards);
       shardNames = written.shardNames;
       materials.writtenCredentials = { resourceVersion: written.resourceVersion, current: { generation, document: doc, shardNames }, at: Date.now() };
@@ -302,7 +308,7 @@ async function reconcile(ctx: OperatorContext, key: string): Promise<Result | un
 
   // 6. Supporting objects, each written only when it differs from what was applied; what it
   //    owned before and no longer wants is deleted.
-  const supporting = sidecarObjects(auth, spec, shardNames);
+  const supporting = sidecarObjects(auth, spec, shardNames, remote.secretNames);
   for (const obj of allowed(supporting)) await applyIfChanged(ctx, auth, obj);
   if (cert && allowed([cert]).length > 0) {
     await applyIfChanged(ctx, auth, cert).catch((err: unknown) => {
@@ -314,8 +320,9 @@ async function reconcile(ctx: OperatorContext, key: string): Promise<Result | un
     const pruned = await pruneOwned(ctx, auth, new Set([...supporting, ...(cert ? [cert] : [])].map(appliedId)));
     for (const what of pruned) ctx.events.normal(auth, "Pruned", `deleted ${what}, which this DaguAuth no longer uses`);
   }
-  if (!(await ctx.secrets.get(namespace, passwordChangesSecretName(name)))) {
-    await ctx.writer.create(passwordChangesSecret(auth)).catch((err: unknown) => {
+  for (const created of [passwordChangesSecret(auth), loginThrottleSecret(auth)]) {
+    if (await ctx.secrets.get(namespace, created.metadata.name!)) continue;
+    await ctx.writer.create(created).catch((err: unknown) => {
       if ((err as { code?: number }).code !== 409) throw err;
     });
   }
@@ -354,9 +361,13 @@ async function reconcile(ctx: OperatorContext, key: string): Promise<Result | un
   // With the status change that shows it, not on every reconcile.
   if (wrote) for (const w of warnings) ctx.events.warning(auth, "TokenSecretShort", w);
   if (hashes > 0) ctx.log.debug({ daguAuth: key, hashes }, "hashed passwords");
-  const nextKeyChange = signing?.keys.map((k) => (k.notAfter ? Date.parse(k.notAfter) - now.getTime() + 1000 : Infinity)).reduce((a, b) => Math.min(a, b), Infinity);
-  return nextKeyChange !== undefined && Number.isFinite(nextKeyChange) ? { requeueAfter: Math.max(1000, nextKeyChange) } : undefined;
+  const nextKeyChange = signing?.keys.map((k) => (k.notAfter ? Date.parse(k.notAfter) - now.getTime() + 1000 : Infinity)).reduce((a, b) => Math.min(a, b), Infinity) ?? Infinity;
+  // A remote node's key Secret appears when its DaguApiKey is reconciled: look again shortly.
+  const next = Math.min(nextKeyChange, remote.problems.length > 0 ? REMOTE_NODE_RETRY_MS : Infinity);
+  return Number.isFinite(next) ? { requeueAfter: Math.max(1000, next) } : undefined;
 }
+
+const REMOTE_NODE_RETRY_MS = 5000;
 
 /** How long a difference between the cache and our last write counts as the cache lagging. */
 const CACHE_LAG_MS = 2000;

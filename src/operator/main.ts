@@ -6,6 +6,8 @@ import { KubeConfig } from "../common/kube/config.ts";
 import pino from "pino";
 import { z } from "zod";
 import { DEFAULT_USER_WORKERS, startOperator } from "./operator.ts";
+import { loadInjectionConfig } from "./injection/config.ts";
+import type { InjectionOptions } from "./injection/index.ts";
 
 const Options = z.object({
   kubeconfig: z.string().optional(),
@@ -22,6 +24,13 @@ const Options = z.object({
     .max(63)
     .regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, "must be a DNS label (lower-case letters, digits, '-'; at most 63)")
     .optional(),
+  "injection-config": z.string().min(1).optional(),
+  "webhook-address": z.string().default(":9443"),
+  "webhook-certificates": z.enum(["self-managed", "cert-manager"]).default("self-managed"),
+  "webhook-secret": z.string().regex(/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/, "must be a Secret name").optional(),
+  "webhook-namespace": z.string().min(1).optional(),
+  "webhook-configuration": z.string().min(1).optional(),
+  "webhook-host": z.array(z.string().min(1)).default([]),
 });
 
 const HELP = `usage: dagu-auth operator [options]
@@ -37,6 +46,16 @@ const HELP = `usage: dagu-auth operator [options]
   --hash-workers N                   concurrent argon2id hashes (default: CPUs, at most 4; past 4 also raise
                                      UV_THREADPOOL_SIZE, the thread pool the hashes run on)
   --log-level LEVEL                  fatal|error|warn|info|debug|trace (default info)
+
+Sidecar injection (a mutating webhook on every replica; docs/injection.md):
+  --injection-config FILE            the sidecar's image, resources and ports (JSON or YAML); turns injection on
+  --webhook-address HOST:PORT        the webhook's HTTPS listener (default :9443)
+  --webhook-certificates MODE        self-managed (a CA of the operator's own, caBundle patched, rotated before
+                                     expiry) or cert-manager (issued into --webhook-secret, caBundle by cainjector)
+  --webhook-secret NAME              the kubernetes.io/tls Secret of the serving certificate
+  --webhook-namespace NS             its namespace (default $POD_NAMESPACE)
+  --webhook-configuration NAME       self-managed: the MutatingWebhookConfiguration whose caBundle is kept
+  --webhook-host NAME                self-managed: a DNS name or IP of the certificate (repeatable)
 `;
 
 export async function runOperator(argv: readonly string[]): Promise<number> {
@@ -55,6 +74,13 @@ export async function runOperator(argv: readonly string[]): Promise<number> {
         "user-workers": { type: "string" },
         "hash-workers": { type: "string" },
         instance: { type: "string" },
+        "injection-config": { type: "string" },
+        "webhook-address": { type: "string" },
+        "webhook-certificates": { type: "string" },
+        "webhook-secret": { type: "string" },
+        "webhook-namespace": { type: "string" },
+        "webhook-configuration": { type: "string" },
+        "webhook-host": { type: "string", multiple: true },
         help: { type: "boolean", short: "h" },
       },
     }).values;
@@ -82,6 +108,14 @@ export async function runOperator(argv: readonly string[]): Promise<number> {
     return 2;
   }
 
+  let injection: InjectionOptions | undefined;
+  try {
+    injection = injectionOptions(o, process.env);
+  } catch (err) {
+    process.stderr.write(`dagu-auth operator: ${(err as Error).message}\n`);
+    return 2;
+  }
+
   const leaseNamespace = o["leader-election-namespace"] ?? process.env.POD_NAMESPACE;
   if (o["leader-elect"] && !leaseNamespace) {
     process.stderr.write("dagu-auth operator: leader election needs --leader-election-namespace (or $POD_NAMESPACE)\n");
@@ -95,6 +129,8 @@ export async function runOperator(argv: readonly string[]): Promise<number> {
     ...(o["hash-workers"] ? { hashConcurrency: o["hash-workers"] } : {}),
     ...(o.instance ? { instance: o.instance } : {}),
     ...(o["leader-elect"] ? { leaderElection: { namespace: leaseNamespace!, name: o["lease-name"] ?? `dagu-auth-operator${o.instance ? `-${o.instance}` : ""}` } } : {}),
+    ...(o["leader-elect"] ? { leaderElection: { namespace: leaseNamespace!, name: o["lease-name"] } } : {}),
+    ...(injection ? { injection } : {}),
   });
   log.info({ health: running.health?.url }, "operator started");
 
@@ -110,4 +146,17 @@ export async function runOperator(argv: readonly string[]): Promise<number> {
       resolve(1);
     });
   });
+}
+
+function injectionOptions(o: z.infer<typeof Options>, env: NodeJS.ProcessEnv): InjectionOptions | undefined {
+  if (!o["injection-config"]) return undefined;
+  const config = loadInjectionConfig(o["injection-config"]);
+  const namespace = o["webhook-namespace"] ?? env.POD_NAMESPACE;
+  if (!namespace) throw new Error("--injection-config needs --webhook-namespace (or $POD_NAMESPACE): where the certificate Secret is");
+  if (!o["webhook-secret"]) throw new Error("--injection-config needs --webhook-secret: the Secret of the webhook's serving certificate");
+  const base = { address: o["webhook-address"], config, certificateSecret: { namespace, name: o["webhook-secret"] } };
+  if (o["webhook-certificates"] === "cert-manager") return base;
+  if (!o["webhook-configuration"]) throw new Error("--webhook-certificates self-managed needs --webhook-configuration: the MutatingWebhookConfiguration whose caBundle it keeps");
+  if (o["webhook-host"].length === 0) throw new Error("--webhook-certificates self-managed needs --webhook-host: the names the API server calls it by (the Service's)");
+  return { ...base, selfManaged: { configurationName: o["webhook-configuration"], hosts: o["webhook-host"] } };
 }

@@ -29,6 +29,8 @@ import { reconcileDaguApiKey } from "./dagu-api-key-reconciler.ts";
 import { reconcileDaguWebhook } from "./dagu-webhook-reconciler.ts";
 import { SecretReferences } from "./secret-references.ts";
 import { SecretCache } from "./secret-cache.ts";
+import { authsUsingApiKey } from "./remote-nodes.ts";
+import { startInjection, type InjectionOptions, type RunningInjection } from "./injection/index.ts";
 
 /** How long each step of a graceful stop may take before the next one starts anyway. */
 const STOP_STEP_MS = 10_000;
@@ -57,10 +59,13 @@ export interface OperatorOptions {
    * label), so that two installs never act on the same objects.
    */
   instance?: string;
+  /** The sidecar injection webhook (served by every replica, leader or not). */
+  injection?: InjectionOptions;
 }
 
 export interface RunningOperator {
   health?: HealthServer;
+  injection?: RunningInjection;
   metrics: OperatorMetrics;
   readonly isLeader: boolean;
   /** Stops reconciling, releases the lease (so a follower takes over at once), stops the caches. */
@@ -179,6 +184,13 @@ export async function startOperator(options: OperatorOptions): Promise<RunningOp
   route(informers.auths, ctx.enqueue.auth, childrenOfAuth);
   route(informers.users, ctx.enqueue.user);
   route(informers.apiKeys, ctx.enqueue.apiKey);
+  // A DaguAuth whose remote nodes use an API key learns where its key is (and that it exists) from it.
+  const authsOfKey = (k: KubeObject) => {
+    for (const a of authsUsingApiKey(caches.auths, k.metadata.namespace ?? "", k.metadata.name ?? "")) ctx.enqueue.auth(keyOf(a));
+  };
+  informers.apiKeys.onAdd(authsOfKey);
+  informers.apiKeys.onUpdate((a, b) => a.metadata.generation !== b.metadata.generation && authsOfKey(b));
+  informers.apiKeys.onDelete(authsOfKey);
   route(informers.webhooks, ctx.enqueue.webhook);
   const onSecret = (s: KubeObject) => {
     const ns = s.metadata.namespace ?? "";
@@ -271,12 +283,15 @@ export async function startOperator(options: OperatorOptions): Promise<RunningOp
       })
     : undefined;
 
+  const injection = options.injection
+    ? await startInjection({ kubeConfig, logger: log, registry: metrics.registry, auths: caches.auths, serviceAccounts: owned[0]!, options: options.injection, ...(options.instance ? { instance: options.instance } : {}) })
+    : undefined;
   let health: HealthServer | undefined;
   if (options.healthAddress !== undefined) {
     health = await startHealthServer({
       address: options.healthAddress,
       registry: metrics.registry,
-      readiness: [informersSynced(all), ...(elector ? [leaderElectionHealthy(elector)] : [])],
+      readiness: [informersSynced(all), ...(elector ? [leaderElectionHealthy(elector)] : []), ...(injection ? [injection.readiness] : [])],
     });
   }
 
@@ -337,6 +352,7 @@ export async function startOperator(options: OperatorOptions): Promise<RunningOp
 
   return {
     ...(health ? { health } : {}),
+    ...(injection ? { injection } : {}),
     metrics,
     get isLeader() {
       return leading;
@@ -357,6 +373,7 @@ export async function startOperator(options: OperatorOptions): Promise<RunningOp
         if (elector) await bounded("leader election", elector.stop());
         stopCertificatePoll.abort();
         await bounded("watches", Promise.all([...all, certificates].map((i) => i.stop())));
+        if (injection) await bounded("injection webhook", injection.stop());
         if (health) await bounded("health server", health.close());
       })();
       return stopping;

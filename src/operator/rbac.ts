@@ -17,7 +17,9 @@
 // - certificates: the sidecar's serving certificate from cert-manager (watched, and
 //   deleted when the issuer is removed, the same way);
 // - events: what happened, for kubectl describe;
-// - leases (namespaced Role): leader election.
+// - leases (namespaced Role): leader election;
+// - mutatingwebhookconfigurations (injection with self-managed certificates): its own configuration
+//   only, by name (the chart adds resourceNames), to publish the caBundle and own the certificate Secret.
 export interface PolicyRule {
   apiGroups: string[];
   resources: string[];
@@ -39,3 +41,16 @@ export const OPERATOR_CLUSTER_RULES: PolicyRule[] = [
 export const OPERATOR_NAMESPACE_RULES: PolicyRule[] = [
   { apiGroups: ["coordination.k8s.io"], resources: ["leases"], verbs: ["get", "create", "update"] },
 ];
+
+/**
+ * Sidecar injection with self-managed certificates: read and patch (the caBundle) of one
+ * MutatingWebhookConfiguration. Without resourceNames here: the chart adds its configuration's name.
+ */
+export const INJECTION_CLUSTER_RULES: PolicyRule[] = [
+  { apiGroups: ["admissionregistration.k8s.io"], resources: ["mutatingwebhookconfigurations"], verbs: ["get", "list", "watch", "patch"] },
+];
+
+/** INJECTION_CLUSTER_RULES limited to one configuration. */
+export function injectionClusterRules(configurationName: string): PolicyRule[] {
+  return INJECTION_CLUSTER_RULES.map((r) => ({ ...r, resourceNames: [configurationName] }));
+}

@@ -45,6 +45,8 @@ export class ConnectionTracker {
  */
 export class ConnectionLimiter {
   readonly #perAddress = new Map<string, number>();
+  /** Every accepted socket, TLS handshakes included (the server's own list knows only HTTP connections). */
+  readonly #sockets = new Set<Socket>();
   readonly #maxTotal: number;
   readonly #maxPerAddress: number;
   readonly #exempt: (address: string) => boolean;
@@ -62,6 +64,11 @@ export class ConnectionLimiter {
     return this.#open;
   }
 
+  /** The end of a graceful stop: whatever is still open (a stalled TLS handshake too) is closed. */
+  closeAll(): void {
+    for (const socket of this.#sockets) socket.destroy();
+  }
+
   /** On the raw TCP `connection` event (before TLS), so the cap holds for handshakes too. */
   attach(server: Server): void {
     server.on("connection", (socket: Socket) => {
@@ -75,9 +82,11 @@ export class ConnectionLimiter {
         return;
       }
       this.#open++;
+      this.#sockets.add(socket);
       if (!exempt) this.#perAddress.set(address, held + 1);
       socket.once("close", () => {
         this.#open--;
+        this.#sockets.delete(socket);
         if (exempt) return;
         const n = (this.#perAddress.get(address) ?? 1) - 1;
         if (n <= 0) this.#perAddress.delete(address);

@@ -53,8 +53,9 @@ const dagu2: DaguApiProfile = Object.freeze({
   uiRole: (role: Role) => role,
   webhookHeadersParam: true,
   uiHasSetup: true,
-  // /mcp serves Dagu's API as MCP tools (run DAGs...) and authenticates itself only when auth is on.
-  reservedSegments: ["mcp", "oidc-login", "oidc-callback"],
+  // /mcp serves Dagu's API as MCP tools (run DAGs...) and authenticates itself only when auth is on; the
+  // trusted-proxy and OIDC logins would mint Dagu's own sessions. The conformance test lists Dagu's routes.
+  reservedSegments: ["mcp", "oidc-login", "oidc-callback", "proxy-login"],
 });
 
 export function daguApiProfile(version: DaguApiVersion): DaguApiProfile {
@@ -72,8 +73,12 @@ function majorOf(version: string | undefined): number | undefined {
 export type HealthProbe = (path: string) => Promise<{ status: number; body: string } | undefined>;
 
 /**
- * Detects the API generation. Dagu 1.30.3 with auth off answers on both `/api/v2/health` and its legacy
- * `/api/v1/health`, so the answer's `version` decides; without one, `/api/v2` answering means Dagu 1.
+ * Detects the API generation by the prefix that answers with Dagu's health document, not by the version
+ * it reports (a build from source reports 0.0.0 unless its build sets the version). Dagu 1.x serves
+ * `/api/v2` (and, with auth off, a legacy `/api/v1` too); Dagu 2.x serves only `/api/v1` (its UI answers
+ * `/api/v2/health` with the HTML page, which is no health document). So `/api/v2` answering means Dagu 1,
+ * and otherwise `/api/v1` answering means Dagu 2. The version is read only to break one tie: a server that
+ * answers on both and says it is 2.x or later on `/api/v2` is taken as Dagu 2.
  */
 export async function detectDaguApi(probe: HealthProbe): Promise<DaguApiVersion> {
   const read = async (path: string): Promise<{ major: number | undefined } | undefined> => {
@@ -89,9 +94,9 @@ export async function detectDaguApi(probe: HealthProbe): Promise<DaguApiVersion>
     return health.success ? { major: majorOf(health.data.version) } : undefined;
   };
   const v2 = await read("/api/v2/health");
-  if (v2 && (v2.major === undefined || v2.major < 2)) return "v2";
-  const v1 = await read("/api/v1/health");
-  if (v1 && (v1.major === undefined || v1.major >= 2)) return "v1";
+  const claimsDagu2 = v2?.major !== undefined && v2.major >= 2;
+  if (v2 && !claimsDagu2) return "v2";
+  if (await read("/api/v1/health")) return "v1";
   if (v2) return "v2";
   throw new Error(
     "cannot tell which Dagu API the upstream serves: neither /api/v2/health (Dagu 1.x) nor /api/v1/health " +

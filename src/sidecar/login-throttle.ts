@@ -22,6 +22,7 @@
 // Whatever passes is then bounded process-wide by boundedVerification().
 import type { Credentials } from "../api/credentials.ts";
 import { boundedVerification } from "../common/password-hash.ts";
+import type { PeerThrottleState, ThrottlePeers } from "./throttle-peers.ts";
 
 export type LoginSettings = Credentials["login"];
 
@@ -77,6 +78,11 @@ export interface LoginThrottleOptions {
   readonly sleep?: (ms: number) => Promise<void>;
   /** Told of each attempt held back (refused, or delayed before its hash): for metrics. */
   readonly observe?: (outcome: "locked" | "slowed" | "delayed") => void;
+  /**
+   * The other replicas of the same DaguAuth (throttle-peers.ts): their failures, pair locks and clears
+   * count here too, and this replica's are published to them. The suspects' budget stays per replica.
+   */
+  readonly peers?: ThrottlePeers;
 }
 
 const realSleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms).unref());
@@ -86,6 +92,7 @@ export class LoginThrottle {
   readonly #maxKeys: number;
   readonly #sleep: (ms: number) => Promise<void>;
   readonly #observe: (outcome: "locked" | "slowed" | "delayed") => void;
+  readonly #peers: ThrottlePeers | undefined;
   #settings: LoginSettings;
 
   constructor(settings: LoginSettings, options: LoginThrottleOptions = {}) {
@@ -93,6 +100,7 @@ export class LoginThrottle {
     this.#maxKeys = options.maxKeys ?? 50_000;
     this.#sleep = options.sleep ?? realSleep;
     this.#observe = options.observe ?? (() => undefined);
+    this.#peers = options.peers;
   }
 
   /** New settings apply to the next decision; recorded failures and reservations are kept. */
@@ -104,24 +112,29 @@ export class LoginThrottle {
   check(username: string, address: string, now = Date.now()): ThrottleDecision {
     const { maxAttempts, windowSeconds } = this.#settings;
     const windowMs = windowSeconds * 1000;
-    const pair = this.#live(pairKey(username, address), now);
-    if (pair && pair.lockedUntil > now) return { allowed: false, reason: "locked", retryAfterSeconds: Math.ceil((pair.lockedUntil - now) / 1000) };
-    if (pair && pair.failures.length + pair.pending >= maxAttempts) {
+    const pk = pairKey(username, address);
+    const pair = this.#live(pk, now);
+    const remotePair = this.#remote(pk, now);
+    const pairLock = Math.max(pair?.lockedUntil ?? 0, remotePair?.lockedUntil ?? 0);
+    if (pairLock > now) return { allowed: false, reason: "locked", retryAfterSeconds: Math.ceil((pairLock - now) / 1000) };
+    const pairFailures = this.#merged(pair, remotePair);
+    if (pairFailures.length + (pair?.pending ?? 0) >= maxAttempts) {
       // Full but not locked: attempts still hashing, or a limit lowered below the failures counted.
-      const freedAt = pair.failures.length >= maxAttempts ? pair.failures[pair.failures.length - maxAttempts]! + windowMs : 0;
+      const freedAt = pairFailures.length >= maxAttempts ? pairFailures[pairFailures.length - maxAttempts]! + windowMs : 0;
       return { allowed: false, reason: "locked", retryAfterSeconds: freedAt > now ? Math.ceil((freedAt - now) / 1000) : IN_FLIGHT_RETRY_SECONDS };
     }
     let delayMs = 0;
-    const user = this.#live(userKey(username), now);
-    if (user && user.failures.length >= maxAttempts * USER_BACKSTOP_FACTOR) {
+    const uk = userKey(username);
+    const user = this.#live(uk, now);
+    if (this.#merged(user, this.#remote(uk, now)).length >= maxAttempts * USER_BACKSTOP_FACTOR) {
       delayMs = SLOW_DELAY_MS;
-      const suspect = pair !== undefined && pair.failures.length > 0;
-      if (suspect && user.suspects.length >= maxAttempts) {
+      const suspect = pairFailures.length > 0;
+      if (suspect && user && user.suspects.length >= maxAttempts) {
         return { allowed: false, reason: "slowed", retryAfterSeconds: Math.max(1, Math.ceil((user.suspects[user.suspects.length - maxAttempts]! + windowMs - now) / 1000)) };
       }
     }
-    const client = this.#live(addressKey(address), now);
-    if (client && client.failures.length >= maxAttempts * ADDRESS_FACTOR) delayMs = SLOW_DELAY_MS;
+    const ak = addressKey(address);
+    if (this.#merged(this.#live(ak, now), this.#remote(ak, now)).length >= maxAttempts * ADDRESS_FACTOR) delayMs = SLOW_DELAY_MS;
     return { allowed: true, delayMs };
   }
 
@@ -195,13 +208,20 @@ export class LoginThrottle {
   /** A failure that was not reserved (reserve() + failed() is the normal path): counts for all three keys. */
   recordFailure(username: string, address: string, now = Date.now()): void {
     const { maxAttempts, lockoutSeconds } = this.#settings;
-    const pair = this.#fail(pairKey(username, address), maxAttempts, now);
-    if (pair.failures.length >= maxAttempts) {
+    const pk = pairKey(username, address);
+    const pair = this.#fail(pk, maxAttempts, now);
+    // Failures counted on the other replicas bring the lock as near as local ones.
+    const locks = this.#merged(pair, this.#remote(pk, now)).length >= maxAttempts;
+    if (locks) {
       pair.lockedUntil = now + lockoutSeconds * 1000;
       pair.failures = [];
     }
-    this.#fail(userKey(username), maxAttempts * USER_BACKSTOP_FACTOR, now);
-    this.#fail(addressKey(address), maxAttempts * ADDRESS_FACTOR, now);
+    // A lock consumes the failures that led to it, on every replica (clearedAt), as it does here.
+    this.#share(pk, pair, now, locks ? now : 0);
+    const uk = userKey(username);
+    this.#share(uk, this.#fail(uk, maxAttempts * USER_BACKSTOP_FACTOR, now), now, 0);
+    const ak = addressKey(address);
+    this.#share(ak, this.#fail(ak, maxAttempts * ADDRESS_FACTOR, now), now, 0);
   }
 
   get size(): number {
@@ -226,10 +246,31 @@ export class LoginThrottle {
     return true;
   }
 
-  /** A success: the pair's failures go (another attempt may still be hashing on it). */
+  /** A success: the pair's failures go (another attempt may still be hashing on it), on every replica. */
   #clear(key: string, entry: Entry): void {
     Object.assign(entry, { failures: [], lockedUntil: 0 });
     this.#tidy(key, entry);
+    const now = Date.now();
+    this.#share(key, entry, now, now);
+  }
+
+  /** What the other replicas recorded for `key` (throttle-peers.ts), failures inside the window. */
+  #remote(key: string, now: number): PeerThrottleState | undefined {
+    return this.#peers?.remote(key, now - this.#settings.windowSeconds * 1000, now);
+  }
+
+  /** This replica's failures and the others', oldest first; none from before a clear (a success or a lock) anywhere. */
+  #merged(entry: Entry | undefined, remote: PeerThrottleState | undefined): number[] {
+    if (!remote) return entry?.failures ?? [];
+    const local = (entry?.failures ?? []).filter((t) => t > remote.clearedAt);
+    return [...local, ...remote.failures].sort((a, b) => a - b);
+  }
+
+  /** Tells the other replicas this replica's state of `key`; it matters to them for a window, or the lock. */
+  #share(key: string, entry: Entry, now: number, clearedAt: number): void {
+    if (!this.#peers) return;
+    const keepUntil = Math.max(entry.lockedUntil, now + this.#settings.windowSeconds * 1000);
+    this.#peers.publish(key, { failures: [...entry.failures], lockedUntil: entry.lockedUntil, clearedAt }, keepUntil);
   }
 
   /** The live entry, created if missing, moved to the end: the Map's order is least recently used first. */

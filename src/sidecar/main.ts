@@ -54,8 +54,16 @@ export async function runSidecar(argv: readonly string[], env: NodeJS.ProcessEnv
   }
   const log = createLogger({ level: args.logLevel });
   let sidecar: Sidecar;
+  let peers: { stop(): Promise<void> } | undefined;
+  let egress: { stop(): Promise<void> } | undefined;
   try {
     const source = await createSource(args, env, log);
+    // Replicas of one DaguAuth share their login throttling through a Secret (sources/kubernetes-throttle.ts).
+    const throttlePeers = args.kubernetes
+      ? new (await import("./sources/kubernetes-throttle.ts")).KubernetesThrottlePeers({ kubeConfig: await kubeConfigFor(args), namespace: args.namespace!, authName: args.auth!, logger: log })
+      : undefined;
+    throttlePeers?.start();
+    peers = throttlePeers;
     sidecar = new Sidecar({
       upstream: args.upstream,
       listen: args.listen,
@@ -75,8 +83,19 @@ export async function runSidecar(argv: readonly string[], env: NodeJS.ProcessEnv
       maxConnectionsPerClient: args.maxConnectionsPerClient,
       maxUnauthenticatedBodyBytes: args.maxUnauthenticatedBodyBytes,
       logger: log,
+      ...(throttlePeers ? { throttlePeers } : {}),
     });
     await sidecar.start();
+    if (args.egressListen) {
+      // Dagu's remote nodes, reached through the sidecar with their issued keys (remote-nodes.ts).
+      const { RemoteNodeEgress } = await import("./remote-nodes.ts");
+      const { KubernetesSecretValues } = await import("./sources/kubernetes-secret-values.ts");
+      const secrets = new KubernetesSecretValues({ kubeConfig: await kubeConfigFor(args), namespace: args.namespace!, logger: log });
+      const running = new RemoteNodeEgress({ listen: args.egressListen, store: sidecar.store, secrets, logger: log });
+      const address = await running.start();
+      egress = running;
+      log.info({ egress: address }, "remote-node egress listening");
+    }
   } catch (error) {
     log.fatal({ error: (error as Error).message }, "sidecar failed to start");
     log.flush();
@@ -88,7 +107,9 @@ export async function runSidecar(argv: readonly string[], env: NodeJS.ProcessEnv
     process.once("SIGINT", () => resolve("SIGINT"));
   });
   log.info({ signal }, "shutting down");
+  await egress?.stop();
   await sidecar.stop();
+  await peers?.stop();
   log.info("stopped");
   log.flush();
   return 0;

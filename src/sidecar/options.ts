@@ -25,6 +25,8 @@ export const SIDECAR_USAGE = `usage: dagu-auth sidecar --upstream http://127.0.0
   --namespace NS            with --kubernetes: its namespace (default $POD_NAMESPACE)
   --kubeconfig FILE         with --kubernetes: outside a pod
   --tls-secret NAME         with --kubernetes: serve HTTPS from this kubernetes.io/tls Secret (watched)
+  --egress-listen HOST:PORT with --kubernetes: where Dagu reaches its remote nodes through the sidecar (loopback
+                            only; Dagu's api_base_url http://HOST:PORT/<node>/api/v1, docs/remote-nodes.md)
   --max-body-bytes N        largest request body proxied (default ${DEFAULTS.maxBodyBytes})
   --max-header-bytes N      largest request head (default ${DEFAULTS.maxHeaderBytes}; larger: 431)
   --headers-timeout S       seconds a client has to send a request's head (default ${DEFAULTS.headersTimeoutSeconds}; then 408),
@@ -83,6 +85,7 @@ export const SidecarArgs = z
     namespace: z.string().regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, "must be a namespace name").optional(),
     auth: z.string().regex(/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/, "must be the DaguAuth's name").optional(),
     tlsSecret: z.string().min(1).optional(),
+    egressListen: HostPort.refine((hp) => ["127.0.0.1", "::1", "localhost"].includes(hp.host), "--egress-listen must be a loopback address: only Dagu, in the same pod, may use it").optional(),
     trustedProxy: z.array(z.string().refine(isCidr, "--trusted-proxy must be a CIDR such as 10.0.0.0/8")).default([]),
     maxBodyBytes: PositiveInt("--max-body-bytes").optional(),
     maxHeaderBytes: PositiveInt("--max-header-bytes").optional(),
@@ -98,6 +101,7 @@ export const SidecarArgs = z
     if (a.kubernetes && (a.credentialsFile || a.config)) ctx.addIssue({ code: "custom", message: "--kubernetes reads the operator's Secret: no --credentials-file or --config with it", path: ["kubernetes"] });
     if (a.kubernetes && !a.auth) ctx.addIssue({ code: "custom", message: "--kubernetes needs --auth (the DaguAuth's name)", path: ["auth"] });
     if (a.kubernetes && !a.namespace) ctx.addIssue({ code: "custom", message: "--kubernetes needs --namespace (or $POD_NAMESPACE)", path: ["namespace"] });
+    if (a.egressListen && !a.kubernetes) ctx.addIssue({ code: "custom", message: "--egress-listen needs --kubernetes (the remote nodes' keys come from Secrets)", path: ["egressListen"] });
     if (a.tlsSecret && !a.kubernetes) ctx.addIssue({ code: "custom", message: "--tls-secret needs --kubernetes (use --tls-cert/--tls-key for files)", path: ["tlsSecret"] });
     if (a.tlsSecret && a.tlsCert) ctx.addIssue({ code: "custom", message: "use --tls-secret or --tls-cert/--tls-key, not both", path: ["tlsSecret"] });
     if (Boolean(a.tlsCert) !== Boolean(a.tlsKey)) ctx.addIssue({ code: "custom", message: "--tls-cert and --tls-key go together", path: ["tlsKey"] });
@@ -126,6 +130,7 @@ const FLAG_NAMES: Record<string, string> = {
   tlsKey: "--tls-key",
   trustedProxy: "--trusted-proxy",
   tlsSecret: "--tls-secret",
+  egressListen: "--egress-listen",
   maxBodyBytes: "--max-body-bytes",
   maxHeaderBytes: "--max-header-bytes",
   headersTimeout: "--headers-timeout",
@@ -162,6 +167,7 @@ export function parseSidecarArgs(argv: readonly string[], env: NodeJS.ProcessEnv
         namespace: { type: "string" },
         auth: { type: "string" },
         "tls-secret": { type: "string" },
+        "egress-listen": { type: "string" },
         "max-body-bytes": { type: "string" },
         "max-header-bytes": { type: "string" },
         "headers-timeout": { type: "string" },

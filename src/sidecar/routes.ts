@@ -2,7 +2,7 @@
 // of `api/v1/api.yaml`, plus the few routes Dagu's router registers outside the OpenAPI document (SSE,
 // WebSocket). The sidecar refuses any request that matches no entry. How each role was derived, and
 // every non-obvious decision, is in docs/route-permissions.md; test/unit/route-table-conformance.test.ts
-// compares this table with the OpenAPI document from the Go module cache.
+// compares this table with the v2.15.1 tag's OpenAPI document and router (from Dagu's source clone).
 //
 // Dagu runs behind the sidecar with `auth.mode: none`, so Dagu itself checks nothing: the role here is
 // the whole check. Where Dagu's handler has an explicit role check, the role is that check; where it has
@@ -99,9 +99,9 @@ export const DAGU_ROUTES: readonly DaguRoute[] = Object.freeze([
   r("POST", "/dags/{fileName}/stop-all", "stopAllDAGRuns", "operator"),
   r("GET", "/dags/search", "searchDAGs", "viewer"),
   r("GET", "/search/dags", "searchDAGFeed", "viewer"),
-  r("GET", "/search/docs", "searchDocFeed", "viewer"),
+  r("GET", "/search/wiki", "searchWikiPageFeed", "viewer"),
   r("GET", "/search/dags/{fileName}/matches", "searchDagMatches", "viewer"),
-  r("GET", "/search/docs/matches", "searchDocMatches", "viewer"),
+  r("GET", "/search/wiki/matches", "searchWikiPageMatches", "viewer"),
   r("GET", "/dags/labels", "getAllDAGLabels", "viewer"),
   r("GET", "/dags/tags", "getAllDAGTags", "viewer"),
 
@@ -140,6 +140,11 @@ export const DAGU_ROUTES: readonly DaguRoute[] = Object.freeze([
   r("POST", "/dag-runs/{name}/{dagRunId}/steps/{stepName}/approve", "approveDAGRunStep", "operator"),
   r("POST", "/dag-runs/{name}/{dagRunId}/steps/{stepName}/reject", "rejectDAGRunStep", "operator"),
   r("POST", "/dag-runs/{name}/{dagRunId}/steps/{stepName}/push-back", "pushBackDAGRunStep", "operator"),
+  // An agent step's question answered, or its lost session restarted (queues a clean run). Dagu checks
+  // only the runDAGs permission and that the run's workspace is visible (any role); these steer a run like
+  // approve and retry do: operator, stricter than Dagu (docs/route-permissions.md).
+  r("POST", "/dag-runs/{name}/{dagRunId}/steps/{stepName}/agent-interactions/{interactionId}/respond", "respondDAGRunStepAgentInteraction", "operator"),
+  r("POST", "/dag-runs/{name}/{dagRunId}/steps/{stepName}/agent-session/restart", "restartDAGRunStepAgentSession", "operator"),
   r("GET", "/dag-runs/{name}/{dagRunId}/sub-dag-runs/{subDAGRunId}", "getSubDAGRunDetails", "viewer"),
   r("GET", "/dag-runs/{name}/{dagRunId}/sub-dag-runs/{subDAGRunId}/spec", "getSubDAGRunSpec", "viewer"),
   r("GET", "/dag-runs/{name}/{dagRunId}/sub-dag-runs/{subDAGRunId}/log", "getSubDAGRunLog", "viewer"),
@@ -154,6 +159,8 @@ export const DAGU_ROUTES: readonly DaguRoute[] = Object.freeze([
   r("POST", "/dag-runs/{name}/{dagRunId}/sub-dag-runs/{subDAGRunId}/steps/{stepName}/approve", "approveSubDAGRunStep", "operator"),
   r("POST", "/dag-runs/{name}/{dagRunId}/sub-dag-runs/{subDAGRunId}/steps/{stepName}/reject", "rejectSubDAGRunStep", "operator"),
   r("POST", "/dag-runs/{name}/{dagRunId}/sub-dag-runs/{subDAGRunId}/steps/{stepName}/push-back", "pushBackSubDAGRunStep", "operator"),
+  r("POST", "/dag-runs/{name}/{dagRunId}/sub-dag-runs/{subDAGRunId}/steps/{stepName}/agent-interactions/{interactionId}/respond", "respondSubDAGRunStepAgentInteraction", "operator"),
+  r("POST", "/dag-runs/{name}/{dagRunId}/sub-dag-runs/{subDAGRunId}/steps/{stepName}/agent-session/restart", "restartSubDAGRunStepAgentSession", "operator"),
 
   // --- queues, services, metrics --------------------------------------------------------------------
   r("GET", "/queues", "listQueues", "viewer"),
@@ -257,16 +264,20 @@ export const DAGU_ROUTES: readonly DaguRoute[] = Object.freeze([
   r("POST", "/license/activate", "activateLicense", "admin"),
   r("POST", "/license/deactivate", "deactivateLicense", "admin"),
 
-  // --- documents: reads for everyone, writes need DAG write (developer) -----------------------------
-  r("GET", "/docs", "listDocs", "viewer"),
-  r("POST", "/docs", "createDoc", "developer"),
-  r("GET", "/docs/search", "searchDocs", "viewer"),
-  r("GET", "/docs/backlinks", "listDocBacklinks", "viewer"),
-  r("GET", "/docs/doc", "getDoc", "viewer"),
-  r("PATCH", "/docs/doc", "updateDoc", "developer"),
-  r("DELETE", "/docs/doc", "deleteDoc", "developer"),
-  r("POST", "/docs/doc/rename", "renameDoc", "developer"),
-  r("POST", "/docs/delete-batch", "deleteDocBatch", "developer"),
+  // --- wiki: reads need only a visible workspace (viewer); writes Dagu requireDAGWriteForWorkspace ------
+  r("GET", "/wiki", "listWikiPages", "viewer"),
+  r("POST", "/wiki", "createWikiPage", "developer"),
+  r("GET", "/wiki/search", "searchWikiPages", "viewer"),
+  r("GET", "/wiki/backlinks", "listWikiPageBacklinks", "viewer"),
+  r("GET", "/wiki/page", "getWikiPage", "viewer"),
+  r("PATCH", "/wiki/page", "updateWikiPage", "developer"),
+  r("DELETE", "/wiki/page", "deleteWikiPage", "developer"),
+  r("GET", "/wiki/page/revisions", "listWikiPageRevisions", "viewer"),
+  r("GET", "/wiki/page/revision", "getWikiPageRevision", "viewer"),
+  r("GET", "/wiki/page/attachment", "downloadWikiPageAttachment", "viewer"),
+  r("PUT", "/wiki/page/attachment", "uploadWikiPageAttachment", "developer"),
+  r("POST", "/wiki/page/rename", "renameWikiPage", "developer"),
+  r("POST", "/wiki/delete-batch", "deleteWikiPageBatch", "developer"),
 
   // --- remote nodes: Dagu requireAdmin on every handler (credentials of other Dagu servers) ----------
   r("GET", "/remote-nodes", "listRemoteNodes", "admin"),
@@ -321,15 +332,11 @@ export const DAGU_ROUTES: readonly DaguRoute[] = Object.freeze([
   r("PATCH", "/workspaces/{workspaceId}", "updateWorkspace", "developer"),
   r("DELETE", "/workspaces/{workspaceId}", "deleteWorkspace", "developer"),
 
-  // --- outside the OpenAPI document: registered by Dagu's router (internal/service/frontend) ---------
+  // --- outside the OpenAPI document: registered by Dagu's router (internal/service/frontend/server.go) ---
   // SSE: Dagu authenticates them with the stream middleware (the UI sends `?token=`); every stream needs
   // a credential (CVE-2026-31882). The topics inside the multiplexed stream are reads.
-  r("GET", "/events/app", "sseAppStream", "viewer", { origin: "router", streaming: "sse" }),
   r("GET", "/events/stream", "sseMultiplexStream", "viewer", { origin: "router", streaming: "sse" }),
   r("POST", "/events/stream/topics", "sseMultiplexTopics", "viewer", { origin: "router" }),
-  // Agent chat stream (only when the agent is enabled). Dagu serves a session to its owner only, a check
-  // it cannot make with auth off (every caller is the same user): admin, failing closed.
-  r("GET", "/agent/sessions/{id}/stream", "agentSessionStream", "admin", { origin: "router", streaming: "sse" }),
   // A shell on the Dagu host over WebSocket: Dagu requires admin (and registers it only with builtin auth).
   r("GET", "/terminal/ws", "terminalWebSocket", "admin", { origin: "router", streaming: "websocket" }),
 ]);

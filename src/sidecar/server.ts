@@ -18,6 +18,7 @@ import { daguApiProfile, detectDaguApi, type DaguApiProfile, type DaguApiVersion
 import { clientProto, connectionTokens, forwardRequestHeaders, TrustedProxies } from "./headers.ts";
 import { ByteBudget, discardBody, HttpError, sendError, sendJson, type UnauthenticatedRead } from "./http-util.ts";
 import { LoginThrottle } from "./login-throttle.ts";
+import type { ThrottlePeers } from "./throttle-peers.ts";
 import { SidecarMetrics, type Decision } from "./metrics.ts";
 import { isWebSocketUpgrade, proxyHttp, proxyUpgrade } from "./proxy.ts";
 import { queryParam, withoutParam } from "./query.ts";
@@ -52,6 +53,8 @@ export interface SidecarOptions {
   /** Bytes of bodies read before the caller is known (login, signed webhooks), all requests together. */
   readonly maxUnauthenticatedBodyBytes?: number;
   readonly logger: Logger;
+  /** The other replicas of the same DaguAuth, with which login throttling is shared (Kubernetes mode). */
+  readonly throttlePeers?: ThrottlePeers;
 }
 
 export const DEFAULTS = {
@@ -104,7 +107,10 @@ export class Sidecar {
     this.store = new CredentialStore(options.source);
     this.metrics = new SidecarMetrics(this.store, { openConnections: () => this.#limiter.open });
     // Replaced by the credentials' own settings as soon as they load.
-    this.#throttle = new LoginThrottle({ maxAttempts: 5, windowSeconds: 900, lockoutSeconds: 900 }, { observe: (outcome) => this.metrics.loginThrottle.inc({ outcome }) });
+    this.#throttle = new LoginThrottle({ maxAttempts: 5, windowSeconds: 900, lockoutSeconds: 900 }, {
+      observe: (outcome) => this.metrics.loginThrottle.inc({ outcome }),
+      ...(options.throttlePeers ? { peers: options.throttlePeers } : {}),
+    });
     this.#unauthenticated = {
       budget: new ByteBudget(options.maxUnauthenticatedBodyBytes ?? DEFAULTS.maxUnauthenticatedBodyBytes),
       timeoutMs: (options.headersTimeoutSeconds ?? DEFAULTS.headersTimeoutSeconds) * 1000,
@@ -169,7 +175,9 @@ export class Sidecar {
     };
     if (this.#options.tls) {
       const tls = this.#options.tls;
-      const https = createHttpsServer({ ...serverOptions, ...(await tls.load()) });
+      // A client that never finishes its TLS handshake gets no longer than one that never finishes its head
+      // (Node's own handshake timeout is 120 s).
+      const https = createHttpsServer({ ...serverOptions, handshakeTimeout: headersTimeout, ...(await tls.load()) });
       this.#tlsWatcher = tls.watch(
         (secure) => {
           https.setSecureContext(secure);
@@ -224,7 +232,10 @@ export class Sidecar {
     };
     const sweep = setInterval(closeIdle, 50);
     closeIdle();
-    const timer = setTimeout(() => servers.forEach((s) => s.closeAllConnections()), graceMs);
+    const timer = setTimeout(() => {
+      servers.forEach((s) => s.closeAllConnections());
+      this.#limiter.closeAll();
+    }, graceMs);
     await closed;
     clearInterval(sweep);
     clearTimeout(timer);
@@ -281,6 +292,14 @@ export class Sidecar {
       const ready = this.ready();
       const why = ready ? undefined : !this.store.snapshot() ? "no credentials loaded" : !this.store.ready() ? "latest credentials document is invalid" : "Dagu API not detected yet";
       sendJson(res, ready ? 200 : 503, ready ? { status: "ready" } : { status: "not ready", reason: why });
+      return true;
+    }
+    // Dagu's own health, asked directly (only here: the metrics address is not the one users reach).
+    // Injected pods probe Dagu's container through it, so Dagu is judged by Dagu's answer alone.
+    if (path === "/dagu/healthz" && metricsServer) {
+      const answer = this.#profile ? await this.upstream.probe(`${this.#profile.prefix}/health`) : undefined;
+      const ok = answer?.status === 200;
+      sendJson(res, ok ? 200 : 503, { status: ok ? "ok" : "unavailable", ...(answer ? { daguStatus: answer.status } : { reason: this.#profile ? "Dagu does not answer" : "Dagu API not detected yet" }) });
       return true;
     }
     // Never on the main listener: request counts by role and the credentials' age are nobody else's business.
@@ -480,10 +499,19 @@ export class Sidecar {
     const status = error.code === "HPE_HEADER_OVERFLOW" ? 431 : error.code === "HPE_REQUEST_TIMEOUT" || error.code === "ERR_HTTP_REQUEST_TIMEOUT" ? 408 : 400;
     this.metrics.requests.inc({ decision: "bad_request", role: "none", status: String(status) });
     this.#log.info({ audit: { decision: "bad_request", status, reason: error.code ?? "parse_error", client: socket.remoteAddress ?? "" } }, "decision");
-    if (socket.writable && !(error.code === "ECONNRESET")) {
+    // Node's https server reports a failed or timed-out TLS handshake here too: nothing can be answered on
+    // such a socket (bytes written before the handshake never leave), so it is closed at once.
+    const tls = error.code?.startsWith("ERR_TLS") || error.code?.startsWith("ERR_SSL");
+    if (socket.writable && error.code !== "ECONNRESET" && !tls) {
       // Closed once the answer is out, not half-closed: a client that never reads (slowloris) would
-      // otherwise keep the socket, and its slot under the connection caps, for good.
-      socket.end(`HTTP/1.1 ${status} ${STATUS_TEXT[status] ?? "Bad Request"}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n`, () => socket.destroy());
+      // otherwise keep the socket, and its slot under the connection caps, for good. The timer covers an
+      // answer that cannot be flushed.
+      const force = setTimeout(() => socket.destroy(), 1_000);
+      force.unref();
+      socket.end(`HTTP/1.1 ${status} ${STATUS_TEXT[status] ?? "Bad Request"}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n`, () => {
+        clearTimeout(force);
+        socket.destroy();
+      });
     } else {
       socket.destroy();
     }

@@ -12,7 +12,7 @@ export function cacheDir(): string {
   return process.env.DAGU_AUTH_CACHE ?? join(process.env.XDG_CACHE_HOME ?? join(homedir(), ".cache"), "dagu-auth-operator");
 }
 
-export type Component = "kube" | "etcd" | "dagu" | "dagu-ui" | "helm" | "certmanager";
+export type Component = "kube" | "etcd" | "dagu" | "dagu-ui" | "dagu1" | "helm" | "certmanager";
 
 /** Builds what is missing (progress goes to stderr) and returns the bin directory. */
 export async function ensureComponents(targets: Component[]): Promise<string> {
@@ -25,6 +25,12 @@ export async function ensureComponents(targets: Component[]): Promise<string> {
   const lines = out.trim().split("\n");
   return lines[lines.length - 1]!;
 }
+
+/**
+ * The Dagu binaries by version (scripts/build-components.sh's defaults), never the unversioned links: the
+ * cache is shared by every checkout on the machine, and another one may point `dagu` elsewhere.
+ */
+export const DAGU_BINARIES = { dagu: "dagu-v2.15.1", "dagu-ui": "dagu-ui-v2.15.1", dagu1: "dagu-v1.30.3" } as const;
 
 export function bin(binDir: string, name: string): string {
   return join(binDir, name);

@@ -1,11 +1,12 @@
-// A real Dagu for tests: the binary built by scripts/build-components.sh (Dagu v1.30.3 on this machine,
-// see docs/adr/0002), run with auth off on a loopback port, a temporary DAGU_HOME and a DAGs directory.
+// A real Dagu for tests: the binary built by scripts/build-components.sh, Dagu v2.15.1 (`/api/v1`) or, for
+// the Dagu 1 suite, v1.30.3 (`/api/v2`; docs/adr/0005), run with auth off on a loopback port, a temporary
+// DAGU_HOME and a DAGs directory.
 import { spawn, type ChildProcess } from "node:child_process";
 import { openSync, closeSync } from "node:fs";
 import { mkdtemp, readFile, rm, writeFile, mkdir } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { bin, ensureComponents } from "./components.ts";
+import { bin, DAGU_BINARIES, ensureComponents } from "./components.ts";
 import { freePort } from "./control-plane.ts";
 
 export interface DaguInstance {
@@ -13,6 +14,8 @@ export interface DaguInstance {
   readonly port: number;
   readonly home: string;
   readonly dagsDir: string;
+  /** Where its API lives: `/api/v1` (Dagu 2) or `/api/v2` (Dagu 1). */
+  readonly api: "/api/v1" | "/api/v2";
   /** Dagu's version as its health endpoint reports it. */
   readonly version: string;
   log(): Promise<string>;
@@ -34,16 +37,20 @@ export async function startDagu(
     /** Extra environment, e.g. DAGU_AUTH_MODE=builtin for Dagu's own auth (default: auth off). */
     env?: Record<string, string>;
     /**
-     * Use the binary with Dagu's web UI (`dagu-ui`: the module's ui/ sources built with webpack and
-     * embedded; the plain `dagu` binary embeds an empty assets folder, so its UI does not load).
+     * Use the binary with Dagu's web UI (`dagu-ui`: the source's ui/ built with webpack and embedded; the
+     * plain `dagu` binary embeds an empty assets folder, so its UI does not load).
      * Its first build takes several minutes (scripts/build-components.sh dagu-ui).
      */
     ui?: boolean;
     /** Dagu's basePath (DAGU_BASE_PATH): its UI and API are then served under it. */
     basePath?: string;
+    /** Dagu v1.30.3 (`dagu1`, no UI) instead of v2.15.1: only for the Dagu 1 suite. */
+    dagu1?: boolean;
   } = {},
 ): Promise<DaguInstance> {
-  const component = options.ui ? "dagu-ui" : "dagu";
+  if (options.dagu1 && options.ui) throw new Error("the Dagu 1 build has no UI (docs/adr/0005)");
+  const component = options.dagu1 ? "dagu1" : options.ui ? "dagu-ui" : "dagu";
+  const api = options.dagu1 ? "/api/v2" : "/api/v1";
   const binDir = await ensureComponents([component]);
   const root = await mkdtemp(join(tmpdir(), "dagu-test-"));
   const home = join(root, "home");
@@ -59,7 +66,7 @@ export async function startDagu(
   const logFile = join(root, "dagu.log");
   const fd = openSync(logFile, "a");
   // Its own process group: the scheduler runs DAGs as child processes, which stop() ends with it.
-  const child: ChildProcess = spawn(bin(binDir, component), ["start-all", "--host", "127.0.0.1", "--port", String(port), "--dags", dagsDir], {
+  const child: ChildProcess = spawn(bin(binDir, DAGU_BINARIES[component]), ["start-all", "--host", "127.0.0.1", "--port", String(port), "--dags", dagsDir], {
     env: {
       ...process.env,
       DAGU_HOME: home,
@@ -100,7 +107,7 @@ export async function startDagu(
   while (Date.now() < deadline) {
     if (child.exitCode !== null) break;
     try {
-      const response = await fetch(`${url}${options.basePath ?? ""}/api/v2/health`);
+      const response = await fetch(`${url}${options.basePath ?? ""}${api}/health`);
       if (response.ok) {
         version = ((await response.json()) as { version?: string }).version ?? "";
         break;
@@ -115,5 +122,5 @@ export async function startDagu(
     await stop();
     throw new Error(`Dagu did not become healthy on ${url}:\n${tail.slice(-2000)}`);
   }
-  return { url, port, home, dagsDir, version, log: () => readFile(logFile, "utf8"), stop };
+  return { url, port, home, dagsDir, api, version, log: () => readFile(logFile, "utf8"), stop };
 }

@@ -15,7 +15,9 @@ const say = (line: string) => process.stderr.write(`[global-setup] ${line}\n`);
 
 export async function globalSetup(): Promise<void> {
   const t0 = Date.now();
-  const binDir = await ensureComponents(["etcd", "kube", "certmanager", "dagu"]);
+  // Every Dagu the tests run (v2.15.1 with and without its UI, v1.30.3 for the Dagu 1 suite): built here, once,
+  // rather than inside a test whose timeout a cold build would exceed.
+  const binDir = await ensureComponents(["etcd", "kube", "certmanager", "dagu", "dagu-ui", "dagu1"]);
   process.env[BIN_ENV] = binDir;
   if (!process.env[KUBECONFIG_ENV]) {
     const dir = await mkdtemp(join(tmpdir(), "dagu-auth-cp-"));

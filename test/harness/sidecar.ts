@@ -49,6 +49,14 @@ export interface TestCredentials {
   userIds: Record<string, string>;
 }
 
+/** One user for each of four roles, with their passwords: the usual cast of a sidecar test. */
+export const ROLE_USERS = [
+  { username: "admin", password: "admin-password-1", role: "admin" },
+  { username: "dev", password: "developer-password-1", role: "developer" },
+  { username: "opal", password: "operator-password-1", role: "operator" },
+  { username: "vic", password: "viewer-password-1", role: "viewer" },
+] as const satisfies readonly UserSpec[];
+
 export async function buildCredentials(spec: {
   users?: UserSpec[];
   apiKeys?: ApiKeySpec[];
@@ -258,7 +266,8 @@ export async function startRecorder(target?: string): Promise<Recorder> {
 }
 
 // ------------------------------------------------------------------------------------------------
-// A stand-in for a Dagu 2.x upstream (/api/v1): health, an SSE stream and a WebSocket echo.
+// A stand-in for a Dagu 2.x upstream (/api/v1): health, an SSE stream whose end the test decides, and a
+// WebSocket echo (Dagu registers its terminal WebSocket only with its own auth on, never behind the sidecar).
 
 export interface FakeDagu2 extends Recorder {
   /** Ends the open SSE streams (they otherwise wait for it). */
@@ -281,7 +290,7 @@ export async function startFakeDagu2(): Promise<FakeDagu2> {
       res.end(JSON.stringify({ status: "healthy", version: "2.15.1" }));
       return;
     }
-    if (path === "/api/v1/events/app") {
+    if (path === "/api/v1/events/stream") {
       streams.push(req);
       res.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-cache" });
       res.write("event: hello\ndata: first\n\n");

@@ -32,7 +32,7 @@ test("applied resources are enforced by the sidecar in front of a real Dagu", as
   const kubeconfig = await sidecarKubeconfigFile(ns, String(auth.status!.serviceAccountName));
   const sidecar = await startSidecar({ upstream: dagu.url, args: ["--kubernetes", "--namespace", ns, "--auth", "dagu", "--kubeconfig", kubeconfig] });
   t.after(() => sidecar.stop());
-  const api = `${sidecar.url}/api/v2`;
+  const api = `${sidecar.url}/api/v1`;
 
   const login = async (username: string, password: string) => fetch(`${api}/auth/login`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ username, password }) });
   // The initial admin and a developer log in; a wrong password does not.

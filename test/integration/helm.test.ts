@@ -13,7 +13,7 @@ import { join } from "node:path";
 import * as k8s from "@kubernetes/client-node";
 import pino from "pino";
 import YAML from "yaml";
-import { OPERATOR_CLUSTER_RULES, OPERATOR_NAMESPACE_RULES, type PolicyRule } from "../../src/operator/rbac.ts";
+import { injectionClusterRules, OPERATOR_CLUSTER_RULES, OPERATOR_NAMESPACE_RULES, type PolicyRule } from "../../src/operator/rbac.ts";
 import { startOperator } from "../../src/operator/operator.ts";
 import { ensureComponents, repoRoot } from "../harness/components.ts";
 import { adminKubeConfig, eventually, kubectl, run, testKubeconfigPath, testNamespace, toKubeConfig, type RunResult } from "../harness/kube.ts";
@@ -64,7 +64,7 @@ const fullname = (rel: string) => `${rel}-dagu-auth-operator`;
 /** Cluster-scoped objects outlive the test namespace: delete them by the release's instance label. */
 function cleanupClusterScoped(t: TestContext, rel: string): void {
   t.after(async () => {
-    await kubectl(["delete", "clusterrole,clusterrolebinding", "-l", `app.kubernetes.io/instance=${rel}`, "--ignore-not-found"]);
+    await kubectl(["delete", "clusterrole,clusterrolebinding,mutatingwebhookconfiguration", "-l", `app.kubernetes.io/instance=${rel}`, "--ignore-not-found"]);
   });
 }
 
@@ -76,7 +76,7 @@ async function restrictedNamespace(t: TestContext, prefix: string): Promise<stri
 }
 
 test("helm lint passes, with the defaults and with every optional part on", async () => {
-  for (const args of [[], ["--set", "serviceMonitor.enabled=true"], ["--set", "replicaCount=1", "--set", "leaderElection.enabled=false"], ["--set", "podAntiAffinityPreset=hard", "--set", "zoneSpread=false"]]) {
+  for (const args of [[], ["--set", "serviceMonitor.enabled=true"], ["--set", "replicaCount=1", "--set", "leaderElection.enabled=false"], ["--set", "podAntiAffinityPreset=hard", "--set", "zoneSpread=false"], ["--set", "injection.certificates=certManager"], ["--set", "injection.enabled=false"]]) {
     const r = await helm(["lint", "--strict", CHART, ...args]);
     assert.equal(r.code, 0, `helm lint ${args.join(" ")}:\n${r.stdout}\n${r.stderr}`);
     assert.match(r.stdout, /1 chart\(s\) linted, 0 chart\(s\) failed/);
@@ -87,19 +87,20 @@ test("the rendered chart follows Helm's conventions, src/operator/rbac.ts and th
   const rel = release();
   const { objects } = await render(rel, "ops");
   const kinds = objects.map((o) => o.kind).sort();
-  assert.deepEqual(kinds, ["ClusterRole", "ClusterRoleBinding", "Deployment", "PodDisruptionBudget", "Role", "RoleBinding", "Service", "ServiceAccount"]);
+  // The injection webhook's parts (ConfigMap, MutatingWebhookConfiguration, its Service): injection-chart.test.ts.
+  assert.deepEqual(kinds, ["ClusterRole", "ClusterRoleBinding", "ConfigMap", "Deployment", "MutatingWebhookConfiguration", "PodDisruptionBudget", "Role", "RoleBinding", "Service", "Service", "ServiceAccount"]);
   for (const o of objects) {
     const labels = o.metadata.labels ?? {};
     for (const key of ["app.kubernetes.io/name", "app.kubernetes.io/instance", "app.kubernetes.io/version", "app.kubernetes.io/managed-by", "helm.sh/chart"]) {
       assert.ok(labels[key], `${o.kind} has the label ${key}`);
     }
     assert.equal(labels["app.kubernetes.io/instance"], rel);
-    if (!o.kind.startsWith("Cluster")) assert.equal(o.metadata.namespace, "ops", `${o.kind} is in the release namespace`);
+    if (!o.kind.startsWith("Cluster") && o.kind !== "MutatingWebhookConfiguration") assert.equal(o.metadata.namespace, "ops", `${o.kind} is in the release namespace`);
   }
   const byKind = (kind: string) => objects.find((o) => o.kind === kind)!;
   // Rules exactly as the single source says (the test harness runs the operator under the same).
   const asPlain = (rules: PolicyRule[]) => JSON.parse(JSON.stringify(rules)) as unknown;
-  assert.deepEqual(byKind("ClusterRole")["rules"], asPlain(OPERATOR_CLUSTER_RULES));
+  assert.deepEqual(byKind("ClusterRole")["rules"], asPlain([...OPERATOR_CLUSTER_RULES, ...injectionClusterRules(fullname(rel))]));
   assert.deepEqual(byKind("Role")["rules"], asPlain(OPERATOR_NAMESPACE_RULES));
 
   const deployment = byKind("Deployment") as Obj & { spec: { replicas: number; template: { spec: k8s.V1PodSpec } } };
@@ -123,7 +124,7 @@ test("the rendered chart follows Helm's conventions, src/operator/rbac.ts and th
   assert.equal(container.securityContext?.allowPrivilegeEscalation, false);
   assert.ok(container.resources?.requests?.["memory"]);
   assert.equal((byKind("PodDisruptionBudget") as Obj & { spec: { minAvailable: number } }).spec.minAvailable, 1);
-  const service = byKind("Service") as Obj & { spec: { ports: { name: string; port: number }[] } };
+  const service = objects.find((o) => o.kind === "Service" && o.metadata.name === fullname(rel)) as Obj & { spec: { ports: { name: string; port: number }[] } };
   assert.deepEqual(service.spec.ports.map((p) => [p.name, p.port]), [["metrics", 8081]]);
 
   // One replica: no PodDisruptionBudget (it would block every drain). ServiceMonitor only on request.
@@ -195,7 +196,7 @@ test("helm install and uninstall work, and NOTES say what to apply next", async 
   const kube = ["--kubeconfig", testKubeconfigPath(), "--namespace", ns];
   const installed = await helm(["install", rel, CHART, ...kube, "--skip-crds"]);
   assert.equal(installed.code, 0, installed.stderr);
-  for (const next of ["kind: DaguAuth", "dagu-with-sidecar.yaml", "kubectl -n dagu get dagu", "status.serviceAccountName"]) {
+  for (const next of ["kind: DaguAuth", "auth.dagu.dev/inject: dagu", "dagu-with-sidecar.yaml", "kubectl -n dagu get dagu", "status.serviceAccountName"]) {
     assert.ok(installed.stdout.includes(next), `NOTES mention ${next}:\n${installed.stdout}`);
   }
   const status = await helm(["status", rel, ...kube]);

@@ -246,6 +246,10 @@ test("transitions in time and in Git: an overlap ends, a key expires, signing ke
   const after = await waitCredentials(ns, "dagu", (d) => d.webhooks[0]!.tokenDigests.length === 1, "the old token gone after the overlap");
   assert.equal(after.webhooks[0]!.tokenDigests[0]!.digest, sha256Hex(newToken));
 
+  // A replay window declared in Git reaches the sidecar's credentials in seconds.
+  await patchSpec(ns, "daguwebhooks", "hello", { auth: { mode: "tokenAndHmac", hmacEnforcement: "strict", timestampWindow: "5m" } });
+  await waitCredentials(ns, "dagu", (d) => d.webhooks[0]!.timestampWindowSeconds === 300, "the webhook's timestamp window");
+
   // An API key that expires in a few seconds leaves the credentials by itself, and says so.
   const expiresAt = new Date(Date.now() + 4000).toISOString();
   await create(ns, "daguapikeys", "DaguApiKey", "temp", { authRef: { name: "dagu" }, role: "viewer", secretName: "temp-key", expiresAt });

@@ -35,7 +35,8 @@ function attacks(): Record<string, string> {
 }
 
 before(async () => {
-  dagu = await startDagu();
+  // Dagu 1.30.3: the Dagu whose locateDAG made the file read possible (examples deployed it).
+  dagu = await startDagu({ dagu1: true });
   // Beside the DAGs folder (Dagu's home), not in it: no DAG of that name exists.
   secretFile = join(dagu.home, "..", "home", "secret.yaml");
   await writeFile(secretFile, `# ${MARKER}\nsteps:\n  - name: s\n    command: echo ${MARKER}\n`);

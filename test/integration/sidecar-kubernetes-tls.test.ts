@@ -57,7 +57,7 @@ test("--kubernetes --tls-secret: HTTPS from the Secret, a renewed certificate fo
   t.after(() => upstream.close());
   const sidecar = await startSidecar({
     upstream: `http://127.0.0.1:${(upstream.address() as AddressInfo).port}`,
-    args: ["--kubernetes", "--kubeconfig", kubeconfig, "--namespace", ns, "--auth", "dagu", "--tls-secret", "dagu-serving", "--dagu-api", "v2"],
+    args: ["--kubernetes", "--kubeconfig", kubeconfig, "--namespace", ns, "--auth", "dagu", "--tls-secret", "dagu-serving", "--dagu-api", "v1"],
     wait: "none",
   });
   t.after(() => sidecar.stop());

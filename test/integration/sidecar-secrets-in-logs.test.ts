@@ -12,7 +12,7 @@ import { startDagu, type DaguInstance } from "../harness/dagu.ts";
 import { eventually } from "../harness/kube.ts";
 import { buildCredentials, startSidecar, type SidecarInstance, type TestCredentials } from "../harness/sidecar.ts";
 
-const API = "/api/v2";
+const API = "/api/v1";
 let dagu: DaguInstance;
 let dir: string;
 let sidecar: SidecarInstance;

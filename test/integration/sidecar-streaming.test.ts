@@ -1,8 +1,8 @@
-// Streams through the sidecar. Dagu v1.30.3 (the Dagu this machine runs) has no SSE or WebSocket route
-// (its UI polls), so streaming is shown in front of a small Dagu 2.x stand-in (/api/v1 with Dagu 2's
-// health answer, an SSE stream that waits before its last event, a raw WebSocket echo). This also shows
-// the Dagu 2 route table chosen by detection, `?token=` accepted only on streaming routes, and a
-// graceful shutdown that lets an open stream finish.
+// Streams through the sidecar. Against the real Dagu v2.15.1: its multiplexed SSE stream and topic
+// mutation, and a multi-megabyte log. The timing properties (nothing buffered before the last event, a
+// graceful shutdown that lets an open stream finish) and the WebSocket (Dagu registers its terminal only
+// with its own auth on) are shown in front of a small Dagu 2.x stand-in whose stream ends when the test
+// says. Also: the Dagu 2 route table chosen by detection, `?token=` accepted only on streaming routes.
 import assert from "node:assert/strict";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { connect, createServer as createNetServer, type AddressInfo, type Server as NetServer } from "node:net";
@@ -110,7 +110,7 @@ describe("Dagu 2.x upstream", () => {
 
   test("SSE: the first event arrives while the stream is still open, and the rest after", async () => {
     fake.clear();
-    const response = await fetch(`${sidecar.url}/api/v1/events/app`, { headers: { authorization: `Bearer ${tokens.vic}` } });
+    const response = await fetch(`${sidecar.url}/api/v1/events/stream`, { headers: { authorization: `Bearer ${tokens.vic}` } });
     assert.equal(response.status, 200);
     assert.equal(response.headers.get("content-type"), "text/event-stream");
     const reader = response.body!.getReader();
@@ -125,19 +125,19 @@ describe("Dagu 2.x upstream", () => {
 
   test("SSE with ?token= (as Dagu's UI sends it): accepted, and the token is not passed to Dagu", async () => {
     fake.clear();
-    const response = await fetch(`${sidecar.url}/api/v1/events/app?token=${tokens.vic}&x=1`);
+    const response = await fetch(`${sidecar.url}/api/v1/events/stream?token=${tokens.vic}&x=1`);
     assert.equal(response.status, 200);
     const reader = response.body!.getReader();
     await readUntil(reader, "data: first");
     await reader.cancel();
-    const seen = fake.requests.find((r) => r.url.startsWith("/api/v1/events/app"))!;
-    assert.equal(seen.url, "/api/v1/events/app?x=1");
+    const seen = fake.requests.find((r) => r.url.startsWith("/api/v1/events/stream"))!;
+    assert.equal(seen.url, "/api/v1/events/stream?x=1");
     assert.equal(seen.headers.authorization, undefined);
   });
 
   test("SSE without a credential is 401; ?token= on a non-streaming route is 401", async () => {
     fake.clear();
-    const anonymous = await fetch(`${sidecar.url}/api/v1/events/app`);
+    const anonymous = await fetch(`${sidecar.url}/api/v1/events/stream`);
     assert.equal(anonymous.status, 401);
     await anonymous.arrayBuffer();
     const notStreaming = await fetch(`${sidecar.url}/api/v1/dags?token=${tokens.admin}`);
@@ -197,7 +197,7 @@ describe("Dagu 2.x upstream", () => {
   });
 
   test("SIGTERM lets an open stream finish, then the process exits 0", async () => {
-    const response = await fetch(`${sidecar.url}/api/v1/events/app`, { headers: { authorization: `Bearer ${tokens.vic}` } });
+    const response = await fetch(`${sidecar.url}/api/v1/events/stream`, { headers: { authorization: `Bearer ${tokens.vic}` } });
     const reader = response.body!.getReader();
     await readUntil(reader, "data: first");
     sidecar.process.kill("SIGTERM");
@@ -285,36 +285,69 @@ describe("an upstream that refuses the WebSocket upgrade", () => {
   });
 });
 
-describe("Dagu 1.x upstream, large responses", () => {
+describe("the real Dagu v2.15.1: SSE and large responses", () => {
   let dagu: DaguInstance;
   let sc: SidecarInstance;
+  let vic: string;
+  let admin: string;
+  const loginAs = async (username: string, password: string) => {
+    const r = await fetch(`${sc.url}/api/v1/auth/login`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ username, password }) });
+    return ((await r.json()) as { token: string }).token;
+  };
   before(async () => {
     // A step that writes ~2 MB of log (300,000 lines), read back through the sidecar.
     dagu = await startDagu({ dags: { big: "steps:\n  - name: spew\n    command: seq 1 300000\n" } });
     sc = await startSidecar({ upstream: dagu.url, args: ["--credentials-file", join(dir, "credentials.json")] });
+    vic = await loginAs("vic", "viewer-password-1");
+    admin = await loginAs("admin", "admin-password-1");
   });
   after(async () => {
     await sc?.stop();
     await dagu?.stop();
   });
 
+  test("the multiplexed stream opens with ?token= (as Dagu's UI sends it), and its topics change with a Bearer token", async () => {
+    assert.ok(sc.output().includes('"daguApi":"v1"'), "detected /api/v1 on the real Dagu");
+    const controller = new AbortController();
+    const stream = await fetch(`${sc.url}/api/v1/events/stream?topic=queues:&token=${vic}`, { signal: controller.signal });
+    assert.equal(stream.status, 200);
+    assert.match(stream.headers.get("content-type") ?? "", /^text\/event-stream/);
+    const reader = stream.body!.getReader();
+    const first = await readUntil(reader, "\n\n");
+    assert.match(first, /event: control\n/);
+    const control = JSON.parse(/data: (.*)\n/.exec(first)![1]!) as { sessionID: string; subscribed: string[] };
+    assert.deepEqual(control.subscribed, ["queues:"]);
+    const mutate = (token?: string) =>
+      fetch(`${sc.url}/api/v1/events/stream/topics`, {
+        method: "POST",
+        headers: { "content-type": "application/json", ...(token ? { authorization: `Bearer ${token}` } : {}) },
+        body: JSON.stringify({ sessionID: control.sessionID, add: ["dagslist:page=1"], remove: [] }),
+      });
+    const anonymous = await mutate();
+    assert.equal(anonymous.status, 401);
+    await anonymous.arrayBuffer();
+    const changed = await mutate(vic);
+    assert.equal(changed.status, 200, await changed.clone().text());
+    assert.deepEqual(((await changed.json()) as { subscribed: string[] }).subscribed.sort(), ["dagslist:page=1", "queues:"]);
+    controller.abort();
+    await reader.cancel().catch(() => undefined);
+    const refused = await fetch(`${sc.url}/api/v1/events/stream?topic=queues:`);
+    assert.equal(refused.status, 401, "no stream without a credential");
+    await refused.arrayBuffer();
+  });
+
   test("a multi-megabyte step log flows through unchanged", async () => {
-    const login = await fetch(`${sc.url}/api/v2/auth/login`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ username: "vic", password: "viewer-password-1" }) });
-    const token = ((await login.json()) as { token: string }).token;
-    const admin = await fetch(`${sc.url}/api/v2/auth/login`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ username: "admin", password: "admin-password-1" }) });
-    const adminToken = ((await admin.json()) as { token: string }).token;
-    const start = await fetch(`${sc.url}/api/v2/dags/big/start`, { method: "POST", headers: { authorization: `Bearer ${adminToken}`, "content-type": "application/json" }, body: JSON.stringify({ dagRunId: "big-1" }) });
+    const start = await fetch(`${sc.url}/api/v1/dags/big/start`, { method: "POST", headers: { authorization: `Bearer ${admin}`, "content-type": "application/json" }, body: JSON.stringify({ dagRunId: "big-1" }) });
     assert.equal(start.status, 200, `${await start.text()}\n${await dagu.log()}`);
     let status = 0;
-    for (let i = 0; i < 100 && status !== 4; i++) {
+    for (let i = 0; i < 150 && status !== 4; i++) {
       await new Promise((r) => setTimeout(r, 200));
-      const d = await fetch(`${dagu.url}/api/v2/dag-runs/big/big-1`);
+      const d = await fetch(`${dagu.url}/api/v1/dag-runs/big/big-1`);
       status = d.status === 200 ? ((await d.json()) as { dagRunDetails: { status: number } }).dagRunDetails.status : 0;
     }
     assert.equal(status, 4, "the run succeeded");
-    // `stream` is required in practice: Dagu 1.30.3 dereferences it unchecked (500 without it).
-    const direct = await (await fetch(`${dagu.url}/api/v2/dag-runs/big/big-1/steps/spew/log?stream=stdout&limit=1000000`)).text();
-    const proxied = await fetch(`${sc.url}/api/v2/dag-runs/big/big-1/steps/spew/log?stream=stdout&limit=1000000`, { headers: { authorization: `Bearer ${token}` } });
+    const direct = await (await fetch(`${dagu.url}/api/v1/dag-runs/big/big-1/steps/spew/log?stream=stdout&limit=1000000`)).text();
+    const proxied = await fetch(`${sc.url}/api/v1/dag-runs/big/big-1/steps/spew/log?stream=stdout&limit=1000000`, { headers: { authorization: `Bearer ${vic}` } });
     const body = await proxied.text();
     assert.equal(proxied.status, 200);
     assert.ok(body.length > 1_000_000, `${body.length} bytes`);

@@ -5,6 +5,7 @@ import assert from "node:assert/strict";
 import { mkdtemp, rename, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { connect as tcpConnect } from "node:net";
 import { connect, type TLSSocket } from "node:tls";
 import { after, before, test } from "node:test";
 import { startDagu, type DaguInstance } from "../harness/dagu.ts";
@@ -18,6 +19,7 @@ let ca: Ca;
 let certA: KeyPairPem;
 let certB: KeyPairPem;
 let sidecar: SidecarInstance;
+const HEADERS_TIMEOUT_S = 3;
 const certFile = () => join(dir, "tls.crt");
 const keyFile = () => join(dir, "tls.key");
 
@@ -69,7 +71,7 @@ before(async () => {
   await writeFile(join(dir, "credentials.json"), JSON.stringify(built.credentials));
   sidecar = await startSidecar({
     upstream: dagu.url,
-    args: ["--credentials-file", join(dir, "credentials.json")],
+    args: ["--credentials-file", join(dir, "credentials.json"), "--headers-timeout", String(HEADERS_TIMEOUT_S)],
     env: { PATH: process.env.PATH ?? "", DAGU_CERT_FILE: certFile(), DAGU_KEY_FILE: keyFile() },
     wait: "none",
   });
@@ -125,4 +127,17 @@ test("TLS 1.1 is refused; TLS 1.2 and 1.3 are served", async () => {
     assert.equal(socket.getProtocol(), maxVersion);
     socket.destroy();
   }
+});
+
+test("a client that never completes its TLS handshake is closed after the headers timeout (Node's own: 120 s)", async () => {
+  const t0 = Date.now();
+  const socket = tcpConnect({ host: "127.0.0.1", port: sidecar.port });
+  socket.on("error", () => socket.destroy());
+  socket.resume();
+  socket.once("connect", () => socket.write(Buffer.from([0x16, 0x03, 0x01]))); // the first bytes of a ClientHello, then nothing
+  const limit = (HEADERS_TIMEOUT_S + 5) * 1000;
+  await Promise.race([new Promise((resolve) => socket.once("close", resolve)), new Promise((resolve) => setTimeout(resolve, limit))]);
+  socket.destroy();
+  const took = Date.now() - t0;
+  assert.ok(took >= HEADERS_TIMEOUT_S * 1000 - 200 && took < (HEADERS_TIMEOUT_S + 3) * 1000, `closed after ${took} ms`);
 });

@@ -1,38 +1,25 @@
 // Dagu's real web UI through the sidecar, in a headless browser (playwright-core driving Debian's
-// chromium). The UI is Dagu v1.30.3's own, built here from the module's ui/ sources
-// (scripts/build-components.sh dagu-ui) and embedded in a second Dagu binary; Dagu runs with auth off
-// and the sidecar in front rewrites getConfig() so the UI runs in builtin mode.
+// chromium). The UI is Dagu v2.15.1's own, built here from the source's ui/ (scripts/build-components.sh
+// dagu-ui) and embedded in the Dagu binary; Dagu runs with auth off and the sidecar in front rewrites
+// getConfig() so the UI runs in builtin mode: its login page, the dashboard, each role's view of a DAG,
+// and its change-password dialog, all through the sidecar's own login, JWT and role checks.
 //
-// What Dagu 1.30.3's UI does per role (read from its sources, ui/src): it reads the role from
-// /auth/me and uses it only for the admin pages (the "User Management", "API Keys", "Webhooks" links
-// and routes need `admin`). Its run and edit buttons follow the server's `permissions` flags in
-// getConfig(), not the role (useCanWrite/useCanExecute exist but nothing calls them), so a viewer is
-// shown "Enqueue" and "New" and the server refuses: here the sidecar (403 "Insufficient permissions",
-// which the UI shows), and nothing reaches Dagu.
+// Dagu v2.15.1's UI shows every user the DAG's Start button; the server decides. Here the sidecar refuses
+// the viewer's start (403, which the UI shows) and nothing reaches Dagu; the admin's runs the DAG.
+// The UI opens its multiplexed event stream with `?token=` (an EventSource sends no header).
 //
 // Chromium is not optional: without /usr/bin/chromium this test fails with a message (CI installs it).
 import assert from "node:assert/strict";
-import { existsSync } from "node:fs";
 import { mkdtemp, readdir, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, beforeEach, describe, test } from "node:test";
-import { chromium, type BrowserContext, type Page, type Request } from "playwright-core";
+import type { BrowserContext, Page, Request } from "playwright-core";
+import { chromiumMissing, launchBrowser } from "../harness/browser.ts";
 import { startDagu, type DaguInstance } from "../harness/dagu.ts";
 import { buildCredentials, startSidecar, type SidecarInstance } from "../harness/sidecar.ts";
 
-const CHROMIUM = "/usr/bin/chromium";
-const CHROMIUM_ARGS = [
-  "--headless",
-  "--no-sandbox",
-  "--disable-gpu",
-  "--disable-quic",
-  "--no-first-run",
-  "--disable-background-networking",
-  "--disable-component-update",
-  "--disable-sync",
-];
-const API = "/api/v2";
+const API = "/api/v1";
 const ADMIN = { username: "admin", password: "admin-password-1", role: "admin" } as const;
 const VIEWER = { username: "vic", password: "viewer-password-1", role: "viewer" } as const;
 const NEW_ADMIN_PASSWORD = "admin-password-2";
@@ -103,9 +90,7 @@ const token = () => page.evaluate<string | null>("localStorage.getItem('dagu_aut
 describe("Dagu's real UI through the sidecar, in headless chromium", () => {
   // Fail, never skip: CI installs chromium (.ci/run), a developer does the same. Checked in beforeEach
   // so that every test reports the failure (a failing `before` would only mark them cancelled).
-  const missing = existsSync(CHROMIUM)
-    ? undefined
-    : `${CHROMIUM} is missing: install Debian's chromium (apt-get install -y --no-install-recommends chromium); this test drives Dagu's real UI in it`;
+  const missing = chromiumMissing();
   beforeEach(() => {
     if (missing) throw new Error(missing);
   });
@@ -119,13 +104,7 @@ describe("Dagu's real UI through the sidecar, in headless chromium", () => {
     await writeFile(credsFile, JSON.stringify(built.credentials));
     sidecar = await startSidecar({ upstream: dagu.url, args: ["--credentials-file", credsFile, "--state-dir", join(dir, "state")] });
 
-    context = await chromium.launchPersistentContext(join(dir, "chromium-profile"), {
-      executablePath: CHROMIUM,
-      headless: true,
-      args: CHROMIUM_ARGS,
-      viewport: { width: 1280, height: 800 },
-    });
-    context.setDefaultTimeout(STEP_MS);
+    context = await launchBrowser(dir, STEP_MS);
     page = context.pages()[0] ?? (await context.newPage());
     page.on("request", (r: Request) => {
       const url = new URL(r.url());
@@ -160,8 +139,9 @@ describe("Dagu's real UI through the sidecar, in headless chromium", () => {
     assert.equal(response.status, 200);
     assert.match(html, /function getConfig\(\)/);
     assert.match(html, /authMode:\s*"builtin"/);
-    assert.match(html, /apiURL:\s*"\/api\/v2"/);
-    // The bundle is really there (the plain `go build` embeds an empty assets folder: 404).
+    assert.match(html, /apiURL:\s*"\/api\/v1"/);
+    assert.match(html, /version:\s*"2\.15\.1"/);
+    // The bundle is really there (a plain `go build` embeds an empty assets folder: 404).
     const bundle = await fetch(`${sidecar.url}/assets/bundle.js?v=${dagu.version}`);
     assert.equal(bundle.status, 200, "assets/bundle.js through the sidecar");
     assert.match(bundle.headers.get("content-type") ?? "", /javascript/);
@@ -178,51 +158,32 @@ describe("Dagu's real UI through the sidecar, in headless chromium", () => {
     assert.equal(await token(), null);
   });
 
-  test("the viewer logs in: the DAG list shows hello and the user menu shows the user and role", async () => {
+  test("the viewer logs in: the dashboard loads, the user menu shows the user and the role", async () => {
     await logIn(VIEWER);
     await page.waitForURL(`${sidecar.url}/`);
     assert.ok(await token(), "the UI keeps the sidecar's JWT");
-    // The sidebar starts collapsed (icons only); expanded, its links and the user button show text.
-    await page.getByRole("button", { name: "Toggle sidebar" }).first().click();
-    await page.getByRole("link", { name: "DAG Definitions", exact: true }).click();
-    await page.waitForURL(`${sidecar.url}/dags`);
-    await page.getByRole("main").getByText("hello", { exact: true }).filter({ visible: true }).waitFor();
-
-    assert.equal((await page.getByRole("button", { name: VIEWER.username, exact: true }).innerText()).trim(), VIEWER.username);
+    // The Overview's timeline, filled from /dag-runs and the event stream.
+    await page.getByRole("tab", { name: "Timeline" }).waitFor();
+    await page.getByText(/No runs on /).waitFor();
     await openUserMenu(VIEWER.username);
     const menu = page.getByRole("menu");
     await menu.getByText(VIEWER.username, { exact: true }).waitFor();
     await menu.getByText("viewer", { exact: true }).waitFor();
     await page.keyboard.press("Escape");
-
-    // Admin pages: no links for a viewer, and the route sends the viewer home.
-    assert.equal(await page.getByRole("link", { name: "User Management", exact: true }).count(), 0);
-    await page.goto(`${sidecar.url}/users`);
-    await page.waitForURL(`${sidecar.url}/`);
   });
 
-  test("the viewer is shown Enqueue and New (Dagu 1's UI gates them by config, not role): the sidecar refuses both", async () => {
+  test("the viewer's Start is refused by the sidecar (the UI shows it) and Dagu runs nothing", async () => {
     await page.goto(`${sidecar.url}/dags/hello`);
     await page.getByRole("heading", { name: "hello", level: 1 }).waitFor();
-    dialogs.length = 0;
-    await page.getByRole("button", { name: "Enqueue" }).first().click();
+    await page.getByRole("button", { name: "Start", exact: true }).click();
     const start = page.getByRole("dialog", { name: "Start the DAG" });
-    assert.equal(await answerTo("POST", /^\/api\/v2\/dags\/hello\/start$/, () => start.getByRole("button", { name: "Start" }).click()), 403);
-    await waitFor(() => dialogs.length > 0, "the UI's alert");
-    assert.deepEqual(dialogs, ["Insufficient permissions"], "the UI alerts the sidecar's refusal");
+    assert.equal(await answerTo("POST", /^\/api\/v1\/dags\/hello\/start$/, () => start.getByRole("button", { name: "Start", exact: true }).click()), 403);
+    await page.getByText("Insufficient permissions").first().waitFor();
     assert.equal((await helloRuns()).length, 0, "Dagu ran nothing");
-
-    await page.goto(`${sidecar.url}/dags`);
-    await page.getByRole("button", { name: "Create new DAG" }).click();
-    const create = page.getByRole("dialog", { name: "Create New DAG" });
-    await create.getByRole("textbox", { name: "DAG Name" }).fill("made_by_viewer");
-    assert.equal(await answerTo("POST", /^\/api\/v2\/dags$/, () => create.getByRole("button", { name: "Create" }).click()), 403);
-    await create.getByText("Insufficient permissions").waitFor();
-    await create.getByRole("button", { name: "Cancel" }).click();
-    assert.ok(!(await readdir(dagu.dagsDir)).some((f) => f.startsWith("made_by_viewer")), "no DAG file was written");
   });
 
   test("sign out, then the admin logs in; the admin's Start goes through and Dagu runs hello", async () => {
+    await page.goto(`${sidecar.url}/`);
     await signOut(VIEWER.username);
     assert.equal(await token(), null);
     await logIn(ADMIN);
@@ -230,16 +191,13 @@ describe("Dagu's real UI through the sidecar, in headless chromium", () => {
     await openUserMenu(ADMIN.username);
     assert.deepEqual(await page.getByRole("menu").getByText("admin", { exact: true }).allTextContents(), ["admin", "admin"], "name and role");
     await page.keyboard.press("Escape");
-    // The admin pages are there for an admin.
-    await page.getByRole("link", { name: "User Management", exact: true }).waitFor();
 
-    // The same Start the viewer was refused: let through, and Dagu really runs the DAG.
     await page.goto(`${sidecar.url}/dags/hello`);
-    await page.getByRole("button", { name: "Enqueue" }).first().click();
+    await page.getByRole("heading", { name: "hello", level: 1 }).waitFor();
+    await page.getByRole("button", { name: "Start", exact: true }).click();
     const start = page.getByRole("dialog", { name: "Start the DAG" });
-    assert.equal(await answerTo("POST", /^\/api\/v2\/dags\/hello\/start$/, () => start.getByRole("button", { name: "Start" }).click()), 200);
+    assert.equal(await answerTo("POST", /^\/api\/v1\/dags\/hello\/start$/, () => start.getByRole("button", { name: "Start", exact: true }).click()), 200);
     await waitForAsync(async () => (await helloRuns()).length === 1, "hello's run in Dagu");
-    assert.deepEqual(dialogs, ["Insufficient permissions"], "no new alert");
   });
 
   test("the change-password dialog works through the sidecar: the new password logs in, the old one is refused", async () => {
@@ -250,7 +208,7 @@ describe("Dagu's real UI through the sidecar, in headless chromium", () => {
     await modal.locator("#new-password").fill(NEW_ADMIN_PASSWORD);
     await modal.locator("#confirm-password").fill(NEW_ADMIN_PASSWORD);
     const submit = () => modal.getByRole("button", { name: "Change Password" }).click();
-    assert.equal(await answerTo("POST", /^\/api\/v2\/auth\/change-password$/, submit), 200);
+    assert.equal(await answerTo("POST", /^\/api\/v1\/auth\/change-password$/, submit), 200);
     await modal.getByText("Password changed successfully!").waitFor();
     await modal.waitFor({ state: "hidden" });
 
@@ -259,67 +217,30 @@ describe("Dagu's real UI through the sidecar, in headless chromium", () => {
     await page.getByText("Invalid username or password").waitFor();
     await logIn({ username: ADMIN.username, password: NEW_ADMIN_PASSWORD });
     await loggedIn();
-  });
-
-  test("the Users page lists the users; writes are refused with the message naming DaguUser", async () => {
-    await page.getByRole("link", { name: "User Management", exact: true }).click();
-    await page.waitForURL(`${sidecar.url}/users`);
-    const table = page.getByRole("table");
-    const adminRow = table.getByRole("row").filter({ hasText: ADMIN.username });
-    const viewerRow = table.getByRole("row").filter({ hasText: VIEWER.username });
-    await adminRow.getByText("(you)").waitFor();
-    await adminRow.getByText("admin", { exact: true }).waitFor();
-    await viewerRow.getByText("viewer", { exact: true }).waitFor();
-
-    // Create: the form's error shows the sidecar's answer.
-    await page.getByRole("button", { name: "Add User" }).click();
-    const modal = page.getByRole("dialog", { name: "Create User" });
-    await modal.locator("#username").fill("mallory");
-    await modal.locator("#password").fill("mallory-password-1");
-    assert.equal(await answerTo("POST", /^\/api\/v2\/users$/, () => modal.getByRole("button", { name: "Create" }).click()), 403);
-    await modal.getByText(/Users are managed by dagu-auth, not in Dagu: apply a DaguUser resource instead/i).waitFor();
-    await modal.getByRole("button", { name: "Cancel" }).click();
-    await page.reload();
-    await viewerRow.waitFor();
-    assert.equal(await table.getByRole("row").filter({ hasText: "mallory" }).count(), 0, "no user was created");
-
-    // Delete: the page's error banner shows it, and the user stays.
-    await viewerRow.getByRole("button").click();
-    await page.getByRole("menuitem", { name: "Delete" }).click();
-    const confirm = page.getByRole("dialog", { name: "Delete User" });
-    const del = () => confirm.getByRole("button", { name: "Delete" }).click();
-    assert.equal(await answerTo("DELETE", /^\/api\/v2\/users\/[0-9a-f-]{36}$/, del), 403);
-    await page.getByText(/Users are managed by dagu-auth, not in Dagu: apply a DaguUser resource instead/i).waitFor();
-    // Dagu's UI leaves its confirmation open on an error; cancel it, the banner stays.
-    await confirm.getByRole("button", { name: "Cancel" }).click();
-    await viewerRow.getByText("viewer", { exact: true }).waitFor();
-    await page.getByText(/Users are managed by dagu-auth, not in Dagu: apply a DaguUser resource instead/i).waitFor();
-
-    const writes = requests.filter((r) => r.path.startsWith(`${API}/users`) && r.method !== "GET");
-    assert.deepEqual(
-      writes.map((r) => `${r.method} ${r.path.replace(/[0-9a-f-]{36}$/, "{id}")}`),
-      [`POST ${API}/users`, `DELETE ${API}/users/{id}`],
-      "the UI sent these two writes and no other",
-    );
-    // The end: the Users page with the refusal on screen.
-    const shot = join(dir, "sidecar-ui-users.png");
+    await page.goto(`${sidecar.url}/`);
+    await page.getByRole("tab", { name: "Timeline" }).waitFor();
+    // The admin's run of hello, on the timeline.
+    await page.getByText("hello", { exact: true }).first().waitFor();
+    const shot = join(dir, "sidecar-ui-dashboard.png");
     await page.screenshot({ path: shot, fullPage: true });
     assert.ok((await stat(shot)).size > 10_000);
     process.stderr.write(`screenshot: ${shot}\n`);
   });
 
-  test("the API flow the UI performed went through the sidecar's /api/v2 with a Bearer token", (t) => {
+  test("the API flow the UI performed went through the sidecar's /api/v1 with its token", (t) => {
     const api = requests.filter((r) => r.path.startsWith("/api/"));
     const flow = new Map<string, number>();
     for (const r of api) {
-      const key = `${r.method} ${r.path.replace(/\/[0-9a-f-]{36}$/, "/{id}")} -> ${r.status ?? "?"}${r.bearer ? "" : " (no token)"}`;
+      const key = `${r.method} ${r.path.replace(/\/[0-9a-f-]{36}$/, "/{id}")} -> ${r.status ?? "?"}${r.bearer ? "" : " (no header)"}`;
       flow.set(key, (flow.get(key) ?? 0) + 1);
     }
     t.diagnostic(`API calls the UI made (count):\n${[...flow].map(([k, n]) => `  ${n} x ${k}`).join("\n")}`);
     assert.ok(api.length > 10, `${api.length} API requests`);
-    assert.ok(!api.some((r) => !r.path.startsWith(`${API}/`)), "nothing outside /api/v2 (Dagu 1's unauthenticated legacy /api/v1 stays unreachable)");
-    const withoutToken = api.filter((r) => !r.bearer).map((r) => `${r.method} ${r.path}`);
-    assert.deepEqual([...new Set(withoutToken)], [`POST ${API}/auth/login`]);
+    assert.ok(!api.some((r) => !r.path.startsWith(`${API}/`)), "nothing outside /api/v1");
+    // The event stream carries the token in ?token= (checked by the sidecar), everything else a header.
+    const withoutHeader = api.filter((r) => !r.bearer).map((r) => `${r.method} ${r.path}`);
+    assert.deepEqual([...new Set(withoutHeader)].sort(), [`GET ${API}/events/stream`, `POST ${API}/auth/login`]);
+    assert.ok(api.some((r) => r.path === `${API}/events/stream` && r.status === 200), "the event stream was opened");
     assert.deepEqual(pageErrors, [], "no uncaught errors in the page");
   });
 });
@@ -329,13 +250,5 @@ async function waitForAsync(check: () => Promise<boolean>, what: string): Promis
   while (!(await check())) {
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 200));
-  }
-}
-
-async function waitFor(check: () => boolean, what: string): Promise<void> {
-  const deadline = Date.now() + STEP_MS;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
   }
 }

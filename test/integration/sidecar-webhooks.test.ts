@@ -1,4 +1,4 @@
-// Webhook triggers through the sidecar create real DAG runs in a real Dagu (v1.30.3, auth off, which
+// Webhook triggers through the sidecar create real DAG runs in a real Dagu (v2.15.1, auth off, which
 // itself answers 404 to webhooks), with the parameter Dagu would have built; each auth mode; a wrong
 // HMAC is 401 and enqueues nothing; a repeated dagRunId is 409.
 import assert from "node:assert/strict";
@@ -11,7 +11,7 @@ import { startDagu, HELLO_DAG, type DaguInstance } from "../harness/dagu.ts";
 import { eventually } from "../harness/kube.ts";
 import { buildCredentials, startRecorder, startSidecar, type Recorder, type SidecarInstance, type TestCredentials } from "../harness/sidecar.ts";
 
-const API = "/api/v2";
+const API = "/api/v1";
 let dagu: DaguInstance;
 let recorder: Recorder;
 let sidecar: SidecarInstance;
@@ -54,7 +54,7 @@ async function trigger(dag: string, body: unknown, headers: Record<string, strin
 /** The run as Dagu itself reports it (asked directly, not through the sidecar). */
 async function runInDagu(dag: string, dagRunId: string): Promise<{ params?: string; status?: number }> {
   return eventually(`run ${dagRunId} of ${dag} in Dagu`, async () => {
-    const r = await fetch(`${dagu.url}/api/v2/dag-runs/${dag}/${dagRunId}`);
+    const r = await fetch(`${dagu.url}/api/v1/dag-runs/${dag}/${dagRunId}`);
     if (r.status !== 200) return undefined;
     return ((await r.json()) as { dagRunDetails: { params?: string; status?: number } }).dagRunDetails;
   }, 20_000, 100);
@@ -67,7 +67,7 @@ describe("webhook triggers", () => {
     const r = await trigger("hello", { dagRunId: "push-1", payload: { ref: "refs/heads/main" } }, { authorization: `Bearer ${built.webhookTokens.hello}` });
     assert.equal(r.status, 200, JSON.stringify(r.json));
     assert.deepEqual(r.json, { dagRunId: "push-1", dagName: "hello" });
-    assert.equal((await runInDagu("hello", "push-1")).params, 'WEBHOOK_PAYLOAD={"ref":"refs/heads/main"}');
+    assert.equal((await runInDagu("hello", "push-1")).params, 'WEBHOOK_PAYLOAD={"ref":"refs/heads/main"} WEBHOOK_HEADERS={}');
     assert.equal(enqueues().at(-1)!.url, `${API}/dags/hello/enqueue`);
   });
 
@@ -77,12 +77,12 @@ describe("webhook triggers", () => {
       env: {
         DAGU_AUTH_MODE: "builtin",
         DAGU_AUTH_TOKEN_SECRET: "reference-secret-0123456789abcdef",
-        DAGU_AUTH_ADMIN_USERNAME: "admin",
-        DAGU_AUTH_ADMIN_PASSWORD: "reference-password",
+        DAGU_AUTH_BUILTIN_INITIAL_ADMIN_USERNAME: "admin",
+        DAGU_AUTH_BUILTIN_INITIAL_ADMIN_PASSWORD: "reference-password",
       },
     });
     try {
-      const ref = `${reference.url}/api/v2`;
+      const ref = `${reference.url}/api/v1`;
       const login = await fetch(`${ref}/auth/login`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ username: "admin", password: "reference-password" }) });
       const admin = ((await login.json()) as { token: string }).token;
       const created = await fetch(`${ref}/dags/hello/webhook`, { method: "POST", headers: { authorization: `Bearer ${admin}` } });
@@ -122,7 +122,7 @@ describe("webhook triggers", () => {
     const json = (await r.json()) as { dagRunId: string };
     assert.equal(r.status, 200);
     assert.match(json.dagRunId, /^[0-9a-f]{8}-[0-9a-f]{4}-7/);
-    assert.equal((await runInDagu("hello", json.dagRunId)).params, "WEBHOOK_PAYLOAD={}");
+    assert.equal((await runInDagu("hello", json.dagRunId)).params, "WEBHOOK_PAYLOAD={} WEBHOOK_HEADERS={}");
   });
 
   test("token and HMAC (strict): signed works, a wrong or missing signature is 401 and enqueues nothing", async () => {
@@ -138,7 +138,7 @@ describe("webhook triggers", () => {
     assert.equal(enqueues().length, before, "nothing reached Dagu's enqueue");
     const ok = await trigger("signed", body, { authorization: `Bearer ${built.webhookTokens.signed}`, "x-dagu-signature": sign("signed", text) });
     assert.equal(ok.status, 200);
-    assert.equal((await runInDagu("signed", "signed-1")).params, 'WEBHOOK_PAYLOAD={"x":1}');
+    assert.equal((await runInDagu("signed", "signed-1")).params, 'WEBHOOK_PAYLOAD={"x":1} WEBHOOK_HEADERS={}');
   });
 
   test("token and HMAC (observe): a missing signature is allowed and logged", async () => {
@@ -154,7 +154,7 @@ describe("webhook triggers", () => {
     const body = JSON.stringify({ dagRunId: "hmac-1", payload: { only: "signature" } });
     const r = await fetch(`${sidecar.url}${API}/webhooks/hmaconly`, { method: "POST", headers: { "x-dagu-signature": sign("hmaconly", body) }, body });
     assert.equal(r.status, 200, await r.text());
-    assert.equal((await runInDagu("hmaconly", "hmac-1")).params, 'WEBHOOK_PAYLOAD={"only":"signature"}');
+    assert.equal((await runInDagu("hmaconly", "hmac-1")).params, 'WEBHOOK_PAYLOAD={"only":"signature"} WEBHOOK_HEADERS={}');
   });
 
   test("a disabled webhook is 403, a webhook of a DAG that does not exist is 404", async () => {

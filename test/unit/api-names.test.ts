@@ -2,7 +2,7 @@
 // here the operator's own name functions are held to that table, so a new suffix cannot slip past it.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { buildCrd, DAGU_AUTH_DERIVED_NAMES, DAGU_AUTH_NAME_MAX_LENGTH, KINDS, credentialsSecretName, passwordChangesSecretName, shardSecretName, DNS_SUBDOMAIN } from "../../src/api/index.ts";
+import { buildCrd, DAGU_AUTH_DERIVED_NAMES, DAGU_AUTH_NAME_MAX_LENGTH, KINDS, credentialsSecretName, loginThrottleSecretName, passwordChangesSecretName, shardSecretName, DNS_SUBDOMAIN } from "../../src/api/index.ts";
 import { certificate, sidecarObjects } from "../../src/operator/auth-resources.ts";
 import { ownedSecret } from "../../src/operator/context.ts";
 import { operatorStateSecretName } from "../../src/operator/operator-state.ts";
@@ -20,7 +20,7 @@ function derived(name: string): { value: string; max: number; what: string }[] {
     { value: o.metadata.name!, max: 253, what: `${o.kind} name` },
     ...Object.entries(o.metadata.labels ?? {}).map(([k, v]) => ({ value: v, max: 63, what: `label ${k} of ${o.kind}` })),
   ]);
-  for (const secret of [credentialsSecretName(name), passwordChangesSecretName(name), operatorStateSecretName(name), stateBucketSecretName(name, STATE_BUCKETS - 1), shardSecretName(name, Number.MAX_SAFE_INTEGER, 999)]) {
+  for (const secret of [credentialsSecretName(name), passwordChangesSecretName(name), loginThrottleSecretName(name), operatorStateSecretName(name), stateBucketSecretName(name, STATE_BUCKETS - 1), shardSecretName(name, Number.MAX_SAFE_INTEGER, 999)]) {
     out.push({ value: secret, max: 253, what: `Secret ${secret.slice(name.length)}` });
   }
   return out;

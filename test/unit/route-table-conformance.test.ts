@@ -1,75 +1,73 @@
-// The route table against Dagu v2.15.1's own OpenAPI document (`api/v1/api.yaml` of the Go module
-// `github.com/dagucloud/dagu/v2@v2.15.1`, read from the Go module cache, downloaded when missing).
-// When the module cannot be had (no Go, or the module proxy refuses it: see docs/adr/0002) the
-// comparison is skipped with the reason and the table's own invariants are still checked.
-// DAGU_OPENAPI_SPEC=/path/to/api.yaml points the test at a copy of the document instead.
+// The route table against Dagu v2.15.1 itself, read from the tag `v2.15.1` of Dagu's source clone in the
+// project's cache (DAGU_SOURCE, default ~/.cache/dagu-auth-operator/src/dagu; scripts/build-components.sh
+// dagu clones it or says what to put there). Three sources, each at the tag, never the working tree:
+// - `api/v1/api.yaml`, the OpenAPI document: every operation has an entry, and every entry an operation;
+// - `api/v1/api.gen.go`, the router generated from it: it serves exactly the document's operations;
+// - every other route registration of `internal/service/frontend` (SSE, WebSocket, UI, OIDC, MCP...): each is
+//   known here, the table's router entries are exactly the ones under `/api/v1`, and the ones outside it
+//   that are not the UI are refused by the sidecar (reservedSegments).
+// An operation or route added upstream fails these tests. Without the clone they fail and say what to do.
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
 import { existsSync } from "node:fs";
-import { mkdtemp, readFile, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, test } from "node:test";
 import { promisify } from "node:util";
 import { parse } from "yaml";
 import { z } from "zod";
+import { daguApiProfile } from "../../src/sidecar/dagu-api.ts";
 import { roleAtLeast } from "../../src/sidecar/roles.ts";
 import { DAGU_ROUTES, isUnauthenticated, type DaguRoute } from "../../src/sidecar/routes.ts";
+import { cacheDir } from "../harness/components.ts";
 
 const execFileAsync = promisify(execFile);
 
-const DAGU_MODULE = "github.com/dagucloud/dagu/v2";
 const DAGU_VERSION = "v2.15.1";
-const SPEC_IN_MODULE = join("api", "v1", "api.yaml");
 const HTTP_METHODS = ["get", "put", "post", "delete", "options", "head", "patch", "trace"] as const;
+const FRONTEND = "internal/service/frontend";
 
-type Located = { readonly file: string } | { readonly skip: string };
+const sourceDir = process.env.DAGU_SOURCE ?? join(cacheDir(), "src", "dagu");
 
-async function goModCache(): Promise<string> {
-  const { stdout } = await execFileAsync("go", ["env", "GOMODCACHE"], { timeout: 60_000 });
-  return stdout.trim();
+async function git(...args: string[]): Promise<string> {
+  const { stdout } = await execFileAsync("git", ["-C", sourceDir, ...args], { timeout: 60_000, maxBuffer: 32 * 1024 * 1024 });
+  return stdout;
 }
 
-const GoModDownload = z.object({ Dir: z.string().optional(), Error: z.string().optional() });
-
-/** `go mod download -json` prints one JSON object, also on failure (with `Error`). */
-async function goModDownload(): Promise<{ dir?: string; error?: string }> {
-  const workDir = await mkdtemp(join(tmpdir(), "dagu-openapi-"));
-  try {
-    const result = await execFileAsync("go", ["mod", "download", "-json", `${DAGU_MODULE}@${DAGU_VERSION}`], {
-      cwd: workDir,
-      env: { ...process.env, GOFLAGS: "-mod=mod" },
-      timeout: 300_000,
-      maxBuffer: 4 * 1024 * 1024,
-    }).catch((error: unknown) => {
-      const stdout = (error as { stdout?: unknown }).stdout;
-      if (typeof stdout === "string" && stdout.trim().startsWith("{")) return { stdout };
-      throw error;
-    });
-    const parsed = GoModDownload.parse(JSON.parse(result.stdout));
-    return { dir: parsed.Dir, error: parsed.Error };
-  } finally {
-    await rm(workDir, { recursive: true, force: true });
-  }
+interface Source {
+  readonly spec: string;
+  readonly generatedRouter: string;
+  readonly server: string;
+  /** `file:line:text` of every chi registration in the frontend package (tests and generated code aside). */
+  readonly registrations: string;
 }
 
-async function locateSpec(): Promise<Located> {
-  const explicit = process.env.DAGU_OPENAPI_SPEC;
-  if (explicit) {
-    return existsSync(explicit) ? { file: explicit } : { skip: `DAGU_OPENAPI_SPEC=${explicit} does not exist` };
+async function loadSource(): Promise<Source | { readonly missing: string }> {
+  const tagMissing = async (): Promise<boolean> =>
+    git("rev-parse", "--verify", "--quiet", `${DAGU_VERSION}^{commit}`).then(
+      () => false,
+      () => true,
+    );
+  if (!existsSync(sourceDir) || (await tagMissing())) {
+    return {
+      missing:
+        `Dagu ${DAGU_VERSION}'s source is not at ${sourceDir} (a git clone of https://github.com/dagucloud/dagu ` +
+        `holding the tag ${DAGU_VERSION}). Run scripts/build-components.sh dagu, which clones it or says what to ` +
+        `put where, or set DAGU_SOURCE to such a clone.`,
+    };
   }
-  try {
-    const cached = join(await goModCache(), `${DAGU_MODULE}@${DAGU_VERSION}`, SPEC_IN_MODULE);
-    if (existsSync(cached)) return { file: cached };
-    const downloaded = await goModDownload();
-    if (downloaded.dir) {
-      const file = join(downloaded.dir, SPEC_IN_MODULE);
-      return existsSync(file) ? { file } : { skip: `${file} is not in the downloaded module` };
-    }
-    return { skip: `go mod download ${DAGU_MODULE}@${DAGU_VERSION} failed: ${downloaded.error ?? "no module directory"}` };
-  } catch (error) {
-    return { skip: `cannot use Go to fetch ${DAGU_MODULE}@${DAGU_VERSION}: ${(error as Error).message}` };
-  }
+  const [spec, generatedRouter, server, registrations] = await Promise.all([
+    git("show", `${DAGU_VERSION}:api/v1/api.yaml`),
+    git("show", `${DAGU_VERSION}:api/v1/api.gen.go`),
+    git("show", `${DAGU_VERSION}:${FRONTEND}/server.go`),
+    git("grep", "-n", "-E", String.raw`\br\.(Get|Post|Put|Patch|Delete|Head|Options|Connect|Trace|Handle|HandleFunc|Method|MethodFunc|Route|Mount)\(`, DAGU_VERSION, "--", `${FRONTEND}/*.go`, ":!*_test.go"),
+  ]);
+  return { spec, generatedRouter, server, registrations };
+}
+
+const source = await loadSource();
+function need(): Source {
+  if ("missing" in source) assert.fail(source.missing);
+  return source;
 }
 
 // Only what the comparison reads; everything else in the document passes through.
@@ -89,9 +87,11 @@ interface SpecOperation {
   readonly streaming: boolean;
 }
 
-function operationsOf(documentText: string): SpecOperation[] {
-  const document = OpenAPIDocument.parse(parse(documentText, { maxAliasCount: -1 }));
-  const operations: SpecOperation[] = [];
+let operationsCache: SpecOperation[] | undefined;
+function operations(): SpecOperation[] {
+  if (operationsCache) return operationsCache;
+  const document = OpenAPIDocument.parse(parse(need().spec, { maxAliasCount: -1 }));
+  const found: SpecOperation[] = [];
   for (const [path, item] of Object.entries(document.paths)) {
     for (const method of HTTP_METHODS) {
       if (!(method in item)) continue;
@@ -99,31 +99,74 @@ function operationsOf(documentText: string): SpecOperation[] {
       const streaming = Object.values(operation.responses ?? {}).some((response) =>
         Object.keys(response.content ?? {}).some((type) => type.startsWith("text/event-stream")),
       );
-      operations.push({ method: method.toUpperCase(), path, operationId: operation.operationId, streaming });
+      found.push({ method: method.toUpperCase(), path, operationId: operation.operationId, streaming });
     }
   }
-  return operations;
+  operationsCache = found;
+  return found;
 }
 
 const key = (method: string, path: string): string => `${method} ${path}`;
 const openapiRoutes = DAGU_ROUTES.filter((route) => route.origin !== "router");
+const routerRoutes = DAGU_ROUTES.filter((route) => route.origin === "router");
 
-const located = await locateSpec();
+/**
+ * Every route registration of Dagu v2.15.1's frontend outside the generated API, keyed by file and call up
+ * to its first argument, with what it serves: `route` for one under `/api/v1` (a router entry of the
+ * table), `reserved` for one outside it that the sidecar refuses, `ui` for the pages and assets the sidecar
+ * serves without a credential, `api` for the mounts of the generated router.
+ */
+type Registration = { readonly route: string } | { readonly reserved: string } | { readonly ui: string } | { readonly api: true };
+const KNOWN_REGISTRATIONS: ReadonlyArray<readonly [call: string, what: Registration]> = [
+  ['api/v1/api.go: r.Mount("/"', { api: true }],
+  ["server.go: r.Route(apiV1BasePath", { api: true }],
+  ['server.go: r.Route("/"', { ui: "the pages" }],
+  ['server.go: r.Get("/*"', { ui: "index.html for every other GET" }],
+  ["server.go: r.Get(assetsPath", { ui: "/assets/*" }],
+  // Trusted-proxy login (its argument is on the next line; answers 404 unless configured).
+  ["server.go: r.Handle(", { reserved: "/proxy-login" }],
+  // Builtin OIDC, registered only when configured.
+  ['server.go: r.Get(pathutil.BuildPublicEndpointPath(basePath, "oidc-login")', { reserved: "/oidc-login" }],
+  ['server.go: r.Get(pathutil.BuildPublicEndpointPath(basePath, "oidc-callback")', { reserved: "/oidc-callback" }],
+  ["server.go: r.Handle(mcpPath", { reserved: "/mcp" }],
+  // wsPath := path.Join(apiV1BasePath, "terminal/ws") (checked below); registered only with builtin auth.
+  ["server.go: r.Get(wsPath", { route: "GET /terminal/ws" }],
+  ['server.go: r.Route(path.Join(apiV1BasePath, "events")', { api: true }],
+  ['server.go: r.Get("/stream"', { route: "GET /events/stream" }],
+  ['server.go: r.Post("/stream/topics"', { route: "POST /events/stream/topics" }],
+];
 
-describe(`route table vs Dagu ${DAGU_VERSION} OpenAPI document`, () => {
-  const skip = "skip" in located ? located.skip : false;
-  let operations: SpecOperation[] | undefined;
-  const load = async (): Promise<SpecOperation[]> => {
-    if (!("file" in located)) throw new Error("no OpenAPI document");
-    operations ??= operationsOf(await readFile(located.file, "utf8"));
-    return operations;
-  };
+/** `r.Get(a(b, c), h)` -> `r.Get(a(b, c)`: the call up to the end of its first argument. */
+function callWithFirstArgument(text: string): string {
+  const open = text.indexOf("(");
+  let depth = 0;
+  for (let i = open + 1; i < text.length; i++) {
+    const c = text[i];
+    if (c === "(") depth++;
+    else if (c === ")" && depth-- === 0) return text.slice(0, i);
+    else if (c === "," && depth === 0) return text.slice(0, i);
+  }
+  return text;
+}
 
-  test("every OpenAPI operation has an entry with the same method, path and operationId", { skip }, async () => {
+function registrationsFound(): string[] {
+  return need()
+    .registrations.trim()
+    .split("\n")
+    .map((line) => {
+      // v2.15.1:internal/service/frontend/server.go:1195:	r.Get(wsPath, termHandler.ServeHTTP)
+      const m = /^[^:]+:internal\/service\/frontend\/([^:]+):\d+:\s*(.*)$/.exec(line);
+      assert.ok(m, `unexpected git grep line: ${line}`);
+      return `${m[1]}: ${callWithFirstArgument(m[2]!)}`;
+    });
+}
+
+describe(`route table vs Dagu ${DAGU_VERSION} (source at ${sourceDir})`, () => {
+  test("every OpenAPI operation has an entry with the same method, path and operationId", () => {
     const byKey = new Map(openapiRoutes.map((route) => [key(route.method, route.path), route]));
     const missing: string[] = [];
     const renamed: string[] = [];
-    for (const operation of await load()) {
+    for (const operation of operations()) {
       const route = byKey.get(key(operation.method, operation.path));
       if (!route) missing.push(`${key(operation.method, operation.path)} (${operation.operationId})`);
       else if (route.operationId !== operation.operationId) {
@@ -134,8 +177,8 @@ describe(`route table vs Dagu ${DAGU_VERSION} OpenAPI document`, () => {
     assert.deepEqual({ missing, renamed }, { missing: [], renamed: [] });
   });
 
-  test("every OpenAPI entry of the table exists in the document", { skip }, async () => {
-    const inSpec = new Set((await load()).map((operation) => key(operation.method, operation.path)));
+  test("every OpenAPI entry of the table exists in the document", () => {
+    const inSpec = new Set(operations().map((operation) => key(operation.method, operation.path)));
     const extra = openapiRoutes.filter((route) => !inSpec.has(key(route.method, route.path)));
     assert.deepEqual(
       extra.map((route) => `${key(route.method, route.path)} (${route.operationId})`),
@@ -144,16 +187,37 @@ describe(`route table vs Dagu ${DAGU_VERSION} OpenAPI document`, () => {
     );
   });
 
-  test("router-only entries are really outside the document", { skip }, async () => {
-    const inSpec = new Set((await load()).map((operation) => key(operation.method, operation.path)));
-    for (const route of DAGU_ROUTES.filter((r) => r.origin === "router")) {
-      assert.ok(!inSpec.has(key(route.method, route.path)), `${route.operationId} is in the OpenAPI document now`);
-    }
+  test("the generated router serves exactly the document's operations", () => {
+    const generated = [...need().generatedRouter.matchAll(/\br\.(Get|Post|Put|Patch|Delete)\(options\.BaseURL\+"([^"]+)"/g)].map((m) =>
+      key(m[1]!.toUpperCase(), m[2]!),
+    );
+    assert.ok(generated.length > 100, `only ${generated.length} routes found in api/v1/api.gen.go: has its form changed?`);
+    assert.deepEqual(generated.sort(), operations().map((operation) => key(operation.method, operation.path)).sort());
   });
 
-  test("operations answering text/event-stream are marked streaming", { skip }, async () => {
+  test("every other route registration of the frontend is known, and the table's router entries are Dagu's", () => {
+    const known = KNOWN_REGISTRATIONS.map(([call]) => call).sort();
+    assert.deepEqual(registrationsFound().sort(), known, "a route registration was added or changed upstream: decide it here and in routes.ts");
+    // The variables in the known calls are what the list says they are.
+    const { server } = need();
+    assert.ok(server.includes('wsPath := path.Join(apiV1BasePath, "terminal/ws")'), "the terminal's path changed");
+    assert.ok(server.includes('pathutil.BuildPublicEndpointPath(basePath, "proxy-login")'), "the trusted-proxy login's path changed");
+    assert.ok(server.includes('pathutil.BuildPublicEndpointPath(srv.funcsConfig.BasePath, "mcp")'), "the MCP path changed");
+    const routes = KNOWN_REGISTRATIONS.flatMap(([, what]) => ("route" in what ? [what.route] : [])).sort();
+    assert.deepEqual(routerRoutes.map((route) => key(route.method, route.path)).sort(), routes);
+    const inSpec = new Set(operations().map((operation) => key(operation.method, operation.path)));
+    for (const route of routerRoutes) assert.ok(!inSpec.has(key(route.method, route.path)), `${route.operationId} is in the OpenAPI document now`);
+  });
+
+  test("routes outside /api/v1 that are not the UI are refused by the sidecar", () => {
+    need();
+    const reserved = KNOWN_REGISTRATIONS.flatMap(([, what]) => ("reserved" in what ? [what.reserved] : [])).sort();
+    assert.deepEqual([...daguApiProfile("v1").reservedSegments].map((segment) => `/${segment}`).sort(), reserved);
+  });
+
+  test("operations answering text/event-stream are marked streaming", () => {
     const byKey = new Map(DAGU_ROUTES.map((route) => [key(route.method, route.path), route]));
-    for (const operation of (await load()).filter((o) => o.streaming)) {
+    for (const operation of operations().filter((o) => o.streaming)) {
       const route = byKey.get(key(operation.method, operation.path));
       assert.ok(route?.streaming, `${key(operation.method, operation.path)} streams but is not marked`);
     }
@@ -168,10 +232,10 @@ describe("route table invariants", () => {
     assert.equal(new Set(ids).size, ids.length);
   });
 
-  test("size of the table as derived (211 OpenAPI operations, 5 router routes)", () => {
+  test("size of the table as derived (219 OpenAPI operations, 3 router routes)", () => {
     // A tripwire for reviewers: a changed count must come with a changed docs/route-permissions.md.
-    assert.equal(openapiRoutes.length, 211);
-    assert.equal(DAGU_ROUTES.length - openapiRoutes.length, 5);
+    assert.equal(openapiRoutes.length, 219);
+    assert.equal(routerRoutes.length, 3);
   });
 
   test("exactly Dagu's public routes skip authentication", () => {
@@ -199,7 +263,7 @@ describe("route table invariants", () => {
 
   test("streaming routes always need a credential", () => {
     const streams = DAGU_ROUTES.filter((route) => route.streaming || route.path.startsWith("/events/"));
-    assert.ok(streams.length >= 4);
+    assert.ok(streams.length >= 3);
     for (const route of streams) {
       assert.equal(isUnauthenticated(route), false, route.operationId);
       assert.ok(roleAtLeast(route.minRole, "viewer"));
@@ -224,6 +288,12 @@ describe("route table invariants", () => {
       assert.ok(roleAtLeast(find(method, path).minRole, "developer"), `${method} ${path}`);
       assert.equal(roleAtLeast("operator", find(method, path).minRole), false, `${method} ${path}`);
     }
+  });
+
+  test("wiki reads are for every role, wiki writes need developer", () => {
+    const wiki = DAGU_ROUTES.filter((route) => route.path.startsWith("/wiki") || route.path.startsWith("/search/wiki"));
+    assert.equal(wiki.length, 15);
+    for (const route of wiki) assert.equal(route.minRole, route.method === "GET" ? "viewer" : "developer", `${route.method} ${route.path}`);
   });
 
   test("users, API keys, remote nodes, license and the terminal are admin only", () => {

@@ -89,3 +89,37 @@ npm run generate writes from src/operator/rbac.ts. Usage: include "dagu-auth-ope
 {{- define "dagu-auth-operator.leaseName" -}}
 {{ .Values.leaderElection.leaseName }}{{ with .Values.operator.instance }}-{{ . }}{{ end }}
 {{- end }}
+
+{{/* Sidecar injection: the webhook configuration (cluster-scoped, so named after the release), its Service and Secret. */}}
+{{- define "dagu-auth-operator.webhookConfigurationName" -}}
+{{- include "dagu-auth-operator.fullname" . }}
+{{- end }}
+
+{{- define "dagu-auth-operator.webhookServiceName" -}}
+{{- printf "%s-webhook" (include "dagu-auth-operator.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "dagu-auth-operator.webhookSecretName" -}}
+{{- printf "%s-webhook-tls" (include "dagu-auth-operator.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* The image of the injected sidecar: injection.sidecar.image, else the operator's own. */}}
+{{- define "dagu-auth-operator.sidecarImage" -}}
+{{- $i := .Values.injection.sidecar.image }}
+{{- $repository := default .Values.image.repository $i.repository }}
+{{- if $i.digest }}
+{{- printf "%s@%s" $repository $i.digest }}
+{{- else if $i.tag }}
+{{- printf "%s:%s" $repository $i.tag }}
+{{- else if $i.repository }}
+{{- printf "%s:%s" $repository .Chart.AppVersion }}
+{{- else }}
+{{- include "dagu-auth-operator.image" . }}
+{{- end }}
+{{- end }}
+
+{{/* What the operator is told about the sidecar it injects (--injection-config; src/operator/injection/config.ts). */}}
+{{- define "dagu-auth-operator.injectionConfig" -}}
+{{- $s := .Values.injection.sidecar }}
+{{- dict "sidecar" (dict "image" (include "dagu-auth-operator.sidecarImage" .) "imagePullPolicy" $s.imagePullPolicy "resources" $s.resources "securityContext" $s.securityContext "metricsPort" $s.metricsPort "logLevel" $s.logLevel) "daguPort" .Values.injection.daguPort "egressPort" .Values.injection.egressPort | toPrettyJson }}
+{{- end }}

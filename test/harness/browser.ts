@@ -1,0 +1,37 @@
+// Debian's chromium driven by playwright-core, for the tests that look at Dagu's UI as a person would.
+// Chromium is not optional: without it those tests fail with `chromiumMissing()` (CI installs it).
+import { existsSync } from "node:fs";
+import { join } from "node:path";
+import { chromium, type BrowserContext } from "playwright-core";
+
+export const CHROMIUM = "/usr/bin/chromium";
+
+const CHROMIUM_ARGS = [
+  "--headless",
+  "--no-sandbox",
+  "--disable-gpu",
+  "--disable-quic",
+  "--no-first-run",
+  "--disable-background-networking",
+  "--disable-component-update",
+  "--disable-sync",
+];
+
+/** Why the browser tests cannot run, or undefined when chromium is there. */
+export function chromiumMissing(): string | undefined {
+  return existsSync(CHROMIUM)
+    ? undefined
+    : `${CHROMIUM} is missing: install Debian's chromium (apt-get install -y --no-install-recommends chromium); this test drives Dagu's real UI in it`;
+}
+
+/** A headless chromium with its profile under `dir`, every step waiting at most `stepMs`. */
+export async function launchBrowser(dir: string, stepMs: number): Promise<BrowserContext> {
+  const context = await chromium.launchPersistentContext(join(dir, "chromium-profile"), {
+    executablePath: CHROMIUM,
+    headless: true,
+    args: CHROMIUM_ARGS,
+    viewport: { width: 1280, height: 800 },
+  });
+  context.setDefaultTimeout(stepMs);
+  return context;
+}

@@ -1,0 +1,41 @@
+// `dagu-auth sidecar` options that bound what an unauthenticated client can cost, and where metrics go.
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { parseSidecarArgs, UsageError } from "../../src/sidecar/options.ts";
+import { DEFAULTS } from "../../src/sidecar/server.ts";
+
+const parse = (...extra: string[]) => parseSidecarArgs(["--upstream", "http://127.0.0.1:8080", ...extra], {});
+
+test("defaults: metrics on loopback, never the main port; short timeouts; caps and a budget", () => {
+  const a = parse();
+  assert.deepEqual(a.metricsListen, { host: "127.0.0.1", port: 9090 });
+  assert.deepEqual(a.listen, { host: "127.0.0.1", port: 8443 });
+  assert.deepEqual(
+    [a.headersTimeout, a.requestTimeout, a.maxConnections, a.maxConnectionsPerClient, a.maxUnauthenticatedBodyBytes],
+    [DEFAULTS.headersTimeoutSeconds, DEFAULTS.requestTimeoutSeconds, DEFAULTS.maxConnections, DEFAULTS.maxConnectionsPerClient, DEFAULTS.maxUnauthenticatedBodyBytes],
+  );
+  assert.ok(DEFAULTS.headersTimeoutSeconds < 60 && DEFAULTS.requestTimeoutSeconds < 300, "shorter than Node's own 60 s and 300 s");
+});
+
+test("--metrics-listen: HOST:PORT or off, never where users connect", () => {
+  assert.equal(parse("--metrics-listen", "off").metricsListen, "off");
+  assert.deepEqual(parse("--metrics-listen", "0.0.0.0:9100").metricsListen, { host: "0.0.0.0", port: 9100 });
+  assert.deepEqual(parse("--metrics-listen", "127.0.0.1:0").metricsListen, { host: "127.0.0.1", port: 0 }, "an ephemeral port (tests)");
+  for (const [listen, metrics] of [
+    ["127.0.0.1:8443", "127.0.0.1:8443"],
+    ["0.0.0.0:8443", "127.0.0.1:8443"],
+    ["10.0.0.5:8443", "[::]:8443"],
+  ]) {
+    assert.throws(() => parse("--listen", listen!, "--metrics-listen", metrics!), (e: Error) => e instanceof UsageError && /--metrics-listen: must be another address than --listen/.test(e.message), `${listen} / ${metrics}`);
+  }
+  assert.deepEqual(parse("--listen", "10.0.0.5:8443", "--metrics-listen", "127.0.0.1:8443").metricsListen, { host: "127.0.0.1", port: 8443 }, "same port, other address");
+  assert.throws(() => parse("--metrics-listen", "public"), /--metrics-listen: must be HOST:PORT \(e\.g\. 127\.0\.0\.1:9090\) or off/);
+});
+
+test("limits are checked and named", () => {
+  assert.throws(() => parse("--headers-timeout", "0"), /--headers-timeout: --headers-timeout must be between 1 and 3600/);
+  assert.throws(() => parse("--headers-timeout", "30", "--request-timeout", "20"), /--headers-timeout: must not be longer than --request-timeout/);
+  assert.throws(() => parse("--max-connections-per-client", "lots"), /--max-connections-per-client must be a whole number of connections/);
+  assert.throws(() => parse("--max-unauthenticated-body-bytes", "100"), /--max-unauthenticated-body-bytes must be between 1024/);
+  assert.equal(parse("--max-connections", "50000").maxConnections, 50_000);
+});
