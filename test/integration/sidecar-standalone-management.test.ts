@@ -31,7 +31,7 @@ let dir: string;
 before(async () => {
   dagu = await startDagu();
   // Dagu 2 serves /api/v1 (five roles), Dagu 1 /api/v2 (four: our developer is its manager).
-  API = Number(dagu.version.replace(/^v/, "").split(".")[0]) >= 2 ? "/api/v1" : "/api/v2";
+  API = dagu.api;
   dir = await mkdtemp(join(tmpdir(), "sidecar-manage-"));
 });
 
