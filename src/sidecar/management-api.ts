@@ -74,7 +74,7 @@ async function dispatch(call: LocalCall, ctx: ManagementContext): Promise<LocalO
       const body = await parse(call, CreateUser);
       allWorkspaces(body.workspaceAccess);
       const created = await m.createUser({ username: body.username, password: body.password, role: roleOf(profile, body.role) });
-      return done(res, 201, { user: user(created.id) }, `created user ${created.username}`);
+      return done(res, 201, { user: user(created.id) }, "user_created");
     }
     case "updateUser": {
       const body = await parse(call, UpdateUser);
@@ -84,44 +84,44 @@ async function dispatch(call: LocalCall, ctx: ManagementContext): Promise<LocalO
         ...(body.role !== undefined ? { role: roleOf(profile, body.role) } : {}),
         ...(body.isDisabled !== undefined ? { disabled: body.isDisabled } : {}),
       }, actor);
-      return done(res, 200, { user: user(updated.id) }, `updated user ${updated.username}`);
+      return done(res, 200, { user: user(updated.id) }, "user_updated");
     }
     case "deleteUser":
       await m.deleteUser(params.userId ?? "", actor);
-      return done(res, 204, undefined, "deleted user");
+      return done(res, 204, undefined, "user_deleted");
     case "resetUserPassword": {
       const body = await parse(call, ResetPassword);
       await m.resetPassword(params.userId ?? "", body.newPassword);
-      return done(res, 200, { message: "Password reset successfully" }, "reset password");
+      return done(res, 200, { message: "Password reset successfully" }, "password_reset");
     }
     case "createAPIKey": {
       const body = await parse(call, CreateApiKey);
       const { record, key } = await m.createApiKey(apiKeyFields(profile, body), actor);
-      return done(res, 201, { apiKey: apiKeyJson(profile, credentialApiKey(record), ctx.snapshot()), key }, `created API key ${record.name}`);
+      return done(res, 201, { apiKey: apiKeyJson(profile, credentialApiKey(record), ctx.snapshot()), key }, "api_key_created");
     }
     case "updateAPIKey": {
       const body = await parse(call, UpdateApiKey);
       const record = await m.updateApiKey(params.keyId ?? "", apiKeyPatch(profile, body));
-      return done(res, 200, { apiKey: apiKeyJson(profile, credentialApiKey(record), ctx.snapshot()) }, `updated API key ${record.name}`);
+      return done(res, 200, { apiKey: apiKeyJson(profile, credentialApiKey(record), ctx.snapshot()) }, "api_key_updated");
     }
     case "deleteAPIKey":
       await m.deleteApiKey(params.keyId ?? "");
-      return done(res, 204, undefined, "deleted API key");
+      return done(res, 204, undefined, "api_key_deleted");
     case "createDAGWebhook": {
       if ((await ctx.dagExists(dag)) === false) throw new HttpError(404, "not_found", `DAG ${dag} not found`);
       const { record, token } = await m.createWebhook(dag, actor);
-      return done(res, 201, { webhook: webhook(record), token }, `created webhook ${dag}`);
+      return done(res, 201, { webhook: webhook(record), token }, "webhook_created");
     }
     case "deleteDAGWebhook":
       await m.deleteWebhook(dag);
-      return done(res, 204, undefined, `deleted webhook ${dag}`);
+      return done(res, 204, undefined, "webhook_deleted");
     case "regenerateDAGWebhookToken": {
       const { record, token } = await m.regenerateWebhookToken(dag);
-      return done(res, 200, { webhook: webhook(record), token }, `new token for webhook ${dag}`);
+      return done(res, 200, { webhook: webhook(record), token }, "webhook_token_regenerated");
     }
     case "toggleDAGWebhook": {
       const body = await parse(call, Toggle);
-      return done(res, 200, webhook(await m.toggleWebhook(dag, body.enabled)), `webhook ${dag} ${body.enabled ? "enabled" : "disabled"}`);
+      return done(res, 200, webhook(await m.toggleWebhook(dag, body.enabled)), body.enabled ? "webhook_enabled" : "webhook_disabled");
     }
     case "configureDAGWebhookProfileSelection": {
       const body = await parse(call, ProfileSelection);
@@ -129,28 +129,29 @@ async function dispatch(call: LocalCall, ctx: ManagementContext): Promise<LocalO
       if (body.allowedProfiles.length > 0) throw new HttpError(400, "bad_request", "runtime profile selection for webhook callers is not supported by dagu-auth: allowedProfiles must be empty");
       const current = Object.values(m.records().webhooks).find((w) => w.dagName === dag);
       if (!current) throw new HttpError(404, "not_found", `no webhook configured for DAG ${dag}`);
-      return done(res, 200, webhook(current), `webhook ${dag}: no profile selection`);
+      return done(res, 200, webhook(current), "webhook_profile_selection");
     }
     case "enableDAGWebhookHMAC": {
       const body = await parse(call, HmacConfigure);
       const { record, secret } = await m.enableWebhookHmac(dag, hmacMode(body.authMode), enforcementOf(body.enforcementMode));
-      return done(res, 200, { webhook: webhook(record), hmacSecret: secret }, `HMAC on for webhook ${dag}`);
+      return done(res, 200, { webhook: webhook(record), hmacSecret: secret }, "webhook_hmac_enabled");
     }
     case "configureDAGWebhookHMAC": {
       const body = await parse(call, HmacConfigure);
-      return done(res, 200, webhook(await m.configureWebhookHmac(dag, hmacMode(body.authMode), enforcementOf(body.enforcementMode))), `HMAC configured for webhook ${dag}`);
+      return done(res, 200, webhook(await m.configureWebhookHmac(dag, hmacMode(body.authMode), enforcementOf(body.enforcementMode))), "webhook_hmac_configured");
     }
     case "regenerateDAGWebhookHMACSecret": {
       const { record, secret } = await m.regenerateWebhookHmac(dag);
-      return done(res, 200, { webhook: webhook(record), hmacSecret: secret }, `new HMAC secret for webhook ${dag}`);
+      return done(res, 200, { webhook: webhook(record), hmacSecret: secret }, "webhook_hmac_regenerated");
     }
     case "disableDAGWebhookHMAC":
-      return done(res, 200, webhook(await m.disableWebhookHmac(dag)), `HMAC off for webhook ${dag}`);
+      return done(res, 200, webhook(await m.disableWebhookHmac(dag)), "webhook_hmac_disabled");
     default:
       throw new Error(`no management handler for ${call.operationId}`);
   }
 }
 
+/** Sends Dagu's answer; `detail` (a code, for the audit line) says what changed. */
 function done(res: ServerResponse, status: number, body: unknown, detail: string): LocalOutcome {
   if (body === undefined) {
     res.writeHead(status, { "Cache-Control": "no-store" });

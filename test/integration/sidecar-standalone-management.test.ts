@@ -31,7 +31,7 @@ let dir: string;
 before(async () => {
   dagu = await startDagu();
   // Dagu 2 serves /api/v1 (five roles), Dagu 1 /api/v2 (four: our developer is its manager).
-  API = Number(dagu.version.replace(/^v/, "").split(".")[0]) >= 2 ? "/api/v1" : "/api/v2";
+  API = dagu.api;
   dir = await mkdtemp(join(tmpdir(), "sidecar-manage-"));
 });
 
@@ -194,6 +194,8 @@ describe("users, API keys and webhooks through Dagu's routes", () => {
       // Everything survives a restart.
       const port = sc.port;
       await sc.stop();
+      const firstOutput = sc.output();
+      for (const secret of ["your-secure-password", "dev-password-1", apiKey, hookToken]) assert.ok(!firstOutput.includes(secret), "no secret in the sidecar's log");
       sc = await startSidecar({ upstream: dagu.url, port, args });
       const admin2 = await login(sc, "admin", "your-secure-password");
       await login(sc, "dev", "dev-password-1");
