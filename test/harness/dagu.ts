@@ -104,27 +104,21 @@ export async function startDagu(
   };
   const deadline = Date.now() + (options.timeoutMs ?? 30_000);
   let version = "";
-  let api: DaguInstance["api"] | undefined;
-  // Dagu 1 answers its health document on /api/v2 (and its legacy /api/v1); Dagu 2 only on /api/v1 (its
-  // page elsewhere). The first that answers with JSON names the API.
-  while (Date.now() < deadline && api === undefined) {
+  while (Date.now() < deadline) {
     if (child.exitCode !== null) break;
-    for (const prefix of ["/api/v2", "/api/v1"] as const) {
-      try {
-        const response = await fetch(`${url}${options.basePath ?? ""}${prefix}/health`);
-        const health = response.ok ? ((await response.json()) as { version?: string }) : undefined;
-        if (health) {
-          version = health.version ?? "";
-          api = prefix;
-          break;
-        }
-      } catch {
-        // not up yet, or a page instead of JSON
+    try {
+      const response = await fetch(`${url}${options.basePath ?? ""}${api}/health`);
+      const health = response.ok ? ((await response.json()) as { version?: string }) : undefined;
+      if (health) {
+        version = health.version ?? "";
+        break;
       }
+    } catch {
+      // not up yet, or a page instead of JSON
     }
-    if (api === undefined) await new Promise((r) => setTimeout(r, 100));
+    await new Promise((r) => setTimeout(r, 100));
   }
-  if (api === undefined) {
+  if (!version) {
     const tail = await readFile(logFile, "utf8").catch(() => "");
     await stop();
     throw new Error(`Dagu did not become healthy on ${url}:\n${tail.slice(-2000)}`);
