@@ -6,6 +6,7 @@ import { z } from "zod";
 import { AUTH_MODES } from "./dagu-auth.ts";
 import { HMAC_ENFORCEMENTS, WEBHOOK_MODES } from "./dagu-webhook.ts";
 import { Role, isCidr } from "./common.ts";
+import { OidcSettings } from "./oidc.ts";
 
 export const CREDENTIALS_KEY = "credentials.json";
 export const SHARD_KEY = "shard.json";
@@ -17,6 +18,9 @@ export const credentialsSecretName = (authName: string) => `${authName}-credenti
 export const passwordChangesSecretName = (authName: string) => `${authName}-password-changes`;
 /** Login throttling shared by the sidecar replicas (src/sidecar/sources/kubernetes-throttle.ts). */
 export const loginThrottleSecretName = (authName: string) => `${authName}-login-throttle`;
+/** Users created by single sign-on: the operator creates it, the sidecar adds to it (see SsoUsers). */
+export const ssoUsersSecretName = (authName: string) => `${authName}-sso-users`;
+export const SSO_USERS_KEY = "sso-users.json";
 /** Shard Secrets carry the generation in their name: a shard is written once and never changed. */
 export const shardSecretName = (authName: string, generation: number, index: number) =>
   `${authName}-credentials-g${generation}-${index}`;
@@ -62,7 +66,10 @@ export const CredentialUser = z.object({
   username: z.string().min(1),
   role: Role,
   email: z.string().optional(),
-  passwordHash: argon2id,
+  /** Absent for a user who only signs in through SSO: a password login is refused like an unknown user's. */
+  passwordHash: argon2id.optional(),
+  /** May sign in through the OpenID provider, matched by `email` (a DaguUser with `sso: true`). */
+  sso: z.boolean().optional(),
   /** Tokens issued before this instant are refused (nanosecond precision, like Dagu's claim). */
   passwordChangedAt: rfc3339,
   disabled: z.boolean(),
@@ -162,8 +169,15 @@ export const Credentials = z
     trustedProxies: z.array(z.string().refine(isCidr, "must be a CIDR such as 10.0.0.0/8")),
     /** Remote nodes of this Dagu (absent: none). */
     remoteNodes: z.array(CredentialRemoteNode).optional(),
+    /** Single sign-on settings (builtin mode), with the client secret. */
+    oidc: OidcSettings.optional(),
   })
   .superRefine((c, ctx) => {
+    if (c.oidc && c.mode !== "builtin") ctx.addIssue({ code: "custom", message: "OIDC needs builtin mode", path: ["oidc"] });
+    c.users.forEach((u, i) => {
+      if (!u.passwordHash && !u.sso) ctx.addIssue({ code: "custom", message: "a user needs a password hash or sso", path: ["users", i, "passwordHash"] });
+      if (u.sso && !u.email) ctx.addIssue({ code: "custom", message: "an sso user needs an email", path: ["users", i, "email"] });
+    });
     if (c.mode === "builtin" && !c.token) {
       ctx.addIssue({ code: "custom", message: "builtin mode needs token settings", path: ["token"] });
     }
@@ -326,6 +340,34 @@ export type PasswordChanges = z.infer<typeof PasswordChanges>;
 
 export function parsePasswordChanges(json: string): z.ZodSafeParseResult<PasswordChanges> {
   return parseJsonWith(PasswordChanges, json);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Users created by single sign-on: Secret `<daguauth>-sso-users`, key `sso-users.json`. The sidecar adds
+// and updates records (with a resourceVersion precondition); every replica watches it; the operator only
+// reports them. Keyed by the record's id, which is the JWT subject.
+
+export const SsoUser = z.object({
+  /** The provider that vouched for the person, and its subject: the identity a later login is matched by. */
+  issuer: z.string().min(1).max(2048),
+  subject: z.string().min(1).max(255),
+  username: z.string().min(1).max(64),
+  email: z.string().max(254).optional(),
+  role: Role,
+  /** Tokens issued before this instant are refused: a record removed and created again kills old tokens. */
+  createdAt: rfc3339,
+  updatedAt: rfc3339,
+  /** Set by an admin (kubectl, or Dagu's Users page): logins and tokens refused. */
+  disabled: z.boolean().optional(),
+});
+export type SsoUser = z.infer<typeof SsoUser>;
+
+/** Keyed by id (`sso:<uuid>`). */
+export const SsoUsers = z.record(z.string().regex(/^sso:[0-9a-f-]{36}$/, "must be sso:<uuid>"), SsoUser);
+export type SsoUsers = z.infer<typeof SsoUsers>;
+
+export function parseSsoUsers(json: string): z.ZodSafeParseResult<SsoUsers> {
+  return parseJsonWith(SsoUsers, json);
 }
 
 // ---------------------------------------------------------------------------------------------

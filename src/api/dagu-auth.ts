@@ -15,6 +15,7 @@ import {
   username,
 } from "./common.ts";
 import { DAGU_AUTH_NAME_MAX_LENGTH, DAGU_AUTH_NAME_MESSAGE } from "./names.ts";
+import { OidcSpec } from "./oidc.ts";
 
 export const AUTH_MODES = ["builtin", "basic"] as const;
 
@@ -231,6 +232,10 @@ export const DaguAuthSpec = cel(
         "HTTPS for the sidecar: a certificate issued by cert-manager, or a TLS Secret of your own. " +
           "Without it the sidecar serves plain HTTP (e.g. behind a TLS-terminating ingress).",
       ),
+      oidc: OidcSpec.optional().describe(
+        "Single sign-on through an OpenID Connect provider (Dagu's auth.oidc): a button on Dagu's login " +
+          "page, users created at their first login, roles mapped from the provider's claims. Builtin mode only.",
+      ),
       login: LoginSpec.prefault({}),
       trustedProxies: z
         .array(cidr)
@@ -278,6 +283,13 @@ export const DaguAuthSpec = cel(
       check: (s) => s.mode !== "builtin" || s.basic === undefined,
     },
     {
+      rule: "self.mode != 'basic' || !has(self.oidc)",
+      message: "spec.oidc needs spec.mode builtin (Dagu's SSO lives under builtin auth)",
+      fieldPath: ".oidc",
+      reason: "FieldValueForbidden",
+      check: (s) => s.mode !== "basic" || s.oidc === undefined,
+    },
+    {
       rule: "self.mode != 'basic' || !has(self.builtin)",
       message: "spec.builtin must not be set when spec.mode is basic",
       fieldPath: ".builtin",
@@ -288,6 +300,23 @@ export const DaguAuthSpec = cel(
 );
 export type DaguAuthSpec = z.infer<typeof DaguAuthSpec>;
 export type DaguAuthSpecInput = z.input<typeof DaguAuthSpec>;
+
+/** How many SSO users status lists (the count covers all). */
+export const MAX_LISTED_SSO_USERS = 500;
+
+export const ProvisionedUserStatus = z
+  .object({
+    username: z.string().describe("Dagu username."),
+    email: z.string().optional().describe("Email address at the provider."),
+    role: z.string().describe("Role in force."),
+    disabled: z.boolean().optional().describe("True when an admin disabled the user."),
+    createdAt: z.string().describe("First login."),
+    pinnedBy: z
+      .string()
+      .optional()
+      .describe("Username of the DaguUser that shadows this record: its role and disabled state are in force."),
+  })
+  .describe("A user created by single sign-on.");
 
 const count = (what: string) => z.int().min(0).optional().describe(`Number of ${what} in the credentials.`);
 
@@ -311,6 +340,15 @@ export const DaguAuthStatus = z
       .optional()
       .describe("The ServiceAccount the sidecar must run as (it may read the credentials)."),
     tlsSecretName: z.string().optional().describe("The kubernetes.io/tls Secret the sidecar serves HTTPS with."),
+    ssoUsers: count("users created by their first single sign-on (spec.oidc.autoSignup)"),
+    provisionedUsers: z
+      .array(ProvisionedUserStatus)
+      .max(MAX_LISTED_SSO_USERS)
+      .optional()
+      .describe(
+        `The users created by single sign-on (the first ${MAX_LISTED_SSO_USERS}, by username). Pin one's role or ` +
+          "disable it with a DaguUser of the same email and sso: true.",
+      ),
   })
   .describe("Observed state of the DaguAuth, written by the operator.");
 export type DaguAuthStatus = z.infer<typeof DaguAuthStatus>;

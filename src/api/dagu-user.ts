@@ -52,7 +52,8 @@ export const UserPassword = cel(
 );
 export type UserPassword = z.infer<typeof UserPassword>;
 
-export const DaguUserSpec = z
+export const DaguUserSpec = cel(
+  z
   .object({
     authRef: authRef(),
     username: username(
@@ -66,7 +67,18 @@ export const DaguUserSpec = z
       .regex(EMAIL)
       .optional()
       .meta({ description: "Email address, shown in Dagu's UI.", format: "email" }),
-    password: UserPassword,
+    password: UserPassword.optional().describe(
+      "Where the password comes from: exactly one of secretRef or generate. Optional for a user who only " +
+        "signs in through SSO (sso: true).",
+    ),
+    sso: z
+      .boolean()
+      .default(false)
+      .describe(
+        "May sign in through the DaguAuth's OpenID provider (spec.oidc), matched by a verified email equal to " +
+          "spec.email. The role and disabled here win over role mapping, and over a user SSO created earlier " +
+          "with that email. Also how a person gets in when spec.oidc.autoSignup is false.",
+      ),
     disabled: z
       .boolean()
       .default(false)
@@ -79,7 +91,24 @@ export const DaguUserSpec = z
           "change of the password Secret wins.",
       ),
   })
-  .describe("Desired state of a Dagu user.");
+  .describe("Desired state of a Dagu user."),
+  [
+    {
+      rule: "has(self.password) || self.sso",
+      message: "spec.password is required unless spec.sso is true",
+      fieldPath: ".password",
+      reason: "FieldValueRequired",
+      check: (u) => u.password !== undefined || u.sso,
+    },
+    {
+      rule: "!self.sso || has(self.email)",
+      message: "spec.email is required when spec.sso is true (single sign-on matches the user by email)",
+      fieldPath: ".email",
+      reason: "FieldValueRequired",
+      check: (u) => !u.sso || u.email !== undefined,
+    },
+  ],
+);
 export type DaguUserSpec = z.infer<typeof DaguUserSpec>;
 
 export const DaguUserStatus = z

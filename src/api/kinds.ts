@@ -57,6 +57,7 @@ export const KINDS: readonly KindInfo[] = [
       age,
       { name: "API Keys", type: "integer", jsonPath: ".status.apiKeys", description: "API keys in the credentials.", priority: 1 },
       { name: "Webhooks", type: "integer", jsonPath: ".status.webhooks", description: "Webhooks in the credentials.", priority: 1 },
+      { name: "SSO Users", type: "integer", jsonPath: ".status.ssoUsers", description: "Users created by single sign-on.", priority: 1 },
     ],
   },
   {
@@ -75,6 +76,7 @@ export const KINDS: readonly KindInfo[] = [
       reason,
       age,
       { name: "Disabled", type: "boolean", jsonPath: ".spec.disabled", description: "Whether login is refused.", priority: 1 },
+      { name: "SSO", type: "boolean", jsonPath: ".spec.sso", description: "Whether the user signs in through the OpenID provider.", priority: 1 },
     ],
   },
   {

@@ -13,6 +13,7 @@ export const DAGU_AUTH_DERIVED_NAMES: readonly { what: string; name: (auth: stri
   { what: "Secret <name>-credentials-g<generation>-<shard>", name: (a) => `${a}-credentials-g${Number.MAX_SAFE_INTEGER}-999`, max: 253 },
   { what: "Secret <name>-password-changes", name: (a) => `${a}-password-changes`, max: 253 },
   { what: "Secret <name>-login-throttle", name: (a) => `${a}-login-throttle`, max: 253 },
+  { what: "Secret <name>-sso-users", name: (a) => `${a}-sso-users`, max: 253 },
   { what: "Secret <name>-operator-state-<bucket>", name: (a) => `${a}-operator-state-15`, max: 253 },
   { what: "ServiceAccount, Role and RoleBinding <name>-sidecar", name: (a) => `${a}-sidecar`, max: 253 },
   { what: "cert-manager Certificate <name>-tls", name: (a) => `${a}-tls`, max: 253 },

@@ -17,8 +17,12 @@ export function hashPassword(password: string): Promise<string> {
   return argon2.hash(password, ARGON2_OPTIONS);
 }
 
-/** False (never a throw) for a malformed hash: a bad stored hash must fail closed. */
-export async function verifyPassword(hash: string, password: string): Promise<boolean> {
+/**
+ * False (never a throw) for a malformed hash: a bad stored hash must fail closed. No hash (a user who
+ * only signs in through SSO) costs the dummy's time and is false, like an unknown user.
+ */
+export async function verifyPassword(hash: string | undefined, password: string): Promise<boolean> {
+  if (hash === undefined) return verifyDummy(password);
   try {
     return await argon2.verify(hash, password);
   } catch {

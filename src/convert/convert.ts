@@ -8,7 +8,8 @@ import { DaguAuth, type DaguAuthSpecInput } from "../api/dagu-auth.ts";
 import { MIN_PASSWORD_LENGTH } from "../common/password-hash.ts";
 import { isShortTokenSecret, shortTokenSecretWarning } from "../common/token-secret.ts";
 import { mergeDaguAuthSettings, parseAuthBlock, tokenTtlSeconds, type AuthBlock, type DaguAuthSetting } from "../sidecar/sources/dagu-config-source.ts";
-import { CONTAINERS, OIDC_WHY, daguEnvKey, daguKey, envLabel } from "./dagu-keys.ts";
+import { CONTAINERS, daguEnvKey, daguKey, envLabel } from "./dagu-keys.ts";
+import { parseDaguOidc, readDaguOidc } from "../sidecar/auth/oidc/dagu-config.ts";
 import type { SidecarState } from "../sidecar/sources/state-dir.ts";
 import { convertStandaloneState, type ChildManifest } from "./standalone-state.ts";
 
@@ -122,6 +123,8 @@ export function convertDaguAuthConfig(source: ConvertSource, options: ConvertOpt
   for (const { path, type } of source.nonStrings ?? []) {
     const label = whole || BESIDE_AUTH.includes(path[0] ?? "") ? path.join(".") : ["auth", ...path].join(".");
     const entry = daguKey(label);
+    // OIDC's switches are booleans in Dagu's schema: a YAML boolean is exactly what Dagu read.
+    if (type === "boolean" && /^auth\.(builtin\.)?oidc\.(auto_signup|role_mapping\.(role_attribute_strict|skip_org_role_sync))$/.test(label)) continue;
     if (entry?.outcome.kind === "converted") {
       warn(label, `written as a YAML ${type}, taken as the text written; quote it in Dagu's config to be sure it is the value Dagu used`);
     }
@@ -143,9 +146,6 @@ export function convertDaguAuthConfig(source: ConvertSource, options: ConvertOpt
   for (const s of Object.values(settings) as (DaguAuthSetting | undefined)[]) {
     if (s && daguEnvKey(s.from) && seen.has(daguEnvKey(s.from)!.key)) notes.push(`${s.from} overrides ${daguEnvKey(s.from)!.key} from the file, as in Dagu`);
   }
-  if (warnings.some((w) => /oidc/i.test(w.key))) {
-    notes.push("OIDC: people who logged in through OIDC need a DaguUser (with a password) until the operator supports OIDC");
-  }
 
   // 4. The mode.
   const modeText = settings.mode?.value ?? "builtin";
@@ -154,7 +154,7 @@ export function convertDaguAuthConfig(source: ConvertSource, options: ConvertOpt
     throw new ConvertError(`${modeFrom} is none: Dagu runs without authentication, so there is nothing to protect and nothing to convert; set builtin or basic`);
   }
   if (modeText === "oidc") {
-    throw new ConvertError(`${modeFrom} oidc is the standalone OIDC mode Dagu removed, and OIDC is not supported by the operator yet: use builtin`);
+    throw new ConvertError(`${modeFrom} oidc is the standalone OIDC mode Dagu removed: use builtin with auth.oidc (single sign-on under builtin auth)`);
   }
   if (modeText !== "builtin" && modeText !== "basic") {
     throw new ConvertError(`${modeFrom} ${JSON.stringify(modeText)} is not a Dagu auth mode: expected builtin or basic`);
@@ -238,6 +238,27 @@ export function convertDaguAuthConfig(source: ConvertSource, options: ConvertOpt
     if (Object.keys(builtin).length > 0) spec.builtin = builtin;
   }
 
+  // 5b. Single sign-on: auth.oidc and DAGU_AUTH_OIDC_*, the client secret into its own Secret.
+  let oidcRead;
+  try {
+    oidcRead = readDaguOidc(block, env);
+    if (oidcRead) parseDaguOidc(oidcRead);
+  } catch (error) {
+    throw new ConvertError((error as Error).message, { cause: error });
+  }
+  if (oidcRead && mode === "basic") throw new ConvertError("auth.oidc needs builtin mode (Dagu's SSO lives under builtin auth); it is ignored in basic mode by Dagu too: remove it or use builtin");
+  if (oidcRead) {
+    spec.oidc = { ...oidcRead.spec, ...(oidcRead.clientSecret ? { clientSecretRef: secret(`${name}-oidc`, "client-secret", oidcRead.clientSecret.value) } : {}) };
+    Object.assign(sources, oidcRead.sources);
+    if (!oidcRead.clientSecret) notes.push("OIDC without a client secret: the sidecar is a public client (PKCE only); Dagu itself needs client_secret to enable OIDC");
+    notes.push(
+      "OIDC: the users Dagu created at SSO logins are not part of its config and are not converted: they are created again at their " +
+        "next login (auto_signup), or declare them as DaguUsers with sso: true and their email (docs/sso.md). Register " +
+        "<client_url>/oidc-callback at the provider, as for Dagu. A role_attribute_path that is not valid jq makes the DaguAuth " +
+        "not Ready (InvalidRoleAttributePath).",
+    );
+  }
+
   // 6. TLS: files on Dagu's disk become a kubernetes.io/tls Secret the user creates.
   const tls = tlsSettings(outer, env, notes);
   if (tls.cert || tls.key) {
@@ -312,10 +333,10 @@ class KeyWalker {
       this.#seen.add(entry.key);
       if (entry.outcome.kind === "warned") this.#warn(label, entry.outcome.why);
     } else if (CONTAINERS.has(label)) {
-      if (!isTree(value)) this.#warn(label, oidc ? OIDC_WHY : "not converted: expected a mapping of settings");
+      if (!isTree(value)) this.#warn(label, oidc ? "not converted: expected a mapping of Dagu's OIDC keys" : "not converted: expected a mapping of settings");
       else for (const [k, v] of Object.entries(value)) this.visit(this.#child(label, k), v);
     } else if (oidc) {
-      this.#warn(label, `${OIDC_WHY}; not one of Dagu's OIDC keys either`);
+      this.#warn(label, "not converted: unknown key, not one of Dagu's OIDC keys");
     } else if (/^auth\.(tls|remote_nodes|remoteNodes)$/.test(label)) {
       this.#warn(label, `not converted: unknown key; Dagu reads ${label.slice("auth.".length)} at the top level of its config, not under auth:`);
     } else {

@@ -18,13 +18,12 @@ export interface DaguKey {
   outcome: KeyOutcome;
 }
 
-export const OIDC_WHY = "not converted: OIDC is not supported by the operator yet (nothing would enforce it)";
 const REMOTE_NODES_WHY =
   "not converted: remote nodes are Dagu's own configuration (other Dagu servers this one talks to), not the " +
   "authentication of this server; keep them in Dagu's config";
 const STATIC_TOKEN_WHY = "not converted: Dagu 1's static API token has no equivalent; create a DaguApiKey and give its key to the clients";
 
-const oidc = (key: string, env?: string): DaguKey => ({ key: `auth.oidc.${key}`, ...(env ? { env: `DAGU_AUTH_OIDC_${env}` } : {}), outcome: { kind: "warned", why: OIDC_WHY } });
+const oidc = (key: string, env: string | undefined, to: string): DaguKey => ({ key: `auth.oidc.${key}`, ...(env ? { env: `DAGU_AUTH_OIDC_${env}` } : {}), outcome: { kind: "converted", to } });
 
 export const DAGU_AUTH_KEYS: readonly DaguKey[] = [
   { key: "auth.mode", env: "DAGU_AUTH_MODE", outcome: { kind: "converted", to: "spec.mode (none is refused: nothing to protect)" } },
@@ -46,21 +45,21 @@ export const DAGU_AUTH_KEYS: readonly DaguKey[] = [
     envAliases: ["DAGU_AUTH_ADMIN_PASSWORD"],
     outcome: { kind: "converted", to: "Secret <name>-initial-admin (key password), spec.builtin.initialAdmin.passwordSecretRef" },
   },
-  oidc("client_id", "CLIENT_ID"),
-  oidc("client_secret", "CLIENT_SECRET"),
-  oidc("client_url", "CLIENT_URL"),
-  oidc("issuer", "ISSUER"),
-  oidc("scopes", "SCOPES"),
-  oidc("whitelist", "WHITELIST"),
-  oidc("allowed_domains", "ALLOWED_DOMAINS"),
-  oidc("auto_signup", "AUTO_SIGNUP"),
-  oidc("button_label", "BUTTON_LABEL"),
-  oidc("role_mapping.default_role", "DEFAULT_ROLE"),
-  oidc("role_mapping.groups_claim", "GROUPS_CLAIM"),
-  oidc("role_mapping.group_mappings", "GROUP_MAPPINGS"),
-  oidc("role_mapping.role_attribute_path", "ROLE_ATTRIBUTE_PATH"),
-  oidc("role_mapping.role_attribute_strict", "ROLE_ATTRIBUTE_STRICT"),
-  oidc("role_mapping.skip_org_role_sync"),
+  oidc("client_id", "CLIENT_ID", "spec.oidc.clientId"),
+  oidc("client_secret", "CLIENT_SECRET", "Secret <name>-oidc (key client-secret), spec.oidc.clientSecretRef"),
+  oidc("client_url", "CLIENT_URL", "spec.oidc.clientUrl"),
+  oidc("issuer", "ISSUER", "spec.oidc.issuer"),
+  oidc("scopes", "SCOPES", "spec.oidc.scopes"),
+  oidc("whitelist", "WHITELIST", "spec.oidc.whitelist"),
+  oidc("allowed_domains", "ALLOWED_DOMAINS", "spec.oidc.allowedDomains"),
+  oidc("auto_signup", "AUTO_SIGNUP", "spec.oidc.autoSignup"),
+  oidc("button_label", "BUTTON_LABEL", "spec.oidc.buttonLabel"),
+  oidc("role_mapping.default_role", "DEFAULT_ROLE", "spec.oidc.roleMapping.defaultRole"),
+  oidc("role_mapping.groups_claim", "GROUPS_CLAIM", "spec.oidc.roleMapping.groupsClaim"),
+  oidc("role_mapping.group_mappings", "GROUP_MAPPINGS", "spec.oidc.roleMapping.groupMappings (the variable: a JSON object)"),
+  oidc("role_mapping.role_attribute_path", "ROLE_ATTRIBUTE_PATH", "spec.oidc.roleMapping.roleAttributePath"),
+  oidc("role_mapping.role_attribute_strict", "ROLE_ATTRIBUTE_STRICT", "spec.oidc.roleMapping.roleAttributeStrict"),
+  oidc("role_mapping.skip_org_role_sync", undefined, "spec.oidc.roleMapping.skipOrgRoleSync"),
   { key: "auth.token.value", env: "DAGU_AUTH_TOKEN", outcome: { kind: "warned", why: STATIC_TOKEN_WHY } },
   {
     key: "tls.cert_file",

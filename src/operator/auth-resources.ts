@@ -3,7 +3,7 @@
 // name, the password-changes Secret to patch, the TLS Secret), the
 // password-changes Secret itself, and a cert-manager Certificate when an issuer is
 // named. Pure builders; the reconciler applies them.
-import { credentialsSecretName, loginThrottleSecretName, passwordChangesSecretName, type DaguAuthSpec } from "../api/index.ts";
+import { credentialsSecretName, loginThrottleSecretName, passwordChangesSecretName, ssoUsersSecretName, type DaguAuthSpec } from "../api/index.ts";
 import { ownedLabels } from "./context.ts";
 import { ownerReference } from "./runtime/apply.ts";
 import { operatorStateSecretName } from "./operator-state.ts";
@@ -35,7 +35,8 @@ export function sidecarObjects(auth: KubeObject, spec: DaguAuthSpec, shardNames:
     // list and watch cannot be limited by name in RBAC unless the request names it
     // (a fieldSelector on metadata.name), which is how the sidecar watches.
     { apiGroups: [""], resources: ["secrets"], resourceNames: [credentialsSecretName(name), ...shardNames], verbs: ["get", "list", "watch"] },
-    { apiGroups: [""], resources: ["secrets"], resourceNames: [passwordChangesSecretName(name)], verbs: ["get", "list", "watch", "patch"] },
+    // The Secrets the sidecar writes: self-service password changes and the users SSO creates.
+    { apiGroups: [""], resources: ["secrets"], resourceNames: [passwordChangesSecretName(name), ssoUsersSecretName(name)], verbs: ["get", "list", "watch", "patch"] },
     // Login throttling shared by the sidecar replicas: each writes its own key of this Secret.
     { apiGroups: [""], resources: ["secrets"], resourceNames: [loginThrottleSecretName(name)], verbs: ["get", "list", "watch", "patch"] },
   ];
@@ -71,6 +72,11 @@ export function loginThrottleSecret(auth: KubeObject): KubeObject {
   return { apiVersion: "v1", kind: "Secret", metadata: { ...metadata, labels: ownedLabels(auth) }, type: "Opaque", data: {} };
 }
 
+/** Created empty once; the sidecar adds the users single sign-on creates (the operator reports them). */
+export function ssoUsersSecret(auth: KubeObject): KubeObject {
+  return { apiVersion: "v1", kind: "Secret", metadata: meta(auth, ssoUsersSecretName(auth.metadata.name!)), type: "Opaque", data: {} };
+}
+
 export function certificate(auth: KubeObject, spec: DaguAuthSpec): KubeObject | undefined {
   const issuer = spec.tls?.issuerRef;
   if (!issuer) return undefined;
@@ -88,4 +94,4 @@ export function certificate(auth: KubeObject, spec: DaguAuthSpec): KubeObject | 
   };
 }
 
-export const OWNED_SECRET_NAMES = (authName: string) => [credentialsSecretName(authName), passwordChangesSecretName(authName), loginThrottleSecretName(authName), operatorStateSecretName(authName)];
+export const OWNED_SECRET_NAMES = (authName: string) => [credentialsSecretName(authName), passwordChangesSecretName(authName), loginThrottleSecretName(authName), ssoUsersSecretName(authName), operatorStateSecretName(authName)];

@@ -3,7 +3,7 @@
 // Event when readiness changes).
 import { DAGU_AUTH_NAME_MAX_LENGTH, DaguAuthSpec, type Condition } from "../api/index.ts";
 import { deepEqualJson } from "../common/stable-json.ts";
-import { readyOf, withConditions, type ReadyState } from "./conditions.ts";
+import { readyOf, withConditions, withOthers, type OtherCondition, type ReadyState } from "./conditions.ts";
 import type { OperatorContext } from "./context.ts";
 import type { KubeObject } from "../common/kube/client.ts";
 
@@ -28,10 +28,10 @@ export function findAuth(ctx: OperatorContext, namespace: string, authName: stri
  * Writes `status` (plus observedGeneration and the Ready, Reconciling and Stalled conditions) when it differs
  * from what the object carries. Returns whether it wrote.
  */
-export async function writeStatus(ctx: OperatorContext, obj: KubeObject, ready: ReadyState, fields: Record<string, unknown>): Promise<boolean> {
+export async function writeStatus(ctx: OperatorContext, obj: KubeObject, ready: ReadyState, fields: Record<string, unknown>, others: Readonly<Record<string, OtherCondition | undefined>> = {}): Promise<boolean> {
   const current = (obj.status ?? {}) as { conditions?: Condition[] } & Record<string, unknown>;
   const generation = obj.metadata.generation ?? 0;
-  const conditions = withConditions(current.conditions, ready, generation, ctx.now());
+  const conditions = withOthers(withConditions(current.conditions, ready, generation, ctx.now()), others, generation, ctx.now());
   const status = { ...fields, observedGeneration: generation, conditions };
   const comparable = (s: Record<string, unknown>) => JSON.parse(JSON.stringify(s)) as unknown;
   if (deepEqualJson(comparable(current), comparable(status))) return false;

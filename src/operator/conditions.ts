@@ -59,3 +59,23 @@ export function pending(message: string): ReadyState {
 export function readyIsCurrent(conditions: readonly Condition[] | undefined, generation: number): boolean {
   return readyOf(conditions)?.observedGeneration === generation;
 }
+
+/** A condition besides Ready (e.g. OIDCProviderReachable); undefined removes it. */
+export interface OtherCondition {
+  status: "True" | "False" | "Unknown";
+  reason: string;
+  message: string;
+}
+
+/** Sets (or, for undefined, removes) conditions other than Ready, keeping lastTransitionTime while a status stays. */
+export function withOthers(previous: readonly Condition[], others: Readonly<Record<string, OtherCondition | undefined>>, generation: number, now: Date = new Date()): Condition[] {
+  let out = [...previous];
+  for (const [type, state] of Object.entries(others)) {
+    const old = out.find((c) => c.type === type);
+    out = out.filter((c) => c.type !== type);
+    if (!state) continue;
+    const at = old && old.status === state.status ? old.lastTransitionTime : now.toISOString().replace(/\.\d{3}Z$/, "Z");
+    out.push({ type, ...state, lastTransitionTime: at, observedGeneration: generation });
+  }
+  return out;
+}

@@ -1,7 +1,7 @@
 // Assembles the credentials document of one DaguAuth from what its children
 // offered, the initial admin, the basic credential, the signing keys and the
 // self-service password changes. Pure: the reconciler reads and writes around it.
-import { durationSeconds, rfc3339ToNanos, type CredentialApiKey, type CredentialRemoteNode, type CredentialUser, type CredentialWebhook, type Credentials, type DaguAuthSpec, type PasswordChanges } from "../api/index.ts";
+import { durationSeconds, rfc3339ToNanos, type CredentialApiKey, type CredentialRemoteNode, type CredentialUser, type CredentialWebhook, type Credentials, type DaguAuthSpec, type OidcSettings, type PasswordChanges } from "../api/index.ts";
 import { resolveConflicts, type Claim } from "./claim-conflicts.ts";
 import type { ReadyState } from "./conditions.ts";
 import type { ApiKeyInput, AuthMaterials, UserInput, WebhookInput } from "./materials.ts";
@@ -23,6 +23,8 @@ export interface AssemblyInput {
   admin?: AdminInput;
   basic?: { username: string; password: PasswordRecord };
   signing?: SigningKeysPlan;
+  /** Single sign-on, with the client secret read (absent: SSO off). */
+  oidc?: OidcSettings;
   changes: PasswordChanges;
   /** spec.remoteNodes, resolved (remote-nodes.ts). */
   remoteNodes?: CredentialRemoteNode[];
@@ -69,16 +71,18 @@ export function assembleCredentials(input: AssemblyInput): Assembly {
   }
   for (const u of userInputs.values()) {
     if (!users.winners.has(u.id)) continue;
-    const e = effective(u.password, u.allowPasswordChange ? input.changes[u.id] : undefined);
+    // A user who only signs in through SSO has no password: tokens count from the DaguUser's creation.
+    const e = u.password ? effective(u.password, u.allowPasswordChange ? input.changes[u.id] : undefined) : undefined;
     credentialUsers.push({
       id: u.id,
       username: u.username,
       role: u.role,
       ...(u.email ? { email: u.email } : {}),
-      passwordHash: e.hash,
-      passwordChangedAt: e.changedAt,
+      ...(e ? { passwordHash: e.hash } : {}),
+      ...(u.sso ? { sso: true } : {}),
+      passwordChangedAt: e?.changedAt ?? u.creationTimestamp,
       disabled: u.disabled,
-      allowPasswordChange: u.allowPasswordChange,
+      allowPasswordChange: e !== undefined && u.allowPasswordChange,
     });
   }
 
@@ -129,6 +133,7 @@ export function assembleCredentials(input: AssemblyInput): Assembly {
     login: { maxAttempts: login.maxAttempts, windowSeconds: durationSeconds(login.window), lockoutSeconds: durationSeconds(login.lockout) },
     trustedProxies: spec.trustedProxies ?? [],
     ...(input.remoteNodes && input.remoteNodes.length > 0 ? { remoteNodes: input.remoteNodes } : {}),
+    ...(input.oidc ? { oidc: input.oidc } : {}),
   };
   return { document, userInputs, rejectedUsers, apiKeyInputs, webhookInputs, rejectedWebhooks };
 }

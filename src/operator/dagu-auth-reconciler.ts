@@ -23,6 +23,7 @@ import {
   PASSWORD_CHANGES_KEY,
   parseDuration,
   shardCredentials,
+  ssoUsersSecretName,
   type Condition,
   type PasswordChanges,
 } from "../api/index.ts";
@@ -34,7 +35,8 @@ import { pending, readyIsCurrent, type ReadyState } from "./conditions.ts";
 import { isOwnedBy, keyOf, ownedSecret, secretData, splitKey, type OperatorContext } from "./context.ts";
 import type { AuthMaterials, WrittenSecret } from "./materials.ts";
 import { assembleCredentials, type AdminInput } from "./credentials-assembly.ts";
-import { certificate, loginThrottleSecret, passwordChangesSecret, sidecarObjects, sidecarRoleName, sidecarServiceAccountName, tlsSecretName } from "./auth-resources.ts";
+import { certificate, loginThrottleSecret, passwordChangesSecret, sidecarObjects, sidecarRoleName, sidecarServiceAccountName, ssoUsersSecret, tlsSecretName } from "./auth-resources.ts";
+import { forgetOidc, OIDC_CONDITION, planOidc, ssoUsersStatus } from "./oidc.ts";
 import { newOperatorState, OPERATOR_STATE_KEY, operatorStateSecretName, resolvePassword, type OperatorState, type PasswordRecord } from "./operator-state.ts";
 import { readOperatorState, stateBucketSecretName, storeOperatorState, type LoadedState } from "./operator-state-secret.ts";
 import { appliedId, carries, deleteIfOwned, ForeignObjectError, foreignObjects, kindAndName, ownedObjectConflict, pruneOwned } from "./owned-objects.ts";
@@ -80,6 +82,7 @@ async function reconcile(ctx: OperatorContext, key: string): Promise<Result | un
   if (!auth || auth.metadata.deletionTimestamp) {
     // Owned objects go with it (owner references); its children learn from their own events.
     ctx.materials.dropAuth(key);
+    forgetOidc(key);
     enqueueChildren(ctx, namespace, name);
     return;
   }
@@ -92,15 +95,22 @@ async function reconcile(ctx: OperatorContext, key: string): Promise<Result | un
   }
   const spec = parsedSpec.data;
   const materials = ctx.materials.of(key);
+  // A role expression that does not compile is refused like an invalid spec: the document in force stays.
+  const oidc = await planOidc(ctx, key, namespace, spec.mode === "builtin" ? spec.oidc : undefined);
+  if (oidc.invalid) {
+    await writeStatus(ctx, auth, oidc.invalid, {}, { [OIDC_CONDITION]: undefined });
+    return;
+  }
 
   // Our last writes not in the cache yet (the next reconcile often starts before the watch delivers
   // them): look again in a moment instead of reading them back from the API.
   if (await cacheLagsOurWrites(ctx, materials, namespace, name)) return { requeueAfter: CACHE_LAG_RETRY_MS };
 
-  // 0. Nothing of anyone else's is taken over: the Secrets this DaguAuth keeps must be absent or its own.
+  // 0. Nothing of anyone else's is taken over: the Secrets this DaguAuth keeps must be absent or its own
+  //    (the sidecar's Role lets it patch the password-changes and SSO users Secrets by name).
   const stateName = operatorStateSecretName(name);
   const foreignSecrets: KubeObject[] = [];
-  for (const secretName of [stateName, credentialsSecretName(name), passwordChangesSecretName(name), loginThrottleSecretName(name)]) {
+  for (const secretName of [stateName, credentialsSecretName(name), passwordChangesSecretName(name), loginThrottleSecretName(name), ssoUsersSecretName(name)]) {
     const secret = await ctx.secrets.get(namespace, secretName);
     if (secret && !isOwnedBy(secret, auth)) foreignSecrets.push(secret);
   }
@@ -125,7 +135,7 @@ async function reconcile(ctx: OperatorContext, key: string): Promise<Result | un
     enqueueChildren(ctx, namespace, name);
   }
 
-  const problems: ReadyState[] = [];
+  const problems: ReadyState[] = oidc.problem ? [oidc.problem] : [];
   /** Accepted, but a person should know: in the Ready message and a Warning Event. */
   const warnings: string[] = [];
   const now = ctx.now();
@@ -250,7 +260,7 @@ async function reconcile(ctx: OperatorContext, key: string): Promise<Result | un
     const nowMs = now.getTime();
     const withChildren = nowMs - (materials.childRecordsSavedAt ?? 0) >= CHILD_RECORDS_SAVE_MS;
     const childPasswords: Record<string, PasswordRecord> = {};
-    if (withChildren) for (const [uid, child] of materials.users) if (child.ok) childPasswords[uid] = child.value.password;
+    if (withChildren) for (const [uid, child] of materials.users) if (child.ok && child.value.password) childPasswords[uid] = child.value.password;
     const before = state;
     await saveState({ ...state, passwords: { ...state.passwords, ...childPasswords, ...passwords }, ...ownRecords });
     if (withChildren && state !== before) materials.childRecordsSavedAt = nowMs;
@@ -260,7 +270,7 @@ async function reconcile(ctx: OperatorContext, key: string): Promise<Result | un
   }
 
   // 4. Remember the source passwords of the children and keep the state current.
-  for (const [uid, child] of materials.users) if (child.ok) passwords[uid] = child.value.password;
+  for (const [uid, child] of materials.users) if (child.ok && child.value.password) passwords[uid] = child.value.password;
   await saveState({ ...state, passwords, ...ownRecords });
 
   // The sidecar's ServiceAccount, Role and RoleBinding and the Certificate: a name someone else's object
@@ -287,7 +297,7 @@ async function reconcile(ctx: OperatorContext, key: string): Promise<Result | un
     problems.push({ ready: false, reason: "PasswordChangesInvalid", message: `Secret ${passwordChangesSecretName(name)} is not valid; the self-service password changes read before stay in force` });
   }
   const changes = materials.passwordChanges ?? {};
-  const assembly = assembleCredentials({ authName: name, authUid: auth.metadata.uid!, namespace, spec, materials, ...(admin ? { admin } : {}), ...(basic ? { basic } : {}), ...(signing ? { signing } : {}), changes, remoteNodes: remote.nodes });
+  const assembly = assembleCredentials({ authName: name, authUid: auth.metadata.uid!, namespace, spec, materials, ...(admin ? { admin } : {}), ...(basic ? { basic } : {}), ...(signing ? { signing } : {}), ...(oidc.settings ? { oidc: oidc.settings } : {}), changes, remoteNodes: remote.nodes });
   const existing = await readCurrentCredentials(ctx, materials, namespace, name);
   // A generation is never reused (the sidecar ignores a repeated one), whatever a cache says.
   let generation = Math.max(existing?.generation ?? 0, materials.published?.generation ?? 0);
@@ -320,7 +330,7 @@ async function reconcile(ctx: OperatorContext, key: string): Promise<Result | un
     const pruned = await pruneOwned(ctx, auth, new Set([...supporting, ...(cert ? [cert] : [])].map(appliedId)));
     for (const what of pruned) ctx.events.normal(auth, "Pruned", `deleted ${what}, which this DaguAuth no longer uses`);
   }
-  for (const created of [passwordChangesSecret(auth), loginThrottleSecret(auth)]) {
+  for (const created of [passwordChangesSecret(auth), loginThrottleSecret(auth), ssoUsersSecret(auth)]) {
     if (await ctx.secrets.get(namespace, created.metadata.name!)) continue;
     await ctx.writer.create(created).catch((err: unknown) => {
       if ((err as { code?: number }).code !== 409) throw err;
@@ -357,13 +367,14 @@ async function reconcile(ctx: OperatorContext, key: string): Promise<Result | un
     webhooks: assembly.document.webhooks.length,
     serviceAccountName: sidecarServiceAccountName(auth, spec),
     ...(spec.tls ? { tlsSecretName: tlsSecretName(auth, spec) } : {}),
-  });
+    ...(oidc.settings ? ssoUsersStatus(await ctx.secrets.get(namespace, ssoUsersSecretName(name)), assembly.document.users) : {}),
+  }, { [OIDC_CONDITION]: oidc.condition });
   // With the status change that shows it, not on every reconcile.
   if (wrote) for (const w of warnings) ctx.events.warning(auth, "TokenSecretShort", w);
   if (hashes > 0) ctx.log.debug({ daguAuth: key, hashes }, "hashed passwords");
   const nextKeyChange = signing?.keys.map((k) => (k.notAfter ? Date.parse(k.notAfter) - now.getTime() + 1000 : Infinity)).reduce((a, b) => Math.min(a, b), Infinity) ?? Infinity;
   // A remote node's key Secret appears when its DaguApiKey is reconciled: look again shortly.
-  const next = Math.min(nextKeyChange, remote.problems.length > 0 ? REMOTE_NODE_RETRY_MS : Infinity);
+  const next = Math.min(nextKeyChange, remote.problems.length > 0 ? REMOTE_NODE_RETRY_MS : Infinity, oidc.requeueAfterMs ?? Infinity);
   return Number.isFinite(next) ? { requeueAfter: Math.max(1000, next) } : undefined;
 }
 

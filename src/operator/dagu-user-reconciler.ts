@@ -25,6 +25,7 @@ export async function reconcileDaguUser(ctx: OperatorContext, key: string): Prom
   const { obj, name, uid, generation, spec, materials } = child;
   const namespace = obj.metadata.namespace!;
   const fail = (problem: ReadyState, passwordSecretName?: string) => child.fail(problem, passwordSecretName ? { passwordSecretName } : {});
+  const secretField = (n: string | undefined) => (n ? { passwordSecretName: n } : {});
 
   const authName = spec.authRef.name;
   const loaded = await readOperatorState(await ctx.secrets.get(namespace, operatorStateSecretName(authName)), authName, (n) => ctx.secrets.get(namespace, n));
@@ -35,29 +36,33 @@ export async function reconcileDaguUser(ctx: OperatorContext, key: string): Prom
     return { requeueAfter: 2000 };
   }
 
-  // The password: referenced, or generated once into a Secret this user owns.
+  // The password: referenced, or generated once into a Secret this user owns. None for a user who
+  // only signs in through SSO.
   let password: string | undefined;
-  let passwordSecretName: string;
-  if (spec.password.secretRef) {
+  let passwordSecretName: string | undefined;
+  if (spec.password?.secretRef) {
     const ref = spec.password.secretRef;
     passwordSecretName = ref.name;
     const secret = await ctx.secrets.get(namespace, ref.name);
     if (!secret) return fail({ ready: false, reason: "SecretNotFound", message: `Secret ${ref.name} (spec.password.secretRef) does not exist` }, ref.name);
     password = secretData(secret)[ref.key];
     if (password === undefined) return fail({ ready: false, reason: "SecretKeyNotFound", message: `Secret ${ref.name} has no key ${ref.key} (spec.password.secretRef.key)` }, ref.name);
-  } else {
-    passwordSecretName = spec.password.generate!.secretName;
+  } else if (spec.password?.generate) {
+    passwordSecretName = spec.password.generate.secretName;
     const generated = await ensureConsumerSecret(ctx, obj, passwordSecretName, "spec.password.generate.secretName", { [GENERATED_PASSWORD_KEY]: generatePassword }, undefined);
     if (!generated.ok) return fail(generated.problem, passwordSecretName);
     password = generated.plan.current[GENERATED_PASSWORD_KEY]!;
   }
-  if (password.length < MIN_PASSWORD_LENGTH) {
+  if (password !== undefined && password.length < MIN_PASSWORD_LENGTH) {
     return fail({ ready: false, reason: "PasswordTooShort", message: `the password in Secret ${passwordSecretName} is shorter than ${MIN_PASSWORD_LENGTH} characters` }, passwordSecretName);
   }
 
-  const previousInput = materials.users.get(uid);
-  const previous = (previousInput?.ok ? previousInput.value.password : undefined) ?? state.passwords[uid];
-  const resolved = await resolvePassword({ state, id: uid, password, previous, change: undefined, hash: ctx.hashPassword, now: ctx.now });
+  let resolved;
+  if (password !== undefined) {
+    const previousInput = materials.users.get(uid);
+    const previous = (previousInput?.ok ? previousInput.value.password : undefined) ?? state.passwords[uid];
+    resolved = await resolvePassword({ state, id: uid, password, previous, change: undefined, hash: ctx.hashPassword, now: ctx.now });
+  }
   const input: UserInput = {
     id: uid,
     objectName: name,
@@ -67,8 +72,9 @@ export async function reconcileDaguUser(ctx: OperatorContext, key: string): Prom
     ...(spec.email ? { email: spec.email } : {}),
     disabled: spec.disabled,
     allowPasswordChange: spec.allowPasswordChange,
-    password: resolved.record,
-    passwordSecretName,
+    sso: spec.sso,
+    ...(resolved ? { password: resolved.record } : {}),
+    ...(passwordSecretName ? { passwordSecretName } : {}),
   };
   child.offer({ ok: true, generation, value: input });
 
@@ -76,17 +82,17 @@ export async function reconcileDaguUser(ctx: OperatorContext, key: string): Prom
   const published = materials.published;
   const current = child.stored();
   if (!published || !current?.ok || published.userInputs.get(uid) !== current.value) {
-    await child.markPending({ passwordSecretName });
+    await child.markPending(secretField(passwordSecretName));
     return;
   }
   const rejected = published.rejectedUsers.get(uid);
   if (rejected) {
-    await writeStatus(ctx, obj, rejected, { userId: uid, passwordSecretName });
+    await writeStatus(ctx, obj, rejected, { userId: uid, ...secretField(passwordSecretName) });
     return;
   }
   const entry = published.users.get(uid);
   const ready: ReadyState = entry?.disabled
     ? { ready: true, reason: "Disabled", message: `user ${spec.username} is disabled: logins and existing tokens are refused` }
-    : { ready: true, reason: "Materialized", message: `user ${spec.username} (${spec.role}) is enforced by the sidecar` };
-  await writeStatus(ctx, obj, ready, { userId: uid, passwordSecretName, ...(entry ? { passwordChangedAt: entry.passwordChangedAt } : {}) });
+    : { ready: true, reason: "Materialized", message: `user ${spec.username} (${spec.role}) is enforced by the sidecar${spec.sso ? (password === undefined ? " (single sign-on only)" : " (password and single sign-on)") : ""}` };
+  await writeStatus(ctx, obj, ready, { userId: uid, ...secretField(passwordSecretName), ...(entry ? { passwordChangedAt: entry.passwordChangedAt } : {}) });
 }

@@ -20,9 +20,11 @@ export interface UserInput {
   email?: string;
   disabled: boolean;
   allowPasswordChange: boolean;
-  /** The source password's record, to be remembered in the operator state. */
-  password: PasswordRecord;
-  passwordSecretName: string;
+  /** May sign in through the DaguAuth's OpenID provider (matched by email). */
+  sso: boolean;
+  /** The source password's record, to be remembered in the operator state; none for an SSO-only user. */
+  password?: PasswordRecord;
+  passwordSecretName?: string;
 }
 
 export interface ApiKeyInput {

@@ -6,10 +6,10 @@ import type { KubeObject } from "../common/kube/client.ts";
 type Ref = { name?: string } | undefined;
 
 export function secretsReferencedByAuth(auth: KubeObject): string[] {
-  const spec = auth.spec as { builtin?: { token?: { secretRef?: Ref }; initialAdmin?: { passwordSecretRef?: Ref } }; basic?: { passwordSecretRef?: Ref }; tls?: { issuerRef?: unknown; secretName?: string } } | undefined;
+  const spec = auth.spec as { builtin?: { token?: { secretRef?: Ref }; initialAdmin?: { passwordSecretRef?: Ref } }; basic?: { passwordSecretRef?: Ref }; tls?: { issuerRef?: unknown; secretName?: string }; oidc?: { clientSecretRef?: Ref } } | undefined;
   // A TLS Secret of the user's own (no issuer) is referenced; one cert-manager issues is not ours to watch.
   const tls = spec?.tls && !spec.tls.issuerRef ? spec.tls.secretName : undefined;
-  const names = [spec?.builtin?.token?.secretRef?.name, spec?.builtin?.initialAdmin?.passwordSecretRef?.name, spec?.basic?.passwordSecretRef?.name, tls];
+  const names = [spec?.builtin?.token?.secretRef?.name, spec?.builtin?.initialAdmin?.passwordSecretRef?.name, spec?.basic?.passwordSecretRef?.name, tls, spec?.oidc?.clientSecretRef?.name];
   // Keys and CAs of remote nodes that are not a DaguApiKey's (those are the operator's own Secrets).
   for (const n of (auth.spec as { remoteNodes?: { tokenSecretRef?: Ref; caSecretRef?: Ref }[] } | undefined)?.remoteNodes ?? []) names.push(n.tokenSecretRef?.name, n.caSecretRef?.name);
   return names.filter((n): n is string => typeof n === "string");

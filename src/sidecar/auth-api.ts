@@ -194,6 +194,10 @@ export class AuthApi {
       sendError(res, 400, "bad_request", "New password does not meet security requirements");
       return { subject: user.username, detail: "weak_password" };
     }
+    if (user.passwordHash === undefined) {
+      sendError(res, 403, "forbidden", "This user signs in through single sign-on and has no password here");
+      return { subject: user.username, detail: "sso_user" };
+    }
     if (!user.allowPasswordChange) {
       sendError(res, 403, "forbidden", "Password changes are disabled for this user: change the password Secret of its DaguUser");
       return { subject: user.username, detail: "change_forbidden" };

@@ -2,7 +2,7 @@
 // in Kubernetes: the `<daguauth>-credentials` Secret through a watch (added separately). The store
 // (credential-store.ts) listens to a source and keeps the last good document.
 import { EventEmitter } from "node:events";
-import type { Credentials } from "../api/credentials.ts";
+import type { Credentials, SsoUsers } from "../api/credentials.ts";
 import type { StandaloneManagement } from "./management.ts";
 
 export interface CredentialSourceEvents {
@@ -35,4 +35,14 @@ export interface CredentialSource extends EventEmitter<CredentialSourceEvents> {
    * in builtin mode has it (Dagu's own auth: configuration); everywhere else they are declared.
    */
   management?(): StandaloneManagement | undefined;
+  /** Users created by single sign-on, as last read (already laid over `current()`). */
+  ssoUsers(): SsoUsers;
+  /**
+   * Read-modify-write of the SSO users where this source keeps them: `change` runs on the latest records
+   * (again after a concurrent write) and returns them changed, or undefined for no change. `change` is
+   * emitted with the result in force before this resolves, so the next request already sees it.
+   */
+  updateSsoUsers<T>(change: SsoUsersChange<T>): Promise<T>;
 }
+
+export type SsoUsersChange<T> = (users: SsoUsers) => { users: SsoUsers | undefined; result: T };

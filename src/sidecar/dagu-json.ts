@@ -17,8 +17,9 @@ export function userJson(profile: DaguApiProfile, user: CredentialUser): Record<
     createdAt: user.createdAt ?? user.passwordChangedAt,
     updatedAt: user.updatedAt ?? user.passwordChangedAt,
   };
-  // Dagu 2 adds the provider and the workspace access, and sets isDisabled only when true.
-  if (profile.daguMajor >= 2) Object.assign(json, { workspaceAccess: ALL_WORKSPACES, authProvider: "builtin", ...(user.disabled ? { isDisabled: true } : {}) });
+  // Dagu 2 adds the provider and the workspace access, and sets isDisabled only when true. A user
+  // without a password here signs in through the OpenID provider only.
+  if (profile.daguMajor >= 2) Object.assign(json, { workspaceAccess: ALL_WORKSPACES, authProvider: user.passwordHash === undefined ? "oidc" : "builtin", ...(user.disabled ? { isDisabled: true } : {}) });
   return json;
 }
 

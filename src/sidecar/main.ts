@@ -7,7 +7,7 @@ import { parseSidecarArgs, SIDECAR_USAGE, UsageError, type SidecarArgs } from ".
 import { Sidecar } from "./server.ts";
 import { DaguConfigCredentialSource } from "./sources/dagu-config-source.ts";
 import { FileCredentialSource } from "./sources/file-source.ts";
-import { memoryPasswordChangeLog, stateDirPasswordChangeLog } from "./sources/password-change-log.ts";
+import { memoryPasswordChangeLog, memorySsoUserLog, stateDirPasswordChangeLog, stateDirSsoUserLog } from "./sources/password-change-log.ts";
 import { StateDir } from "./sources/state-dir.ts";
 import { fileTlsProvider } from "./tls.ts";
 import type { KubeConfig } from "../common/kube/config.ts";
@@ -31,6 +31,7 @@ export async function createSource(args: SidecarArgs, env: NodeJS.ProcessEnv, lo
     return new FileCredentialSource({
       file: args.credentialsFile,
       passwordChanges: stateDir ? stateDirPasswordChangeLog(stateDir) : memoryPasswordChangeLog(),
+      ssoUsers: stateDir ? stateDirSsoUserLog(stateDir) : memorySsoUserLog(),
     });
   }
   return new DaguConfigCredentialSource({ configFile: args.config, env, stateDir, trustedProxies: args.trustedProxy, warn: (message) => log.warn(message) });

@@ -11,11 +11,12 @@ import { admit, type AdmissionDeps, type Facts } from "./admission.ts";
 import { AuthApi } from "./auth-api.ts";
 import { audit, auditLogger, type AuditEntry } from "./audit-log.ts";
 import { Authenticator, type AuthResult } from "./authenticators.ts";
+import { SsoLogin, ssoRouteOf } from "./auth/oidc/sso-login.ts";
 import type { CredentialSource } from "./credential-source.ts";
 import { ConnectionLimiter, ConnectionTracker } from "./connections.ts";
 import { CredentialStore, type CredentialSnapshot } from "./credential-store.ts";
 import { daguApiProfile, detectDaguApi, type DaguApiProfile, type DaguApiVersion } from "./dagu-api.ts";
-import { clientProto, connectionTokens, forwardRequestHeaders, TrustedProxies } from "./headers.ts";
+import { clientAddress, clientProto, connectionTokens, forwardedForValues, forwardRequestHeaders, TrustedProxies } from "./headers.ts";
 import { ByteBudget, discardBody, HttpError, sendError, sendJson, type UnauthenticatedRead } from "./http-util.ts";
 import { LoginThrottle } from "./login-throttle.ts";
 import type { ThrottlePeers } from "./throttle-peers.ts";
@@ -82,6 +83,7 @@ export class Sidecar {
   readonly #auth: Authenticator;
   readonly #authApi: AuthApi;
   readonly #webhooks: WebhookTrigger;
+  readonly #sso: SsoLogin;
   readonly #trusted = new WeakMap<CredentialSnapshot, TrustedProxies>();
   #profile: DaguApiProfile | undefined;
   #server: Server | undefined;
@@ -127,11 +129,13 @@ export class Sidecar {
     this.#auth = new Authenticator(this.#throttle);
     this.#authApi = new AuthApi({ store: this.store, throttle: this.#throttle, profile: () => this.#profile!, dagExists: (name) => this.#dagExists(name), unauthenticated: this.#unauthenticated });
     this.#webhooks = new WebhookTrigger(this.upstream, () => this.#profile!, this.#unauthenticated);
+    this.#sso = new SsoLogin(this.store, options.logger);
     if (options.daguApi) this.#profile = daguApiProfile(options.daguApi);
 
     this.store.on("loaded", (snapshot) => {
       this.#auth.credentialsChanged(snapshot);
       this.#throttle.configure(snapshot.credentials.login);
+      this.#sso.credentialsChanged(snapshot);
       this.#log.info(
         { source: options.source.description, generation: snapshot.credentials.generation, mode: snapshot.credentials.mode, users: snapshot.credentials.users.length, apiKeys: snapshot.credentials.apiKeys.length, webhooks: snapshot.credentials.webhooks.length },
         "credentials loaded",
@@ -245,6 +249,7 @@ export class Sidecar {
     clearTimeout(timer);
     this.#log.debug("listeners closed");
     await this.store.stop();
+    await this.#sso.close();
     await this.upstream.close();
     this.#log.debug("credential source and upstream pool closed");
   }
@@ -327,6 +332,19 @@ export class Sidecar {
         facts.status = res.statusCode;
         return;
       }
+      // Dagu's SSO routes (outside the API), answered here when the credentials configure OIDC.
+      const sso = ssoRouteOf(req.url ?? "");
+      const ssoSnapshot = sso ? this.store.snapshot() : undefined;
+      if (sso && ssoSnapshot) {
+        client = clientAddress(client, forwardedForValues(req.rawHeaders), this.#trustedProxies(ssoSnapshot));
+        facts.path = `/oidc-${sso}`;
+        if (!expectsContinue) await this.#settleBody(req, res);
+        const outcome = await this.#sso.handle(sso, req, res, ssoSnapshot);
+        Object.assign(facts, { decision: outcome.decision, status: outcome.status, reason: outcome.reason, operation: `sso_${sso}` });
+        if (outcome.user) facts.user = outcome.user;
+        if (outcome.role) facts.role = outcome.role;
+        return;
+      }
       const admission = await admit(req, this.#admission, facts);
       client = admission.client;
       const verdict = admission.verdict;
@@ -346,7 +364,8 @@ export class Sidecar {
         facts.decision = "allow";
         // Dagu's UI shows its first-run setup page while a standalone sidecar has no user at all.
         const setupRequired = verdict.snapshot.credentials.mode === "builtin" && (this.store.source.management?.()?.setupRequired() ?? false);
-        facts.status = await this.#forward(req, res, undefined, verdict.path, verdict.query, client, { authMode: verdict.snapshot.credentials.mode, setupRequired });
+        const oidc = verdict.snapshot.credentials.oidc;
+        facts.status = await this.#forward(req, res, undefined, verdict.path, verdict.query, client, { authMode: verdict.snapshot.credentials.mode, setupRequired, ...(oidc ? { oidcButtonLabel: oidc.buttonLabel } : {}) });
         return;
       }
       const { route, params, snapshot, principal } = verdict;

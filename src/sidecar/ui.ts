@@ -2,13 +2,16 @@
 // the sidecar runs with auth off and says `authMode: "none"`; the sidecar rewrites that page so the UI
 // runs as with Dagu's own auth: builtin mode (login page, JWT in localStorage, roles from /auth/me) or
 // basic mode (the browser's Basic prompt). Setup is required only where Dagu would ask for it and the
-// sidecar can do it (a standalone sidecar without any user) and OIDC is off (not built yet). Everything else in the page stays as Dagu rendered it.
+// sidecar can do it (a standalone sidecar without any user); the SSO button shows when the credentials
+// carry OIDC settings (the sidecar answers /oidc-login). Everything else in the page stays as Dagu rendered it.
 import { brotliDecompressSync, gunzipSync, inflateSync } from "node:zlib";
 
 export interface UiRewrite {
   readonly authMode: "builtin" | "basic";
   /** Dagu's first-run setup page: only a standalone sidecar without any user asks for it. */
   readonly setupRequired?: boolean;
+  /** The SSO button's label, when single sign-on is configured. */
+  readonly oidcButtonLabel?: string;
 }
 
 /** Largest HTML page rewritten; a bigger one is not Dagu's index page and passes unchanged. */
@@ -28,8 +31,14 @@ export function rewriteGetConfig(html: string, rewrite: UiRewrite): string | und
   let body = html.slice(start, stop);
   body = replaceValue(body, "authMode", JSON.stringify(rewrite.authMode), true);
   body = replaceValue(body, "setupRequired", rewrite.setupRequired ? "true" : "false", false);
-  body = replaceValue(body, "oidcEnabled", "false", false);
+  body = replaceValue(body, "oidcEnabled", rewrite.oidcButtonLabel !== undefined ? "true" : "false", false);
+  if (rewrite.oidcButtonLabel !== undefined) body = replaceValue(body, "oidcButtonLabel", scriptString(rewrite.oidcButtonLabel), false);
   return html.slice(0, start) + body + html.slice(stop);
+}
+
+/** A JavaScript string literal that cannot end the <script> element or a line (JSON plus escapes). */
+function scriptString(value: string): string {
+  return JSON.stringify(value).replace(/</g, "\\u003c").replace(/>/g, "\\u003e").replace(/&/g, "\\u0026").replace(/\u2028/g, "\\u2028").replace(/\u2029/g, "\\u2029");
 }
 
 /**

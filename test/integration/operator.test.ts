@@ -45,14 +45,14 @@ test("a builtin setup becomes hashed credentials, consumer Secrets and sidecar R
   assert.equal(Credentials.safeParse(c).success, true);
   const byName = new Map(c.users.map((u) => [u.username, u]));
   assert.equal(byName.get("admin")?.role, "admin");
-  assert.ok(await argon2.verify(byName.get("admin")!.passwordHash, "admin-password-1"));
-  assert.ok(await argon2.verify(byName.get("alice")!.passwordHash, "alice-password-1"));
-  assert.ok(!(await argon2.verify(byName.get("alice")!.passwordHash, "admin-password-1")));
+  assert.ok(await argon2.verify(byName.get("admin")!.passwordHash!, "admin-password-1"));
+  assert.ok(await argon2.verify(byName.get("alice")!.passwordHash!, "alice-password-1"));
+  assert.ok(!(await argon2.verify(byName.get("alice")!.passwordHash!, "admin-password-1")));
   const alice = await get(ns, "daguusers", "alice");
   assert.equal(byName.get("alice")?.id, alice.metadata.uid, "a DaguUser is identified by its uid");
   const bobPassword = await secretValue(ns, "bob-password", "password");
   assert.ok(bobPassword.length >= 20);
-  assert.ok(await argon2.verify(byName.get("bob")!.passwordHash, bobPassword), "the generated password is the one hashed");
+  assert.ok(await argon2.verify(byName.get("bob")!.passwordHash!, bobPassword), "the generated password is the one hashed");
 
   const apiKey = await secretValue(ns, "ci-api-key", "apiKey");
   assert.match(apiKey, /^dagu_[1-9A-HJ-NP-Za-km-z]{32,44}$/);
@@ -81,7 +81,7 @@ test("a builtin setup becomes hashed credentials, consumer Secrets and sidecar R
 
   // No secret material in the operator's logs.
   const logs = op.logs.join("\n");
-  for (const planted of ["admin-password-1", "alice-password-1", bobPassword, apiKey, token, hmac, byName.get("alice")!.passwordHash, c.token!.keys[0]!.secret]) {
+  for (const planted of ["admin-password-1", "alice-password-1", bobPassword, apiKey, token, hmac, byName.get("alice")!.passwordHash!, c.token!.keys[0]!.secret]) {
     assert.ok(!logs.includes(planted), "a secret value appears in the operator's logs");
   }
   assert.ok(logs.includes("credentials written"), "the logs were captured");
@@ -95,8 +95,8 @@ test("a changed password Secret gives a new hash, and the old password stops ver
   const before = (await credentials(ns, "dagu")).users.find((u) => u.username === "alice")!;
   await setSecret(ns, "alice-pw", { password: "alice-password-2" });
   const after = (await waitCredentials(ns, "dagu", (d) => d.users.find((u) => u.username === "alice")!.passwordHash !== before.passwordHash, "alice's new hash")).users.find((u) => u.username === "alice")!;
-  assert.ok(await argon2.verify(after.passwordHash, "alice-password-2"));
-  assert.ok(!(await argon2.verify(after.passwordHash, "alice-password-1")));
+  assert.ok(await argon2.verify(after.passwordHash!, "alice-password-2"));
+  assert.ok(!(await argon2.verify(after.passwordHash!, "alice-password-1")));
   assert.ok(after.passwordChangedAt > before.passwordChangedAt, "passwordChangedAt advances, so older tokens die");
 });
 
@@ -274,7 +274,7 @@ test("transitions in time and in Git: an overlap ends, a key expires, signing ke
   assert.ok(!handed.webhooks.some((w) => w.tokenDigests.some((d) => d.digest === sha256Hex(newToken))), "the deleted webhook's token is revoked");
 
   // No secret of these rotations, expiries and handovers in the operator's logs.
-  const planted = [oldToken, newToken, secondToken, await secretValue(ns, "hello-2-webhook", "token"), await secretValue(ns, "temp-key", "apiKey"), ...rotated.token!.keys.map((k) => k.secret), ...rotated.users.map((u) => u.passwordHash)];
+  const planted = [oldToken, newToken, secondToken, await secretValue(ns, "hello-2-webhook", "token"), await secretValue(ns, "temp-key", "apiKey"), ...rotated.token!.keys.map((k) => k.secret), ...rotated.users.flatMap((u) => u.passwordHash ?? [])];
   const logs = op.logs.join("\n");
   assert.ok(logs.includes("credentials written"), "the logs were captured");
   for (const value of planted) assert.ok(!logs.includes(value), "a secret value appears in the operator's logs");
@@ -303,7 +303,7 @@ test("a self-service password change is merged: the newer of it and the source w
   await setSecret(ns, "alice-pw", { password: "alice-password-3" });
   const back = await waitCredentials(ns, "dagu", (d) => d.users.find((u) => u.id === uid)?.passwordHash !== selfHash, "the newer source password wins");
   const user = back.users.find((u) => u.id === uid)!;
-  assert.ok(await argon2.verify(user.passwordHash, "alice-password-3"));
+  assert.ok(await argon2.verify(user.passwordHash!, "alice-password-3"));
   assert.ok(user.passwordChangedAt > changedAt);
 });
 
@@ -755,7 +755,7 @@ test("a restart in the middle of reconciling converges without duplicate keys", 
     assert.equal(c.webhooks[0]!.tokenDigests.length, 1);
     assert.equal(c.webhooks[0]!.tokenDigests[0]!.digest, sha256Hex(await secretValue(ns, "hello-webhook", "token")));
     const bob = c.users.find((u) => u.username === "bob")!;
-    assert.ok(await argon2.verify(bob.passwordHash, await secretValue(ns, "bob-password", "password")));
+    assert.ok(await argon2.verify(bob.passwordHash!, await secretValue(ns, "bob-password", "password")));
     await second.stop();
   }
 });

@@ -40,7 +40,7 @@ test("the sidecar's source follows the operator's credentials and writes passwor
     const u = source.current()?.users.find((x) => x.username === "alice");
     return u && u.passwordHash !== before.passwordHash ? u : undefined;
   }, 30_000, 20);
-  assert.ok(await argon2.verify(updated.passwordHash, "alice-password-9"));
+  assert.ok(await argon2.verify(updated.passwordHash!, "alice-password-9"));
   t.diagnostic(`source password change to sidecar: ${Date.now() - started} ms (includes one argon2 hash)`);
 
   // A self-service change: in force in the sidecar at once, and merged by the operator.

@@ -119,6 +119,32 @@ interface Row {
 const BASIC_DOC = { auth: { mode: "basic", basic: { username: "gate", password: "fixture-gate-pass" } } };
 const warns = (key: string) => (c: Conversion) => assert.ok(warned(c).includes(key), `${key} not warned: ${warned(c).join(", ")}`);
 
+type OidcCheck = (oidc: Record<string, unknown> & { roleMapping?: Record<string, unknown> }, c: Conversion) => void;
+/** Each Dagu OIDC key: a value, and where it must land in spec.oidc. */
+const OIDC_ROWS: Record<string, [unknown, OidcCheck]> = {
+  "auth.oidc.client_id": ["dagu-2", (o) => assert.equal(o.clientId, "dagu-2")],
+  "auth.oidc.client_secret": [
+    "fixture-oidc-secret",
+    (o, c) => {
+      assert.deepEqual(o.clientSecretRef, { name: "dagu-oidc", key: "client-secret" });
+      assert.equal(secretValue(c, "dagu-oidc", "client-secret"), "fixture-oidc-secret");
+    },
+  ],
+  "auth.oidc.client_url": ["https://dagu.example.org", (o) => assert.equal(o.clientUrl, "https://dagu.example.org")],
+  "auth.oidc.issuer": ["https://login.example.org", (o) => assert.equal(o.issuer, "https://login.example.org")],
+  "auth.oidc.scopes": ["openid,email", (o) => assert.deepEqual(o.scopes, ["openid", "email"])],
+  "auth.oidc.whitelist": [["a@example.test"], (o) => assert.deepEqual(o.whitelist, ["a@example.test"])],
+  "auth.oidc.allowed_domains": ["example.test", (o) => assert.deepEqual(o.allowedDomains, ["example.test"])],
+  "auth.oidc.auto_signup": [false, (o) => assert.equal(o.autoSignup, false)],
+  "auth.oidc.button_label": ["Corp SSO", (o) => assert.equal(o.buttonLabel, "Corp SSO")],
+  "auth.oidc.role_mapping.default_role": ["Operator", (o) => assert.equal(o.roleMapping?.defaultRole, "operator")],
+  "auth.oidc.role_mapping.groups_claim": ["realm_access.roles", (o) => assert.equal(o.roleMapping?.groupsClaim, "realm_access.roles")],
+  "auth.oidc.role_mapping.group_mappings": [{ ops: "Operator" }, (o) => assert.deepEqual(o.roleMapping?.groupMappings, { ops: "operator" })],
+  "auth.oidc.role_mapping.role_attribute_path": ['"admin"', (o) => assert.equal(o.roleMapping?.roleAttributePath, '"admin"')],
+  "auth.oidc.role_mapping.role_attribute_strict": [true, (o) => assert.equal(o.roleMapping?.roleAttributeStrict, true)],
+  "auth.oidc.role_mapping.skip_org_role_sync": [true, (o) => assert.equal(o.roleMapping?.skipOrgRoleSync, true)],
+};
+
 /** Key -> what it becomes (or the warning it gets). */
 const ROWS: Row[] = [
   { key: "auth.mode", doc: BASIC_DOC, check: (c) => assert.equal(spec(c).mode, "basic") },
@@ -149,7 +175,13 @@ const ROWS: Row[] = [
       assert.equal(secretValue(c, "dagu-initial-admin", "password"), ADMIN.password);
     },
   },
-  ...DAGU_KEYS.filter((k) => k.startsWith("auth.oidc.")).map((key): Row => ({ key, doc: setPath(withAdmin(), key, "x"), check: warns(key) })),
+  ...Object.entries(OIDC_ROWS).map(
+    ([key, [value, check]]): Row => ({
+      key,
+      doc: setPath(setPath(setPath(setPath(withAdmin(), "auth.oidc.issuer", "https://idp.example.test"), "auth.oidc.client_id", "dagu"), "auth.oidc.client_url", "https://dagu.example.test"), key, value),
+      check: (c) => check(spec(c).oidc as Record<string, unknown> & { roleMapping?: Record<string, unknown> }, c),
+    }),
+  ),
   { key: "auth.token.value", doc: setPath(withAdmin(), "auth.token.value", "fixture-static"), check: warns("auth.token.value") },
   ...["tls.cert_file", "tls.key_file"].map(
     (key): Row => ({
@@ -201,15 +233,39 @@ const ENV_ROWS: { env: NodeJS.ProcessEnv; check: (c: Conversion) => void }[] = [
   },
   {
     env: {
-      ...Object.fromEntries(DAGU_ENV.filter((k) => k.startsWith("DAGU_AUTH_OIDC_")).map((k) => [k, "x"])),
+      DAGU_AUTH_OIDC_CLIENT_ID: "env-client",
+      DAGU_AUTH_OIDC_CLIENT_SECRET: "fixture-env-oidc-secret",
+      DAGU_AUTH_OIDC_CLIENT_URL: "https://dagu.example.test",
+      DAGU_AUTH_OIDC_ISSUER: "https://idp.example.test",
+      DAGU_AUTH_OIDC_SCOPES: "openid,profile,email",
+      DAGU_AUTH_OIDC_WHITELIST: "a@example.test",
+      DAGU_AUTH_OIDC_AUTO_SIGNUP: "false",
+      DAGU_AUTH_OIDC_ALLOWED_DOMAINS: "example.test",
+      DAGU_AUTH_OIDC_BUTTON_LABEL: "Corp SSO",
+      DAGU_AUTH_OIDC_DEFAULT_ROLE: "operator",
+      DAGU_AUTH_OIDC_GROUPS_CLAIM: "roles",
+      DAGU_AUTH_OIDC_GROUP_MAPPINGS: '{"ops":"operator"}',
+      DAGU_AUTH_OIDC_ROLE_ATTRIBUTE_PATH: '"admin"',
+      DAGU_AUTH_OIDC_ROLE_ATTRIBUTE_STRICT: "true",
       DAGU_AUTH_TOKEN: "fixture-static",
       DAGU_AUTH_BUILTIN_INITIAL_ADMIN_USERNAME: "a",
       DAGU_AUTH_BUILTIN_INITIAL_ADMIN_PASSWORD: "fixture-a-pass",
     },
     check: (c) => {
-      const expected = [...DAGU_ENV.filter((k) => k.startsWith("DAGU_AUTH_OIDC_")), "DAGU_AUTH_TOKEN"];
-      for (const name of expected) assert.ok(warned(c).some((k) => k.startsWith(`${name} (`)), `${name} not warned`);
-      assert.ok(warned(c).includes("DAGU_AUTH_OIDC_ISSUER (auth.oidc.issuer)"));
+      assert.deepEqual(spec(c).oidc, {
+        clientId: "env-client",
+        clientUrl: "https://dagu.example.test",
+        issuer: "https://idp.example.test",
+        scopes: ["openid", "profile", "email"],
+        whitelist: ["a@example.test"],
+        allowedDomains: ["example.test"],
+        autoSignup: false,
+        buttonLabel: "Corp SSO",
+        roleMapping: { defaultRole: "operator", groupsClaim: "roles", groupMappings: { ops: "operator" }, roleAttributePath: '"admin"', roleAttributeStrict: true },
+        clientSecretRef: { name: "dagu-oidc", key: "client-secret" },
+      });
+      assert.equal(secretValue(c, "dagu-oidc", "client-secret"), "fixture-env-oidc-secret");
+      assert.ok(warned(c).some((k) => k.startsWith("DAGU_AUTH_TOKEN (")));
     },
   },
 ];
@@ -345,18 +401,24 @@ describe("conversions", () => {
     assert.equal(spec(await fromFixture("builtin-whole-config.yaml")).builtin?.token?.ttl, "12h0m0s");
   });
 
-  test("OIDC: a warning for each key, by name, and never a value", async () => {
+  test("OIDC: every key into spec.oidc, the client secret into the Secrets output only", async () => {
     const c = await fromFixture("oidc.yaml");
-    const oidcKeys = DAGU_KEYS.filter((k) => k.startsWith("auth.oidc."));
-    assert.deepEqual(warned(c), oidcKeys);
-    for (const w of c.warnings) assert.match(w.message, /OIDC is not supported by the operator yet/);
-    assert.ok(!JSON.stringify(c.warnings).includes("fixture-oidc-client-secret"));
-    assert.deepEqual(spec(c).builtin?.initialAdmin?.username, "root");
+    assert.deepEqual(warned(c), []);
+    const oidc = spec(c).oidc!;
+    assert.equal(oidc.issuer, "https://idp.example.test/realms/ops");
+    assert.deepEqual(oidc.clientSecretRef, { name: "dagu-oidc", key: "client-secret" });
+    assert.deepEqual(oidc.roleMapping?.groupMappings, { "dagu-admins": "admin", "dagu-devs": "developer" });
+    assert.equal(secretValue(c, "dagu-oidc", "client-secret"), "fixture-oidc-client-secret");
+    assert.ok(!renderResources(c, "oidc.yaml").includes("fixture-oidc-client-secret"), "no secret in resources.yaml");
     assert.ok(c.notes.some((n) => n.startsWith("OIDC:")));
-    // Some Dagu versions read it under builtin: reported the same way; unknown OIDC keys too.
-    const nested = convert({ document: setPath(withAdmin(), "auth.builtin.oidc", { issuer: "https://i", client_idd: "typo" }) });
-    assert.deepEqual(warned(nested), ["auth.builtin.oidc.issuer", "auth.builtin.oidc.client_idd"]);
-    assert.match(nested.warnings[1]!.message, /not one of Dagu's OIDC keys/);
+    assertOutputSound(c);
+    // Some Dagu versions read it under builtin: converted the same way; unknown OIDC keys are warned about.
+    const nested = convert({ document: setPath(withAdmin(), "auth.builtin.oidc", { issuer: "https://i.example", client_id: "c", client_url: "https://d.example", client_idd: "typo" }) });
+    assert.equal(spec(nested).oidc?.issuer, "https://i.example");
+    assert.deepEqual(warned(nested), ["auth.builtin.oidc.client_idd"]);
+    assert.match(nested.warnings[0]!.message, /not one of Dagu's OIDC keys/);
+    assert.throws(() => convert({ document: setPath(withAdmin(), "auth.oidc.issuer", "https://i.example") }), /OIDC needs auth\.oidc\.client_id/);
+    assert.throws(() => convert({ document: setPath(setPath(withAdmin(), "auth.oidc.issuer", "http://idp.example"), "auth.oidc.client_id", "c") , env: { DAGU_AUTH_OIDC_CLIENT_URL: "https://d.example" } }), /auth\.oidc\.issuer: /);
   });
 
   test("unknown and misplaced keys and variables are warned about, never silently dropped", async () => {

@@ -3,8 +3,8 @@
 import assert from "node:assert/strict";
 import { EventEmitter } from "node:events";
 import { before, describe, test } from "node:test";
-import type { Credentials } from "../../src/api/credentials.ts";
-import type { CredentialSource, CredentialSourceEvents } from "../../src/sidecar/credential-source.ts";
+import type { Credentials, SsoUsers } from "../../src/api/credentials.ts";
+import type { CredentialSource, CredentialSourceEvents, SsoUsersChange } from "../../src/sidecar/credential-source.ts";
 import { CredentialStore } from "../../src/sidecar/credential-store.ts";
 import { applyPasswordChanges, changeTimestamp, nanosToRfc3339 } from "../../src/sidecar/password-changes.ts";
 import { resolveDaguAuthConfig } from "../../src/sidecar/sources/dagu-config-source.ts";
@@ -19,6 +19,12 @@ class ManualSource extends EventEmitter<CredentialSourceEvents> implements Crede
     return this.#current;
   }
   async recordPasswordChange(): Promise<void> {}
+  ssoUsers(): SsoUsers {
+    return {};
+  }
+  async updateSsoUsers<T>(change: SsoUsersChange<T>): Promise<T> {
+    return change({}).result;
+  }
   push(c: Credentials): void {
     this.#current = c;
     this.emit("change", c);
@@ -119,8 +125,8 @@ describe("Dagu's auth: configuration", () => {
       [{ auth: { mode: "oidc" } }, {}, /auth\.mode/],
       [{ auth: { builtin: { initial_admin: { username: "a" } } } }, {}, /auth\.builtin\.initial_admin\.username is set without the initial admin's password: set both or neither/],
       [{ auth: { mode: "basic", basic: { username: "u" } } }, {}, /auth\.basic\.password/],
-      [{ auth: { builtin: { initial_admin: { username: "a", password: "p" } }, oidc: { client_id: "x" } } }, {}, /OIDC/],
-      [{ auth: { builtin: { initial_admin: { username: "a", password: "p" } } } }, { DAGU_AUTH_OIDC_ISSUER: "https://x" }, /OIDC/],
+      [{ auth: { builtin: { initial_admin: { username: "a", password: "p" } }, oidc: { client_id: "x" } } }, {}, /OIDC needs auth\.oidc\.issuer .*auth\.oidc\.client_url/],
+      [{ auth: { builtin: { initial_admin: { username: "a", password: "p" } } } }, { DAGU_AUTH_OIDC_ISSUER: "https://x" }, /OIDC needs auth\.oidc\.client_id/],
       [{ auth: { builtin: { token: { ttl: "1d" }, initial_admin: { username: "a", password: "p" } } } }, {}, /ttl/],
       [{ auth: { token: { value: "static" } } }, {}, /API key/],
     ];

@@ -5,9 +5,9 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import pino from "pino";
-import type { Credentials } from "../../src/api/credentials.ts";
+import type { Credentials, SsoUsers } from "../../src/api/credentials.ts";
 import { CredentialStore } from "../../src/sidecar/credential-store.ts";
-import type { CredentialSource, CredentialSourceEvents } from "../../src/sidecar/credential-source.ts";
+import type { CredentialSource, CredentialSourceEvents, SsoUsersChange } from "../../src/sidecar/credential-source.ts";
 import { request } from "node:http";
 import { RemoteNodeEgress, type SecretValues } from "../../src/sidecar/remote-nodes.ts";
 import { EventEmitter } from "node:events";
@@ -28,6 +28,12 @@ class StaticSource extends EventEmitter<CredentialSourceEvents> implements Crede
     return this.doc;
   }
   async recordPasswordChange() {}
+  ssoUsers(): SsoUsers {
+    return {};
+  }
+  async updateSsoUsers<T>(change: SsoUsersChange<T>): Promise<T> {
+    return change({}).result;
+  }
 }
 
 test("the egress sends the node's current key, strips the browser's credentials, and refuses what it must", async () => {

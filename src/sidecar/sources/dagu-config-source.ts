@@ -11,12 +11,16 @@ import { readFile } from "node:fs/promises";
 import { parse as parseYaml } from "yaml";
 import { z } from "zod";
 import { durationSeconds } from "../../api/duration.ts";
-import { Credentials, type PasswordChange } from "../../api/credentials.ts";
+import { Credentials, type PasswordChange, type SsoUsers } from "../../api/credentials.ts";
+import { oidcSettingsOf, type OidcSpec } from "../../api/oidc.ts";
+import { Jq } from "../../common/jq.ts";
+import { parseDaguOidc, readDaguOidc } from "../auth/oidc/dagu-config.ts";
 import { hashPassword, verifyPassword } from "../../common/password-hash.ts";
 import { isShortTokenSecret, shortTokenSecretWarning, tokenSigningKey } from "../../common/token-secret.ts";
-import type { CredentialSource, CredentialSourceEvents } from "../credential-source.ts";
+import { withSsoUsers } from "../auth/oidc/sso-users.ts";
+import type { CredentialSource, CredentialSourceEvents, SsoUsersChange } from "../credential-source.ts";
 import { applyPasswordChanges, changeTimestamp } from "../password-changes.ts";
-import { memoryPasswordChangeLog, stateDirPasswordChangeLog, type PasswordChangeLog } from "./password-change-log.ts";
+import { memoryPasswordChangeLog, memorySsoUserLog, stateDirPasswordChangeLog, stateDirSsoUserLog, type PasswordChangeLog, type SsoUserLog } from "./password-change-log.ts";
 import type { StateDir } from "./state-dir.ts";
 import { WatchedFile } from "./watched-file.ts";
 import { StandaloneManagement, type DeclaredUser } from "../management.ts";
@@ -57,10 +61,9 @@ export interface DaguAuthConfig {
   /** The YAML key or variable the token secret came from, for the warning about a short one. */
   tokenSecretFrom?: string;
   ttlSeconds: number;
+  /** auth.oidc (builtin mode): single sign-on, its users kept in --state-dir. */
+  oidc?: { spec: OidcSpec; clientSecret?: string };
 }
-
-const hasKeys = (value: unknown): boolean =>
-  typeof value === "object" && value !== null && Object.values(value).some((v) => v !== undefined && v !== null && v !== "");
 
 /** The `auth:` block of a whole Dagu config file, or the document itself when it is only the block. */
 function daguAuthBlockOf(fileDocument: unknown): unknown {
@@ -121,9 +124,7 @@ export function mergeDaguAuthSettings(block: AuthBlock, env: NodeJS.ProcessEnv):
 /** Reads the `auth:` block (or a file that is only the block) and the environment; throws with what is wrong. */
 export function resolveDaguAuthConfig(fileDocument: unknown, env: NodeJS.ProcessEnv): DaguAuthConfig {
   const block = parseAuthBlock(fileDocument);
-  if (hasKeys(block.oidc) || hasKeys(block.builtin?.oidc) || Object.keys(env).some((k) => k.startsWith("DAGU_AUTH_OIDC_") && env[k])) {
-    throw new Error("OIDC is not supported by the sidecar yet: remove auth.oidc and DAGU_AUTH_OIDC_* (nothing would enforce them)");
-  }
+  const oidcRead = readDaguOidc(block, env);
   if (block.token?.value || env.DAGU_AUTH_TOKEN) {
     throw new Error("auth.token.value (Dagu 1's static API token) is not supported: use an API key instead");
   }
@@ -138,6 +139,7 @@ export function resolveDaguAuthConfig(fileDocument: unknown, env: NodeJS.Process
     const username = settings.basicUsername?.value;
     const password = settings.basicPassword?.value;
     if (!username || !password) throw new Error("basic mode needs auth.basic.username and auth.basic.password (or DAGU_AUTH_BASIC_*)");
+    if (oidcRead) throw new Error("auth.oidc needs auth.mode builtin (Dagu's SSO lives under builtin auth)");
     return { mode, username, password, ttlSeconds };
   }
   const { adminUsername: user, adminPassword: pass } = settings;
@@ -145,11 +147,13 @@ export function resolveDaguAuthConfig(fileDocument: unknown, env: NodeJS.Process
     throw new Error(`${user ? user.from : pass!.from} is set without the initial admin's ${user ? "password" : "username"}: set both or neither, as in Dagu`);
   }
   const tokenSecret = settings.tokenSecret;
+  const oidc = oidcRead ? { spec: parseDaguOidc(oidcRead), ...(oidcRead.clientSecret ? { clientSecret: oidcRead.clientSecret.value } : {}) } : undefined;
   return {
     mode,
     ...(user && pass ? { username: user.value, password: pass.value } : {}),
     ...(tokenSecret ? { tokenSecret: tokenSecret.value, tokenSecretFrom: tokenSecret.from } : {}),
     ttlSeconds,
+    ...(oidc ? { oidc } : {}),
   };
 }
 
@@ -179,6 +183,9 @@ export interface DaguConfigSourceOptions {
   warn?: (message: string) => void;
 }
 
+/** Checks role expressions at load (idle between loads: the worker does not hold the process). */
+let roleExpressionJq: Jq | undefined;
+
 /** A key id that reveals nothing about the key. */
 const kidFor = (secret: string) => `standalone-${createHash("sha256").update(`kid\n${secret}`).digest("base64url").slice(0, 12)}`;
 
@@ -186,6 +193,7 @@ export class DaguConfigCredentialSource extends EventEmitter<CredentialSourceEve
   readonly description: string;
   readonly #options: DaguConfigSourceOptions;
   readonly #changes: PasswordChangeLog;
+  readonly #sso: SsoUserLog;
   #base: Credentials | undefined;
   #current: Credentials | undefined;
   #configText: string | undefined;
@@ -206,6 +214,7 @@ export class DaguConfigCredentialSource extends EventEmitter<CredentialSourceEve
     this.#options = options;
     this.#changes = options.stateDir ? stateDirPasswordChangeLog(options.stateDir) : memoryPasswordChangeLog();
     this.#management = new StandaloneManagement({ state: options.stateDir, declared: () => this.#declared, changed: () => this.#publish() });
+    this.#sso = options.stateDir ? stateDirSsoUserLog(options.stateDir) : memorySsoUserLog();
     this.description = options.configFile ? `dagu-config:${options.configFile}` : "dagu-config:env";
   }
 
@@ -252,6 +261,12 @@ export class DaguConfigCredentialSource extends EventEmitter<CredentialSourceEve
       }
     }
     const config = resolveDaguAuthConfig(document, this.#options.env);
+    const expression = config.oidc?.spec.roleMapping.roleAttributePath;
+    if (expression) {
+      roleExpressionJq ??= new Jq();
+      const error = await roleExpressionJq.compileError(expression);
+      if (error) throw new Error(`auth.oidc.role_mapping.role_attribute_path does not compile: ${error}`);
+    }
 
     const declared = config.username !== undefined && config.password !== undefined ? { id: `${STANDALONE_AUTH}:${config.username}`, username: config.username, password: config.password } : undefined;
     const password = declared ? await this.#configPassword(declared.id, declared.password) : undefined;
@@ -279,6 +294,7 @@ export class DaguConfigCredentialSource extends EventEmitter<CredentialSourceEve
       credentials = {
         ...base,
         token: { issuer: STANDALONE_ISSUER, audience: STANDALONE_AUDIENCE, ttlSeconds: config.ttlSeconds, activeKid: kid, keys: [{ kid, secret }] },
+        ...(config.oidc ? { oidc: oidcSettingsOf(config.oidc.spec, config.oidc.clientSecret) } : {}),
         users: declared
           ? [{ id: declared.id, username: declared.username, role: "admin", passwordHash: password!.passwordHash, passwordChangedAt: password!.changedAt, disabled: false, allowPasswordChange: true }]
           : [],
@@ -317,6 +333,16 @@ export class DaguConfigCredentialSource extends EventEmitter<CredentialSourceEve
     this.#publish();
   }
 
+  ssoUsers(): SsoUsers {
+    return this.#sso.all();
+  }
+
+  async updateSsoUsers<T>(change: SsoUsersChange<T>): Promise<T> {
+    const result = await this.#sso.update(change);
+    this.#publish();
+    return result;
+  }
+
   #publish(): void {
     if (!this.#base) return;
     let document = this.#base;
@@ -331,7 +357,8 @@ export class DaguConfigCredentialSource extends EventEmitter<CredentialSourceEve
         webhooks: byCreation(kept.webhooks).map(credentialWebhook),
       };
     }
-    this.#current = applyPasswordChanges(document, this.#changes.all());
+    // Users single sign-on created come last: a user with a password of the same name wins (withSsoUsers).
+    this.#current = withSsoUsers(applyPasswordChanges(document, this.#changes.all()), this.#sso.all());
     this.emit("change", this.#current);
     // A password change while the file is broken is in force at once, and readiness stays off.
     if (this.#broken) this.emit("invalid", this.#broken);

@@ -4,15 +4,18 @@ import { EventEmitter } from "node:events";
 import { readFile } from "node:fs/promises";
 import { resolve } from "node:path";
 import { z } from "zod";
-import { parseCredentials, type Credentials } from "../../api/credentials.ts";
-import type { CredentialSource, CredentialSourceEvents } from "../credential-source.ts";
+import { parseCredentials, type Credentials, type SsoUsers } from "../../api/credentials.ts";
+import { withSsoUsers } from "../auth/oidc/sso-users.ts";
+import type { CredentialSource, CredentialSourceEvents, SsoUsersChange } from "../credential-source.ts";
 import { applyPasswordChanges } from "../password-changes.ts";
-import type { PasswordChangeLog } from "./password-change-log.ts";
+import { memorySsoUserLog, type PasswordChangeLog, type SsoUserLog } from "./password-change-log.ts";
 import { WatchedFile } from "./watched-file.ts";
 
 export interface FileSourceOptions {
   file: string;
   passwordChanges: PasswordChangeLog;
+  /** Where users created by single sign-on are kept (default: in memory). */
+  ssoUsers?: SsoUserLog;
   /** Stat poll interval (ms). */
   pollMs?: number;
 }
@@ -21,6 +24,7 @@ export class FileCredentialSource extends EventEmitter<CredentialSourceEvents> i
   readonly description: string;
   readonly #file: string;
   readonly #changes: PasswordChangeLog;
+  readonly #sso: SsoUserLog;
   readonly #watched: WatchedFile;
   #raw: Credentials | undefined;
   /** Why the file's latest content was refused, until a valid one is read. */
@@ -33,6 +37,7 @@ export class FileCredentialSource extends EventEmitter<CredentialSourceEvents> i
     super();
     this.#file = resolve(options.file);
     this.#changes = options.passwordChanges;
+    this.#sso = options.ssoUsers ?? memorySsoUserLog();
     this.#watched = new WatchedFile(this.#file, () => void this.#reload(), options.pollMs);
     this.description = `file:${this.#file}`;
   }
@@ -54,6 +59,16 @@ export class FileCredentialSource extends EventEmitter<CredentialSourceEvents> i
   async recordPasswordChange(userId: string, passwordHash: string, changedAt: string): Promise<void> {
     await this.#changes.record(userId, passwordHash, changedAt);
     if (this.#raw) this.#publish(this.#raw);
+  }
+
+  ssoUsers(): SsoUsers {
+    return this.#sso.all();
+  }
+
+  async updateSsoUsers<T>(change: SsoUsersChange<T>): Promise<T> {
+    const result = await this.#sso.update(change);
+    if (this.#raw) this.#publish(this.#raw);
+    return result;
   }
 
   /** Reads and parses the file; reads are serialized so an older read never wins. */
@@ -85,7 +100,7 @@ export class FileCredentialSource extends EventEmitter<CredentialSourceEvents> i
   }
 
   #publish(raw: Credentials): void {
-    this.#current = applyPasswordChanges(raw, this.#changes.all());
+    this.#current = withSsoUsers(applyPasswordChanges(raw, this.#changes.all()), this.#sso.all());
     this.emit("change", this.#current);
     // A password change while the file is broken is in force at once, and readiness stays off.
     if (this.#broken) this.emit("invalid", this.#broken);

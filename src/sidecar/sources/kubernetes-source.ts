@@ -11,18 +11,23 @@ import {
   CREDENTIALS_KEY,
   CredentialsShard,
   PASSWORD_CHANGES_KEY,
+  SSO_USERS_KEY,
   credentialsSecretName,
   joinShards,
   parseCredentials,
   parseCredentialsEntry,
   parsePasswordChanges,
+  parseSsoUsers,
   passwordChangesSecretName,
+  ssoUsersSecretName,
   type Credentials,
   type PasswordChanges,
+  type SsoUsers,
 } from "../../api/credentials.ts";
 import { KubeClient, isConflict, resourcePath, type KubeObject } from "../../common/kube/client.ts";
 import { Informer } from "../../common/kube/informer.ts";
-import type { CredentialSource, CredentialSourceEvents } from "../credential-source.ts";
+import { withSsoUsers } from "../auth/oidc/sso-users.ts";
+import type { CredentialSource, CredentialSourceEvents, SsoUsersChange } from "../credential-source.ts";
 import { applyPasswordChanges } from "../password-changes.ts";
 
 export interface KubernetesSourceOptions {
@@ -46,6 +51,7 @@ export class KubernetesCredentialSource extends EventEmitter<CredentialSourceEve
   readonly #client: KubeClient;
   readonly #credentials: Informer;
   readonly #changesInformer: Informer;
+  readonly #ssoInformer: Informer;
   #raw: Credentials | undefined;
   #changes: PasswordChanges = {};
   #current: Credentials | undefined;
@@ -54,6 +60,9 @@ export class KubernetesCredentialSource extends EventEmitter<CredentialSourceEve
   #changesText: string | undefined;
   /** The password changes in the last `change` event (by reference). */
   #announcedChanges: PasswordChanges | undefined;
+  #sso: SsoUsers = {};
+  #ssoText: string | undefined;
+  #announcedSso: SsoUsers | undefined;
   #retryDelayMs = 0;
   #retry: NodeJS.Timeout | undefined;
   /** Why the last load failed, until one succeeds (readiness is off meanwhile). */
@@ -75,7 +84,8 @@ export class KubernetesCredentialSource extends EventEmitter<CredentialSourceEve
       new Informer({ kubeConfig: options.kubeConfig, resource: SECRETS, namespace: options.namespace, fieldSelector: `metadata.name=${name}`, resyncPeriodMs: 0, logger: options.logger });
     this.#credentials = watchOne(credentialsSecretName(options.authName));
     this.#changesInformer = watchOne(passwordChangesSecretName(options.authName));
-    for (const informer of [this.#credentials, this.#changesInformer]) {
+    this.#ssoInformer = watchOne(ssoUsersSecretName(options.authName));
+    for (const informer of [this.#credentials, this.#changesInformer, this.#ssoInformer]) {
       informer.onAdd(this.#reload);
       informer.onUpdate(this.#reload);
       informer.onDelete(this.#reload);
@@ -85,7 +95,8 @@ export class KubernetesCredentialSource extends EventEmitter<CredentialSourceEve
   async start(): Promise<void> {
     this.#credentials.start();
     this.#changesInformer.start();
-    await Promise.all([this.#credentials.hasSynced, this.#changesInformer.hasSynced]);
+    this.#ssoInformer.start();
+    await Promise.all([this.#credentials.hasSynced, this.#changesInformer.hasSynced, this.#ssoInformer.hasSynced]);
     this.#synced = true;
     this.#reload();
     await this.#loading;
@@ -94,7 +105,7 @@ export class KubernetesCredentialSource extends EventEmitter<CredentialSourceEve
   async stop(): Promise<void> {
     this.#stopped = true;
     clearTimeout(this.#retry);
-    await Promise.all([this.#credentials.stop(), this.#changesInformer.stop()]);
+    await Promise.all([this.#credentials.stop(), this.#changesInformer.stop(), this.#ssoInformer.stop()]);
   }
 
   current(): Credentials | undefined {
@@ -117,6 +128,14 @@ export class KubernetesCredentialSource extends EventEmitter<CredentialSourceEve
       if (parsed && !parsed.success) this.#opts.logger.warn({ source: this.description }, "password-changes Secret is not valid; keeping the changes read before");
       else this.#changes = parsed?.data ?? {};
     }
+    const ssoText = decoded(this.#ssoInformer.get(namespace, ssoUsersSecretName(authName)), SSO_USERS_KEY);
+    if (ssoText !== this.#ssoText) {
+      this.#ssoText = ssoText;
+      const parsed = ssoText ? parseSsoUsers(ssoText) : undefined;
+      // Unreadable: the users read before stay (dropping them would only lock people out until a fix).
+      if (parsed && !parsed.success) this.#opts.logger.warn({ source: this.description }, "sso-users Secret is not valid; keeping the users read before");
+      else this.#sso = parsed?.data ?? {};
+    }
     const secret = this.#credentials.get(namespace, credentialsSecretName(authName));
     const text = decoded(secret, CREDENTIALS_KEY);
     if (text === undefined) {
@@ -131,13 +150,19 @@ export class KubernetesCredentialSource extends EventEmitter<CredentialSourceEve
       // Never step back to an older generation (a stale read, a replayed event).
       if (this.#raw && doc.generation < this.#raw.generation) return;
     }
-    if (doc === this.#raw && this.#changes === this.#announcedChanges && !this.#broken) return;
+    if (doc === this.#raw && this.#changes === this.#announcedChanges && this.#sso === this.#announcedSso && !this.#broken) return;
     this.#raw = doc;
     this.#rawVersion = version;
-    this.#announcedChanges = this.#changes;
     this.#broken = undefined;
     this.#retryDelayMs = 0;
-    this.#current = applyPasswordChanges(doc, this.#changes);
+    this.#announce();
+  }
+
+  /** The document in force: the credentials with password changes and SSO users laid over them. */
+  #announce(): void {
+    this.#announcedChanges = this.#changes;
+    this.#announcedSso = this.#sso;
+    this.#current = withSsoUsers(applyPasswordChanges(this.#raw!, this.#changes), this.#sso);
     this.emit("change", this.#current);
   }
 
@@ -215,15 +240,48 @@ export class KubernetesCredentialSource extends EventEmitter<CredentialSourceEve
         throw new Error(`recording a password change in Secret ${namespace}/${name} failed: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
       }
       this.#changes = changes;
-      if (this.#raw) {
-        this.#announcedChanges = changes;
-        this.#current = applyPasswordChanges(this.#raw, this.#changes);
-        this.emit("change", this.#current);
-        // In force at once; with the credentials Secret broken, readiness stays off.
-        if (this.#broken) this.emit("invalid", this.#broken);
-      }
+      this.#announceWrite();
       return;
     }
     throw new Error(`recording a password change in Secret ${namespace}/${name}: too many concurrent writers`);
+  }
+
+  /** Our own write is in force at once; with the credentials Secret broken, readiness stays off. */
+  #announceWrite(): void {
+    if (!this.#raw) return;
+    this.#announce();
+    if (this.#broken) this.emit("invalid", this.#broken);
+  }
+
+  ssoUsers(): SsoUsers {
+    return this.#sso;
+  }
+
+  /** Like recordPasswordChange: the live Secret, changed, patched with its resourceVersion; again on a conflict. */
+  async updateSsoUsers<T>(change: SsoUsersChange<T>): Promise<T> {
+    const { namespace, authName } = this.#opts;
+    const name = ssoUsersSecretName(authName);
+    const path = resourcePath(SECRETS, { namespace, name });
+    for (let attempt = 0; attempt < 5; attempt++) {
+      const live = await this.#client.request<KubeObject>("GET", path);
+      const text = decoded(live, SSO_USERS_KEY);
+      const parsed = text ? parseSsoUsers(text) : undefined;
+      if (parsed && !parsed.success) throw new Error(`Secret ${namespace}/${name} is not valid; fix or empty it before SSO users can be added`);
+      const next = change(parsed?.data ?? {});
+      if (!next.users) return next.result;
+      try {
+        await this.#client.request("PATCH", path, {
+          contentType: "application/merge-patch+json",
+          body: { metadata: { resourceVersion: live.metadata.resourceVersion }, data: { [SSO_USERS_KEY]: Buffer.from(JSON.stringify(next.users)).toString("base64") } },
+        });
+      } catch (err) {
+        if (isConflict(err)) continue;
+        throw new Error(`recording an SSO user in Secret ${namespace}/${name} failed: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+      }
+      this.#sso = next.users;
+      this.#announceWrite();
+      return next.result;
+    }
+    throw new Error(`recording an SSO user in Secret ${namespace}/${name}: too many concurrent writers`);
   }
 }

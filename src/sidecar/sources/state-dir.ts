@@ -1,12 +1,12 @@
 // `--state-dir`: what a standalone sidecar must remember across restarts (a generated token secret,
-// the hash of the configured password with its time, self-service password changes, and the users, API
-// keys and webhooks created through Dagu's API). One JSON file,
+// the hash of the configured password with its time, self-service password changes, the users, API
+// keys and webhooks created through Dagu's API, and the users single sign-on created). One JSON file,
 // replaced atomically (write a temporary file with mode 0600, fsync, rename), writes serialized.
 import { randomBytes } from "node:crypto";
 import { mkdir, open, readFile, rename, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { z } from "zod";
-import { PasswordChange, PasswordChanges } from "../../api/credentials.ts";
+import { PasswordChange, PasswordChanges, SsoUsers } from "../../api/credentials.ts";
 import { StandaloneRecords } from "./standalone-records.ts";
 
 export const STATE_FILE = "sidecar-state.json";
@@ -20,10 +20,12 @@ const State = z.object({
   passwordChanges: PasswordChanges.default({}),
   /** Users, API keys and webhooks created through Dagu's API (standalone-records.ts). */
   ...StandaloneRecords,
+  /** Users created by single sign-on (auth.oidc), keyed by id. */
+  ssoUsers: SsoUsers.default({}),
 });
 export type SidecarState = z.infer<typeof State>;
 
-const EMPTY: SidecarState = { version: 1, configPasswords: {}, passwordChanges: {}, users: {}, apiKeys: {}, webhooks: {} };
+const EMPTY: SidecarState = { version: 1, configPasswords: {}, passwordChanges: {}, users: {}, apiKeys: {}, webhooks: {}, ssoUsers: {} };
 
 export class StateDir {
   readonly dir: string;

@@ -1,0 +1,99 @@
+// Users created by single sign-on, laid over a credentials document (as password changes are): each
+// record becomes a user with no password, whose tokens count from the record's creation. Declared users
+// win: a record whose username or email a DaguUser (sso: true, or any user for the username) holds is
+// shadowed, so pinning a role or disabling someone is a DaguUser in Git and takes effect at once. Without
+// `oidc` in the document no record is in force (SSO switched off locks its users out).
+import { randomUUID } from "node:crypto";
+import type { Role } from "../../../api/common.ts";
+import type { CredentialUser, Credentials, SsoUser, SsoUsers } from "../../../api/credentials.ts";
+import { pickUsername, type Claims } from "./claims.ts";
+import type { MappedRole } from "./role-mapping.ts";
+
+/** A Secret holds 1 MiB; at ~300 bytes a record this leaves room to spare. */
+export const MAX_SSO_USERS = 2500;
+
+/** Why a declared user shadows a record, or undefined when the record is in force. */
+export function shadowedBy(record: SsoUser, declared: readonly CredentialUser[]): CredentialUser | undefined {
+  const email = record.email?.toLowerCase();
+  return declared.find((u) => u.username === record.username || (u.sso === true && email !== undefined && u.email?.toLowerCase() === email));
+}
+
+export function withSsoUsers(credentials: Credentials, records: SsoUsers): Credentials {
+  if (!credentials.oidc) return credentials;
+  const entries = Object.entries(records);
+  if (entries.length === 0) return credentials;
+  const declared = credentials.users;
+  const ids = new Set(declared.map((u) => u.id));
+  const added: CredentialUser[] = [];
+  for (const [id, record] of entries.sort(([a], [b]) => (a < b ? -1 : 1))) {
+    if (ids.has(id) || shadowedBy(record, declared)) continue;
+    ids.add(id);
+    added.push({
+      id,
+      username: record.username,
+      role: record.role,
+      ...(record.email ? { email: record.email } : {}),
+      sso: true,
+      passwordChangedAt: record.createdAt,
+      disabled: record.disabled === true,
+      allowPasswordChange: false,
+    });
+  }
+  return added.length === 0 ? credentials : { ...credentials, users: [...declared, ...added] };
+}
+
+export interface LoginIdentity {
+  issuer: string;
+  subject: string;
+  email: string;
+  claims: Claims;
+}
+
+export type Provisioning =
+  | { kind: "user"; id: string; created: boolean }
+  | { kind: "refuse"; reason: "disabled" | "no_role" | "signup_disabled" | "too_many_users"; message: string };
+
+/**
+ * The change a login makes to the records (run on the records as last written, retried on a conflict):
+ * the person's record by issuer and subject, its role synchronized unless skipOrgRoleSync, or a new one
+ * under auto sign-up. `users` is undefined when nothing changes.
+ */
+export function provision(
+  records: SsoUsers,
+  identity: LoginIdentity,
+  mapped: MappedRole,
+  settings: { autoSignup: boolean; defaultRole: Role; skipOrgRoleSync: boolean },
+  declared: readonly CredentialUser[],
+  now: string,
+): { users: SsoUsers | undefined; result: Provisioning } {
+  const existing = Object.entries(records).find(([, r]) => r.issuer === identity.issuer && r.subject === identity.subject);
+  if (existing) {
+    const [id, record] = existing;
+    if (record.disabled) return { users: undefined, result: { kind: "refuse", reason: "disabled", message: "Authentication failed: your account is disabled" } };
+    if (mapped.kind === "none") return { users: undefined, result: { kind: "refuse", reason: "no_role", message: "Authentication failed: no role is mapped for your account" } };
+    const role = mapped.kind === "role" && !settings.skipOrgRoleSync ? mapped.role : record.role;
+    if (role === record.role && record.email === identity.email) return { users: undefined, result: { kind: "user", id, created: false } };
+    return { users: { ...records, [id]: { ...record, role, email: identity.email, updatedAt: now } }, result: { kind: "user", id, created: false } };
+  }
+  if (!settings.autoSignup) {
+    return { users: undefined, result: { kind: "refuse", reason: "signup_disabled", message: "Authentication failed: automatic account creation is disabled, contact your administrator" } };
+  }
+  if (mapped.kind === "none") return { users: undefined, result: { kind: "refuse", reason: "no_role", message: "Authentication failed: no role is mapped for your account" } };
+  if (Object.keys(records).length >= MAX_SSO_USERS) {
+    return { users: undefined, result: { kind: "refuse", reason: "too_many_users", message: "Authentication failed: no more users can be created, contact your administrator" } };
+  }
+  const passwordUsers = new Set(declared.filter((u) => u.passwordHash !== undefined).map((u) => u.username));
+  const ssoNames = new Set([...declared.filter((u) => u.passwordHash === undefined).map((u) => u.username), ...Object.values(records).map((r) => r.username)]);
+  const username = pickUsername(identity.claims, identity.email, identity.subject, (name) => (passwordUsers.has(name) ? "password" : ssoNames.has(name) ? "sso" : "free"));
+  const id = `sso:${randomUUID()}`;
+  const record: SsoUser = {
+    issuer: identity.issuer,
+    subject: identity.subject,
+    username,
+    email: identity.email,
+    role: mapped.kind === "role" ? mapped.role : settings.defaultRole,
+    createdAt: now,
+    updatedAt: now,
+  };
+  return { users: { ...records, [id]: record }, result: { kind: "user", id, created: true } };
+}
