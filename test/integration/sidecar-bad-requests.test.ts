@@ -99,7 +99,7 @@ interface Row {
   reached: Reached;
 }
 
-const signed = (body: string, secret: string) => `sha256=${createHmac("sha256", Buffer.from(secret, "base64url")).update(body).digest("hex")}`;
+const signed = (body: string, secret: string) => `sha256=${createHmac("sha256", secret).update(body).digest("hex")}`;
 
 const ROWS: Row[] = [
   // --- no or bad credentials ---------------------------------------------------------------------
