@@ -42,7 +42,8 @@ export const MANAGED_WRITES: ReadonlyMap<string, "DaguUser" | "DaguApiKey" | "Da
 ]);
 
 const LoginBody = z.object({ username: z.string().min(1).max(256), password: z.string().min(1).max(1024) });
-const ChangePasswordBody = z.object({ currentPassword: z.string().min(1).max(1024), newPassword: z.string().max(1024) });
+// Missing fields are empty strings, as Go decodes them for Dagu: `{}` is a wrong current password (401), not a bad body.
+const ChangePasswordBody = z.object({ currentPassword: z.string().max(1024).default(""), newPassword: z.string().max(1024).default("") });
 const SetupBody = z.object({ username: z.string().min(1).max(256), password: z.string().max(1024) });
 
 export interface AuthApiDeps {
@@ -189,6 +190,11 @@ export class AuthApi {
     if (!body.success) {
       sendError(res, 400, "bad_request", "Invalid request body");
       return { subject: user.username, detail: "bad_body" };
+    }
+    // Dagu checks the current password before the new one; an empty one never matches (no hashing needed).
+    if (body.data.currentPassword === "") {
+      sendError(res, 401, "unauthorized", "Current password is incorrect");
+      return { subject: user.username, detail: "bad_password" };
     }
     if (body.data.newPassword.length < MIN_PASSWORD_LENGTH) {
       sendError(res, 400, "bad_request", "New password does not meet security requirements");

@@ -8,30 +8,13 @@
 //   that are not the UI are refused by the sidecar (reservedSegments).
 // An operation or route added upstream fails these tests. Without the clone they fail and say what to do.
 import assert from "node:assert/strict";
-import { execFile } from "node:child_process";
-import { existsSync } from "node:fs";
-import { join } from "node:path";
 import { describe, test } from "node:test";
-import { promisify } from "node:util";
-import { parse } from "yaml";
-import { z } from "zod";
 import { daguApiProfile } from "../../src/sidecar/dagu-api.ts";
 import { roleAtLeast } from "../../src/sidecar/roles.ts";
 import { DAGU_ROUTES, isUnauthenticated, type DaguRoute } from "../../src/sidecar/routes.ts";
-import { cacheDir } from "../harness/components.ts";
+import { DAGU_SOURCE_DIR as sourceDir, DAGU_SOURCE_VERSION as DAGU_VERSION, daguSourceMissing, gitShow as git, specOperations, type SpecOperation } from "../harness/dagu-source.ts";
 
-const execFileAsync = promisify(execFile);
-
-const DAGU_VERSION = "v2.15.1";
-const HTTP_METHODS = ["get", "put", "post", "delete", "options", "head", "patch", "trace"] as const;
 const FRONTEND = "internal/service/frontend";
-
-const sourceDir = process.env.DAGU_SOURCE ?? join(cacheDir(), "src", "dagu");
-
-async function git(...args: string[]): Promise<string> {
-  const { stdout } = await execFileAsync("git", ["-C", sourceDir, ...args], { timeout: 60_000, maxBuffer: 32 * 1024 * 1024 });
-  return stdout;
-}
 
 interface Source {
   readonly spec: string;
@@ -42,19 +25,8 @@ interface Source {
 }
 
 async function loadSource(): Promise<Source | { readonly missing: string }> {
-  const tagMissing = async (): Promise<boolean> =>
-    git("rev-parse", "--verify", "--quiet", `${DAGU_VERSION}^{commit}`).then(
-      () => false,
-      () => true,
-    );
-  if (!existsSync(sourceDir) || (await tagMissing())) {
-    return {
-      missing:
-        `Dagu ${DAGU_VERSION}'s source is not at ${sourceDir} (a git clone of https://github.com/dagucloud/dagu ` +
-        `holding the tag ${DAGU_VERSION}). Run scripts/build-components.sh dagu, which clones it or says what to ` +
-        `put where, or set DAGU_SOURCE to such a clone.`,
-    };
-  }
+  const missing = await daguSourceMissing();
+  if (missing) return { missing };
   const [spec, generatedRouter, server, registrations] = await Promise.all([
     git("show", `${DAGU_VERSION}:api/v1/api.yaml`),
     git("show", `${DAGU_VERSION}:api/v1/api.gen.go`),
@@ -70,40 +42,10 @@ function need(): Source {
   return source;
 }
 
-// Only what the comparison reads; everything else in the document passes through.
-const Operation = z.looseObject({
-  operationId: z.string().min(1),
-  responses: z.record(z.string(), z.looseObject({ content: z.record(z.string(), z.unknown()).optional() })).optional(),
-});
-const OpenAPIDocument = z.looseObject({
-  openapi: z.string(),
-  paths: z.record(z.string(), z.record(z.string(), z.unknown())),
-});
-
-interface SpecOperation {
-  readonly method: string;
-  readonly path: string;
-  readonly operationId: string;
-  readonly streaming: boolean;
-}
-
 let operationsCache: SpecOperation[] | undefined;
 function operations(): SpecOperation[] {
-  if (operationsCache) return operationsCache;
-  const document = OpenAPIDocument.parse(parse(need().spec, { maxAliasCount: -1 }));
-  const found: SpecOperation[] = [];
-  for (const [path, item] of Object.entries(document.paths)) {
-    for (const method of HTTP_METHODS) {
-      if (!(method in item)) continue;
-      const operation = Operation.parse(item[method]);
-      const streaming = Object.values(operation.responses ?? {}).some((response) =>
-        Object.keys(response.content ?? {}).some((type) => type.startsWith("text/event-stream")),
-      );
-      found.push({ method: method.toUpperCase(), path, operationId: operation.operationId, streaming });
-    }
-  }
-  operationsCache = found;
-  return found;
+  operationsCache ??= specOperations(need().spec);
+  return operationsCache;
 }
 
 const key = (method: string, path: string): string => `${method} ${path}`;
