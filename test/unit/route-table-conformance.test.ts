@@ -5,7 +5,7 @@
 // - `api/v1/api.gen.go`, the router generated from it: it serves exactly the document's operations;
 // - every other route registration of `internal/service/frontend` (SSE, WebSocket, UI, OIDC, MCP...): each is
 //   known here, the table's router entries are exactly the ones under `/api/v1`, and the ones outside it
-//   that are not the UI are refused by the sidecar (reservedSegments).
+//   that are not the UI are refused by the sidecar (reservedSegments), MCP but at its own path.
 // An operation or route added upstream fails these tests. Without the clone they fail and say what to do.
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
@@ -55,10 +55,11 @@ const routerRoutes = DAGU_ROUTES.filter((route) => route.origin === "router");
 /**
  * Every route registration of Dagu v2.15.1's frontend outside the generated API, keyed by file and call up
  * to its first argument, with what it serves: `route` for one under `/api/v1` (a router entry of the
- * table), `reserved` for one outside it that the sidecar refuses, `ui` for the pages and assets the sidecar
- * serves without a credential, `api` for the mounts of the generated router.
+ * table), `reserved` for one outside it that the sidecar refuses, `mcp` for Dagu's MCP endpoint (served at
+ * exactly that path with each call's role, its segment refused anywhere else), `ui` for the pages and assets
+ * the sidecar serves without a credential, `api` for the mounts of the generated router.
  */
-type Registration = { readonly route: string } | { readonly reserved: string } | { readonly ui: string } | { readonly api: true };
+type Registration = { readonly route: string } | { readonly reserved: string } | { readonly mcp: string } | { readonly ui: string } | { readonly api: true };
 const KNOWN_REGISTRATIONS: ReadonlyArray<readonly [call: string, what: Registration]> = [
   ['api/v1/api.go: r.Mount("/"', { api: true }],
   ["server.go: r.Route(apiV1BasePath", { api: true }],
@@ -70,7 +71,8 @@ const KNOWN_REGISTRATIONS: ReadonlyArray<readonly [call: string, what: Registrat
   // Builtin OIDC, registered only when configured.
   ['server.go: r.Get(pathutil.BuildPublicEndpointPath(basePath, "oidc-login")', { reserved: "/oidc-login" }],
   ['server.go: r.Get(pathutil.BuildPublicEndpointPath(basePath, "oidc-callback")', { reserved: "/oidc-callback" }],
-  ["server.go: r.Handle(mcpPath", { reserved: "/mcp" }],
+  // Served by the sidecar at exactly /mcp, each tool call with its role (src/sidecar/mcp.ts); `mcp` elsewhere refused.
+  ["server.go: r.Handle(mcpPath", { mcp: "/mcp" }],
   // wsPath := path.Join(apiV1BasePath, "terminal/ws") (checked below); registered only with builtin auth.
   ["server.go: r.Get(wsPath", { route: "GET /terminal/ws" }],
   ['server.go: r.Route(path.Join(apiV1BasePath, "events")', { api: true }],
@@ -151,9 +153,10 @@ describe(`route table vs Dagu ${DAGU_VERSION} (source at ${sourceDir})`, () => {
     for (const route of routerRoutes) assert.ok(!inSpec.has(key(route.method, route.path)), `${route.operationId} is in the OpenAPI document now`);
   });
 
-  test("routes outside /api/v1 that are not the UI are refused by the sidecar", () => {
+  test("routes outside /api/v1 that are not the UI are refused by the sidecar (MCP: but at its own path)", () => {
     need();
-    const reserved = KNOWN_REGISTRATIONS.flatMap(([, what]) => ("reserved" in what ? [what.reserved] : [])).sort();
+    const reserved = KNOWN_REGISTRATIONS.flatMap(([, what]) => ("reserved" in what ? [what.reserved] : "mcp" in what ? [what.mcp] : [])).sort();
+    assert.deepEqual(KNOWN_REGISTRATIONS.flatMap(([, what]) => ("mcp" in what ? [what.mcp] : [])), [daguApiProfile("v1").mcpPath], "the sidecar serves Dagu's MCP path");
     assert.deepEqual([...daguApiProfile("v1").reservedSegments].map((segment) => `/${segment}`).sort(), reserved);
   });
 
