@@ -7,31 +7,31 @@ import type { AddressInfo, Socket } from "node:net";
 import type { Duplex } from "node:stream";
 import type { Logger } from "pino";
 import { prepareDummyHash } from "../common/password-hash.ts";
-import { admit, MCP_ROUTE, type AdmissionDeps, type Facts } from "./admission.ts";
-import { AuthApi } from "./auth-api.ts";
-import { audit, auditLogger, type AuditEntry } from "./audit-log.ts";
-import type { ApiKeySurface } from "./api-key-auth.ts";
-import { Authenticator, type AuthResult, type Principal } from "./authenticators.ts";
+import { admit, MCP_ROUTE, type AdmissionDeps, type Facts } from "./routes/admission.ts";
+import { AuthApi } from "./answers/auth-api.ts";
+import { audit, auditLogger, type AuditEntry } from "./telemetry/audit-log.ts";
+import type { ApiKeySurface } from "./auth/api-key-auth.ts";
+import { Authenticator, type AuthResult, type Principal } from "./auth/authenticators.ts";
+import { CHECK_INTERVAL_MS, OpenStreams } from "./auth/open-streams.ts";
 import { SsoLogin, ssoRouteOf } from "./auth/oidc/sso-login.ts";
-import type { CredentialSource } from "./credential-source.ts";
-import { ConnectionLimiter, ConnectionTracker } from "./connections.ts";
-import { CredentialStore, type CredentialSnapshot } from "./credential-store.ts";
-import { daguApiProfile, detectDaguApi, type DaguApiProfile, type DaguApiVersion } from "./dagu-api.ts";
-import { clientAddress, clientProto, connectionTokens, forwardedForValues, forwardRequestHeaders, TrustedProxies } from "./headers.ts";
-import { ByteBudget, discardBody, HttpError, parseJsonBody, readBody, sendError, sendJson, type UnauthenticatedRead } from "./http-util.ts";
-import { LoginThrottle } from "./login-throttle.ts";
-import type { ThrottlePeers } from "./throttle-peers.ts";
-import { SidecarMetrics, type Decision } from "./metrics.ts";
-import { bodyRole } from "./mcp.ts";
-import { CHECK_INTERVAL_MS, OpenStreams } from "./streams.ts";
-import { isWebSocketUpgrade, proxyHttp, proxyUpgrade } from "./proxy.ts";
-import { queryParam, withoutParam } from "./query.ts";
-import { roleAtLeast, type Role } from "./roles.ts";
-import type { DaguRoute } from "./routes.ts";
-import type { TlsProvider, TlsWatcher } from "./tls.ts";
-import type { UiRewrite } from "./ui.ts";
-import { Upstream } from "./upstream.ts";
-import { WebhookTrigger } from "./webhook-trigger.ts";
+import type { CredentialSource } from "./credentials/credential-source.ts";
+import { ConnectionLimiter, ConnectionTracker } from "./listener/connections.ts";
+import { CredentialStore, type CredentialSnapshot } from "./credentials/credential-store.ts";
+import { daguApiProfile, detectDaguApi, type DaguApiProfile, type DaguApiVersion } from "./routes/dagu-api.ts";
+import { clientAddress, clientProto, connectionTokens, forwardedForValues, forwardRequestHeaders, TrustedProxies } from "./proxy/headers.ts";
+import { ByteBudget, discardBody, HttpError, parseJsonBody, readBody, sendError, sendJson, type UnauthenticatedRead } from "./answers/http-io.ts";
+import { LoginThrottle } from "./auth/login-throttle.ts";
+import type { ThrottlePeers } from "./auth/throttle-peers.ts";
+import { SidecarMetrics, type Decision } from "./telemetry/metrics.ts";
+import { bodyRole } from "./routes/mcp.ts";
+import { isWebSocketUpgrade, proxyHttp, proxyUpgrade } from "./proxy/proxy.ts";
+import { queryParam, withoutParam } from "./proxy/query.ts";
+import { roleAtLeast, type Role } from "./routes/roles.ts";
+import type { DaguRoute } from "../dagu/routes.ts";
+import type { TlsProvider, TlsWatcher } from "./listener/tls.ts";
+import type { UiRewrite } from "./ui/config-rewrite.ts";
+import { Upstream } from "./proxy/upstream.ts";
+import { WebhookTrigger } from "./answers/webhook-trigger.ts";
 
 export interface HostPort {
   readonly host: string;
@@ -95,7 +95,7 @@ export class Sidecar {
   #tlsWatcher: TlsWatcher | undefined;
   #detecting: NodeJS.Timeout | undefined;
   #stopping = false;
-  /** Streams open now, checked again when credentials change and every CHECK_INTERVAL_MS (streams.ts). */
+  /** Streams open now, checked again when credentials change and every CHECK_INTERVAL_MS (auth/open-streams.ts). */
   readonly #streams: OpenStreams;
   readonly #streamChecks: NodeJS.Timeout;
   readonly #connections = new ConnectionTracker();
@@ -436,7 +436,7 @@ export class Sidecar {
 
   /**
    * Dagu 2's MCP endpoint: the stream (GET) and the session's end (DELETE) need viewer; a POST's JSON-RPC
-   * messages are read whole (bounded) and need the least role of what they do (mcp.ts), then go to Dagu as read.
+   * messages are read whole (bounded) and need the least role of what they do (routes/mcp.ts), then go to Dagu as read.
    */
   async #mcp(req: IncomingMessage, res: ServerResponse, principal: Principal, path: string, query: string | undefined, client: string, facts: Facts): Promise<number> {
     if (req.method === "GET" || req.method === "DELETE") {
@@ -488,7 +488,7 @@ export class Sidecar {
     ui: UiRewrite | undefined,
     /** The request's body when it was already read (MCP); otherwise it is streamed. */
     body?: Buffer,
-    /** Set for a stream: it is kept (streams.ts) and ended when its credential no longer holds. */
+    /** Set for a stream: it is kept (auth/open-streams.ts) and ended when its credential no longer holds. */
     stream?: { readonly minRole: Role; readonly surface: ApiKeySurface },
   ): Promise<number> {
     const forwardedQuery = route?.streaming ? withoutParam(query, "token") : query;

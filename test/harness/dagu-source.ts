@@ -7,7 +7,7 @@ import { join } from "node:path";
 import { promisify } from "node:util";
 import { parse } from "yaml";
 import { z } from "zod";
-import { cacheDir } from "./components.ts";
+import { cacheDir } from "../../dev/components.ts";
 
 const execFileAsync = promisify(execFile);
 

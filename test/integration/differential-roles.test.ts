@@ -12,10 +12,10 @@ import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { ROLES, type Role } from "../../src/api/common.ts";
-import { repoRoot } from "../harness/components.ts";
+import { repoRoot } from "../../dev/components.ts";
 import { HELLO_DAG, startDagu, type DaguInstance } from "../harness/dagu.ts";
 import { daguOpenApiDocument, daguSourceMissing, specOperations, type SpecOperation } from "../harness/dagu-source.ts";
-import { eventually } from "../harness/kube.ts";
+import { eventually } from "../harness/per-test.ts";
 import { startSidecarStack, type SidecarStack } from "../harness/stack.ts";
 
 const API = "/api/v1";

@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { HELLO_DAG } from "../harness/dagu.ts";
-import { eventually } from "../harness/kube.ts";
+import { eventually } from "../harness/per-test.ts";
 import { startSidecarStack, type SidecarStack } from "../harness/stack.ts";
 
 let stack: SidecarStack;

@@ -9,9 +9,9 @@
 // An operation or route added upstream fails these tests. Without the clone they fail and say what to do.
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import { daguApiProfile } from "../../src/sidecar/dagu-api.ts";
-import { roleAtLeast } from "../../src/sidecar/roles.ts";
-import { DAGU_ROUTES, isUnauthenticated, type DaguRoute } from "../../src/sidecar/routes.ts";
+import { daguApiProfile } from "../../src/sidecar/routes/dagu-api.ts";
+import { roleAtLeast } from "../../src/sidecar/routes/roles.ts";
+import { DAGU_ROUTES, isUnauthenticated, type DaguRoute } from "../../src/dagu/routes.ts";
 import { DAGU_SOURCE_DIR as sourceDir, DAGU_SOURCE_VERSION as DAGU_VERSION, daguSourceMissing, gitShow as git, specOperations, type SpecOperation } from "../harness/dagu-source.ts";
 
 const FRONTEND = "internal/service/frontend";

@@ -3,7 +3,7 @@
 // action added upstream fails here (until then the sidecar asks admin for it).
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import { bodyRole, messageRole, toolRole } from "../../src/sidecar/mcp.ts";
+import { bodyRole, messageRole, toolRole } from "../../src/sidecar/routes/mcp.ts";
 import { DAGU_SOURCE_VERSION, daguSourceMissing, gitShow } from "../harness/dagu-source.ts";
 
 const call = (name: string, args?: Record<string, unknown>) => ({ jsonrpc: "2.0", id: 1, method: "tools/call", params: { name, ...(args ? { arguments: args } : {}) } });

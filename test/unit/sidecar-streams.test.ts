@@ -3,9 +3,9 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import type { Role } from "../../src/api/common.ts";
-import type { AuthRequest, AuthResult } from "../../src/sidecar/authenticators.ts";
-import type { CredentialSnapshot } from "../../src/sidecar/credential-store.ts";
-import { OpenStreams } from "../../src/sidecar/streams.ts";
+import type { AuthRequest, AuthResult } from "../../src/sidecar/auth/authenticators.ts";
+import type { CredentialSnapshot } from "../../src/sidecar/credentials/credential-store.ts";
+import { OpenStreams } from "../../src/sidecar/auth/open-streams.ts";
 
 const snapshot = {} as CredentialSnapshot;
 const as = (role: Role): AuthResult => ({ ok: true, method: "jwt", principal: { kind: "user", id: role, username: role, role } });
