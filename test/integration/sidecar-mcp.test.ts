@@ -1,10 +1,11 @@
 // Dagu v2.15.1's MCP endpoint (/mcp, Streamable HTTP) through the sidecar, Dagu with auth off behind it:
 // only credentials allowed on the MCP surface reach it (API keys by allowedSurfaces, users' JWTs), REST
 // refuses keys limited to MCP, and each tool call needs the role its action needs on the REST routes
-// (src/sidecar/mcp.ts); a refused call never reaches Dagu.
+// (src/sidecar/routes/mcp.ts); a refused call never reaches Dagu. And a differential: the same tool calls
+// to Dagu v2.15.1 with its own builtin auth, refused alike but for the listed differences.
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
-import { HELLO_DAG } from "../harness/dagu.ts";
+import { HELLO_DAG, startDagu } from "../harness/dagu.ts";
 import { eventually } from "../harness/per-test.ts";
 import { startSidecarStack, type SidecarStack } from "../harness/stack.ts";
 
@@ -42,12 +43,12 @@ interface McpAnswer {
   text: string;
 }
 
-/** One POST to /mcp as an MCP client sends it. */
-async function mcp(token: string | undefined, message: unknown, session?: string | null): Promise<McpAnswer> {
+/** One POST to /mcp as an MCP client sends it (to the sidecar, or to `base`). */
+async function mcp(token: string | undefined, message: unknown, session?: string | null, base = stack.sidecar.url): Promise<McpAnswer> {
   const headers: Record<string, string> = { "content-type": "application/json", accept: "application/json, text/event-stream", "mcp-protocol-version": "2025-06-18" };
   if (token) headers.authorization = `Bearer ${token}`;
   if (session) headers["mcp-session-id"] = session;
-  const r = await fetch(`${stack.sidecar.url}/mcp`, { method: "POST", headers, body: JSON.stringify(message) });
+  const r = await fetch(`${base}/mcp`, { method: "POST", headers, body: JSON.stringify(message) });
   const text = await r.text();
   let json: string | undefined;
   if ((r.headers.get("content-type") ?? "").startsWith("text/event-stream")) json = text.split("\n").find((l) => l.startsWith("data:"))?.slice(5);
@@ -60,12 +61,12 @@ const request = (method: string, params: Record<string, unknown> = {}) => ({ jso
 const tool = (name: string, args: Record<string, unknown>) => request("tools/call", { name, arguments: args });
 
 /** initialize + notifications/initialized: the session id of a new session. */
-async function open(token: string): Promise<string> {
-  const init = await mcp(token, request("initialize", { protocolVersion: "2025-06-18", capabilities: {}, clientInfo: { name: "dagu-auth-test", version: "1" } }));
+async function open(token: string, base = stack.sidecar.url): Promise<string> {
+  const init = await mcp(token, request("initialize", { protocolVersion: "2025-06-18", capabilities: {}, clientInfo: { name: "dagu-auth-test", version: "1" } }), undefined, base);
   assert.equal(init.status, 200, init.text);
   assert.equal((init.message?.result?.serverInfo as { name?: string } | undefined)?.name, "dagu", init.text);
   assert.ok(init.session, "Dagu names the session");
-  const ack = await mcp(token, { jsonrpc: "2.0", method: "notifications/initialized" }, init.session);
+  const ack = await mcp(token, { jsonrpc: "2.0", method: "notifications/initialized" }, init.session, base);
   assert.ok(ack.status === 202 || ack.status === 200, `notifications/initialized: ${ack.status} ${ack.text}`);
   return init.session;
 }
@@ -153,5 +154,71 @@ describe("MCP through the sidecar (Dagu v2.15.1)", () => {
     const put = await fetch(`${stack.sidecar.url}/mcp`, { method: "PUT", headers: { authorization: `Bearer ${key("viewer-mcp")}` }, body: "{}" });
     assert.equal(put.status, 405);
     await put.arrayBuffer();
+  });
+});
+
+/** Refused: 401/403, or (Dagu's way inside MCP) a tool result or JSON-RPC error saying so. */
+const refused = (a: McpAnswer) =>
+  a.status === 401 || a.status === 403 || (/forbidden|insufficient permissions|unauthorized/i.test(JSON.stringify(a.message ?? "")) && (a.message?.error !== undefined || a.message?.result?.isError === true));
+
+describe("MCP: the sidecar against Dagu v2.15.1's own builtin auth", () => {
+  test("the same tool calls with no credential, a viewer and an operator key and the admin's JWT are refused alike, but for the listed differences", async () => {
+    const reference = await startDagu({
+      dags: { hello: HELLO_DAG },
+      env: {
+        DAGU_AUTH_MODE: "builtin",
+        DAGU_AUTH_TOKEN_SECRET: "mcp-differential-secret-0123456789",
+        DAGU_AUTH_BUILTIN_INITIAL_ADMIN_USERNAME: "admin",
+        DAGU_AUTH_BUILTIN_INITIAL_ADMIN_PASSWORD: "mcp-admin-password-1",
+      },
+    });
+    try {
+      const ref = `${reference.url}/api/v1`;
+      const login = await fetch(`${ref}/auth/login`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ username: "admin", password: "mcp-admin-password-1" }) });
+      const refAdmin = ((await login.json()) as { token: string }).token;
+      const refKey = async (role: string) => {
+        const r = await fetch(`${ref}/api-keys`, {
+          method: "POST",
+          headers: { authorization: `Bearer ${refAdmin}`, "content-type": "application/json" },
+          body: JSON.stringify({ name: `mcp-${role}`, role, allowedSurfaces: ["mcp"], attributionClass: "service_account", serviceAccountName: `sa-${role}` }),
+        });
+        assert.equal(r.status, 201, await r.clone().text());
+        return ((await r.json()) as { key: string }).key;
+      };
+      const credentials = [
+        { who: "none", dagu: undefined, sidecar: undefined },
+        { who: "viewer", dagu: await refKey("viewer"), sidecar: key("viewer-mcp") },
+        { who: "operator", dagu: await refKey("operator"), sidecar: key("operator-both") },
+        { who: "admin JWT", dagu: refAdmin, sidecar: adminJwt },
+      ];
+      const spec = "steps:\n  - command: echo hi\n";
+      const calls: [string, () => unknown][] = [
+        ["tools/list", () => request("tools/list")],
+        ["resources/read dag spec", () => request("resources/read", { uri: "dagu://dags/hello/spec" })],
+        ["dagu_read dags", () => tool("dagu_read", { target: "dags" })],
+        ["dagu_read dag_spec", () => tool("dagu_read", { target: "dag_spec", name: "hello" })],
+        ["dagu_change preview", () => tool("dagu_change", { mode: "preview", type: "upsert_dag", name: "mcp-diff", spec })],
+        ["dagu_change apply", () => tool("dagu_change", { mode: "apply", type: "upsert_dag", name: "mcp-diff", spec })],
+        ["dagu_execute start dag", () => tool("dagu_execute", { action: "start", name: "hello" })],
+        ["dagu_execute start inline", () => tool("dagu_execute", { action: "start", spec })],
+      ];
+      const rows: { call: string; who: string; dagu: boolean; sidecar: boolean }[] = [];
+      for (const c of credentials) {
+        const sessions = c.dagu && c.sidecar ? { dagu: await open(c.dagu, reference.url), sidecar: await open(c.sidecar) } : { dagu: undefined, sidecar: undefined };
+        for (const [name, message] of calls) {
+          const dagu = await mcp(c.dagu, message(), sessions.dagu, reference.url);
+          const sidecar = await mcp(c.sidecar, message(), sessions.sidecar);
+          rows.push({ call: name, who: c.who, dagu: refused(dagu), sidecar: refused(sidecar) });
+        }
+      }
+      const differences = rows.filter((r) => r.dagu !== r.sidecar).map((r) => `${r.call} as ${r.who}: Dagu ${r.dagu ? "refuses" : "allows"}, sidecar ${r.sidecar ? "refuses" : "allows"}`);
+      console.log(`MCP differential: ${rows.length} rows, ${rows.length - differences.length} agree, ${differences.length} differ`);
+      for (const d of differences) console.log(`  ${d}`);
+      // docs/route-permissions.md, "MCP": a preview validates a spec, which the sidecar keeps for developers (as POST /dags/validate).
+      assert.deepEqual(differences, ["dagu_change preview as viewer: Dagu allows, sidecar refuses", "dagu_change preview as operator: Dagu allows, sidecar refuses"]);
+      assert.ok(rows.some((r) => r.dagu && r.sidecar && r.who === "viewer"), "some calls are refused on both sides");
+    } finally {
+      await reference.stop();
+    }
   });
 });
