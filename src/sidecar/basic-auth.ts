@@ -31,6 +31,9 @@ interface CacheEntry {
   readonly expiresAt: number;
 }
 
+/** Verified Basic credentials remembered at most. */
+export const BASIC_CACHE_MAX_ENTRIES = 1024;
+
 export class BasicVerifier {
   // A KeyObject, not a Buffer: createHmac() turns a Buffer key into one on every call (~7 µs).
   readonly #key = createSecretKey(randomBytes(32));
@@ -39,7 +42,7 @@ export class BasicVerifier {
   readonly #ttlMs: number;
 
   constructor(options: { maxEntries?: number; ttlMs?: number } = {}) {
-    this.#maxEntries = options.maxEntries ?? 1024;
+    this.#maxEntries = options.maxEntries ?? BASIC_CACHE_MAX_ENTRIES;
     this.#ttlMs = options.ttlMs ?? 10 * 60_000;
   }
 
