@@ -143,7 +143,8 @@ export async function startTcpTap(target: string): Promise<TcpTap> {
 
 /**
  * Writes `request` (any bytes: several pipelined requests, broken framing) on one connection and reads
- * every answer until the server closes or stays silent for `quietMs`. `closed`: the server closed.
+ * every answer until the server closes, or stays silent for `quietMs` after an answer (15 s before the first).
+ * `closed`: the server closed.
  */
 export async function rawConversation(options: { port: number; request: string | Buffer; localAddress?: string; quietMs?: number }): Promise<{ answers: RawResponse[]; closed: boolean }> {
   const socket = await rawConnect(options.port, options.localAddress);
@@ -151,13 +152,13 @@ export async function rawConversation(options: { port: number; request: string |
   let closed = false;
   await new Promise<void>((resolve) => {
     let timer: NodeJS.Timeout;
-    const quiet = () => {
+    const quiet = (ms: number) => {
       clearTimeout(timer);
-      timer = setTimeout(resolve, options.quietMs ?? 500);
+      timer = setTimeout(resolve, ms);
     };
     socket.on("data", (chunk: Buffer) => {
       chunks.push(chunk);
-      quiet();
+      quiet(options.quietMs ?? 500);
     });
     socket.once("close", () => {
       closed = true;
@@ -165,7 +166,8 @@ export async function rawConversation(options: { port: number; request: string |
       resolve();
     });
     socket.write(options.request);
-    quiet();
+    // The first answer may take a password hash on a loaded machine: silence counts only after it.
+    quiet(15_000);
   });
   socket.destroy();
   return { answers: parseResponses(Buffer.concat(chunks)), closed };

@@ -23,7 +23,7 @@ let generation = 1;
 async function send(head: string, body = "", localAddress = "127.0.40.1"): Promise<RawResponse> {
   const length = body ? `Content-Length: ${Buffer.byteLength(body)}\r\n` : "";
   const { answers } = await rawConversation({ port: stack.sidecar.port, localAddress, request: `${head}\r\n${length}Connection: close\r\n\r\n${body}` });
-  assert.ok(answers[0], `no answer to ${head.split("\r\n")[0]}`);
+  assert.ok(answers[0], `no answer to ${head.split("\r\n")[0]}:\n${stack.sidecar.output().slice(-1500)}`);
   return answers[0];
 }
 const auth = (who: string) => `Authorization: Bearer ${tokens[who]}`;
