@@ -6,7 +6,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { startDagu, type DaguInstance } from "./dagu.ts";
 import { startTcpTap, type TcpTap } from "./raw-http.ts";
-import { buildCredentials, startRecorder, startSidecar, type Recorder, type SidecarInstance, type TestCredentials } from "./sidecar.ts";
+import { startRecorder, startSidecar, type Recorder, type SidecarInstance } from "./sidecar.ts";
+import { buildCredentials, type TestCredentials } from "../../dev/known-credentials.ts";
 
 export interface SidecarStack {
   readonly dagu: DaguInstance;

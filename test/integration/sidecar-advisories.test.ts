@@ -8,10 +8,10 @@ import { readdir, writeFile } from "node:fs/promises";
 import { dirname } from "node:path";
 import { after, before, describe, test } from "node:test";
 import type { Credentials } from "../../src/api/credentials.ts";
-import { DAGU_ROUTES, type DaguRoute } from "../../src/sidecar/routes.ts";
+import { DAGU_ROUTES, type DaguRoute } from "../../src/dagu/routes.ts";
 import { startProvider, type TestProvider } from "../harness/oidc-provider.ts";
 import { rawConversation, type RawResponse } from "../harness/raw-http.ts";
-import { ROLE_USERS } from "../harness/sidecar.ts";
+import { ROLE_USERS } from "../../dev/known-credentials.ts";
 import { startSidecarStack, type SidecarStack } from "../harness/stack.ts";
 
 let stack: SidecarStack;

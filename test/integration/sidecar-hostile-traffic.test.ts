@@ -12,12 +12,12 @@ import assert from "node:assert/strict";
 import { createHmac, randomBytes } from "node:crypto";
 import type { Socket } from "node:net";
 import { after, before, describe, test } from "node:test";
-import { BASIC_CACHE_MAX_ENTRIES } from "../../src/sidecar/basic-auth.ts";
-import { JWT_CACHE_MAX_ENTRIES, passwordChangedAtNs } from "../../src/sidecar/jwt.ts";
-import { THROTTLE_MAX_KEYS } from "../../src/sidecar/login-throttle.ts";
-import { eventually } from "../harness/kube.ts";
+import { BASIC_CACHE_MAX_ENTRIES } from "../../src/sidecar/auth/basic-auth.ts";
+import { JWT_CACHE_MAX_ENTRIES, passwordChangedAtNs } from "../../src/sidecar/auth/jwt.ts";
+import { THROTTLE_MAX_KEYS } from "../../src/sidecar/auth/login-throttle.ts";
+import { eventually } from "../harness/per-test.ts";
 import { rawConnect, rawConversation, type RawResponse } from "../harness/raw-http.ts";
-import { ROLE_USERS } from "../harness/sidecar.ts";
+import { ROLE_USERS } from "../../dev/known-credentials.ts";
 import { startSidecarStack, type SidecarStack } from "../harness/stack.ts";
 
 const HEADERS_TIMEOUT_S = 2;

@@ -14,9 +14,9 @@ import assert from "node:assert/strict";
 import { Agent, request } from "node:http";
 import { after, before, describe, test } from "node:test";
 import fc from "fast-check";
-import { DAGU_ROUTES, type DaguRoute } from "../../src/sidecar/routes.ts";
-import { createRouteMatcher } from "../../src/sidecar/route-matcher.ts";
-import { ROLE_USERS } from "../harness/sidecar.ts";
+import { DAGU_ROUTES, type DaguRoute } from "../../src/dagu/routes.ts";
+import { createRouteMatcher } from "../../src/sidecar/routes/route-matcher.ts";
+import { ROLE_USERS } from "../../dev/known-credentials.ts";
 import { startSidecarStack, type SidecarStack } from "../harness/stack.ts";
 
 let stack: SidecarStack;
