@@ -81,8 +81,7 @@ after(() => stack?.stop());
 describe("advisory classes of the anchors", () => {
   test("Dagu GHSA-6qr9-g2xw-cw92: an inline spec is never run or written without the developer role", async () => {
     // Every operation of Dagu v2.15.1's OpenAPI document whose request body has a `spec` (a YAML DAG, i.e.
-    // shell commands): found by resolving each request body's schema; the conformance test keeps the
-    // table in step with the document.
+    // shell commands): test/unit/route-table-conformance.test.ts derives this list from the document.
     const specOperations = ["createNewDAG", "validateDAGSpec", "updateDAGSpec", "executeDAGRunFromSpec", "enqueueDAGRunFromSpec", "previewEditRetryDAGRun", "editRetryDAGRun", "updateBaseConfig", "updateWorkspaceBaseConfig"];
     const routes = specOperations.map((id) => DAGU_ROUTES.find((r) => r.operationId === id)!);
     assert.ok(routes.every(Boolean), "every spec-taking operation is in the table");
