@@ -267,8 +267,9 @@ describe("hostile traffic, builtin mode", () => {
 
     test("a declared body over the limit (413), its 'body' a request: closed, nothing forwarded", async () => {
       const request = `POST ${prefix}/dags/validate HTTP/1.1\r\nHost: dagu.test\r\nAuthorization: Bearer ${admin}\r\nContent-Length: ${64 * 1024 * 1024}\r\n\r\n${smuggled()}${smuggled()}`;
-      const { answers } = await attack(request);
+      const { answers, closed } = await attack(request);
       assert.deepEqual(answers.map((a) => a.status), [413]);
+      assert.ok(closed, "closed: the rest of a 64 MiB body is not read");
       assertNothingReached(stack, "413");
     });
 
