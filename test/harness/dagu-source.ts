@@ -13,7 +13,7 @@ const execFileAsync = promisify(execFile);
 
 export const DAGU_SOURCE_VERSION = "v2.15.1";
 export const DAGU_SOURCE_DIR = process.env.DAGU_SOURCE ?? join(cacheDir(), "src", "dagu");
-const HTTP_METHODS = ["get", "put", "post", "delete", "options", "head", "patch", "trace"] as const;
+export const HTTP_METHODS = ["get", "put", "post", "delete", "options", "head", "patch", "trace"] as const;
 
 export async function gitShow(...args: string[]): Promise<string> {
   const { stdout } = await execFileAsync("git", ["-C", DAGU_SOURCE_DIR, ...args], { timeout: 60_000, maxBuffer: 32 * 1024 * 1024 });
