@@ -49,12 +49,19 @@ export interface InformerOptions {
    * of Secrets for their names, labels and resourceVersions never transfers a Secret's data.
    */
   metadataOnly?: boolean;
+  /**
+   * Longest wait between two failed lists or watches (default 30 s, as client-go). Lower where the cache must
+   * catch up within about a second of the API server's return, and the watch is cheap (a Secret by name).
+   */
+  maxBackoffMs?: number;
   logger?: Logger;
 }
 
 export type AddHandler<T> = (obj: T) => void;
 export type UpdateHandler<T> = (oldObj: T, newObj: T) => void;
 export type DeleteHandler<T> = (obj: T) => void;
+/** Contact with the API server lost (a list or watch failed) or regained (a list or a watch answered). */
+export type ContactHandler = (connected: boolean) => void;
 
 /** Counters for tests and metrics. */
 export interface InformerStats {
@@ -92,12 +99,15 @@ export class Informer<T extends KubeObject = KubeObject> {
   private readonly pageSize: number;
   private readonly filter: ((obj: KubeObject) => boolean) | undefined;
   private readonly metadataOnly: boolean;
+  private readonly maxBackoffMs: number;
   private readonly log: Logger;
   private readonly path: string;
 
   private readonly addHandlers = new Set<AddHandler<T>>();
   private readonly updateHandlers = new Set<UpdateHandler<T>>();
   private readonly deleteHandlers = new Set<DeleteHandler<T>>();
+  private readonly contactHandlers = new Set<ContactHandler>();
+  private connectedFlag = false;
 
   private store = new Map<string, T>();
   private resourceVersion = "";
@@ -123,6 +133,7 @@ export class Informer<T extends KubeObject = KubeObject> {
     this.pageSize = options.pageSize ?? 500;
     this.filter = options.filter;
     this.metadataOnly = options.metadataOnly ?? false;
+    this.maxBackoffMs = options.maxBackoffMs ?? MAX_BACKOFF_MS;
     this.path = resourcePath(this.resource, { namespace: this.namespace });
     this.log = (options.logger ?? pino({ name: "informer" })).child({ informer: this.describe() });
     this.hasSynced = new Promise<void>((resolve, reject) => {
@@ -135,6 +146,20 @@ export class Informer<T extends KubeObject = KubeObject> {
   /** True once the first list has been delivered. */
   get synced(): boolean {
     return this.syncedFlag;
+  }
+
+  /**
+   * True while the API server answers: from the first list, until a list or a watch fails, then again
+   * once one answers. The cache holds what was last seen either way; this says whether it may be stale.
+   */
+  get connected(): boolean {
+    return this.connectedFlag;
+  }
+
+  /** Registers a handler of contact changes (see `connected`); returns a function that unregisters it. */
+  onContact(handler: ContactHandler): () => void {
+    this.contactHandlers.add(handler);
+    return () => this.contactHandlers.delete(handler);
   }
 
   /** The last resourceVersion seen (from a list, an event or a bookmark). */
@@ -220,8 +245,9 @@ export class Informer<T extends KubeObject = KubeObject> {
           failures = 0;
         } catch (err) {
           if (this.stopped) break;
+          this.contact(false);
           failures++;
-          const delay = backoff(failures);
+          const delay = backoff(failures, this.maxBackoffMs);
           this.log.warn({ err, retryInMs: delay }, "list failed");
           await this.pause(delay);
           continue;
@@ -253,12 +279,13 @@ export class Informer<T extends KubeObject = KubeObject> {
           break;
         case "closed":
           // A server that closes every watch at once would make this a busy loop.
-          if (Date.now() - startedAt < 1000) await this.pause(backoff(++failures));
+          if (Date.now() - startedAt < 1000) await this.pause(backoff(++failures, this.maxBackoffMs));
           else failures = 0;
           break;
         case "error": {
           if (Date.now() - startedAt > 10_000) failures = 0; // a healthy watch that then broke starts over
-          const delay = backoff(++failures);
+          const delay = backoff(++failures, this.maxBackoffMs);
+          this.contact(false);
           this.log.warn({ err: end.error, retryInMs: delay }, "watch failed");
           await this.pause(delay);
           break;
@@ -288,6 +315,7 @@ export class Informer<T extends KubeObject = KubeObject> {
     } while (continueToken);
     if (this.stopped) return;
     this.stats.lists++;
+    this.contact(true);
 
     const next = new Map<string, T>();
     for (const item of items) next.set(keyOf(item), deepFreeze(item));
@@ -348,6 +376,7 @@ export class Informer<T extends KubeObject = KubeObject> {
         .then(
           (controller) => {
             request = controller;
+            if (!ended) this.contact(true);
             if (ended) controller.abort(); // ended (stop, watchdog) while connecting
           },
           (err: unknown) => end(watchError(err)),
@@ -400,6 +429,12 @@ export class Informer<T extends KubeObject = KubeObject> {
     return undefined;
   }
 
+  private contact(connected: boolean): void {
+    if (connected === this.connectedFlag) return;
+    this.connectedFlag = connected;
+    for (const h of this.contactHandlers) this.safely("contact", () => h(connected));
+  }
+
   private resync(): void {
     if (!this.syncedFlag || this.stopped) return;
     for (const obj of this.store.values()) this.emitUpdate(obj, obj);
@@ -440,8 +475,8 @@ function watchError(err: unknown): WatchEnd {
   return { kind: "error", error: err };
 }
 
-function backoff(failures: number): number {
-  const base = Math.min(MAX_BACKOFF_MS, MIN_BACKOFF_MS * 2 ** Math.max(0, failures - 1));
+function backoff(failures: number, max: number): number {
+  const base = Math.min(max, MIN_BACKOFF_MS * 2 ** Math.max(0, failures - 1));
   return Math.round(base * (0.8 + Math.random() * 0.4));
 }
 
