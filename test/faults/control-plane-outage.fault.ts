@@ -95,6 +95,8 @@ test("the control plane stopped and started, then the sidecars partitioned: last
   for (const s of sidecars) await K.eventually(`${s.url} refuses k1`, async () => (await call(s, keys.k1!)) === 401 || undefined, 60_000, 20);
   const revokeAfterOutageMs = Date.now() - revoked;
   assert.equal(operator.child.exitCode, null, "the operator did not restart");
+  const leadership = operator.lines().filter((l) => /leading|Lease/.test(String(l.msg)));
+  t.diagnostic(`operator leadership: ${leadership.map((l) => `${Number(l.time) - down} ms: ${String(l.msg)}`).join("; ")}`);
   for (const s of sidecars) await enforced(s, { k2: 200, k3: 200 });
   t.diagnostic(`outage ${outageMs} ms (etcd back in ${etcdMs} ms, kube-apiserver in ${apiMs} ms); sidecars in contact again ${reconnectMs} ms after; a revocation after it enforced by both in ${revokeAfterOutageMs} ms`);
 
