@@ -50,6 +50,8 @@ export interface FaultCluster {
   start(member: Member): Promise<number>;
   /** etcd's current revision (every write anywhere in the cluster moves it). */
   revision(): Promise<number>;
+  /** Every key of the Kubernetes store written after `revision` (each once, however often), with its revision. */
+  writtenSince(revision: number): Promise<{ key: string; modRevision: number }[]>;
   /** Compacts etcd at its current revision: watches from older resourceVersions get 410 Gone. */
   compact(): Promise<number>;
   close(): Promise<void>;
@@ -140,6 +142,11 @@ export async function startFaultCluster(log: (line: string) => void = () => unde
       throw new Error(`${member} not ready 90 s after a restart; see ${m.log}`);
     },
     revision,
+    async writtenSince(since) {
+      const b64 = (s: string) => Buffer.from(s).toString("base64");
+      const r = await etcdPost("/v3/kv/range", { key: b64("/registry/"), range_end: b64("/registry0"), keys_only: true, min_mod_revision: String(since + 1) });
+      return ((r.kvs ?? []) as { key: string; mod_revision: string }[]).map((kv) => ({ key: Buffer.from(kv.key, "base64").toString("utf8"), modRevision: Number(kv.mod_revision) }));
+    },
     async compact() {
       const rev = await revision();
       await etcdPost("/v3/kv/compaction", { revision: String(rev), physical: true });
