@@ -84,6 +84,7 @@ test("the control plane stopped and started, then the sidecars partitioned: last
   const back = Date.now();
   for (const s of sidecars) await K.eventually(`${s.url} back in contact`, async () => (await staleSeconds(s)) === 0 || undefined, 10_000, 20);
   const reconnectMs = Date.now() - back;
+  assert.ok(reconnectMs <= 1000, `both sidecars in contact within a second of the API server's return (took ${reconnectMs} ms)`);
   for (const s of sidecars) {
     assert.ok(s.lines().some((l) => l.msg === "back in contact with the API server"));
     assert.equal(s.process.exitCode, null, "the sidecar did not restart");
@@ -119,4 +120,24 @@ test("the control plane stopped and started, then the sidecars partitioned: last
   t.diagnostic(`partition healed: k2 refused by both sidecars ${Math.max(...seen)} ms after (${seen.join(", ")} ms)`);
   assert.ok(Math.max(...seen) <= 1000, `a revocation made during the partition is in force within a second of its end (took ${Math.max(...seen)} ms)`);
   for (const s of sidecars) await enforced(s, { k3: 200, bogus: 401 });
+});
+
+test("an outage longer than the renew deadline: the leader stops and exits (code 1) for the kubelet to restart it, never lingers", async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), "faults-deadline-"));
+  const operator = await spawnOperator({ kubeconfig: await kubeconfigFile(await O.operatorKubeConfig(), dir, "operator"), lease: { namespace: O.OPERATOR_NAMESPACE, name: "faults-deadline" } });
+  t.after(() => operator.kill());
+  await K.eventually("the operator leads", async () => operator.lines().some((l) => l.msg === "caches synced; reconciling") || undefined, 60_000, 50);
+  await cluster.kill("apiserver");
+  const down = Date.now();
+  try {
+    // The CLI's renew deadline is 10 s; it then stops its reconcilers and ends (a lost leader that kept
+    // running would neither reconcile nor let the kubelet start it afresh).
+    const exited = await Promise.race([operator.exited.then(() => true), sleep(30_000).then(() => false)]);
+    assert.ok(exited, "the operator ended within 30 s of losing the API server");
+    assert.equal(operator.child.exitCode, 1, "with code 1");
+    assert.ok(operator.lines().some((l) => l.msg === "lost leadership; stopping reconcilers"));
+    t.diagnostic(`the leader exited ${Date.now() - down} ms into the outage (renew deadline 10 s)`);
+  } finally {
+    await cluster.start("apiserver");
+  }
 });

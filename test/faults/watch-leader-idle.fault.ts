@@ -42,7 +42,11 @@ test("a deletion missed while the operator was cut off, its watch expired (410 G
   t.after(() => link.close());
   const operator = await spawnOperator({ kubeconfig: await kubeconfigFile(await O.operatorKubeConfig(), dir, "operator", link.port) });
   t.after(() => operator.kill());
-  await authWithUsers(ns, ["alice", "bob"]);
+  await authWithUsers(ns, ["alice"]);
+  // bob's password is referenced, not generated: no Secret of his is garbage-collected with him, so only
+  // his own deletion, as the relist finds it, can tell the operator he is gone.
+  await R.secret(ns, "bob-pw", { password: "bob-password-1" });
+  await R.create(ns, "daguusers", "DaguUser", "bob", { authRef: { name: "dagu" }, username: "bob", role: "viewer", password: { secretRef: { name: "bob-pw", key: "password" } } });
   for (const u of ["alice", "bob"]) await R.waitReady(ns, "daguusers", u);
   await R.waitCredentials(ns, "dagu", (c) => c.users.some((u) => u.username === "bob"), "bob in the credentials");
 
