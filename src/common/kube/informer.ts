@@ -28,6 +28,11 @@ export interface InformerOptions {
   resource: GroupVersionResource;
   /** Watch one namespace; all namespaces when absent. */
   namespace?: string;
+  /**
+   * Watch these namespaces only (one list and watch each, one cache): a namespaced install, whose RBAC
+   * grants nothing cluster-wide. Takes the place of `namespace`.
+   */
+  namespaces?: readonly string[];
   labelSelector?: string;
   fieldSelector?: string;
   /** Re-deliver every object as an update this often; 0 turns it off. Default 10 minutes. */
@@ -120,11 +125,14 @@ export class Informer<T extends KubeObject = KubeObject> {
   private endCurrentWatch: ((end: WatchEnd) => void) | undefined;
   private resyncTimer: NodeJS.Timeout | undefined;
   private hookPause: { ms: number; fromResourceVersion?: string } | undefined;
+  /** With several namespaces: an informer each, whose events this one passes on. */
+  private readonly children: Informer<T>[] | undefined;
 
   constructor(options: InformerOptions) {
     this.client = new KubeClient(options.kubeConfig);
     this.resource = options.resource;
-    this.namespace = options.namespace;
+    const namespaces = options.namespaces;
+    this.namespace = namespaces?.length === 1 ? namespaces[0] : options.namespace;
     this.labelSelector = options.labelSelector;
     this.fieldSelector = options.fieldSelector;
     this.resyncPeriodMs = options.resyncPeriodMs ?? 10 * 60_000;
@@ -141,6 +149,23 @@ export class Informer<T extends KubeObject = KubeObject> {
       this.rejectSynced = reject;
     });
     this.hasSynced.catch(() => undefined); // a rejection nobody awaits is not an error
+    if (namespaces && namespaces.length !== 1) {
+      const children = namespaces.map((namespace) => new Informer<T>({ ...options, namespaces: undefined, namespace }));
+      this.children = children;
+      for (const child of children) {
+        child.onAdd((o) => this.emitAdd(o));
+        child.onUpdate((a, b) => this.emitUpdate(a, b));
+        child.onDelete((o) => this.emitDelete(o));
+        child.onContact(() => this.contact(children.every((c) => c.connected)));
+      }
+      Promise.all(children.map((c) => c.hasSynced)).then(
+        () => {
+          this.syncedFlag = true;
+          this.resolveSynced();
+        },
+        (err: unknown) => this.rejectSynced(err instanceof Error ? err : new Error(String(err))),
+      );
+    }
   }
 
   /** True once the first list has been delivered. */
@@ -164,14 +189,16 @@ export class Informer<T extends KubeObject = KubeObject> {
 
   /** The last resourceVersion seen (from a list, an event or a bookmark). */
   get lastResourceVersion(): string {
-    return this.resourceVersion;
+    return this.children ? this.children.map((c) => c.lastResourceVersion).join(",") : this.resourceVersion;
   }
 
   get(namespace: string | undefined, name: string): T | undefined {
+    if (this.children) return this.children.find((c) => c.namespace === namespace)?.get(namespace, name);
     return this.store.get(objectKey(namespace, name));
   }
 
   list(namespace?: string): T[] {
+    if (this.children) return this.children.flatMap((c) => (namespace === undefined || c.namespace === namespace ? c.list(namespace) : []));
     const all = [...this.store.values()];
     return namespace === undefined ? all : all.filter((o) => o.metadata.namespace === namespace);
   }
@@ -196,6 +223,10 @@ export class Informer<T extends KubeObject = KubeObject> {
   start(): this {
     if (this.started) throw new Error(`informer ${this.describe()}: start() was already called`);
     this.started = true;
+    if (this.children) {
+      for (const c of this.children) c.start();
+      return this;
+    }
     this.loop = this.run();
     if (this.resyncPeriodMs > 0) {
       this.resyncTimer = setInterval(() => this.resync(), this.resyncPeriodMs);
@@ -207,6 +238,10 @@ export class Informer<T extends KubeObject = KubeObject> {
   async stop(): Promise<void> {
     if (this.stopController.signal.aborted) return;
     this.stopController.abort();
+    if (this.children) {
+      await Promise.all(this.children.map((c) => c.stop()));
+      return;
+    }
     clearInterval(this.resyncTimer);
     this.endCurrentWatch?.({ kind: "stopped" });
     if (!this.syncedFlag) this.rejectSynced(new Error(`informer ${this.describe()} stopped before it synced`));
@@ -219,6 +254,7 @@ export class Informer<T extends KubeObject = KubeObject> {
    */
   readonly testHooks = {
     interruptWatch: (options: { pauseMs?: number; fromResourceVersion?: string } = {}): void => {
+      for (const c of this.children ?? []) c.testHooks.interruptWatch(options);
       this.hookPause = { ms: options.pauseMs ?? 0, fromResourceVersion: options.fromResourceVersion };
       this.endCurrentWatch?.({ kind: "interrupted" });
     },
@@ -227,7 +263,8 @@ export class Informer<T extends KubeObject = KubeObject> {
   private describe(): string {
     const { group, version, plural } = this.resource;
     const selectors = [this.labelSelector && `labels ${this.labelSelector}`, this.fieldSelector && `fields ${this.fieldSelector}`].filter(Boolean);
-    return `${plural}.${group || "core"}/${version}${this.metadataOnly ? " (metadata)" : ""} in ${this.namespace ?? "all namespaces"}${selectors.length ? ` (${selectors.join(", ")})` : ""}`;
+    const where = this.children ? `namespaces ${this.children.map((c) => c.namespace).join(",")}` : (this.namespace ?? "all namespaces");
+    return `${plural}.${group || "core"}/${version}${this.metadataOnly ? " (metadata)" : ""} in ${where}${selectors.length ? ` (${selectors.join(", ")})` : ""}`;
   }
 
   private get stopped(): boolean {
