@@ -10,9 +10,9 @@ import { createServer, connect, type Server, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import * as k8s from "@kubernetes/client-node";
-import { ensureComponents, repoRoot } from "../harness/components.ts";
-import { freePort, startControlPlane, stopControlPlane, type ControlPlaneState } from "../harness/control-plane.ts";
-import { BIN_ENV, KUBECONFIG_ENV, kubectl } from "../harness/kube.ts";
+import { ensureComponents, repoRoot } from "../../dev/components.ts";
+import { freePort, startControlPlane, stopControlPlane, type ControlPlaneState } from "../../dev/control-plane.ts";
+import { BIN_ENV, KUBECONFIG_ENV, kubectl } from "../../dev/kube.ts";
 import { CLI } from "../harness/sidecar.ts";
 
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
@@ -67,7 +67,7 @@ function exited(child: ChildProcess): Promise<void> {
 }
 
 /**
- * Starts the control plane, installs the CRDs and points the shared test helpers (test/harness/kube.ts)
+ * Starts the control plane, installs the CRDs and points the shared test helpers (dev/kube.ts)
  * at it through their environment variables: call before anything reads them.
  */
 export async function startFaultCluster(log: (line: string) => void = () => undefined): Promise<FaultCluster> {

@@ -24,13 +24,15 @@ const HOOKS = 8;
 
 let cluster: FaultCluster;
 let R: typeof import("../harness/resources.ts");
-let K: typeof import("../harness/kube.ts");
-let O: typeof import("../harness/operator.ts");
+let K: typeof import("../../dev/kube.ts") & typeof import("../harness/per-test.ts");
+let O: typeof import("../../dev/operator-account.ts");
 
 before(async () => {
   cluster = await startFaultCluster();
   // Loaded once the environment names this cluster (resources.ts reads it on import).
-  [R, K, O] = await Promise.all([import("../harness/resources.ts"), import("../harness/kube.ts"), import("../harness/operator.ts")]);
+  let kube, perTest;
+  [R, kube, perTest, O] = await Promise.all([import("../harness/resources.ts"), import("../../dev/kube.ts"), import("../harness/per-test.ts"), import("../../dev/operator-account.ts")]);
+  K = { ...kube, ...perTest };
 });
 after(async () => cluster?.close());
 

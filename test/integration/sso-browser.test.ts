@@ -16,8 +16,9 @@ import { chromium, type BrowserContext, type Page } from "playwright-core";
 import type { Credentials, CredentialUser } from "../../src/api/credentials.ts";
 import { startDagu, type DaguInstance } from "../harness/dagu.ts";
 import { reservePort, startProvider, type TestProvider } from "../harness/oidc-provider.ts";
-import { issueCert } from "../harness/pki.ts";
-import { buildCredentials, startSidecar, type SidecarInstance, type TestCredentials } from "../harness/sidecar.ts";
+import { issueCert } from "../../dev/pki.ts";
+import { startSidecar, type SidecarInstance } from "../harness/sidecar.ts";
+import { buildCredentials, type TestCredentials } from "../../dev/known-credentials.ts";
 
 const CHROMIUM = "/usr/bin/chromium";
 const CLIENT_SECRET = `browser-client-secret-${"b".repeat(16)}`;
