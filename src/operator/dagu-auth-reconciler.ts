@@ -7,16 +7,13 @@
 import { createHash } from "node:crypto";
 import {
   Credentials,
-  CredentialsShard,
   DAGU_AUTH_NAME_MAX_LENGTH,
   DAGU_AUTH_NAME_MESSAGE,
   CREDENTIALS_KEY,
-  joinShards,
   DaguAuthSpec,
   SHARD_KEY,
   credentialsSecretName,
   initialAdminUserId,
-  parseCredentialsEntry,
   parsePasswordChanges,
   passwordChangesSecretName,
   loginThrottleSecretName,
@@ -32,7 +29,8 @@ import { isShortTokenSecret, shortTokenSecretWarning, tokenSigningKey } from "..
 import { stableStringify, deepEqualJson } from "../common/stable-json.ts";
 import { writeStatus } from "./child-status.ts";
 import { pending, readyIsCurrent, type ReadyState } from "./conditions.ts";
-import { isOwnedBy, keyOf, ownedSecret, secretData, splitKey, type OperatorContext } from "./context.ts";
+import { isOwnedBy, keyOf, ownedSecret, splitKey, type OperatorContext } from "./context.ts";
+import { secretData } from "../common/kube/secret-data.ts";
 import type { AuthMaterials, WrittenSecret } from "./materials.ts";
 import { assembleCredentials, type AdminInput } from "./credentials-assembly.ts";
 import { certificate, loginThrottleSecret, passwordChangesSecret, sidecarObjects, sidecarRoleName, sidecarServiceAccountName, ssoUsersSecret, tlsSecretName } from "./auth-resources.ts";
@@ -43,6 +41,8 @@ import { appliedId, carries, deleteIfOwned, ForeignObjectError, foreignObjects, 
 import { planSigningKeys } from "./signing-keys.ts";
 import { resolveRemoteNodes } from "./remote-nodes.ts";
 import type { KubeObject } from "../common/kube/client.ts";
+import { secretValue } from "../common/kube/secret-data.ts";
+import { CredentialsReadError, readCredentials } from "../common/credentials-secret.ts";
 import type { Result } from "./runtime/work-queue.ts";
 
 export const APPLIED_HASH_ANNOTATION = "auth.dagu.dev/applied-hash";
@@ -518,24 +518,18 @@ async function readCurrentCredentials(ctx: OperatorContext, materials: AuthMater
 }
 
 async function parseCurrentCredentials(ctx: OperatorContext, namespace: string, secret: KubeObject | undefined): Promise<CurrentCredentials | undefined> {
-  const raw = secretData(secret)[CREDENTIALS_KEY];
+  const raw = secretValue(secret, CREDENTIALS_KEY);
   if (!raw) return undefined;
-  const entry = parseCredentialsEntry(raw);
-  if (!entry.success) return undefined; // rewritten from scratch
-  if (entry.data.kind === "document") return { generation: entry.data.credentials.generation, document: entry.data.credentials, shardNames: [] };
-  const index = entry.data.index;
-  const parts = [];
-  for (const ref of index.shards) {
-    const shard = secretData(await ctx.secrets.get(namespace, ref.secretName))[ref.key];
-    if (!shard) return undefined;
-    parts.push(shard);
-  }
   try {
-    const json = joinShards(index, parts.map((p) => CredentialsShard.parse(JSON.parse(p))));
-    const doc = Credentials.parse(JSON.parse(json));
-    return { generation: index.generation, document: doc, shardNames: index.shards.map((s) => s.secretName) };
-  } catch {
-    return undefined;
+    const { credentials, index } = await readCredentials(raw, async (ref) => secretValue(await ctx.secrets.get(namespace, ref.secretName), ref.key));
+    return { generation: index?.generation ?? credentials.generation, document: credentials, shardNames: index?.shards.map((s) => s.secretName) ?? [] };
+  } catch (err) {
+    // A fetch that failed is retried with the reconcile; a document that is not valid is rewritten from scratch.
+    if (err instanceof CredentialsReadError) {
+      if (err.stage === "fetch") throw err.cause;
+      return undefined;
+    }
+    throw err;
   }
 }
 
