@@ -24,11 +24,10 @@ import {
   type Condition,
   type PasswordChanges,
 } from "../api/index.ts";
-import { MIN_PASSWORD_LENGTH } from "../common/password-hash.ts";
 import { isShortTokenSecret, shortTokenSecretWarning, tokenSigningKey } from "../common/token-secret.ts";
 import { stableStringify, deepEqualJson } from "../common/stable-json.ts";
 import { writeStatus } from "./child-status.ts";
-import { pending, readyIsCurrent, type ReadyState } from "./conditions.ts";
+import { pending, readyIsCurrent } from "./conditions.ts";
 import { isOwnedBy, keyOf, ownedSecret, splitKey, type OperatorContext } from "./context.ts";
 import { secretData } from "../common/kube/secret-data.ts";
 import type { AuthMaterials, WrittenSecret } from "./materials.ts";
@@ -39,6 +38,7 @@ import { newOperatorState, OPERATOR_STATE_KEY, operatorStateSecretName, resolveP
 import { readOperatorState, stateBucketSecretName, storeOperatorState, type LoadedState } from "./operator-state-secret.ts";
 import { appliedId, carries, deleteIfOwned, ForeignObjectError, foreignObjects, kindAndName, ownedObjectConflict, pruneOwned } from "./owned-objects.ts";
 import { planSigningKeys } from "./signing-keys.ts";
+import { passwordProblem, readiness, tokenSecretProblem, type ReadinessFacts, type SecretValue } from "./dagu-auth-readiness.ts";
 import { resolveRemoteNodes } from "./remote-nodes.ts";
 import type { KubeObject } from "../common/kube/client.ts";
 import { secretValue } from "../common/kube/secret-data.ts";
@@ -49,8 +49,6 @@ export const APPLIED_HASH_ANNOTATION = "auth.dagu.dev/applied-hash";
 const BASIC_ID = "basic";
 /** During a bulk apply, how often the children's hashes are saved before the last child answers. */
 const CHILD_RECORDS_SAVE_MS = 5000;
-
-type SecretValue = { ok: true; value: string } | { ok: false; problem: ReadyState };
 
 async function readSecretKey(ctx: OperatorContext, namespace: string, ref: { name: string; key: string }, field: string): Promise<SecretValue> {
   const secret = await ctx.secrets.get(namespace, ref.name);
@@ -135,7 +133,9 @@ async function reconcile(ctx: OperatorContext, key: string): Promise<Result | un
     enqueueChildren(ctx, namespace, name);
   }
 
-  const problems: ReadyState[] = oidc.problem ? [oidc.problem] : [];
+  /** What the readiness policies decide from (dagu-auth-readiness.ts), gathered on the way. */
+  const found: Partial<ReadinessFacts> = oidc.problem ? { oidcProblem: oidc.problem } : {};
+  let certManagerMissing = false;
   /** Accepted, but a person should know: in the Ready message and a Warning Event. */
   const warnings: string[] = [];
   const now = ctx.now();
@@ -146,14 +146,8 @@ async function reconcile(ctx: OperatorContext, key: string): Promise<Result | un
     return ctx.hashPassword(pw);
   };
   const materialize = async (id: string, password: SecretValue, field: string): Promise<PasswordRecord | undefined> => {
-    if (!password.ok) {
-      problems.push(password.problem);
-      return undefined;
-    }
-    if (password.value.length < MIN_PASSWORD_LENGTH) {
-      problems.push({ ready: false, reason: "PasswordTooShort", message: `the password of ${field} is shorter than ${MIN_PASSWORD_LENGTH} characters` });
-      return undefined;
-    }
+    found.password = { field, value: password };
+    if (!password.ok || passwordProblem(password, field)) return undefined;
     const r = await resolvePassword({ state, id, password: password.value, previous: state.passwords[id], change: undefined, hash, now: ctx.now });
     passwords[id] = r.record;
     return r.record;
@@ -168,9 +162,8 @@ async function reconcile(ctx: OperatorContext, key: string): Promise<Result | un
     let referencedSecret: string | undefined;
     if (token?.secretRef) {
       const v = await readSecretKey(ctx, namespace, token.secretRef, "spec.builtin.token.secretRef");
-      if (!v.ok) problems.push(v.problem);
-      else if (v.value === "") problems.push({ ready: false, reason: "TokenSecretEmpty", message: `the token secret in Secret ${token.secretRef.name} (key ${token.secretRef.key}) is empty` });
-      else {
+      found.tokenSecret = { ref: token.secretRef, value: v };
+      if (v.ok && !tokenSecretProblem(token.secretRef, v)) {
         // A short secret (Dagu's own example is one) is accepted, stretched the same way as everywhere else.
         if (isShortTokenSecret(v.value)) warnings.push(shortTokenSecretWarning(`the token secret in Secret ${token.secretRef.name}`));
         referencedSecret = tokenSigningKey(v.value).toString("base64url");
@@ -201,14 +194,11 @@ async function reconcile(ctx: OperatorContext, key: string): Promise<Result | un
   // A TLS Secret of the user's own must be there and hold a key pair: the sidecar serves nothing without it.
   if (spec.tls?.secretName && !spec.tls.issuerRef) {
     const tls = await ctx.secrets.get(namespace, spec.tls.secretName);
-    const data = secretData(tls);
-    if (!tls) problems.push({ ready: false, reason: "SecretNotFound", message: `Secret ${spec.tls.secretName} (spec.tls.secretName) does not exist` });
-    else if (!data["tls.crt"] || !data["tls.key"]) problems.push({ ready: false, reason: "SecretKeyNotFound", message: `Secret ${spec.tls.secretName} (spec.tls.secretName) needs tls.crt and tls.key` });
+    found.tls = { secretName: spec.tls.secretName, data: tls ? secretData(tls) : undefined };
   }
 
   // Remote nodes: which Secrets hold their keys (the sidecar reads them itself).
   const remote = await resolveRemoteNodes(auth, spec, ctx.caches.apiKeys, ctx.secrets);
-  problems.push(...remote.problems);
 
   // 3. Every child must have answered for its current generation, or a restart
   //    would publish a document that lacks users it has not reconciled yet.
@@ -286,7 +276,7 @@ async function reconcile(ctx: OperatorContext, key: string): Promise<Result | un
     const fields: Record<string, string> = {};
     if (spec.sidecar?.serviceAccountName) fields[`ServiceAccount/${spec.sidecar.serviceAccountName}`] = "spec.sidecar.serviceAccountName";
     if (cert) fields[kindAndName(cert)] = "spec.tls.issuerRef";
-    problems.unshift(ownedObjectConflict(auth, foreign, fields));
+    found.conflict = ownedObjectConflict(auth, foreign, fields);
   }
 
   // 5. The credentials document.
@@ -294,7 +284,7 @@ async function reconcile(ctx: OperatorContext, key: string): Promise<Result | un
   if (readChanges) materials.passwordChanges = readChanges;
   else {
     // Dropping the changes would bring back passwords users changed (perhaps because they leaked).
-    problems.push({ ready: false, reason: "PasswordChangesInvalid", message: `Secret ${passwordChangesSecretName(name)} is not valid; the self-service password changes read before stay in force` });
+    found.passwordChangesInvalid = { secretName: passwordChangesSecretName(name) };
   }
   const changes = materials.passwordChanges ?? {};
   const assembly = assembleCredentials({ authName: name, authUid: auth.metadata.uid!, namespace, spec, materials, ...(admin ? { admin } : {}), ...(basic ? { basic } : {}), ...(signing ? { signing } : {}), ...(oidc.settings ? { oidc: oidc.settings } : {}), changes, remoteNodes: remote.nodes });
@@ -323,7 +313,7 @@ async function reconcile(ctx: OperatorContext, key: string): Promise<Result | un
   if (cert && allowed([cert]).length > 0) {
     await applyIfChanged(ctx, auth, cert).catch((err: unknown) => {
       if ((err as { code?: number }).code !== 404) throw err;
-      problems.push({ ready: false, reason: "CertManagerMissing", message: "spec.tls.issuerRef needs cert-manager: its Certificate kind is not served by this cluster" });
+      certManagerMissing = true;
     });
   }
   if (foreign.length === 0) {
@@ -351,13 +341,13 @@ async function reconcile(ctx: OperatorContext, key: string): Promise<Result | un
   if (!previous || previous.generation !== generation || !sameContent) enqueueChildren(ctx, namespace, name);
   else enqueueChildrenOnce(ctx, namespace, name, previous);
 
-  const noAdmin = missingAdmin(spec, assembly.document.users);
-  if (noAdmin) problems.push(noAdmin);
-  const ready: ReadyState = problems[0] ?? {
-    ready: true,
-    reason: "Materialized",
-    message: `credentials generation ${generation}: ${assembly.document.users.length} users, ${assembly.document.apiKeys.length} API keys, ${assembly.document.webhooks.length} webhooks`,
-  };
+  const ready = readiness({
+    ...found,
+    spec,
+    remoteNodeProblems: remote.problems,
+    certManagerMissing,
+    document: { generation, users: assembly.document.users, apiKeys: assembly.document.apiKeys.length, webhooks: assembly.document.webhooks.length },
+  });
   if (warnings.length > 0) ready.message += `; warning: ${warnings.join("; ")}`;
   const wrote = await writeStatus(ctx, auth, ready, {
     credentialsSecretName: credentialsSecretName(name),
@@ -580,18 +570,4 @@ async function applyIfChanged(ctx: OperatorContext, auth: KubeObject, obj: KubeO
     ctx.applied.delete(id);
     throw err;
   }
-}
-
-/**
- * Builtin mode with nobody who may administer it (no initial admin, no enabled admin DaguUser): the
- * credentials are written, but the DaguAuth is not Ready. Dagu would show its setup page; here an admin
- * is declared instead.
- */
-export function missingAdmin(spec: DaguAuthSpec, users: readonly { role: string; disabled: boolean }[]): ReadyState | undefined {
-  if (spec.mode !== "builtin" || users.some((u) => u.role === "admin" && !u.disabled)) return undefined;
-  return {
-    ready: false,
-    reason: "NoAdmin",
-    message: "nobody can administer this Dagu: set spec.builtin.initialAdmin, or create a DaguUser with role admin (Dagu would show its setup page)",
-  };
 }
