@@ -25,17 +25,17 @@ import {
   type PasswordChanges,
 } from "../api/index.ts";
 import { isShortTokenSecret, shortTokenSecretWarning, tokenSigningKey } from "../common/token-secret.ts";
-import { stableStringify, deepEqualJson } from "../common/stable-json.ts";
+import { stableStringify } from "../common/stable-json.ts";
 import { writeStatus } from "./child-status.ts";
 import { pending, readyIsCurrent } from "./conditions.ts";
 import { isOwnedBy, keyOf, ownedSecret, splitKey, type OperatorContext } from "./context.ts";
 import { secretData } from "../common/kube/secret-data.ts";
-import type { AuthMaterials, WrittenSecret } from "./materials.ts";
+import type { AuthMaterials } from "./materials.ts";
 import { assembleCredentials, type AdminInput } from "./credentials-assembly.ts";
 import { certificate, loginThrottleSecret, passwordChangesSecret, sidecarObjects, sidecarRoleName, sidecarServiceAccountName, ssoUsersSecret, tlsSecretName } from "./auth-resources.ts";
 import { forgetOidc, OIDC_CONDITION, planOidc, ssoUsersStatus } from "./oidc.ts";
-import { newOperatorState, OPERATOR_STATE_KEY, operatorStateSecretName, resolvePassword, type OperatorState, type PasswordRecord } from "./operator-state.ts";
-import { readOperatorState, stateBucketSecretName, storeOperatorState, type LoadedState } from "./operator-state-secret.ts";
+import { operatorStateSecretName, resolvePassword, type PasswordRecord } from "./operator-state.ts";
+import { asWritten, AuthStateStore } from "./dagu-auth-state-store.ts";
 import { appliedId, carries, deleteIfOwned, ForeignObjectError, foreignObjects, kindAndName, ownedObjectConflict, pruneOwned } from "./owned-objects.ts";
 import { planSigningKeys } from "./signing-keys.ts";
 import { passwordProblem, readiness, tokenSecretProblem, type ReadinessFacts, type SecretValue } from "./dagu-auth-readiness.ts";
@@ -118,20 +118,15 @@ async function reconcile(ctx: OperatorContext, key: string): Promise<Result | un
   }
 
   // 1. The operator state (created first: children need its fingerprint key).
-  const loaded = await loadOperatorState(ctx, materials, namespace, name);
-  if (loaded.kind === "invalid") {
-    await writeStatus(ctx, auth, { ready: false, reason: "StateInvalid", message: `Secret ${stateName}: ${loaded.error.message}; delete it to start over (passwords are hashed again)` }, {});
+  const opened = await AuthStateStore.open(ctx, auth, materials);
+  if (opened.kind === "invalid") {
+    await writeStatus(ctx, auth, { ready: false, reason: "StateInvalid", message: `Secret ${stateName}: ${opened.error.message}; delete it to start over (passwords are hashed again)` }, {});
     return;
   }
-  if (loaded.kind === "incomplete") return { requeueAfter: 1000 };
-  let state: OperatorState = loaded.kind === "loaded" ? loaded.state : newOperatorState();
-  let stateBucketed = loaded.kind === "loaded" && loaded.bucketed;
-  if (loaded.kind === "absent") {
-    const document = JSON.stringify(state);
-    const created = await ctx.writer.create(ownedSecret(auth, stateName, { [OPERATOR_STATE_KEY]: document }, { authName: name }));
-    materials.writtenState = { state, bucketed: false, secrets: new Map([[stateName, { resourceVersion: created.metadata.resourceVersion, document }]]), at: Date.now() };
-    enqueueChildren(ctx, namespace, name);
-  }
+  if (opened.kind === "incomplete") return { requeueAfter: 1000 };
+  const store = opened.store;
+  if (opened.created) enqueueChildren(ctx, namespace, name);
+  const state = store.state;
 
   /** What the readiness policies decide from (dagu-auth-readiness.ts), gathered on the way. */
   const found: Partial<ReadinessFacts> = oidc.problem ? { oidcProblem: oidc.problem } : {};
@@ -204,40 +199,6 @@ async function reconcile(ctx: OperatorContext, key: string): Promise<Result | un
   //    would publish a document that lacks users it has not reconciled yet.
   //    Only builtin mode has children; in basic mode they are refused (DaguAuthNotBuiltin) and never answer.
   const waiting = spec.mode === "builtin" ? unansweredChildren(ctx, namespace, name, materials) : 0;
-  const saveState = async (next: OperatorState) => {
-    if (sameState(next, state)) return;
-    // State before credentials: a crash between the two re-derives the same document.
-    // Buckets before the main Secret that lists them; each written only when it changed.
-    const stored = storeOperatorState(next, { bucketed: stateBucketed, maxInlineBytes: ctx.maxInlineBytes });
-    const secrets = new Map<string, WrittenSecret>();
-    for (const [bucket, document] of stored.buckets) {
-      const secretName = stateBucketSecretName(name, bucket);
-      secrets.set(secretName, await writeStateSecret(secretName, document));
-    }
-    secrets.set(stateName, await writeStateSecret(stateName, stored.main));
-    state = next;
-    stateBucketed = stored.buckets.size > 0 || stateBucketed;
-    materials.writtenState = { state, bucketed: stateBucketed, secrets, at: Date.now() };
-  };
-  const writeStateSecret = async (secretName: string, document: string): Promise<WrittenSecret> => {
-    // What this operator last wrote (checked current when the state was loaded) or else the cache answers
-    // for unchanged Secrets (most buckets); a read from the API gives the resourceVersion a write is
-    // conditioned on.
-    const known = materials.writtenState?.secrets.get(secretName);
-    if (known?.document === document) return known;
-    const cached = known ? undefined : await ctx.secrets.get(namespace, secretName);
-    if (cached && isOwnedBy(cached, auth) && secretData(cached)[OPERATOR_STATE_KEY] === document) return { resourceVersion: cached.metadata.resourceVersion, document };
-    const desired = ownedSecret(auth, secretName, { [OPERATOR_STATE_KEY]: document }, { authName: name });
-    const live = await ctx.writer.get("v1", "Secret", namespace, secretName);
-    if (live && !isOwnedBy(live, auth)) throw new ForeignObjectError([live]);
-    let written = live;
-    if (!live) written = await ctx.writer.create(desired);
-    else if (secretData(live)[OPERATOR_STATE_KEY] !== document) {
-      desired.metadata.resourceVersion = live.metadata.resourceVersion;
-      written = await ctx.writer.update(desired);
-    }
-    return { resourceVersion: written?.metadata.resourceVersion, document };
-  };
   const ownRecords = {
     signingKeys: signing?.keys ?? state.signingKeys,
     signingRotation: signing?.rotation ?? state.signingRotation,
@@ -251,9 +212,8 @@ async function reconcile(ctx: OperatorContext, key: string): Promise<Result | un
     const withChildren = nowMs - (materials.childRecordsSavedAt ?? 0) >= CHILD_RECORDS_SAVE_MS;
     const childPasswords: Record<string, PasswordRecord> = {};
     if (withChildren) for (const [uid, child] of materials.users) if (child.ok && child.value.password) childPasswords[uid] = child.value.password;
-    const before = state;
-    await saveState({ ...state, passwords: { ...state.passwords, ...childPasswords, ...passwords }, ...ownRecords });
-    if (withChildren && state !== before) materials.childRecordsSavedAt = nowMs;
+    await store.save({ ...state, passwords: { ...state.passwords, ...childPasswords, ...passwords }, ...ownRecords });
+    if (withChildren && store.state !== state) materials.childRecordsSavedAt = nowMs;
     const conditions = (auth.status as { conditions?: Condition[] } | undefined)?.conditions;
     if (!readyIsCurrent(conditions, auth.metadata.generation ?? 0)) await writeStatus(ctx, auth, pending(`waiting for ${waiting} users, API keys and webhooks to be processed`), {});
     return;
@@ -261,7 +221,7 @@ async function reconcile(ctx: OperatorContext, key: string): Promise<Result | un
 
   // 4. Remember the source passwords of the children and keep the state current.
   for (const [uid, child] of materials.users) if (child.ok && child.value.password) passwords[uid] = child.value.password;
-  await saveState({ ...state, passwords, ...ownRecords });
+  await store.save({ ...state, passwords, ...ownRecords });
 
   // The sidecar's ServiceAccount, Role and RoleBinding and the Certificate: a name someone else's object
   // holds is skipped (and reported), and so is a RoleBinding that would bind someone else's ServiceAccount
@@ -384,41 +344,6 @@ async function cacheLagsOurWrites(ctx: OperatorContext, materials: AuthMaterials
     if (now - at < CACHE_LAG_MS && (await ctx.secrets.get(namespace, name))?.metadata.resourceVersion !== resourceVersion) return true;
   }
   return false;
-}
-
-/** Record by record: a state holds ~1,000 records and is compared on every reconcile of a busy DaguAuth. */
-function sameState(a: OperatorState, b: OperatorState): boolean {
-  const { passwords: pa, ...restA } = a;
-  const { passwords: pb, ...restB } = b;
-  const ids = Object.keys(pa);
-  if (ids.length !== Object.keys(pb).length || !deepEqualJson(restA, restB)) return false;
-  return ids.every((id) => pa[id] === pb[id] || (pb[id] !== undefined && deepEqualJson(pa[id], pb[id])));
-}
-
-/** Whether Secret `name` still has the resourceVersion our write gave it: the cache, else the API, tells. */
-async function asWritten(ctx: OperatorContext, namespace: string, name: string, resourceVersion: string | undefined): Promise<{ ours: true } | { ours: false; live: KubeObject | undefined }> {
-  if ((await ctx.secrets.get(namespace, name))?.metadata.resourceVersion === resourceVersion) return { ours: true };
-  const live = await ctx.writer.get("v1", "Secret", namespace, name);
-  return live?.metadata.resourceVersion === resourceVersion ? { ours: true } : { ours: false, live };
-}
-
-/**
- * The operator state. What this operator last wrote is the state while every Secret it wrote still has
- * the resourceVersion it got: the cache may lag our own writes (the next reconcile can start before the
- * watch delivers them), and a state read from it would lose records and hash again. When someone else
- * changed one of them, the API is read, not the cache.
- */
-async function loadOperatorState(ctx: OperatorContext, materials: AuthMaterials, namespace: string, authName: string): Promise<LoadedState> {
-  const stateName = operatorStateSecretName(authName);
-  const written = materials.writtenState;
-  if (!written) return readOperatorState(await ctx.secrets.get(namespace, stateName), authName, (n) => ctx.secrets.get(namespace, n));
-  for (const [secretName, { resourceVersion }] of written.secrets) {
-    if ((await asWritten(ctx, namespace, secretName, resourceVersion)).ours) continue;
-    materials.writtenState = undefined;
-    const fromApi = (n: string) => ctx.writer.get("v1", "Secret", namespace, n);
-    return readOperatorState(await fromApi(stateName), authName, fromApi);
-  }
-  return { kind: "loaded", state: written.state, bucketed: written.bucketed };
 }
 
 function childrenOf(ctx: OperatorContext, namespace: string, authName: string) {
