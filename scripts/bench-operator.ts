@@ -15,7 +15,9 @@ import * as k8s from "@kubernetes/client-node";
 import { parse as parseYaml } from "yaml";
 import { KubeClient, METADATA_ONLY, resourcePath } from "../src/common/kube/client.ts";
 import { Informer } from "../src/common/kube/informer.ts";
-import { CredentialsShard, joinShards, parseCredentials, parseCredentialsEntry, type Credentials } from "../src/api/index.ts";
+import { CREDENTIALS_KEY, type Credentials } from "../src/api/index.ts";
+import { readCredentials as readCredentialsSecret } from "../src/common/credentials-secret.ts";
+import { secretValue } from "../src/common/kube/secret-data.ts";
 import { ensureComponents, repoRoot } from "../dev/components.ts";
 import { startControlPlane, stopControlPlane } from "../dev/control-plane.ts";
 import { adminKubeConfig, KUBECONFIG_ENV, run, toKubeConfig } from "../dev/kube.ts";
@@ -202,17 +204,10 @@ try {
     await Promise.all(Array.from({ length: IN_FLIGHT }, async () => { while (next < items.length) await fn(items[next++]!); }));
   };
 
-  // The credentials as the sidecar reads them: the document, or an index of shards past ~900 KiB.
+  // The credentials as the sidecar reads them (src/common/credentials-secret.ts): the document, or an index of shards past ~900 KiB.
   const decodeCredentials = async (secret: k8s.V1Secret): Promise<Credentials> => {
-    const text = (s: k8s.V1Secret, key: string) => Buffer.from(s.data?.[key] ?? "", "base64").toString("utf8");
-    const entry = parseCredentialsEntry(text(secret, "credentials.json"));
-    if (!entry.success) throw new Error(`invalid credentials: ${entry.error.message}`);
-    if (entry.data.kind === "document") return entry.data.credentials;
-    const index = entry.data.index;
-    const shards = await Promise.all(index.shards.map(async (ref) => CredentialsShard.parse(JSON.parse(text(await core.readNamespacedSecret({ name: ref.secretName, namespace: NS }), ref.key)))));
-    const doc = parseCredentials(joinShards(index, shards));
-    if (!doc.success) throw new Error(`invalid sharded credentials: ${doc.error.message}`);
-    return doc.data;
+    const read = await readCredentialsSecret(secretValue(secret, CREDENTIALS_KEY) ?? "", async (ref) => secretValue(await core.readNamespacedSecret({ name: ref.secretName, namespace: NS }), ref.key));
+    return read.credentials;
   };
   const readCredentials = () => core.readNamespacedSecret({ name: `${AUTH}-credentials`, namespace: NS }).then(decodeCredentials, () => undefined);
 

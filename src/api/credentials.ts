@@ -242,6 +242,7 @@ export const ShardRef = z.object({
   /** SHA-256 (hex) of the shard's decoded bytes. */
   sha256: sha256Hex,
 });
+export type ShardRef = z.infer<typeof ShardRef>;
 
 export const CredentialsIndex = z.object({
   version: z.literal(1),
@@ -297,7 +298,7 @@ export function shardCredentials(
 ): { index: CredentialsIndex; shards: { secretName: string; shard: CredentialsShard }[] } {
   const bytes = Buffer.from(json, "utf8");
   const shards: { secretName: string; shard: CredentialsShard }[] = [];
-  const refs: z.infer<typeof ShardRef>[] = [];
+  const refs: ShardRef[] = [];
   for (let offset = 0, i = 0; offset < bytes.length; offset += maxPartBytes, i++) {
     const chunk = bytes.subarray(offset, offset + maxPartBytes);
     const secretName = shardSecretName(authName, generation, i);
@@ -350,6 +351,14 @@ export type PasswordChange = z.infer<typeof PasswordChange>;
 /** Keyed by user id (a DaguUser's uid, or the initial admin's id). */
 export const PasswordChanges = z.record(z.string().min(1), PasswordChange);
 export type PasswordChanges = z.infer<typeof PasswordChanges>;
+
+/**
+ * The one rule for a self-service change, wherever it meets a password (the sidecar laying changes over
+ * a document, the operator merging them): the change wins when it is strictly newer than that password.
+ */
+export function passwordChangeWins(change: PasswordChange | undefined, passwordChangedAt: string): change is PasswordChange {
+  return change !== undefined && rfc3339ToNanos(change.changedAt) > rfc3339ToNanos(passwordChangedAt);
+}
 
 export function parsePasswordChanges(json: string): z.ZodSafeParseResult<PasswordChanges> {
   return parseJsonWith(PasswordChanges, json);

@@ -10,19 +10,9 @@
 // Dagu 1: inline specs (`POST /dag-runs`, `POST /dag-runs/enqueue`, GHSA-6qr9-g2xw-cw92) and
 // `POST /dags/validate` need developer. test/unit/sidecar-routes-dagu1-conformance.test.ts derives the
 // expected role of every operation from Dagu's own handlers and compares.
-import type { Role } from "../api/common.ts";
-import type { DaguRoute, HttpMethod } from "./routes.ts";
+import { MANAGED_API_KEYS, MANAGED_USERS, MANAGED_WEBHOOKS, route as r, SIDECAR, SIDECAR_UNAUTHENTICATED, WEBHOOK_TRIGGER, type DaguRoute } from "./routes.ts";
 
 export const DAGU1_API_PREFIX = "/api/v2";
-
-type Options = Pick<DaguRoute, "access" | "unauthenticated" | "streaming" | "origin" | "slashParams">;
-
-function r(method: HttpMethod, path: string, operationId: string, minRole: Role, options: Options = {}): DaguRoute {
-  return Object.freeze({ method, path, operationId, minRole, ...options });
-}
-
-const SIDECAR = { access: "sidecar" } as const;
-const SIDECAR_UNAUTHENTICATED = { access: "sidecar", unauthenticated: true } as const;
 
 export const DAGU1_ROUTES: readonly DaguRoute[] = Object.freeze([
   // --- system, auth -----------------------------------------------------------------------------
@@ -33,16 +23,16 @@ export const DAGU1_ROUTES: readonly DaguRoute[] = Object.freeze([
 
   // --- users and API keys: requireAdmin; answered by the sidecar from the credentials --------------
   r("GET", "/users", "listUsers", "admin", SIDECAR),
-  r("POST", "/users", "createUser", "admin", SIDECAR),
+  r("POST", "/users", "createUser", "admin", MANAGED_USERS),
   r("GET", "/users/{userId}", "getUser", "admin", SIDECAR),
-  r("DELETE", "/users/{userId}", "deleteUser", "admin", SIDECAR),
-  r("PATCH", "/users/{userId}", "updateUser", "admin", SIDECAR),
-  r("POST", "/users/{userId}/reset-password", "resetUserPassword", "admin", SIDECAR),
+  r("DELETE", "/users/{userId}", "deleteUser", "admin", MANAGED_USERS),
+  r("PATCH", "/users/{userId}", "updateUser", "admin", MANAGED_USERS),
+  r("POST", "/users/{userId}/reset-password", "resetUserPassword", "admin", MANAGED_USERS),
   r("GET", "/api-keys", "listAPIKeys", "admin", SIDECAR),
-  r("POST", "/api-keys", "createAPIKey", "admin", SIDECAR),
+  r("POST", "/api-keys", "createAPIKey", "admin", MANAGED_API_KEYS),
   r("GET", "/api-keys/{keyId}", "getAPIKey", "admin", SIDECAR),
-  r("DELETE", "/api-keys/{keyId}", "deleteAPIKey", "admin", SIDECAR),
-  r("PATCH", "/api-keys/{keyId}", "updateAPIKey", "admin", SIDECAR),
+  r("DELETE", "/api-keys/{keyId}", "deleteAPIKey", "admin", MANAGED_API_KEYS),
+  r("PATCH", "/api-keys/{keyId}", "updateAPIKey", "admin", MANAGED_API_KEYS),
 
   // No check in Dagu 1 (a read).
   r("GET", "/workers", "getWorkers", "viewer"),
@@ -102,12 +92,12 @@ export const DAGU1_ROUTES: readonly DaguRoute[] = Object.freeze([
   r("GET", "/metrics", "getMetrics", "viewer"),
 
   // --- webhooks: the trigger checks its own token; management is requireAdmin in Dagu 1 ----------
-  r("POST", "/webhooks/{fileName}", "triggerWebhook", "viewer", SIDECAR_UNAUTHENTICATED),
+  r("POST", "/webhooks/{fileName}", "triggerWebhook", "viewer", WEBHOOK_TRIGGER),
   r("GET", "/webhooks", "listWebhooks", "admin", SIDECAR),
   r("GET", "/dags/{fileName}/webhook", "getDAGWebhook", "admin", SIDECAR),
   // Webhooks are DaguWebhook resources: the sidecar refuses these with a pointer to the resource.
-  r("POST", "/dags/{fileName}/webhook", "createDAGWebhook", "admin", SIDECAR),
-  r("DELETE", "/dags/{fileName}/webhook", "deleteDAGWebhook", "admin", SIDECAR),
-  r("POST", "/dags/{fileName}/webhook/regenerate", "regenerateDAGWebhookToken", "admin", SIDECAR),
-  r("POST", "/dags/{fileName}/webhook/toggle", "toggleDAGWebhook", "admin", SIDECAR),
+  r("POST", "/dags/{fileName}/webhook", "createDAGWebhook", "admin", MANAGED_WEBHOOKS),
+  r("DELETE", "/dags/{fileName}/webhook", "deleteDAGWebhook", "admin", MANAGED_WEBHOOKS),
+  r("POST", "/dags/{fileName}/webhook/regenerate", "regenerateDAGWebhookToken", "admin", MANAGED_WEBHOOKS),
+  r("POST", "/dags/{fileName}/webhook/toggle", "toggleDAGWebhook", "admin", MANAGED_WEBHOOKS),
 ]);

@@ -19,6 +19,18 @@ export type HttpMethod = "GET" | "POST" | "PUT" | "PATCH" | "DELETE";
  */
 export type RouteAccess = "public" | "sidecar";
 
+/**
+ * What the sidecar does with an admitted request: the route table is the only authority for it, and
+ * the sidecar checks at start that each handler exists (src/sidecar/routes/handlers.ts).
+ * - `forward`: to Dagu;
+ * - `auth-api`: answered from the credentials (login, me, setup, change-password, the listings);
+ * - `managed`: a write to what a resource manages (`managedBy`): a standalone sidecar with management makes
+ *   it, everywhere else 403 names the resource to apply;
+ * - `webhook`: the webhook trigger (its own token/HMAC, then the run is enqueued in Dagu).
+ */
+export type RouteHandler = "forward" | "auth-api" | "managed" | "webhook";
+export type ManagedKind = "DaguUser" | "DaguApiKey" | "DaguWebhook";
+
 export interface DaguRoute {
   readonly method: HttpMethod;
   /** The OpenAPI template relative to `/api/v1`, e.g. `/dags/{fileName}/start`. */
@@ -27,6 +39,9 @@ export interface DaguRoute {
   /** The least role that may call it (ignored for unauthenticated routes). */
   readonly minRole: Role;
   readonly access?: RouteAccess;
+  readonly handler: RouteHandler;
+  /** The resource that manages what a `managed` route would change. */
+  readonly managedBy?: ManagedKind;
   /** No user credential is needed to reach this route (`access: "public"` implies it). */
   readonly unauthenticated?: true;
   /** A long-lived stream: always authenticated, never cached, never buffered. */
@@ -40,14 +55,24 @@ export interface DaguRoute {
   readonly slashParams?: readonly string[];
 }
 
-type Options = Pick<DaguRoute, "access" | "unauthenticated" | "streaming" | "origin" | "slashParams">;
+export type RouteOptions = Partial<Pick<DaguRoute, "access" | "unauthenticated" | "streaming" | "origin" | "slashParams" | "handler" | "managedBy">>;
 
-function r(method: HttpMethod, path: string, operationId: string, minRole: Role, options: Options = {}): DaguRoute {
-  return Object.freeze({ method, path, operationId, minRole, ...options });
+/** One table entry; without a handler it is forwarded to Dagu. */
+export function route(method: HttpMethod, path: string, operationId: string, minRole: Role, options: RouteOptions = {}): DaguRoute {
+  return Object.freeze({ method, path, operationId, minRole, handler: "forward", ...options });
 }
+const r = route;
 
-const SIDECAR = { access: "sidecar" } as const;
-const SIDECAR_UNAUTHENTICATED = { access: "sidecar", unauthenticated: true } as const;
+/** Answered by the sidecar from the credentials. */
+export const SIDECAR = { access: "sidecar", handler: "auth-api" } as const;
+export const SIDECAR_UNAUTHENTICATED = { access: "sidecar", unauthenticated: true, handler: "auth-api" } as const;
+export const WEBHOOK_TRIGGER = { access: "sidecar", unauthenticated: true, handler: "webhook" } as const;
+/** Writes to what DaguUser, DaguApiKey and DaguWebhook resources manage. */
+export const MANAGED_USERS = { access: "sidecar", handler: "managed", managedBy: "DaguUser" } as const;
+export const MANAGED_API_KEYS = { access: "sidecar", handler: "managed", managedBy: "DaguApiKey" } as const;
+export const MANAGED_WEBHOOKS = { access: "sidecar", handler: "managed", managedBy: "DaguWebhook" } as const;
+/** Dagu 2's webhook writes: Dagu's own routes (its table entry is not the sidecar's), managed by DaguWebhook here. */
+const WEBHOOK_WRITE = { handler: "managed", managedBy: "DaguWebhook" } as const;
 /** Sync item IDs are file paths without extension; nested documents contain `/`. */
 const SYNC_ITEM = { slashParams: ["itemId"] } as const;
 
@@ -64,16 +89,16 @@ export const DAGU_ROUTES: readonly DaguRoute[] = Object.freeze([
 
   // --- users, API keys: Dagu requireAdmin; answered by the sidecar from the credentials document ----
   r("GET", "/users", "listUsers", "admin", SIDECAR),
-  r("POST", "/users", "createUser", "admin", SIDECAR),
+  r("POST", "/users", "createUser", "admin", MANAGED_USERS),
   r("GET", "/users/{userId}", "getUser", "admin", SIDECAR),
-  r("PATCH", "/users/{userId}", "updateUser", "admin", SIDECAR),
-  r("DELETE", "/users/{userId}", "deleteUser", "admin", SIDECAR),
-  r("POST", "/users/{userId}/reset-password", "resetUserPassword", "admin", SIDECAR),
+  r("PATCH", "/users/{userId}", "updateUser", "admin", MANAGED_USERS),
+  r("DELETE", "/users/{userId}", "deleteUser", "admin", MANAGED_USERS),
+  r("POST", "/users/{userId}/reset-password", "resetUserPassword", "admin", MANAGED_USERS),
   r("GET", "/api-keys", "listAPIKeys", "admin", SIDECAR),
-  r("POST", "/api-keys", "createAPIKey", "admin", SIDECAR),
+  r("POST", "/api-keys", "createAPIKey", "admin", MANAGED_API_KEYS),
   r("GET", "/api-keys/{keyId}", "getAPIKey", "admin", SIDECAR),
-  r("PATCH", "/api-keys/{keyId}", "updateAPIKey", "admin", SIDECAR),
-  r("DELETE", "/api-keys/{keyId}", "deleteAPIKey", "admin", SIDECAR),
+  r("PATCH", "/api-keys/{keyId}", "updateAPIKey", "admin", MANAGED_API_KEYS),
+  r("DELETE", "/api-keys/{keyId}", "deleteAPIKey", "admin", MANAGED_API_KEYS),
 
   // Worker and scheduler status: "Developer, manager, or admin only" (facts table: developer).
   r("GET", "/workers", "getWorkers", "developer"),
@@ -176,7 +201,7 @@ export const DAGU_ROUTES: readonly DaguRoute[] = Object.freeze([
   // --- webhooks -------------------------------------------------------------------------------------
   // Public in Dagu (token/HMAC of the webhook itself); Dagu with `auth.mode: none` answers 404, so the
   // sidecar verifies the webhook credential and enqueues the run itself.
-  r("POST", "/webhooks/{fileName}", "triggerWebhook", "viewer", SIDECAR_UNAUTHENTICATED),
+  r("POST", "/webhooks/{fileName}", "triggerWebhook", "viewer", WEBHOOK_TRIGGER),
   r("GET", "/webhooks", "listWebhooks", "developer", SIDECAR),
 
   // --- notifications, incidents: "Developer, manager, or admin only" ---------------------------------
@@ -207,16 +232,16 @@ export const DAGU_ROUTES: readonly DaguRoute[] = Object.freeze([
 
   // --- per-DAG webhook management: developer (facts table); reads answered by the sidecar -----------
   r("GET", "/dags/{fileName}/webhook", "getDAGWebhook", "developer", SIDECAR),
-  r("POST", "/dags/{fileName}/webhook", "createDAGWebhook", "developer"),
-  r("DELETE", "/dags/{fileName}/webhook", "deleteDAGWebhook", "developer"),
-  r("POST", "/dags/{fileName}/webhook/regenerate", "regenerateDAGWebhookToken", "developer"),
+  r("POST", "/dags/{fileName}/webhook", "createDAGWebhook", "developer", WEBHOOK_WRITE),
+  r("DELETE", "/dags/{fileName}/webhook", "deleteDAGWebhook", "developer", WEBHOOK_WRITE),
+  r("POST", "/dags/{fileName}/webhook/regenerate", "regenerateDAGWebhookToken", "developer", WEBHOOK_WRITE),
   // "Admin only" in Dagu: which runtime profiles a caller may select (profiles can hold secrets).
-  r("PUT", "/dags/{fileName}/webhook/profile-selection", "configureDAGWebhookProfileSelection", "admin"),
-  r("POST", "/dags/{fileName}/webhook/toggle", "toggleDAGWebhook", "developer"),
-  r("POST", "/dags/{fileName}/webhook/hmac/enable", "enableDAGWebhookHMAC", "developer"),
-  r("POST", "/dags/{fileName}/webhook/hmac/configure", "configureDAGWebhookHMAC", "developer"),
-  r("POST", "/dags/{fileName}/webhook/hmac/regenerate", "regenerateDAGWebhookHMACSecret", "developer"),
-  r("POST", "/dags/{fileName}/webhook/hmac/disable", "disableDAGWebhookHMAC", "developer"),
+  r("PUT", "/dags/{fileName}/webhook/profile-selection", "configureDAGWebhookProfileSelection", "admin", WEBHOOK_WRITE),
+  r("POST", "/dags/{fileName}/webhook/toggle", "toggleDAGWebhook", "developer", WEBHOOK_WRITE),
+  r("POST", "/dags/{fileName}/webhook/hmac/enable", "enableDAGWebhookHMAC", "developer", WEBHOOK_WRITE),
+  r("POST", "/dags/{fileName}/webhook/hmac/configure", "configureDAGWebhookHMAC", "developer", WEBHOOK_WRITE),
+  r("POST", "/dags/{fileName}/webhook/hmac/regenerate", "regenerateDAGWebhookHMACSecret", "developer", WEBHOOK_WRITE),
+  r("POST", "/dags/{fileName}/webhook/hmac/disable", "disableDAGWebhookHMAC", "developer", WEBHOOK_WRITE),
 
   // --- per-DAG settings, notifications, incidents ---------------------------------------------------
   r("GET", "/dags/{fileName}/settings", "getDAGSettings", "viewer"),

@@ -3,7 +3,8 @@
 // someone else, generated once, rotated when spec.rotation.generation moves.
 import { parseDuration, type Rotation } from "../api/index.ts";
 import type { ReadyState } from "./conditions.ts";
-import { isOwnedBy, ownedSecret, secretData, type OperatorContext } from "./context.ts";
+import { isOwnedBy, ownedSecret, type OperatorContext } from "./context.ts";
+import { secretData } from "../common/kube/secret-data.ts";
 import { planGeneratedSecret, type GeneratedSecretPlan } from "./generated-secret.ts";
 import type { KubeObject } from "../common/kube/client.ts";
 

@@ -106,12 +106,6 @@ export function keyOf(obj: KubeObject): string {
   return `${obj.metadata.namespace ?? ""}/${obj.metadata.name ?? ""}`;
 }
 
-/** Decoded values of a Secret's data. */
-export function secretData(secret: KubeObject | undefined): Record<string, string> {
-  const data = (secret?.data ?? {}) as Record<string, string>;
-  return Object.fromEntries(Object.entries(data).map(([k, v]) => [k, Buffer.from(v, "base64").toString("utf8")]));
-}
-
 /**
  * Whether `owner` is the controller of `obj`: what the operator created carries that reference, and only
  * such objects are ever written or deleted (nothing of anyone else's is adopted).

@@ -1,7 +1,7 @@
 // Assembles the credentials document of one DaguAuth from what its children
 // offered, the initial admin, the basic credential, the signing keys and the
 // self-service password changes. Pure: the reconciler reads and writes around it.
-import { durationSeconds, rfc3339ToNanos, type CredentialApiKey, type CredentialRemoteNode, type CredentialUser, type CredentialWebhook, type Credentials, type DaguAuthSpec, type OidcSettings, type PasswordChanges } from "../api/index.ts";
+import { durationSeconds, passwordChangeWins, type CredentialApiKey, type CredentialRemoteNode, type CredentialUser, type CredentialWebhook, type Credentials, type DaguAuthSpec, type OidcSettings, type PasswordChanges } from "../api/index.ts";
 import { resolveConflicts, type Claim } from "./claim-conflicts.ts";
 import type { ReadyState } from "./conditions.ts";
 import type { ApiKeyInput, AuthMaterials, UserInput, WebhookInput } from "./materials.ts";
@@ -40,9 +40,9 @@ export interface Assembly {
   rejectedWebhooks: Map<string, ReadyState>;
 }
 
-/** The newer of the source password and a self-service change wins (see operator-state.ts). */
+/** The newer of the source password and a self-service change wins (passwordChangeWins). */
 function effective(record: PasswordRecord, change: PasswordChanges[string] | undefined): { hash: string; changedAt: string } {
-  if (change && rfc3339ToNanos(change.changedAt) > rfc3339ToNanos(record.sourceChangedAt)) {
+  if (passwordChangeWins(change, record.sourceChangedAt)) {
     return { hash: change.passwordHash, changedAt: change.changedAt };
   }
   return { hash: record.hash, changedAt: record.sourceChangedAt };

@@ -7,16 +7,13 @@
 import { createHash } from "node:crypto";
 import {
   Credentials,
-  CredentialsShard,
   DAGU_AUTH_NAME_MAX_LENGTH,
   DAGU_AUTH_NAME_MESSAGE,
   CREDENTIALS_KEY,
-  joinShards,
   DaguAuthSpec,
   SHARD_KEY,
   credentialsSecretName,
   initialAdminUserId,
-  parseCredentialsEntry,
   parsePasswordChanges,
   passwordChangesSecretName,
   loginThrottleSecretName,
@@ -27,30 +24,31 @@ import {
   type Condition,
   type PasswordChanges,
 } from "../api/index.ts";
-import { MIN_PASSWORD_LENGTH } from "../common/password-hash.ts";
 import { isShortTokenSecret, shortTokenSecretWarning, tokenSigningKey } from "../common/token-secret.ts";
-import { stableStringify, deepEqualJson } from "../common/stable-json.ts";
+import { stableStringify } from "../common/stable-json.ts";
 import { writeStatus } from "./child-status.ts";
-import { pending, readyIsCurrent, type ReadyState } from "./conditions.ts";
-import { isOwnedBy, keyOf, ownedSecret, secretData, splitKey, type OperatorContext } from "./context.ts";
-import type { AuthMaterials, WrittenSecret } from "./materials.ts";
+import { pending, readyIsCurrent } from "./conditions.ts";
+import { isOwnedBy, keyOf, ownedSecret, splitKey, type OperatorContext } from "./context.ts";
+import { secretData } from "../common/kube/secret-data.ts";
+import type { AuthMaterials } from "./materials.ts";
 import { assembleCredentials, type AdminInput } from "./credentials-assembly.ts";
 import { certificate, loginThrottleSecret, passwordChangesSecret, sidecarObjects, sidecarRoleName, sidecarServiceAccountName, ssoUsersSecret, tlsSecretName } from "./auth-resources.ts";
 import { forgetOidc, OIDC_CONDITION, planOidc, ssoUsersStatus } from "./oidc.ts";
-import { newOperatorState, OPERATOR_STATE_KEY, operatorStateSecretName, resolvePassword, type OperatorState, type PasswordRecord } from "./operator-state.ts";
-import { readOperatorState, stateBucketSecretName, storeOperatorState, type LoadedState } from "./operator-state-secret.ts";
+import { operatorStateSecretName, resolvePassword, type PasswordRecord } from "./operator-state.ts";
+import { asWritten, AuthStateStore } from "./dagu-auth-state-store.ts";
 import { appliedId, carries, deleteIfOwned, ForeignObjectError, foreignObjects, kindAndName, ownedObjectConflict, pruneOwned } from "./owned-objects.ts";
 import { planSigningKeys } from "./signing-keys.ts";
+import { passwordProblem, readiness, tokenSecretProblem, type ReadinessFacts, type SecretValue } from "./dagu-auth-readiness.ts";
 import { resolveRemoteNodes } from "./remote-nodes.ts";
 import type { KubeObject } from "../common/kube/client.ts";
+import { secretValue } from "../common/kube/secret-data.ts";
+import { CredentialsReadError, readCredentials } from "../common/credentials-secret.ts";
 import type { Result } from "./runtime/work-queue.ts";
 
 export const APPLIED_HASH_ANNOTATION = "auth.dagu.dev/applied-hash";
 const BASIC_ID = "basic";
 /** During a bulk apply, how often the children's hashes are saved before the last child answers. */
 const CHILD_RECORDS_SAVE_MS = 5000;
-
-type SecretValue = { ok: true; value: string } | { ok: false; problem: ReadyState };
 
 async function readSecretKey(ctx: OperatorContext, namespace: string, ref: { name: string; key: string }, field: string): Promise<SecretValue> {
   const secret = await ctx.secrets.get(namespace, ref.name);
@@ -120,22 +118,19 @@ async function reconcile(ctx: OperatorContext, key: string): Promise<Result | un
   }
 
   // 1. The operator state (created first: children need its fingerprint key).
-  const loaded = await loadOperatorState(ctx, materials, namespace, name);
-  if (loaded.kind === "invalid") {
-    await writeStatus(ctx, auth, { ready: false, reason: "StateInvalid", message: `Secret ${stateName}: ${loaded.error.message}; delete it to start over (passwords are hashed again)` }, {});
+  const opened = await AuthStateStore.open(ctx, auth, materials);
+  if (opened.kind === "invalid") {
+    await writeStatus(ctx, auth, { ready: false, reason: "StateInvalid", message: `Secret ${stateName}: ${opened.error.message}; delete it to start over (passwords are hashed again)` }, {});
     return;
   }
-  if (loaded.kind === "incomplete") return { requeueAfter: 1000 };
-  let state: OperatorState = loaded.kind === "loaded" ? loaded.state : newOperatorState();
-  let stateBucketed = loaded.kind === "loaded" && loaded.bucketed;
-  if (loaded.kind === "absent") {
-    const document = JSON.stringify(state);
-    const created = await ctx.writer.create(ownedSecret(auth, stateName, { [OPERATOR_STATE_KEY]: document }, { authName: name }));
-    materials.writtenState = { state, bucketed: false, secrets: new Map([[stateName, { resourceVersion: created.metadata.resourceVersion, document }]]), at: Date.now() };
-    enqueueChildren(ctx, namespace, name);
-  }
+  if (opened.kind === "incomplete") return { requeueAfter: 1000 };
+  const store = opened.store;
+  if (opened.created) enqueueChildren(ctx, namespace, name);
+  const state = store.state;
 
-  const problems: ReadyState[] = oidc.problem ? [oidc.problem] : [];
+  /** What the readiness policies decide from (dagu-auth-readiness.ts), gathered on the way. */
+  const found: Partial<ReadinessFacts> = oidc.problem ? { oidcProblem: oidc.problem } : {};
+  let certManagerMissing = false;
   /** Accepted, but a person should know: in the Ready message and a Warning Event. */
   const warnings: string[] = [];
   const now = ctx.now();
@@ -146,14 +141,8 @@ async function reconcile(ctx: OperatorContext, key: string): Promise<Result | un
     return ctx.hashPassword(pw);
   };
   const materialize = async (id: string, password: SecretValue, field: string): Promise<PasswordRecord | undefined> => {
-    if (!password.ok) {
-      problems.push(password.problem);
-      return undefined;
-    }
-    if (password.value.length < MIN_PASSWORD_LENGTH) {
-      problems.push({ ready: false, reason: "PasswordTooShort", message: `the password of ${field} is shorter than ${MIN_PASSWORD_LENGTH} characters` });
-      return undefined;
-    }
+    found.password = { field, value: password };
+    if (!password.ok || passwordProblem(password, field)) return undefined;
     const r = await resolvePassword({ state, id, password: password.value, previous: state.passwords[id], change: undefined, hash, now: ctx.now });
     passwords[id] = r.record;
     return r.record;
@@ -168,9 +157,8 @@ async function reconcile(ctx: OperatorContext, key: string): Promise<Result | un
     let referencedSecret: string | undefined;
     if (token?.secretRef) {
       const v = await readSecretKey(ctx, namespace, token.secretRef, "spec.builtin.token.secretRef");
-      if (!v.ok) problems.push(v.problem);
-      else if (v.value === "") problems.push({ ready: false, reason: "TokenSecretEmpty", message: `the token secret in Secret ${token.secretRef.name} (key ${token.secretRef.key}) is empty` });
-      else {
+      found.tokenSecret = { ref: token.secretRef, value: v };
+      if (v.ok && !tokenSecretProblem(token.secretRef, v)) {
         // A short secret (Dagu's own example is one) is accepted, stretched the same way as everywhere else.
         if (isShortTokenSecret(v.value)) warnings.push(shortTokenSecretWarning(`the token secret in Secret ${token.secretRef.name}`));
         referencedSecret = tokenSigningKey(v.value).toString("base64url");
@@ -201,53 +189,16 @@ async function reconcile(ctx: OperatorContext, key: string): Promise<Result | un
   // A TLS Secret of the user's own must be there and hold a key pair: the sidecar serves nothing without it.
   if (spec.tls?.secretName && !spec.tls.issuerRef) {
     const tls = await ctx.secrets.get(namespace, spec.tls.secretName);
-    const data = secretData(tls);
-    if (!tls) problems.push({ ready: false, reason: "SecretNotFound", message: `Secret ${spec.tls.secretName} (spec.tls.secretName) does not exist` });
-    else if (!data["tls.crt"] || !data["tls.key"]) problems.push({ ready: false, reason: "SecretKeyNotFound", message: `Secret ${spec.tls.secretName} (spec.tls.secretName) needs tls.crt and tls.key` });
+    found.tls = { secretName: spec.tls.secretName, data: tls ? secretData(tls) : undefined };
   }
 
   // Remote nodes: which Secrets hold their keys (the sidecar reads them itself).
   const remote = await resolveRemoteNodes(auth, spec, ctx.caches.apiKeys, ctx.secrets);
-  problems.push(...remote.problems);
 
   // 3. Every child must have answered for its current generation, or a restart
   //    would publish a document that lacks users it has not reconciled yet.
   //    Only builtin mode has children; in basic mode they are refused (DaguAuthNotBuiltin) and never answer.
   const waiting = spec.mode === "builtin" ? unansweredChildren(ctx, namespace, name, materials) : 0;
-  const saveState = async (next: OperatorState) => {
-    if (sameState(next, state)) return;
-    // State before credentials: a crash between the two re-derives the same document.
-    // Buckets before the main Secret that lists them; each written only when it changed.
-    const stored = storeOperatorState(next, { bucketed: stateBucketed, maxInlineBytes: ctx.maxInlineBytes });
-    const secrets = new Map<string, WrittenSecret>();
-    for (const [bucket, document] of stored.buckets) {
-      const secretName = stateBucketSecretName(name, bucket);
-      secrets.set(secretName, await writeStateSecret(secretName, document));
-    }
-    secrets.set(stateName, await writeStateSecret(stateName, stored.main));
-    state = next;
-    stateBucketed = stored.buckets.size > 0 || stateBucketed;
-    materials.writtenState = { state, bucketed: stateBucketed, secrets, at: Date.now() };
-  };
-  const writeStateSecret = async (secretName: string, document: string): Promise<WrittenSecret> => {
-    // What this operator last wrote (checked current when the state was loaded) or else the cache answers
-    // for unchanged Secrets (most buckets); a read from the API gives the resourceVersion a write is
-    // conditioned on.
-    const known = materials.writtenState?.secrets.get(secretName);
-    if (known?.document === document) return known;
-    const cached = known ? undefined : await ctx.secrets.get(namespace, secretName);
-    if (cached && isOwnedBy(cached, auth) && secretData(cached)[OPERATOR_STATE_KEY] === document) return { resourceVersion: cached.metadata.resourceVersion, document };
-    const desired = ownedSecret(auth, secretName, { [OPERATOR_STATE_KEY]: document }, { authName: name });
-    const live = await ctx.writer.get("v1", "Secret", namespace, secretName);
-    if (live && !isOwnedBy(live, auth)) throw new ForeignObjectError([live]);
-    let written = live;
-    if (!live) written = await ctx.writer.create(desired);
-    else if (secretData(live)[OPERATOR_STATE_KEY] !== document) {
-      desired.metadata.resourceVersion = live.metadata.resourceVersion;
-      written = await ctx.writer.update(desired);
-    }
-    return { resourceVersion: written?.metadata.resourceVersion, document };
-  };
   const ownRecords = {
     signingKeys: signing?.keys ?? state.signingKeys,
     signingRotation: signing?.rotation ?? state.signingRotation,
@@ -261,9 +212,8 @@ async function reconcile(ctx: OperatorContext, key: string): Promise<Result | un
     const withChildren = nowMs - (materials.childRecordsSavedAt ?? 0) >= CHILD_RECORDS_SAVE_MS;
     const childPasswords: Record<string, PasswordRecord> = {};
     if (withChildren) for (const [uid, child] of materials.users) if (child.ok && child.value.password) childPasswords[uid] = child.value.password;
-    const before = state;
-    await saveState({ ...state, passwords: { ...state.passwords, ...childPasswords, ...passwords }, ...ownRecords });
-    if (withChildren && state !== before) materials.childRecordsSavedAt = nowMs;
+    await store.save({ ...state, passwords: { ...state.passwords, ...childPasswords, ...passwords }, ...ownRecords });
+    if (withChildren && store.state !== state) materials.childRecordsSavedAt = nowMs;
     const conditions = (auth.status as { conditions?: Condition[] } | undefined)?.conditions;
     if (!readyIsCurrent(conditions, auth.metadata.generation ?? 0)) await writeStatus(ctx, auth, pending(`waiting for ${waiting} users, API keys and webhooks to be processed`), {});
     return;
@@ -271,7 +221,7 @@ async function reconcile(ctx: OperatorContext, key: string): Promise<Result | un
 
   // 4. Remember the source passwords of the children and keep the state current.
   for (const [uid, child] of materials.users) if (child.ok && child.value.password) passwords[uid] = child.value.password;
-  await saveState({ ...state, passwords, ...ownRecords });
+  await store.save({ ...state, passwords, ...ownRecords });
 
   // The sidecar's ServiceAccount, Role and RoleBinding and the Certificate: a name someone else's object
   // holds is skipped (and reported), and so is a RoleBinding that would bind someone else's ServiceAccount
@@ -286,7 +236,7 @@ async function reconcile(ctx: OperatorContext, key: string): Promise<Result | un
     const fields: Record<string, string> = {};
     if (spec.sidecar?.serviceAccountName) fields[`ServiceAccount/${spec.sidecar.serviceAccountName}`] = "spec.sidecar.serviceAccountName";
     if (cert) fields[kindAndName(cert)] = "spec.tls.issuerRef";
-    problems.unshift(ownedObjectConflict(auth, foreign, fields));
+    found.conflict = ownedObjectConflict(auth, foreign, fields);
   }
 
   // 5. The credentials document.
@@ -294,7 +244,7 @@ async function reconcile(ctx: OperatorContext, key: string): Promise<Result | un
   if (readChanges) materials.passwordChanges = readChanges;
   else {
     // Dropping the changes would bring back passwords users changed (perhaps because they leaked).
-    problems.push({ ready: false, reason: "PasswordChangesInvalid", message: `Secret ${passwordChangesSecretName(name)} is not valid; the self-service password changes read before stay in force` });
+    found.passwordChangesInvalid = { secretName: passwordChangesSecretName(name) };
   }
   const changes = materials.passwordChanges ?? {};
   const assembly = assembleCredentials({ authName: name, authUid: auth.metadata.uid!, namespace, spec, materials, ...(admin ? { admin } : {}), ...(basic ? { basic } : {}), ...(signing ? { signing } : {}), ...(oidc.settings ? { oidc: oidc.settings } : {}), changes, remoteNodes: remote.nodes });
@@ -323,7 +273,7 @@ async function reconcile(ctx: OperatorContext, key: string): Promise<Result | un
   if (cert && allowed([cert]).length > 0) {
     await applyIfChanged(ctx, auth, cert).catch((err: unknown) => {
       if ((err as { code?: number }).code !== 404) throw err;
-      problems.push({ ready: false, reason: "CertManagerMissing", message: "spec.tls.issuerRef needs cert-manager: its Certificate kind is not served by this cluster" });
+      certManagerMissing = true;
     });
   }
   if (foreign.length === 0) {
@@ -351,13 +301,13 @@ async function reconcile(ctx: OperatorContext, key: string): Promise<Result | un
   if (!previous || previous.generation !== generation || !sameContent) enqueueChildren(ctx, namespace, name);
   else enqueueChildrenOnce(ctx, namespace, name, previous);
 
-  const noAdmin = missingAdmin(spec, assembly.document.users);
-  if (noAdmin) problems.push(noAdmin);
-  const ready: ReadyState = problems[0] ?? {
-    ready: true,
-    reason: "Materialized",
-    message: `credentials generation ${generation}: ${assembly.document.users.length} users, ${assembly.document.apiKeys.length} API keys, ${assembly.document.webhooks.length} webhooks`,
-  };
+  const ready = readiness({
+    ...found,
+    spec,
+    remoteNodeProblems: remote.problems,
+    certManagerMissing,
+    document: { generation, users: assembly.document.users, apiKeys: assembly.document.apiKeys.length, webhooks: assembly.document.webhooks.length },
+  });
   if (warnings.length > 0) ready.message += `; warning: ${warnings.join("; ")}`;
   const wrote = await writeStatus(ctx, auth, ready, {
     credentialsSecretName: credentialsSecretName(name),
@@ -394,41 +344,6 @@ async function cacheLagsOurWrites(ctx: OperatorContext, materials: AuthMaterials
     if (now - at < CACHE_LAG_MS && (await ctx.secrets.get(namespace, name))?.metadata.resourceVersion !== resourceVersion) return true;
   }
   return false;
-}
-
-/** Record by record: a state holds ~1,000 records and is compared on every reconcile of a busy DaguAuth. */
-function sameState(a: OperatorState, b: OperatorState): boolean {
-  const { passwords: pa, ...restA } = a;
-  const { passwords: pb, ...restB } = b;
-  const ids = Object.keys(pa);
-  if (ids.length !== Object.keys(pb).length || !deepEqualJson(restA, restB)) return false;
-  return ids.every((id) => pa[id] === pb[id] || (pb[id] !== undefined && deepEqualJson(pa[id], pb[id])));
-}
-
-/** Whether Secret `name` still has the resourceVersion our write gave it: the cache, else the API, tells. */
-async function asWritten(ctx: OperatorContext, namespace: string, name: string, resourceVersion: string | undefined): Promise<{ ours: true } | { ours: false; live: KubeObject | undefined }> {
-  if ((await ctx.secrets.get(namespace, name))?.metadata.resourceVersion === resourceVersion) return { ours: true };
-  const live = await ctx.writer.get("v1", "Secret", namespace, name);
-  return live?.metadata.resourceVersion === resourceVersion ? { ours: true } : { ours: false, live };
-}
-
-/**
- * The operator state. What this operator last wrote is the state while every Secret it wrote still has
- * the resourceVersion it got: the cache may lag our own writes (the next reconcile can start before the
- * watch delivers them), and a state read from it would lose records and hash again. When someone else
- * changed one of them, the API is read, not the cache.
- */
-async function loadOperatorState(ctx: OperatorContext, materials: AuthMaterials, namespace: string, authName: string): Promise<LoadedState> {
-  const stateName = operatorStateSecretName(authName);
-  const written = materials.writtenState;
-  if (!written) return readOperatorState(await ctx.secrets.get(namespace, stateName), authName, (n) => ctx.secrets.get(namespace, n));
-  for (const [secretName, { resourceVersion }] of written.secrets) {
-    if ((await asWritten(ctx, namespace, secretName, resourceVersion)).ours) continue;
-    materials.writtenState = undefined;
-    const fromApi = (n: string) => ctx.writer.get("v1", "Secret", namespace, n);
-    return readOperatorState(await fromApi(stateName), authName, fromApi);
-  }
-  return { kind: "loaded", state: written.state, bucketed: written.bucketed };
 }
 
 function childrenOf(ctx: OperatorContext, namespace: string, authName: string) {
@@ -518,24 +433,18 @@ async function readCurrentCredentials(ctx: OperatorContext, materials: AuthMater
 }
 
 async function parseCurrentCredentials(ctx: OperatorContext, namespace: string, secret: KubeObject | undefined): Promise<CurrentCredentials | undefined> {
-  const raw = secretData(secret)[CREDENTIALS_KEY];
+  const raw = secretValue(secret, CREDENTIALS_KEY);
   if (!raw) return undefined;
-  const entry = parseCredentialsEntry(raw);
-  if (!entry.success) return undefined; // rewritten from scratch
-  if (entry.data.kind === "document") return { generation: entry.data.credentials.generation, document: entry.data.credentials, shardNames: [] };
-  const index = entry.data.index;
-  const parts = [];
-  for (const ref of index.shards) {
-    const shard = secretData(await ctx.secrets.get(namespace, ref.secretName))[ref.key];
-    if (!shard) return undefined;
-    parts.push(shard);
-  }
   try {
-    const json = joinShards(index, parts.map((p) => CredentialsShard.parse(JSON.parse(p))));
-    const doc = Credentials.parse(JSON.parse(json));
-    return { generation: index.generation, document: doc, shardNames: index.shards.map((s) => s.secretName) };
-  } catch {
-    return undefined;
+    const { credentials, index } = await readCredentials(raw, async (ref) => secretValue(await ctx.secrets.get(namespace, ref.secretName), ref.key));
+    return { generation: index?.generation ?? credentials.generation, document: credentials, shardNames: index?.shards.map((s) => s.secretName) ?? [] };
+  } catch (err) {
+    // A fetch that failed is retried with the reconcile; a document that is not valid is rewritten from scratch.
+    if (err instanceof CredentialsReadError) {
+      if (err.stage === "fetch") throw err.cause;
+      return undefined;
+    }
+    throw err;
   }
 }
 
@@ -586,18 +495,4 @@ async function applyIfChanged(ctx: OperatorContext, auth: KubeObject, obj: KubeO
     ctx.applied.delete(id);
     throw err;
   }
-}
-
-/**
- * Builtin mode with nobody who may administer it (no initial admin, no enabled admin DaguUser): the
- * credentials are written, but the DaguAuth is not Ready. Dagu would show its setup page; here an admin
- * is declared instead.
- */
-export function missingAdmin(spec: DaguAuthSpec, users: readonly { role: string; disabled: boolean }[]): ReadyState | undefined {
-  if (spec.mode !== "builtin" || users.some((u) => u.role === "admin" && !u.disabled)) return undefined;
-  return {
-    ready: false,
-    reason: "NoAdmin",
-    message: "nobody can administer this Dagu: set spec.builtin.initialAdmin, or create a DaguUser with role admin (Dagu would show its setup page)",
-  };
 }

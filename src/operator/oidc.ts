@@ -7,7 +7,8 @@ import { Jq } from "../common/jq.ts";
 import { describeProviderError, discoverProvider } from "../common/oidc-client.ts";
 import { shadowedBy } from "../sidecar/auth/oidc/sso-users.ts";
 import type { OtherCondition, ReadyState } from "./conditions.ts";
-import { secretData, type OperatorContext } from "./context.ts";
+import { type OperatorContext } from "./context.ts";
+import { secretData } from "../common/kube/secret-data.ts";
 import type { KubeObject } from "../common/kube/client.ts";
 
 export const OIDC_CONDITION = "OIDCProviderReachable";

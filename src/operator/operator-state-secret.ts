@@ -11,7 +11,7 @@
 // reading an unchanged state parse it once.
 import { createHash } from "node:crypto";
 import { z } from "zod";
-import { secretData } from "./context.ts";
+import { secretData } from "../common/kube/secret-data.ts";
 import { OPERATOR_STATE_KEY, OperatorState, PasswordRecord, parseOperatorState } from "./operator-state.ts";
 import type { KubeObject } from "../common/kube/client.ts";
 

@@ -8,7 +8,7 @@
 // reader of the credentials could see it next to its key.
 import { createHmac, createSecretKey, randomBytes, timingSafeEqual, type KeyObject } from "node:crypto";
 import { z } from "zod";
-import { PasswordChange, SigningKey, rfc3339ToNanos } from "../api/index.ts";
+import { PasswordChange, SigningKey, passwordChangeWins } from "../api/index.ts";
 
 export const OPERATOR_STATE_KEY = "state.json";
 export const operatorStateSecretName = (authName: string) => `${authName}-operator-state`;
@@ -99,7 +99,7 @@ export async function resolvePassword(opts: {
     hashed = true;
   }
   const change = opts.change;
-  if (change && rfc3339ToNanos(change.changedAt) > rfc3339ToNanos(record.sourceChangedAt)) {
+  if (passwordChangeWins(change, record.sourceChangedAt)) {
     return { record, effectiveHash: change.passwordHash, passwordChangedAt: change.changedAt, hashed };
   }
   return { record, effectiveHash: record.hash, passwordChangedAt: record.sourceChangedAt, hashed };

@@ -7,7 +7,8 @@ import type { AddressInfo, Socket } from "node:net";
 import type { Duplex } from "node:stream";
 import type { Logger } from "pino";
 import { prepareDummyHash } from "../common/password-hash.ts";
-import { admit, MCP_ROUTE, type AdmissionDeps, type Facts } from "./routes/admission.ts";
+import { admit, authorize, MCP_ROUTE, type Admission, type Facts } from "./routes/admission.ts";
+import { handlerProblems } from "./routes/handlers.ts";
 import { AuthApi } from "./answers/auth-api.ts";
 import { audit, auditLogger, type AuditEntry } from "./telemetry/audit-log.ts";
 import type { ApiKeySurface } from "./auth/api-key-auth.ts";
@@ -17,7 +18,7 @@ import { SsoLogin, ssoRouteOf } from "./auth/oidc/sso-login.ts";
 import type { CredentialSource } from "./credentials/credential-source.ts";
 import { ConnectionLimiter, ConnectionTracker } from "./listener/connections.ts";
 import { CredentialStore, type CredentialSnapshot } from "./credentials/credential-store.ts";
-import { daguApiProfile, detectDaguApi, type DaguApiProfile, type DaguApiVersion } from "./routes/dagu-api.ts";
+import { DAGU_API_VERSIONS, daguApiProfile, detectDaguApi, type DaguApiProfile, type DaguApiVersion } from "./routes/dagu-api.ts";
 import { clientAddress, clientProto, connectionTokens, forwardedForValues, forwardRequestHeaders, TrustedProxies } from "./proxy/headers.ts";
 import { ByteBudget, discardBody, HttpError, parseJsonBody, readBody, sendError, sendJson, type UnauthenticatedRead } from "./answers/http-io.ts";
 import { LoginThrottle } from "./auth/login-throttle.ts";
@@ -101,12 +102,6 @@ export class Sidecar {
   readonly #connections = new ConnectionTracker();
   readonly #limiter: ConnectionLimiter;
   readonly #unauthenticated: UnauthenticatedRead;
-  readonly #admission: AdmissionDeps = {
-    snapshot: () => this.store.snapshot(),
-    profile: () => this.#profile,
-    trustedProxies: (snapshot) => this.#trustedProxies(snapshot),
-    authenticate: (req, snapshot, route, query, client) => this.#authenticate(req, snapshot, route, query, client),
-  };
 
   constructor(options: SidecarOptions) {
     this.#options = options;
@@ -146,6 +141,9 @@ export class Sidecar {
     );
     this.#streamChecks = setInterval(() => void this.#streams.check(this.store.snapshot()), CHECK_INTERVAL_MS).unref();
     this.#authApi = new AuthApi({ store: this.store, throttle: this.#throttle, profile: () => this.#profile!, dagExists: (name) => this.#dagExists(name), unauthenticated: this.#unauthenticated });
+    // Every route of both tables has its handler, or the sidecar does not start.
+    const problems = DAGU_API_VERSIONS.flatMap((version) => handlerProblems(daguApiProfile(version).routes, this.#authApi));
+    if (problems.length > 0) throw new Error(`the route table names handlers the sidecar lacks: ${problems.join("; ")}`);
     this.#webhooks = new WebhookTrigger(this.upstream, () => this.#profile!, this.#unauthenticated);
     this.#sso = new SsoLogin(this.store, options.logger);
     if (options.daguApi) this.#profile = daguApiProfile(options.daguApi);
@@ -367,7 +365,7 @@ export class Sidecar {
         if (outcome.role) facts.role = outcome.role;
         return;
       }
-      const admission = await admit(req, this.#admission, facts);
+      const admission = await this.#admit(req, facts);
       client = admission.client;
       const verdict = admission.verdict;
       if (verdict.kind === "refuse") {
@@ -394,8 +392,9 @@ export class Sidecar {
         facts.status = await this.#mcp(req, res, verdict.principal, verdict.path, verdict.query, client, facts);
         return;
       }
+      if (verdict.kind !== "route") throw new Error(`admission left the request undecided (${verdict.kind})`);
       const { route, params, snapshot, principal } = verdict;
-      if (route.operationId === "triggerWebhook") {
+      if (route.handler === "webhook") {
         const outcome = await this.#webhooks.handle({ req, res, fileName: params.fileName ?? "", snapshot, clientAddress: client });
         if (outcome.observed) this.metrics.webhookHmacObserved.inc({ result: outcome.observed });
         if (outcome.observed && outcome.observed !== "valid") this.#log.warn({ webhook: params.fileName, signature: outcome.observed }, "webhook signature not valid (observe mode: allowed)");
@@ -404,15 +403,14 @@ export class Sidecar {
         facts.status = res.statusCode;
         return;
       }
-      if (this.#authApi.handles(route.operationId)) {
-        const outcome = await this.#authApi.handle({ req, res, operationId: route.operationId, params, snapshot, principal, clientAddress: client });
+      if (route.handler === "auth-api" || route.handler === "managed") {
+        const outcome = await this.#authApi.handle({ req, res, operationId: route.operationId, ...(route.managedBy ? { managedBy: route.managedBy } : {}), params, snapshot, principal, clientAddress: client });
         if (outcome.subject && !facts.user) facts.user = outcome.subject;
         facts.reason = outcome.detail;
         facts.decision = res.statusCode === 429 ? "throttled" : res.statusCode < 400 ? "local" : "deny";
         facts.status = res.statusCode;
         return;
       }
-      if (route.access === "sidecar") throw new HttpError(501, "internal_error", `${route.operationId} is not implemented by the sidecar`);
       facts.decision = "allow";
       const stream = route.streaming === "sse" ? { minRole: route.minRole, surface: "rest_api" as const } : undefined;
       facts.status = await this.#forward(req, res, route, verdict.path, verdict.query, client, undefined, undefined, stream);
@@ -432,6 +430,17 @@ export class Sidecar {
     } finally {
       this.#finish(req, facts, client, started);
     }
+  }
+
+  /** The admission decision (routes/admission.ts), authenticating in between when the route needs it; its facts go into `facts`. */
+  async #admit(req: IncomingMessage, facts: Facts): Promise<Admission> {
+    const admission = admit(req, { snapshot: this.store.snapshot(), profile: this.#profile, trustedProxies: (snapshot) => this.#trustedProxies(snapshot) });
+    Object.assign(facts, admission.facts);
+    if (admission.verdict.kind !== "authenticate") return admission;
+    const { snapshot, route, query } = admission.verdict;
+    const decided = authorize(req, { ...admission, verdict: admission.verdict }, await this.#authenticate(req, snapshot, route, query, admission.client));
+    Object.assign(facts, decided.facts);
+    return decided;
   }
 
   /** Before refusing a request, reads what is left of its body (bounded); past the budget, closes after the answer. */
@@ -540,7 +549,7 @@ export class Sidecar {
       socket.once("finish", () => socket.destroy());
     };
     try {
-      const admission = await admit(req, this.#admission, facts);
+      const admission = await this.#admit(req, facts);
       client = admission.client;
       const verdict = admission.verdict;
       if (verdict.kind === "refuse") return refuse(verdict.status, verdict.decision, verdict.code, verdict.message, verdict.headers);

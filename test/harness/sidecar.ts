@@ -81,7 +81,10 @@ export async function startSidecar(options: {
     try {
       const response = await fetch(`${url}${wait === "ready" ? "/readyz" : "/healthz"}`);
       await response.arrayBuffer();
-      if (response.ok) return instance;
+      // Ready is answered before stdout's "sidecar listening" line may have arrived here: wait for it
+      // (metricsUrl() reads it) unless metrics are off.
+      const metricsOff = options.args !== undefined && options.args[options.args.indexOf("--metrics-listen") + 1] === "off" && options.args.includes("--metrics-listen");
+      if (response.ok && (metricsOff || instance.lines().some((l) => l.msg === "sidecar listening"))) return instance;
     } catch {
       // not listening yet
     }

@@ -5,7 +5,8 @@ import { test, type TestContext } from "node:test";
 import assert from "node:assert/strict";
 import * as k8s from "@kubernetes/client-node";
 import argon2 from "argon2";
-import { Credentials, CredentialsShard, joinShards, type CredentialsIndex } from "../../src/api/index.ts";
+import { Credentials } from "../../src/api/index.ts";
+import { readCredentials } from "../../src/common/credentials-secret.ts";
 import { sha256Hex } from "../../src/common/tokens.ts";
 import { deepEqualJson } from "../../src/common/stable-json.ts";
 import type { Dispatcher } from "undici";
@@ -636,14 +637,8 @@ test("past the inline limit the credentials are sharded: an index, immutable sha
   }
   await waitReady(ns, "daguusers", "user-3");
   const read = async () => {
-    const raw = await secretValue(ns, "dagu-credentials", "credentials.json");
-    const index = JSON.parse(raw) as CredentialsIndex & { kind?: string };
-    if (index.kind !== "index") {
-      const doc = Credentials.parse(JSON.parse(raw));
-      return { index: { ...index, generation: doc.generation, shards: [] }, doc };
-    }
-    const shards = await Promise.all(index.shards.map(async (s) => CredentialsShard.parse(JSON.parse(await secretValue(ns, s.secretName, s.key)))));
-    return { index, doc: Credentials.parse(JSON.parse(joinShards(index, shards))) };
+    const { credentials: doc, index } = await readCredentials(await secretValue(ns, "dagu-credentials", "credentials.json"), (ref) => secretValue(ns, ref.secretName, ref.key));
+    return { index: index ?? { generation: doc.generation, shards: [] }, doc };
   };
   const first = await eventually("a sharded document with 7 users", async () => {
     const r = await read().catch(() => undefined);

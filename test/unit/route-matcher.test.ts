@@ -237,7 +237,7 @@ describe("compiled table", () => {
   });
 
   test("malformed tables and prefixes are refused at compile time", () => {
-    const base = { operationId: "x", minRole: "viewer" } as const;
+    const base = { operationId: "x", minRole: "viewer", handler: "forward" } as const;
     assert.throws(() => createRouteMatcher([{ ...base, method: "GET", path: "/a" }, { ...base, method: "GET", path: "/a" }]), /duplicate/);
     assert.throws(() => createRouteMatcher([{ ...base, method: "GET", path: "/a/../b" }]), /bad segment/);
     assert.throws(() => createRouteMatcher([{ ...base, method: "GET", path: "/a/" }]), /bad template/);

@@ -1,9 +1,9 @@
 // Dagu's auth API, answered by the sidecar from the credentials: login, me, change-password, setup, and
 // user, API key and webhook listings in Dagu's response shapes (never a hash, digest or secret). Writes to
-// users, API keys and webhooks: a standalone sidecar with management (Dagu's own auth: configuration and
-// --state-dir) makes them (management-api.ts); otherwise they are refused with 403 and the resource to
-// apply instead (Git is the truth, the sidecar never edits it). Login, change-password and setup are
-// throttled before any hashing.
+// users, API keys and webhooks (`managed` routes of the table): a standalone sidecar with management
+// (Dagu's own auth: configuration and --state-dir) makes them (management-api.ts); otherwise they are
+// refused with 403 and the resource to apply instead (Git is the truth, the sidecar never edits it).
+// Login, change-password and setup are throttled before any hashing.
 import type { ServerResponse } from "node:http";
 import { z } from "zod";
 import type { CredentialApiKey, CredentialUser } from "../../api/credentials.ts";
@@ -16,31 +16,12 @@ import { issueToken } from "../auth/jwt.ts";
 import type { LoginThrottle } from "../auth/login-throttle.ts";
 import type { Principal } from "../auth/authenticators.ts";
 import type { LocalCall, LocalOutcome } from "./local-call.ts";
-import { handleManagementWrite } from "./management-api.ts";
+import { handleManagementWrite, MANAGEMENT_WRITES } from "./management-api.ts";
+import type { DaguRoute } from "../../dagu/routes.ts";
 import { changeTimestamp } from "../credentials/password-changes.ts";
 
 /** Login and change-password bodies are tiny; anything bigger is not a login. */
 const AUTH_BODY_LIMIT = 16 * 1024;
-
-/** Writes the sidecar refuses, with the resource that manages what they would change. */
-export const MANAGED_WRITES: ReadonlyMap<string, "DaguUser" | "DaguApiKey" | "DaguWebhook"> = new Map([
-  ["createUser", "DaguUser"],
-  ["updateUser", "DaguUser"],
-  ["deleteUser", "DaguUser"],
-  ["resetUserPassword", "DaguUser"],
-  ["createAPIKey", "DaguApiKey"],
-  ["updateAPIKey", "DaguApiKey"],
-  ["deleteAPIKey", "DaguApiKey"],
-  ["createDAGWebhook", "DaguWebhook"],
-  ["deleteDAGWebhook", "DaguWebhook"],
-  ["regenerateDAGWebhookToken", "DaguWebhook"],
-  ["toggleDAGWebhook", "DaguWebhook"],
-  ["configureDAGWebhookProfileSelection", "DaguWebhook"],
-  ["enableDAGWebhookHMAC", "DaguWebhook"],
-  ["configureDAGWebhookHMAC", "DaguWebhook"],
-  ["regenerateDAGWebhookHMACSecret", "DaguWebhook"],
-  ["disableDAGWebhookHMAC", "DaguWebhook"],
-]);
 
 const LoginBody = z.object({ username: z.string().min(1).max(MAX_USERNAME_LENGTH), password: z.string().min(1).max(MAX_PASSWORD_LENGTH) });
 // Missing fields are empty strings, as Go decodes them for Dagu: `{}` is a wrong current password (401), not a bad body.
@@ -57,6 +38,11 @@ export interface AuthApiDeps {
   readonly unauthenticated: UnauthenticatedRead;
 }
 
+/** Whether a route's handler is here: an `auth-api` route's operation, or a `managed` route's write. */
+export function answersLocally(route: Pick<DaguRoute, "operationId" | "handler">): boolean {
+  return route.handler === "managed" ? MANAGEMENT_WRITES.has(route.operationId) : HANDLED.has(route.operationId);
+}
+
 export class AuthApi {
   readonly #deps: AuthApiDeps;
 
@@ -64,13 +50,12 @@ export class AuthApi {
     this.#deps = deps;
   }
 
-  /** True when this operation is answered here. */
-  handles(operationId: string): boolean {
-    return HANDLED.has(operationId) || MANAGED_WRITES.has(operationId);
+  answers(route: Pick<DaguRoute, "operationId" | "handler">): boolean {
+    return answersLocally(route);
   }
 
   async handle(call: LocalCall): Promise<LocalOutcome> {
-    const managed = MANAGED_WRITES.get(call.operationId);
+    const managed = call.managedBy;
     const management = this.#management(call.snapshot);
     if (managed && management) {
       return handleManagementWrite(call, {

@@ -3,11 +3,14 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Principal } from "../auth/authenticators.ts";
 import type { CredentialSnapshot } from "../credentials/credential-store.ts";
+import type { ManagedKind } from "../../dagu/routes.ts";
 
 export interface LocalCall {
   readonly req: IncomingMessage;
   readonly res: ServerResponse;
   readonly operationId: string;
+  /** Set for a `managed` route: the resource that manages what it would change. */
+  readonly managedBy?: ManagedKind;
   readonly params: Readonly<Record<string, string>>;
   readonly snapshot: CredentialSnapshot;
   readonly principal: Principal | undefined;

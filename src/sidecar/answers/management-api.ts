@@ -49,6 +49,26 @@ export interface ManagementContext {
   readonly snapshot: () => CredentialSnapshot;
 }
 
+/** The management writes dispatch() answers (the start-up check holds every `managed` route to it). */
+export const MANAGEMENT_WRITES: ReadonlySet<string> = new Set([
+  "createUser",
+  "updateUser",
+  "deleteUser",
+  "resetUserPassword",
+  "createAPIKey",
+  "updateAPIKey",
+  "deleteAPIKey",
+  "createDAGWebhook",
+  "deleteDAGWebhook",
+  "regenerateDAGWebhookToken",
+  "toggleDAGWebhook",
+  "configureDAGWebhookProfileSelection",
+  "enableDAGWebhookHMAC",
+  "configureDAGWebhookHMAC",
+  "regenerateDAGWebhookHMACSecret",
+  "disableDAGWebhookHMAC",
+]);
+
 /** Answers one of Dagu's management writes; refusals in Dagu's words and status codes. */
 export async function handleManagementWrite(call: LocalCall, ctx: ManagementContext): Promise<LocalOutcome> {
   try {

@@ -1,15 +1,14 @@
 // Self-service password changes laid over a credentials document: for each user, the newer of the
-// document's password and the recorded change wins (the operator applies the same rule when it merges
-// `<daguauth>-password-changes`), and passwordChangedAt advances either way.
-import { rfc3339ToNanos, type Credentials, type PasswordChanges } from "../../api/credentials.ts";
+// document's password and the recorded change wins (passwordChangeWins, the rule the operator applies
+// too when it merges `<daguauth>-password-changes`), and passwordChangedAt advances either way.
+import { passwordChangeWins, rfc3339ToNanos, type Credentials, type PasswordChanges } from "../../api/credentials.ts";
 
 export function applyPasswordChanges(credentials: Credentials, changes: PasswordChanges): Credentials {
   if (Object.keys(changes).length === 0) return credentials;
   let changed = false;
   const users = credentials.users.map((user) => {
     const change = Object.hasOwn(changes, user.id) ? changes[user.id] : undefined;
-    if (!change || !user.allowPasswordChange) return user;
-    if (rfc3339ToNanos(change.changedAt) <= rfc3339ToNanos(user.passwordChangedAt)) return user;
+    if (!user.allowPasswordChange || !passwordChangeWins(change, user.passwordChangedAt)) return user;
     changed = true;
     return { ...user, passwordHash: change.passwordHash, passwordChangedAt: change.changedAt };
   });

@@ -4,6 +4,7 @@
 import type { Logger } from "pino";
 import type { KubeConfig } from "../../common/kube/config.ts";
 import { Informer } from "../../common/kube/informer.ts";
+import { secretValue } from "../../common/kube/secret-data.ts";
 import type { SecretValues } from "../proxy/remote-nodes.ts";
 
 const SECRETS = { group: "", version: "v1", plural: "secrets" };
@@ -31,9 +32,7 @@ export class KubernetesSecretValues implements SecretValues {
   }
 
   value(secretName: string, key: string): string | undefined {
-    const secret = this.#watches.get(secretName)?.get(this.#o.namespace, secretName);
-    const encoded = (secret?.data as Record<string, string> | undefined)?.[key];
-    return encoded === undefined ? undefined : Buffer.from(encoded, "base64").toString("utf8");
+    return secretValue(this.#watches.get(secretName)?.get(this.#o.namespace, secretName), key);
   }
 
   async stop(): Promise<void> {

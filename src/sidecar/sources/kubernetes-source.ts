@@ -6,16 +6,11 @@
 import { EventEmitter } from "node:events";
 import type { KubeConfig } from "../../common/kube/config.ts";
 import type { Logger } from "pino";
-import { z } from "zod";
 import {
   CREDENTIALS_KEY,
-  CredentialsShard,
   PASSWORD_CHANGES_KEY,
   SSO_USERS_KEY,
   credentialsSecretName,
-  joinShards,
-  parseCredentials,
-  parseCredentialsEntry,
   parsePasswordChanges,
   parseSsoUsers,
   passwordChangesSecretName,
@@ -26,6 +21,8 @@ import {
 } from "../../api/credentials.ts";
 import { KubeClient, isConflict, resourcePath, type KubeObject } from "../../common/kube/client.ts";
 import { Informer } from "../../common/kube/informer.ts";
+import { secretValue as decoded } from "../../common/kube/secret-data.ts";
+import { CredentialsReadError, readCredentials } from "../../common/credentials-secret.ts";
 import { withSsoUsers } from "../auth/oidc/sso-users.ts";
 import type { CredentialSource, CredentialSourceEvents, SsoUsersChange } from "../credentials/credential-source.ts";
 import { applyPasswordChanges } from "../credentials/password-changes.ts";
@@ -39,11 +36,6 @@ export interface KubernetesSourceOptions {
 }
 
 const SECRETS = { group: "", version: "v1", plural: "secrets" };
-
-function decoded(secret: KubeObject | undefined, key: string): string | undefined {
-  const value = (secret?.data as Record<string, string> | undefined)?.[key];
-  return value === undefined ? undefined : Buffer.from(value, "base64").toString("utf8");
-}
 
 export class KubernetesCredentialSource extends EventEmitter<CredentialSourceEvents> implements CredentialSource {
   readonly description: string;
@@ -203,48 +195,38 @@ export class KubernetesCredentialSource extends EventEmitter<CredentialSourceEve
 
   /** The document, or the shards an index names (each fetched by name; shards never change). */
   async #parse(text: string): Promise<Credentials | undefined> {
-    const entry = parseCredentialsEntry(text);
-    if (!entry.success) {
-      this.#invalid(new Error(`${this.description} is not valid: ${z.prettifyError(entry.error)}`));
-      return undefined;
-    }
-    if (entry.data.kind === "document") return entry.data.credentials;
-    const index = entry.data.index;
-    if (this.#raw && this.#raw.generation === index.generation) return this.#raw;
     try {
-      const shards = await Promise.all(index.shards.map((ref) => this.#readShard(ref.secretName, ref.key)));
-      const parsed = parseCredentials(joinShards(index, shards));
-      if (parsed.success) return parsed.data;
-      this.#invalid(new Error(`${this.description} (sharded) is not valid: ${z.prettifyError(parsed.error)}`));
+      const raw = this.#raw;
+      const read = await readCredentials(text, (ref) => this.#readShard(ref.secretName, ref.key), (generation) => (raw && raw.generation === generation ? raw : undefined));
+      return read.credentials;
     } catch (err) {
-      // A half-written generation, or a Role that does not name the shards yet: keep the last good
-      // document and look again (a shard's own events are not watched).
-      this.#invalid(new Error(`${this.description}: shards of generation ${index.generation} unreadable: ${err instanceof Error ? err.message : String(err)}`));
-      // One retry pending at a time, whatever number of events fail meanwhile.
-      if (!this.#retry && !this.#stopped) {
-        this.#retryDelayMs = Math.min(Math.max(this.#retryDelayMs * 2, 500), 30_000);
-        this.#retry = setTimeout(() => {
-          this.#retry = undefined;
-          this.#reload();
-        }, this.#retryDelayMs);
-        this.#retry.unref();
+      if (err instanceof CredentialsReadError && err.stage === "entry") {
+        this.#invalid(new Error(`${this.description} is not valid: ${err.message}`));
+      } else if (err instanceof CredentialsReadError && err.stage === "document") {
+        this.#invalid(new Error(`${this.description} (sharded) is not valid: ${err.message}`));
+      } else {
+        // A half-written generation, or a Role that does not name the shards yet: keep the last good
+        // document and look again (a shard's own events are not watched).
+        const generation = err instanceof CredentialsReadError ? err.generation : undefined;
+        this.#invalid(new Error(`${this.description}: shards of generation ${generation} unreadable: ${err instanceof Error ? err.message : String(err)}`));
+        // One retry pending at a time, whatever number of events fail meanwhile.
+        if (!this.#retry && !this.#stopped) {
+          this.#retryDelayMs = Math.min(Math.max(this.#retryDelayMs * 2, 500), 30_000);
+          this.#retry = setTimeout(() => {
+            this.#retry = undefined;
+            this.#reload();
+          }, this.#retryDelayMs);
+          this.#retry.unref();
+        }
       }
     }
     return undefined;
   }
 
-  /** One shard; its errors name the Secret, never its content (JSON.parse quotes what it read). */
-  async #readShard(secretName: string, key: string): Promise<CredentialsShard> {
+  /** One shard's text; an error names the Secret (the codec checks the content). */
+  async #readShard(secretName: string, key: string): Promise<string | undefined> {
     const secret = await this.#client.request<KubeObject>("GET", resourcePath(SECRETS, { namespace: this.#opts.namespace, name: secretName }));
-    let json: unknown;
-    try {
-      json = JSON.parse(decoded(secret, key) ?? "null");
-    } catch {
-      throw new Error(`shard ${secretName} is not JSON`);
-    }
-    const shard = CredentialsShard.safeParse(json);
-    if (!shard.success) throw new Error(`shard ${secretName} is not valid: ${z.prettifyError(shard.error)}`);
-    return shard.data;
+    return decoded(secret, key);
   }
 
   /**
