@@ -17,6 +17,7 @@ import { issueToken } from "./jwt.ts";
 import type { LoginThrottle } from "./login-throttle.ts";
 import { handleManagementWrite } from "./management-api.ts";
 import { changeTimestamp } from "./password-changes.ts";
+import { SIDECAR_LICENSE } from "./ui.ts";
 
 /** Login and change-password bodies are tiny; anything bigger is not a login. */
 const AUTH_BODY_LIMIT = 16 * 1024;
@@ -110,6 +111,10 @@ export class AuthApi {
         return this.#changePassword(call);
       case "setup":
         return this.#setup(call);
+      case "getLicenseStatus":
+        // What the sidecar gives every cluster, not Dagu's community answer (docs/adr/0017).
+        sendJson(call.res, 200, SIDECAR_LICENSE);
+        return {};
       case "listUsers":
         sendJson(call.res, 200, { users: call.snapshot.credentials.users.map((u) => userJson(this.#deps.profile(), u)) });
         return {};
@@ -292,6 +297,7 @@ const HANDLED = new Set([
   "getAPIKey",
   "listWebhooks",
   "getDAGWebhook",
+  "getLicenseStatus",
 ]);
 
 /** Too many password checks already wait in this process: refused at once, nothing hashed or counted. */
