@@ -83,9 +83,9 @@ function replaceLicense(body: string): string {
 const MANAGED_IN_CLUSTER_SCRIPT = `(function () {
   var base = String(getConfig().basePath || "").replace(/\\/$/, "");
   var pages = {
-    "/users": ["Users", "DaguUser", "daguusers"],
-    "/api-keys": ["API Keys", "DaguApiKey", "daguapikeys"],
-    "/webhooks": ["Webhooks", "DaguWebhook", "daguwebhooks"]
+    "/users": ["Users", "DaguUser", "daguusers", true],
+    "/api-keys": ["API Keys", "DaguApiKey", "daguapikeys", true],
+    "/webhooks": ["Webhooks", "DaguWebhook", "daguwebhooks", false]
   };
   var writes = ["Add User", "Create API Key", "Edit", "Delete", "Revoke", "Disable", "Enable", "Reset Password", "Regenerate Token"];
   function hide(el) { if (el.style.display !== "none") el.style.setProperty("display", "none", "important"); }
@@ -102,6 +102,8 @@ const MANAGED_IN_CLUSTER_SCRIPT = `(function () {
     document.querySelectorAll("button, [role=menuitem]").forEach(function (el) {
       if (writes.indexOf(el.textContent.trim()) >= 0) hide(el);
     });
+    // A row's menu would be empty (webhooks keep theirs: "View DAG").
+    if (page[3]) document.querySelectorAll("table button[aria-haspopup=menu]").forEach(hide);
     document.querySelectorAll("div > span").forEach(function (span) {
       if (/require a\\s+license or trial/.test(span.textContent)) hide(span.parentElement);
     });

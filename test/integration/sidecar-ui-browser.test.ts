@@ -260,10 +260,8 @@ describe("Dagu's real UI through the sidecar, in headless chromium", () => {
     for (const u of [ADMIN, VIEWER, OPERATOR, DEVELOPER, MANAGER]) await page.getByRole("cell", { name: u.username }).first().waitFor();
     await noLicenseTalk();
     assert.equal(await page.getByRole("button", { name: "Add User" }).filter({ visible: true }).count(), 0, "no Add User");
-    await page.getByRole("button", { name: `Actions for ${VIEWER.username}` }).click();
-    await page.getByRole("menu").waitFor();
-    assert.deepEqual(await page.getByRole("menuitem").filter({ visible: true }).allTextContents(), [], "no write in the user's menu");
-    await page.keyboard.press("Escape");
+    assert.equal(await page.getByRole("button", { name: `Actions for ${VIEWER.username}` }).count(), 1, "Dagu renders the row's menu");
+    assert.equal(await page.getByRole("button", { name: `Actions for ${VIEWER.username}` }).filter({ visible: true }).count(), 0, "hidden: every item would write");
 
     await page.goto(`${sidecar.url}/api-keys`);
     await page.getByText("Managed in the cluster as DaguApiKey resources (kubectl get daguapikeys): read-only here.").waitFor();
@@ -276,11 +274,17 @@ describe("Dagu's real UI through the sidecar, in headless chromium", () => {
     }
     await noLicenseTalk();
     assert.equal(await page.getByRole("button", { name: "Create API Key" }).filter({ visible: true }).count(), 0, "no Create API Key");
+    assert.equal(await page.locator("table button[aria-haspopup=menu]").filter({ visible: true }).count(), 0, "no Edit or Revoke menu");
 
     await page.goto(`${sidecar.url}/webhooks`);
     await page.getByText("Managed in the cluster as DaguWebhook resources (kubectl get daguwebhooks): read-only here.").waitFor();
-    await page.getByRole("row").filter({ hasText: "hello" }).waitFor();
+    const hook = page.getByRole("row").filter({ hasText: "hello" });
+    await hook.waitFor();
     await noLicenseTalk();
+    await hook.getByRole("button").last().click();
+    await page.getByRole("menu").waitFor();
+    assert.deepEqual(await page.getByRole("menuitem").filter({ visible: true }).allTextContents(), ["View DAG"], "no Regenerate Token or Delete");
+    await page.keyboard.press("Escape");
 
     // Dagu's License page: what the sidecar gives, from its answer to the UI's poll of /license/status.
     const status = page.waitForResponse((r) => new URL(r.url()).pathname === `${API}/license/status`);

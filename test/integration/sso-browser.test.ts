@@ -204,7 +204,9 @@ describe("SSO in headless chromium against a real OpenID provider", () => {
     await menu.getByText("otto", { exact: true }).waitFor();
     await menu.getByText("operator", { exact: true }).waitFor();
     await page.keyboard.press("Escape");
-    // An operator's view: DAGs and runs, no Base Config (developer and up) and no Administration (admin).
+    // An operator's view: DAGs and runs, no Base Config (developer and up; in the Workflows group, open on
+    // /dags) and no Administration (admin).
+    await page.goto(`${sidecarUrl}/dags`);
     await page.getByText("Executions", { exact: true }).first().waitFor();
     assert.equal(await page.getByText("Base Config", { exact: true }).count(), 0, "no Base Config for an operator");
     assert.equal(await page.getByText("Administration", { exact: true }).count(), 0, "no Administration for an operator");
