@@ -2,7 +2,7 @@
 // Chromium is not optional: without it those tests fail with `chromiumMissing()` (CI installs it).
 import { existsSync } from "node:fs";
 import { join } from "node:path";
-import { chromium, type BrowserContext } from "playwright-core";
+import { chromium, type BrowserContext, type Page } from "playwright-core";
 
 export const CHROMIUM = "/usr/bin/chromium";
 
@@ -43,4 +43,14 @@ export async function launchBrowser(dir: string, stepMs: number, options: Browse
   });
   context.setDefaultTimeout(stepMs);
   return context;
+}
+
+/** Dagu v2.15.1's license talk that is false behind the sidecar (docs/adr/0017). */
+const LICENSE_TALK = [/require a\s+license or trial/, /Community installs can manage/, /License Required/];
+
+/** Which of Dagu's license texts the page shows (none, behind the sidecar). */
+export async function licenseTalkShown(page: Page): Promise<string[]> {
+  const shown: string[] = [];
+  for (const text of LICENSE_TALK) if ((await page.getByText(text).filter({ visible: true }).count()) > 0) shown.push(text.source);
+  return shown;
 }
