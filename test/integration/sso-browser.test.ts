@@ -249,4 +249,21 @@ describe("SSO in headless chromium against a real OpenID provider", () => {
     assert.equal(claimsOf(after).role, "developer");
     assert.equal((await me(after)).status, 200);
   });
+
+  test("the admin sees the SSO users on Dagu's Users page, marked SSO, with their roles", async () => {
+    await signedOutEverywhere();
+    await page.goto(`${sidecarUrl}/login`);
+    await page.locator("#username").fill("admin");
+    await page.locator("#password").fill("admin-password-1");
+    await page.getByRole("button", { name: "Sign In", exact: true }).click();
+    await page.waitForURL((url) => url.pathname !== "/login");
+    await page.goto(`${sidecarUrl}/users`);
+    // otto: created by SSO (a record); rosa: now the DaguUser that pins her (sso: true, no password).
+    for (const [name, role] of [["otto", "operator"], ["rosa", "developer"]] as const) {
+      const row = page.getByRole("row").filter({ has: page.getByRole("cell", { name, exact: true }) });
+      await row.getByText("SSO", { exact: true }).waitFor();
+      await row.getByText(role, { exact: true }).waitFor();
+    }
+    await page.getByRole("row").filter({ has: page.getByRole("cell", { name: /^admin\b/ }) }).getByText("Local", { exact: true }).waitFor();
+  });
 });
