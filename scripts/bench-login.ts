@@ -21,9 +21,9 @@ import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import type { AddressInfo } from "node:net";
 import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
-import { buildCredentials } from "../test/harness/sidecar.ts";
-import { repoRoot } from "../test/harness/components.ts";
-import { freePort } from "../test/harness/control-plane.ts";
+import { buildCredentials } from "../dev/known-credentials.ts";
+import { repoRoot } from "../dev/components.ts";
+import { freePort } from "../dev/control-plane.ts";
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? "") > 0 ? Number(process.env.BENCH_SECONDS) : 8;
 const CLI = process.env.BENCH_SIDECAR_CLI ?? join(repoRoot, "src", "cli.ts");

@@ -16,10 +16,10 @@ import { parse as parseYaml } from "yaml";
 import { KubeClient, METADATA_ONLY, resourcePath } from "../src/common/kube/client.ts";
 import { Informer } from "../src/common/kube/informer.ts";
 import { CredentialsShard, joinShards, parseCredentials, parseCredentialsEntry, type Credentials } from "../src/api/index.ts";
-import { ensureComponents, repoRoot } from "../test/harness/components.ts";
-import { startControlPlane, stopControlPlane } from "../test/harness/control-plane.ts";
-import { adminKubeConfig, KUBECONFIG_ENV, run, toKubeConfig } from "../test/harness/kube.ts";
-import { OPERATOR_NAMESPACE, operatorKubeConfig } from "../test/harness/operator.ts";
+import { ensureComponents, repoRoot } from "../dev/components.ts";
+import { startControlPlane, stopControlPlane } from "../dev/control-plane.ts";
+import { adminKubeConfig, KUBECONFIG_ENV, run, toKubeConfig } from "../dev/kube.ts";
+import { OPERATOR_NAMESPACE, operatorKubeConfig } from "../dev/operator-account.ts";
 import type { ChildReport } from "./bench-operator-child.ts";
 
 const USERS = 1000, API_KEYS = 200, WEBHOOKS = 200, IN_FLIGHT = 16, PASSWORD_CHANGES = 20;

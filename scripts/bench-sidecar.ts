@@ -19,9 +19,9 @@ import { accessSync, constants as fsConstants, openSync, closeSync, readFileSync
 import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { availableParallelism, loadavg, tmpdir } from "node:os";
 import { delimiter, join } from "node:path";
-import { buildCredentials } from "../test/harness/sidecar.ts";
-import { repoRoot } from "../test/harness/components.ts";
-import { freePort } from "../test/harness/control-plane.ts";
+import { buildCredentials } from "../dev/known-credentials.ts";
+import { repoRoot } from "../dev/components.ts";
+import { freePort } from "../dev/control-plane.ts";
 import { UPSTREAM_BODY, type LoadOptions, type LoadResult } from "./bench-sidecar-upstream.ts";
 
 const envNumber = (name: string, fallback: number): number => {
@@ -360,9 +360,11 @@ async function expectUpstreamBody(label: string, url: string, headers: string[])
 async function startSidecar(name: string, upstream: string, credentialsFile: string, logFile: string): Promise<{ url: string; child: Child }> {
   const port = await freePort();
   const fd = openSync(logFile, "a"); // the audit lines: written as in production, read by nobody
+  // No /metrics listener: several sidecars run at once (the default 127.0.0.1:9090 would be taken twice),
+  // and metrics are still counted in the process, as in production.
   const child = track(
     name,
-    spawn(process.execPath, [...(CPU_PROFILE_DIR ? ["--cpu-prof", `--cpu-prof-dir=${CPU_PROFILE_DIR}`] : []), ...(process.env.BENCH_SIDECAR_NODE_FLAGS ?? "").split(" ").filter(Boolean), CLI, "sidecar", "--upstream", upstream, "--listen", `127.0.0.1:${port}`, "--credentials-file", credentialsFile, "--dagu-api", "v1"], {
+    spawn(process.execPath, [...(CPU_PROFILE_DIR ? ["--cpu-prof", `--cpu-prof-dir=${CPU_PROFILE_DIR}`] : []), ...(process.env.BENCH_SIDECAR_NODE_FLAGS ?? "").split(" ").filter(Boolean), CLI, "sidecar", "--upstream", upstream, "--listen", `127.0.0.1:${port}`, "--metrics-listen", "off", "--credentials-file", credentialsFile, "--dagu-api", "v1"], {
       env: { PATH: process.env.PATH ?? "" },
       stdio: ["ignore", fd, fd],
     }),

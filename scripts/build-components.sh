@@ -10,7 +10,7 @@
 #   dagu-ui  Dagu v2.15.1 with its web UI        -> bin/dagu-ui-v2.15.1
 #   dagu1    Dagu v1.30.3 (the Dagu 1 suite)     -> bin/dagu-v1.30.3
 # Dagu gets no unversioned link (which Dagu `dagu` named has changed, and the cache is shared by every
-# checkout on the machine): callers name the version (test/harness/components.ts DAGU_BINARIES).
+# checkout on the machine): callers name the version (dev/components.ts DAGU_BINARIES).
 # prints progress on stderr; prints the cache's bin directory on stdout.
 set -euo pipefail
 

@@ -11,9 +11,9 @@ import { openSync, closeSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import * as k8s from "@kubernetes/client-node";
-import { DAGU_BINARIES, ensureComponents, repoRoot } from "../test/harness/components.ts";
-import { freePort, startControlPlane, stopControlPlane } from "../test/harness/control-plane.ts";
-import { run } from "../test/harness/kube.ts";
+import { DAGU_BINARIES, ensureComponents, repoRoot } from "../dev/components.ts";
+import { freePort, startControlPlane, stopControlPlane } from "../dev/control-plane.ts";
+import { run } from "../dev/kube.ts";
 
 const say = (line: string) => process.stdout.write(`[demo] ${line}\n`);
 const t0 = Date.now();

@@ -7,10 +7,11 @@ import { API_VERSION, objectName } from "../api/common.ts";
 import { DaguAuth, type DaguAuthSpecInput } from "../api/dagu-auth.ts";
 import { MIN_PASSWORD_LENGTH } from "../common/password-hash.ts";
 import { isShortTokenSecret, shortTokenSecretWarning } from "../common/token-secret.ts";
-import { mergeDaguAuthSettings, parseAuthBlock, tokenTtlSeconds, type AuthBlock, type DaguAuthSetting } from "../sidecar/sources/dagu-config-source.ts";
+import { mergeDaguAuthSettings, parseAuthBlock, tokenTtlSeconds, type AuthBlock, type DaguAuthSetting } from "../dagu/auth-config.ts";
 import { CONTAINERS, daguEnvKey, daguKey, envLabel } from "./dagu-keys.ts";
-import { parseDaguOidc, readDaguOidc } from "../sidecar/auth/oidc/dagu-config.ts";
+import { parseDaguOidc, readDaguOidc } from "../dagu/oidc-config.ts";
 import type { SidecarState } from "../sidecar/sources/state-dir.ts";
+import type { SecretManifest, Warning } from "./manifests.ts";
 import { convertStandaloneState, type ChildManifest } from "./standalone-state.ts";
 
 /** A refusal: the configuration cannot be converted as it is. The message names the key. */
@@ -31,20 +32,6 @@ export interface ConvertSource {
   env?: NodeJS.ProcessEnv;
   /** A standalone sidecar's --state-dir content: its users, API keys and webhooks become resources too. */
   state?: SidecarState;
-}
-
-export interface Warning {
-  /** The Dagu key or variable it is about. */
-  key: string;
-  message: string;
-}
-
-export interface SecretManifest {
-  apiVersion: "v1";
-  kind: "Secret";
-  metadata: { name: string; namespace?: string };
-  type: "Opaque";
-  stringData: Record<string, string>;
 }
 
 /** The DaguAuth as written to resources.yaml: only what the Dagu config said, defaults left to the schema. */

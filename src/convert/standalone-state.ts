@@ -12,7 +12,7 @@ import { DaguUser } from "../api/dagu-user.ts";
 import { DaguWebhook } from "../api/dagu-webhook.ts";
 import { byCreation } from "../sidecar/sources/standalone-records.ts";
 import { STATE_FILE, StateDir, type SidecarState } from "../sidecar/sources/state-dir.ts";
-import type { SecretManifest, Warning } from "./convert.ts";
+import type { SecretManifest, Warning } from "./manifests.ts";
 
 /** A manifest of one of the child kinds, as written to resources.yaml. */
 export interface ChildManifest {

@@ -5,7 +5,6 @@ import type { Logger } from "pino";
 import type { KubeObject } from "../common/kube/client.ts";
 import { ownerReference } from "./runtime/apply.ts";
 import type { Materials } from "./materials.ts";
-import type { AppliedObject } from "./owned-objects.ts";
 
 export const MANAGED_BY_LABEL = "app.kubernetes.io/managed-by";
 export const MANAGED_BY_VALUE = "dagu-auth-operator";
@@ -26,6 +25,12 @@ export function instanceSelector(instance: string | undefined): string {
 export function ownedLabels(owner: KubeObject, authName?: string): Record<string, string> {
   const instance = owner.metadata.labels?.[INSTANCE_LABEL];
   return { [MANAGED_BY_LABEL]: MANAGED_BY_VALUE, ...(authName !== undefined ? { [AUTH_LABEL]: authName } : {}), ...(instance ? { [INSTANCE_LABEL]: instance } : {}) };
+}
+
+/** What the operator last applied to one object (owned-objects.ts): its digest and the object as sent. */
+export interface AppliedObject {
+  digest: string;
+  object: KubeObject;
 }
 
 export interface ObjectCache<T extends KubeObject = KubeObject> {

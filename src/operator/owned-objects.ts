@@ -13,12 +13,6 @@ import { isConflict, isNotFound, type KubeObject } from "../common/kube/client.t
 import type { ReadyState } from "./conditions.ts";
 import { AUTH_LABEL, isOwnedBy, type OperatorContext, type Writer } from "./context.ts";
 
-/** What the operator last applied to one object: its digest and the object as sent. */
-export interface AppliedObject {
-  digest: string;
-  object: KubeObject;
-}
-
 export function appliedId(obj: Pick<KubeObject, "apiVersion" | "kind" | "metadata">): string {
   return `${obj.apiVersion}/${obj.kind}/${obj.metadata.namespace}/${obj.metadata.name}`;
 }

@@ -1,15 +1,15 @@
 // `dagu-auth sidecar`: builds the credential source from the options, starts the server, and shuts down
 // gracefully on SIGTERM/SIGINT (stop accepting, let requests in flight finish, then exit).
 import type { Logger } from "pino";
-import { createLogger } from "./audit-log.ts";
-import type { CredentialSource } from "./credential-source.ts";
+import { createLogger } from "./telemetry/audit-log.ts";
+import type { CredentialSource } from "./credentials/credential-source.ts";
 import { parseSidecarArgs, SIDECAR_USAGE, UsageError, type SidecarArgs } from "./options.ts";
 import { Sidecar } from "./server.ts";
 import { DaguConfigCredentialSource } from "./sources/dagu-config-source.ts";
 import { FileCredentialSource } from "./sources/file-source.ts";
 import { memoryPasswordChangeLog, memorySsoUserLog, stateDirPasswordChangeLog, stateDirSsoUserLog } from "./sources/password-change-log.ts";
 import { StateDir } from "./sources/state-dir.ts";
-import { fileTlsProvider } from "./tls.ts";
+import { fileTlsProvider } from "./listener/tls.ts";
 import type { KubeConfig } from "../common/kube/config.ts";
 
 // The Kubernetes modules are loaded only in --kubernetes mode (or with --tls-secret).
@@ -89,7 +89,7 @@ export async function runSidecar(argv: readonly string[], env: NodeJS.ProcessEnv
     await sidecar.start();
     if (args.egressListen) {
       // Dagu's remote nodes, reached through the sidecar with their issued keys (remote-nodes.ts).
-      const { RemoteNodeEgress } = await import("./remote-nodes.ts");
+      const { RemoteNodeEgress } = await import("./proxy/remote-nodes.ts");
       const { KubernetesSecretValues } = await import("./sources/kubernetes-secret-values.ts");
       const secrets = new KubernetesSecretValues({ kubeConfig: await kubeConfigFor(args), namespace: args.namespace!, logger: log });
       const running = new RemoteNodeEgress({ listen: args.egressListen, store: sidecar.store, secrets, logger: log });

@@ -6,8 +6,8 @@ import { openSync, closeSync } from "node:fs";
 import { mkdtemp, readFile, rm, writeFile, mkdir } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { bin, DAGU_BINARIES, ensureComponents } from "./components.ts";
-import { freePort } from "./control-plane.ts";
+import { bin, DAGU_BINARIES, ensureComponents } from "../../dev/components.ts";
+import { freePort } from "../../dev/control-plane.ts";
 
 export interface DaguInstance {
   readonly url: string;

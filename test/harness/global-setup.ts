@@ -5,9 +5,9 @@
 import { mkdtemp } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { ensureComponents, repoRoot } from "./components.ts";
-import { startControlPlane, stopControlPlane, type ControlPlaneState } from "./control-plane.ts";
-import { BIN_ENV, KUBECONFIG_ENV, run } from "./kube.ts";
+import { ensureComponents, repoRoot } from "../../dev/components.ts";
+import { startControlPlane, stopControlPlane, type ControlPlaneState } from "../../dev/control-plane.ts";
+import { BIN_ENV, KUBECONFIG_ENV, run } from "../../dev/kube.ts";
 
 let started: ControlPlaneState | undefined;
 

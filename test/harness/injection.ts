@@ -9,9 +9,10 @@ import { injectionClusterRules } from "../../src/operator/rbac.ts";
 import { InjectionConfig, type InjectionConfigInput } from "../../src/operator/injection/config.ts";
 import type { CertificatePolicy } from "../../src/operator/injection/certificate-plan.ts";
 import { INJECT_PATH, webhookConfiguration } from "../../src/operator/injection/webhook-configuration.ts";
-import { freePort } from "./control-plane.ts";
-import { adminKubeConfig } from "./kube.ts";
-import { OPERATOR_NAMESPACE, startTestOperator, type TestOperator } from "./operator.ts";
+import { freePort } from "../../dev/control-plane.ts";
+import { adminKubeConfig } from "../../dev/kube.ts";
+import { OPERATOR_NAMESPACE } from "../../dev/operator-account.ts";
+import { startTestOperator, type TestOperator } from "./test-operator.ts";
 
 const kc = adminKubeConfig();
 const admission = kc.makeApiClient(k8s.AdmissionregistrationV1Api);

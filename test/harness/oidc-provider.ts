@@ -10,8 +10,8 @@ import type { AddressInfo } from "node:net";
 import { exportJWK, generateKeyPair } from "jose";
 import Provider, { type Configuration } from "oidc-provider";
 import { Agent, fetch as undiciFetch } from "undici";
-import { freePort } from "./control-plane.ts";
-import { createCa, issueCert, type Ca } from "./pki.ts";
+import { freePort } from "../../dev/control-plane.ts";
+import { createCa, issueCert, type Ca } from "../../dev/pki.ts";
 
 export interface TestAccount {
   email?: string | undefined;

@@ -3,8 +3,9 @@
 import assert from "node:assert/strict";
 import * as k8s from "@kubernetes/client-node";
 import { parseCredentials, type Credentials as CredentialsDoc } from "../../src/api/index.ts";
-import { adminKubeConfig, eventually } from "./kube.ts";
-import { startTestOperator, type TestOperator } from "./operator.ts";
+import { adminKubeConfig } from "../../dev/kube.ts";
+import { eventually } from "./per-test.ts";
+import { startTestOperator, type TestOperator } from "./test-operator.ts";
 
 export const kc = adminKubeConfig();
 export const core = kc.makeApiClient(k8s.CoreV1Api);

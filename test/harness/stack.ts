@@ -5,7 +5,8 @@ import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { startDagu, type DaguInstance } from "./dagu.ts";
-import { buildCredentials, startRecorder, startSidecar, type Recorder, type SidecarInstance, type TestCredentials } from "./sidecar.ts";
+import { startRecorder, startSidecar, type Recorder, type SidecarInstance } from "./sidecar.ts";
+import { buildCredentials, type TestCredentials } from "../../dev/known-credentials.ts";
 
 export interface SidecarStack {
   readonly dagu: DaguInstance;

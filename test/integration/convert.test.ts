@@ -3,14 +3,15 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { repoRoot } from "../harness/components.ts";
+import { repoRoot } from "../../dev/components.ts";
 import * as k8s from "@kubernetes/client-node";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { tokenSigningKey } from "../../src/common/token-secret.ts";
 import { DaguConfigCredentialSource } from "../../src/sidecar/sources/dagu-config-source.ts";
 import { StateDir } from "../../src/sidecar/sources/state-dir.ts";
-import { eventually, kubectl, run, testNamespace } from "../harness/kube.ts";
+import { kubectl, run } from "../../dev/kube.ts";
+import { eventually, testNamespace } from "../harness/per-test.ts";
 import { create, kc, patchSpec, ready, secret, setSecret, waitCredentials, waitReady, withOperator } from "../harness/resources.ts";
 
 const convert = (fixture: string) => run(process.execPath, [join(repoRoot, "src", "cli.ts"), "convert", join(repoRoot, "test", "fixtures", "convert", fixture)]);

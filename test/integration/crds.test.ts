@@ -6,8 +6,9 @@ import { readdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import * as k8s from "@kubernetes/client-node";
 import YAML from "yaml";
-import { repoRoot } from "../harness/components.ts";
-import { adminKubeConfig, kubectl, testNamespace } from "../harness/kube.ts";
+import { repoRoot } from "../../dev/components.ts";
+import { adminKubeConfig, kubectl } from "../../dev/kube.ts";
+import { testNamespace } from "../harness/per-test.ts";
 import { KINDS } from "../../src/api/index.ts";
 
 const GROUP = "auth.dagu.dev";

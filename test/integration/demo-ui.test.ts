@@ -11,8 +11,8 @@ import { join } from "node:path";
 import { after, before, beforeEach, describe, test } from "node:test";
 import type { BrowserContext } from "playwright-core";
 import { chromiumMissing, launchBrowser, licenseTalkShown } from "../harness/browser.ts";
-import { repoRoot } from "../harness/components.ts";
-import { freePort } from "../harness/control-plane.ts";
+import { repoRoot } from "../../dev/components.ts";
+import { freePort } from "../../dev/control-plane.ts";
 
 const STEP_MS = 30_000;
 

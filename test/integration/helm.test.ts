@@ -15,8 +15,9 @@ import pino from "pino";
 import YAML from "yaml";
 import { injectionClusterRules, OPERATOR_CLUSTER_RULES, OPERATOR_NAMESPACE_RULES, type PolicyRule } from "../../src/operator/rbac.ts";
 import { startOperator } from "../../src/operator/operator.ts";
-import { ensureComponents, repoRoot } from "../harness/components.ts";
-import { adminKubeConfig, eventually, kubectl, run, testKubeconfigPath, testNamespace, toKubeConfig, type RunResult } from "../harness/kube.ts";
+import { ensureComponents, repoRoot } from "../../dev/components.ts";
+import { adminKubeConfig, kubectl, run, testKubeconfigPath, toKubeConfig, type RunResult } from "../../dev/kube.ts";
+import { eventually, testNamespace } from "../harness/per-test.ts";
 import { create, secret, waitReady } from "../harness/resources.ts";
 
 const CHART = join(repoRoot, "charts", "dagu-auth-operator");

@@ -4,8 +4,8 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { repoRoot } from "../harness/components.ts";
-import { run, testKubeconfigPath } from "../harness/kube.ts";
+import { repoRoot } from "../../dev/components.ts";
+import { run, testKubeconfigPath } from "../../dev/kube.ts";
 
 test("the Dockerfile's build and start commands work (scripts/image-smoke.sh)", { timeout: 5 * 60_000 }, async () => {
   const r = await run("bash", [join(repoRoot, "scripts", "image-smoke.sh")], undefined, { ...process.env, IMAGE_SMOKE_KUBECONFIG: testKubeconfigPath() });

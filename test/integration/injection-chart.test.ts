@@ -22,10 +22,11 @@ import * as k8s from "@kubernetes/client-node";
 import YAML from "yaml";
 import { SIDECAR_CONTAINER } from "../../src/operator/injection/mutate.ts";
 import { webhookConfiguration } from "../../src/operator/injection/webhook-configuration.ts";
-import { certManagerCrdsDir, cacheDir, ensureComponents, repoRoot } from "../harness/components.ts";
-import { freePort } from "../harness/control-plane.ts";
+import { certManagerCrdsDir, cacheDir, ensureComponents, repoRoot } from "../../dev/components.ts";
+import { freePort } from "../../dev/control-plane.ts";
 import { registerWebhook, startInjectingOperator } from "../harness/injection.ts";
-import { adminKubeConfig, eventually, kubectl, run, testKubeconfigPath, testNamespace, type RunResult } from "../harness/kube.ts";
+import { adminKubeConfig, kubectl, run, testKubeconfigPath, type RunResult } from "../../dev/kube.ts";
+import { eventually, testNamespace } from "../harness/per-test.ts";
 import { CLI } from "../harness/sidecar.ts";
 import { create, secret, waitReady } from "../harness/resources.ts";
 

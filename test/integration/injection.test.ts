@@ -9,8 +9,9 @@ import { X509Certificate } from "node:crypto";
 import * as k8s from "@kubernetes/client-node";
 import { SIDECAR_CONTAINER, TOKEN_VOLUME } from "../../src/operator/injection/mutate.ts";
 import { daguContainer, labelledPod, registerWebhook, startInjectingOperator, TEST_SIDECAR_IMAGE } from "../harness/injection.ts";
-import { adminKubeConfig, eventually, testNamespace } from "../harness/kube.ts";
-import { OPERATOR_NAMESPACE } from "../harness/operator.ts";
+import { adminKubeConfig } from "../../dev/kube.ts";
+import { eventually, testNamespace } from "../harness/per-test.ts";
+import { OPERATOR_NAMESPACE } from "../../dev/operator-account.ts";
 import { create, secret, waitReady } from "../harness/resources.ts";
 
 const kc = adminKubeConfig();
@@ -148,7 +149,7 @@ test("the webhook's certificate rotates (serving certificate and CA, two operato
   const policy = { certValidityMs: 6_000, caValidityMs: 24_000, propagationMs: 2_000 };
   const a = await startInjectingOperator(t, webhook, { name: "a", policy });
   // A second replica: it plans and writes the same Secret (conditional writes) while A serves.
-  const { freePort } = await import("../harness/control-plane.ts");
+  const { freePort } = await import("../../dev/control-plane.ts");
   await startInjectingOperator(t, webhook, { name: "b", port: await freePort(), policy });
   await daguAuth(ns);
   await webhookReady(a, webhook.name);
@@ -193,9 +194,9 @@ test("the mutated pod, run as written (Dagu with its env, the sidecar with its a
   const { networkInterfaces, tmpdir } = await import("node:os");
   const { join } = await import("node:path");
   const { connect } = await import("node:net");
-  const { freePort } = await import("../harness/control-plane.ts");
-  const { bin, DAGU_BINARIES, ensureComponents } = await import("../harness/components.ts");
-  const { serviceAccountKubeConfig } = await import("../harness/kube.ts");
+  const { freePort } = await import("../../dev/control-plane.ts");
+  const { bin, DAGU_BINARIES, ensureComponents } = await import("../../dev/components.ts");
+  const { serviceAccountKubeConfig } = await import("../../dev/kube.ts");
   const { CLI } = await import("../harness/sidecar.ts");
 
   const ns = await testNamespace(t, "inj");

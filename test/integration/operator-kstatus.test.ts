@@ -4,7 +4,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import * as k8s from "@kubernetes/client-node";
-import { eventually, testNamespace } from "../harness/kube.ts";
+import { eventually, testNamespace } from "../harness/per-test.ts";
 import { builtinSetup, core, create, custom, get, GROUP, patchSpec, secret, VERSION, withOperator, type Obj } from "../harness/resources.ts";
 
 type Kstatus = "Current" | "InProgress" | "Failed" | "Terminating";

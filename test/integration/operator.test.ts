@@ -9,9 +9,11 @@ import { Credentials, CredentialsShard, joinShards, type CredentialsIndex } from
 import { sha256Hex } from "../../src/common/tokens.ts";
 import { deepEqualJson } from "../../src/common/stable-json.ts";
 import type { Dispatcher } from "undici";
-import { eventually, kubectl, testNamespace, toKubeConfig } from "../harness/kube.ts";
-import { certManagerCrdsDir } from "../harness/components.ts";
-import { OPERATOR_NAMESPACE, operatorKubeConfig, startTestOperator } from "../harness/operator.ts";
+import { kubectl, toKubeConfig } from "../../dev/kube.ts";
+import { eventually, testNamespace } from "../harness/per-test.ts";
+import { certManagerCrdsDir } from "../../dev/components.ts";
+import { OPERATOR_NAMESPACE, operatorKubeConfig } from "../../dev/operator-account.ts";
+import { startTestOperator } from "../harness/test-operator.ts";
 import {
   builtinSetup,
   core,

@@ -4,7 +4,7 @@
 // lists and starts the remote's DAGs with the role the key carries (the remote refuses more), the
 // primary's own route table still applies first, a rotated key keeps the node working across the overlap,
 // and the old key dies after it.
-// The Dagus here are v2.15.1 (test/harness/components.ts, DAGU_BINARIES); the primary's config names the
+// The Dagus here are v2.15.1 (dev/components.ts, DAGU_BINARIES); the primary's config names the
 // node as Dagu 2 spells it (remote_nodes, api_base_url with /api/v1, auth_type none).
 import { test } from "node:test";
 import assert from "node:assert/strict";
@@ -12,10 +12,11 @@ import { spawn } from "node:child_process";
 import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { bin, DAGU_BINARIES, ensureComponents } from "../harness/components.ts";
-import { freePort } from "../harness/control-plane.ts";
+import { bin, DAGU_BINARIES, ensureComponents } from "../../dev/components.ts";
+import { freePort } from "../../dev/control-plane.ts";
 import { HELLO_DAG, startDagu } from "../harness/dagu.ts";
-import { eventually, serviceAccountKubeConfig, testNamespace } from "../harness/kube.ts";
+import { serviceAccountKubeConfig } from "../../dev/kube.ts";
+import { eventually, testNamespace } from "../harness/per-test.ts";
 import { create, get, patchSpec, secret, secretValue, waitReady, withOperator } from "../harness/resources.ts";
 import { startSidecar, type SidecarInstance } from "../harness/sidecar.ts";
 

@@ -4,7 +4,8 @@ import { randomBytes } from "node:crypto";
 import { test, type TestContext } from "node:test";
 import * as k8s from "@kubernetes/client-node";
 import { pino } from "pino";
-import { adminAccess, adminKubeConfig, eventually, testNamespace } from "../harness/kube.ts";
+import { adminAccess, adminKubeConfig } from "../../dev/kube.ts";
+import { eventually, testNamespace } from "../harness/per-test.ts";
 import { Informer, type InformerOptions } from "../../src/common/kube/informer.ts";
 import type { KubeObject } from "../../src/common/kube/client.ts";
 

@@ -5,7 +5,8 @@ import { test, type TestContext } from "node:test";
 import * as k8s from "@kubernetes/client-node";
 import { pino } from "pino";
 import type { KubeConfig } from "../../src/common/kube/config.ts";
-import { adminAccess, adminKubeConfig, eventually, testNamespace, toKubeConfig } from "../harness/kube.ts";
+import { adminAccess, adminKubeConfig, toKubeConfig } from "../../dev/kube.ts";
+import { eventually, testNamespace } from "../harness/per-test.ts";
 import { LeaderElector, type LeaderElectionOptions } from "../../src/operator/runtime/leader-election.ts";
 
 const logger = pino({ level: process.env.LOG_LEVEL ?? "silent" });

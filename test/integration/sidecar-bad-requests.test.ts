@@ -10,10 +10,11 @@ import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { SignJWT, UnsecuredJWT } from "jose";
 import { generateApiKey } from "../../src/common/tokens.ts";
-import { passwordChangedAtNs } from "../../src/sidecar/jwt.ts";
+import { passwordChangedAtNs } from "../../src/sidecar/auth/jwt.ts";
 import { startDagu, type DaguInstance } from "../harness/dagu.ts";
 import { httpText, raw as rawHttp, type RawResponse } from "../harness/raw-http.ts";
-import { buildCredentials, ROLE_USERS, startRecorder, startSidecar, type Recorder, type RecordedRequest, type SidecarInstance, type TestCredentials } from "../harness/sidecar.ts";
+import { startRecorder, startSidecar, type Recorder, type RecordedRequest, type SidecarInstance } from "../harness/sidecar.ts";
+import { buildCredentials, ROLE_USERS, type TestCredentials } from "../../dev/known-credentials.ts";
 
 const API = "/api/v1";
 let dagu: DaguInstance;

@@ -11,7 +11,8 @@ import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { startDagu, type DaguInstance } from "../harness/dagu.ts";
 import { httpText, raw } from "../harness/raw-http.ts";
-import { buildCredentials, ROLE_USERS, startRecorder, startSidecar, type Recorder, type SidecarInstance, type TestCredentials } from "../harness/sidecar.ts";
+import { startRecorder, startSidecar, type Recorder, type SidecarInstance } from "../harness/sidecar.ts";
+import { buildCredentials, ROLE_USERS, type TestCredentials } from "../../dev/known-credentials.ts";
 
 const API = "/api/v2";
 let dagu: DaguInstance;

@@ -10,7 +10,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { startDagu, type DaguInstance } from "../harness/dagu.ts";
-import { buildCredentials, startRecorder, startSidecar, type Recorder, type SidecarInstance, type TestCredentials } from "../harness/sidecar.ts";
+import { startRecorder, startSidecar, type Recorder, type SidecarInstance } from "../harness/sidecar.ts";
+import { buildCredentials, type TestCredentials } from "../../dev/known-credentials.ts";
 
 const API = "/api/v2";
 const MARKER = `planted-secret-${randomBytes(8).toString("hex")}`;

@@ -9,10 +9,11 @@ import argon2 from "argon2";
 import pino from "pino";
 import type { Credentials } from "../../src/api/index.ts";
 import { KubernetesCredentialSource } from "../../src/sidecar/sources/kubernetes-source.ts";
-import { CredentialStore } from "../../src/sidecar/credential-store.ts";
-import { changeTimestamp } from "../../src/sidecar/password-changes.ts";
+import { CredentialStore } from "../../src/sidecar/credentials/credential-store.ts";
+import { changeTimestamp } from "../../src/sidecar/credentials/password-changes.ts";
 import { hashPassword } from "../../src/common/password-hash.ts";
-import { eventually, serviceAccountKubeConfig, testNamespace, toKubeConfig } from "../harness/kube.ts";
+import { serviceAccountKubeConfig, toKubeConfig } from "../../dev/kube.ts";
+import { eventually, testNamespace } from "../harness/per-test.ts";
 import { builtinSetup, core, create, secret, setSecret, waitCredentials, waitReady, withOperator } from "../harness/resources.ts";
 
 

@@ -11,8 +11,9 @@ import { join } from "node:path";
 import { connect, type PeerCertificate } from "node:tls";
 import { X509Certificate } from "node:crypto";
 import * as k8s from "@kubernetes/client-node";
-import { adminKubeConfig, eventually, serviceAccountKubeConfig, testNamespace } from "../harness/kube.ts";
-import { createCa, issueCert, type KeyPairPem } from "../harness/pki.ts";
+import { adminKubeConfig, serviceAccountKubeConfig } from "../../dev/kube.ts";
+import { eventually, testNamespace } from "../harness/per-test.ts";
+import { createCa, issueCert, type KeyPairPem } from "../../dev/pki.ts";
 import { secret, create, waitReady, withOperator } from "../harness/resources.ts";
 import { startSidecar } from "../harness/sidecar.ts";
 

@@ -4,7 +4,7 @@
 import assert from "node:assert/strict";
 import { request } from "node:http";
 import { after, before, describe, test } from "node:test";
-import { eventually } from "../harness/kube.ts";
+import { eventually } from "../harness/per-test.ts";
 import type { SidecarInstance } from "../harness/sidecar.ts";
 import { startSidecarStack, type SidecarStack } from "../harness/stack.ts";
 

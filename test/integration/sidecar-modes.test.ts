@@ -8,9 +8,10 @@ import { createServer as createNetServer, type AddressInfo } from "node:net";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { startDagu, type DaguInstance } from "../harness/dagu.ts";
-import { freePort } from "../harness/control-plane.ts";
-import { eventually } from "../harness/kube.ts";
-import { buildCredentials, CLI, startRecorder, startSidecar } from "../harness/sidecar.ts";
+import { freePort } from "../../dev/control-plane.ts";
+import { eventually } from "../harness/per-test.ts";
+import { CLI, startRecorder, startSidecar } from "../harness/sidecar.ts";
+import { buildCredentials } from "../../dev/known-credentials.ts";
 
 const API = "/api/v1";
 let dagu: DaguInstance;

@@ -14,10 +14,11 @@ import pino from "pino";
 import { IN_CLUSTER_DIR, KubeConfig } from "../../src/common/kube/config.ts";
 import { KubeClient, errorCode, resourcePath } from "../../src/common/kube/client.ts";
 import { KubernetesCredentialSource } from "../../src/sidecar/sources/kubernetes-source.ts";
-import { changeTimestamp } from "../../src/sidecar/password-changes.ts";
+import { changeTimestamp } from "../../src/sidecar/credentials/password-changes.ts";
 import { hashPassword } from "../../src/common/password-hash.ts";
-import { repoRoot } from "../harness/components.ts";
-import { eventually, kubectl, testNamespace } from "../harness/kube.ts";
+import { repoRoot } from "../../dev/components.ts";
+import { kubectl } from "../../dev/kube.ts";
+import { eventually, testNamespace } from "../harness/per-test.ts";
 import { builtinSetup, core, kc, waitCredentials, waitReady, withOperator } from "../harness/resources.ts";
 
 const EXAMPLE = join(repoRoot, "examples/dagu-with-sidecar.yaml");

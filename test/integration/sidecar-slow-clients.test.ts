@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import type { Socket } from "node:net";
 import { after, before, describe, test } from "node:test";
-import { eventually } from "../harness/kube.ts";
+import { eventually } from "../harness/per-test.ts";
 import { rawConnect, rawExchange } from "../harness/raw-http.ts";
 import type { SidecarInstance } from "../harness/sidecar.ts";
 import { startSidecarStack, type SidecarStack } from "../harness/stack.ts";

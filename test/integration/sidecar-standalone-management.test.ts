@@ -8,9 +8,9 @@ import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import { repoRoot } from "../harness/components.ts";
+import { repoRoot } from "../../dev/components.ts";
 import { startDagu, type DaguInstance } from "../harness/dagu.ts";
-import { eventually } from "../harness/kube.ts";
+import { eventually } from "../harness/per-test.ts";
 import { startSidecar, type SidecarInstance } from "../harness/sidecar.ts";
 
 /** The page's examples, as fixtures (test/fixtures/convert/page-*.yaml) and as variables. */

@@ -9,8 +9,9 @@ import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import type { Credentials } from "../../src/api/credentials.ts";
 import { startDagu, type DaguInstance } from "../harness/dagu.ts";
-import { eventually } from "../harness/kube.ts";
-import { buildCredentials, startSidecar, type SidecarInstance, type TestCredentials } from "../harness/sidecar.ts";
+import { eventually } from "../harness/per-test.ts";
+import { startSidecar, type SidecarInstance } from "../harness/sidecar.ts";
+import { buildCredentials, type TestCredentials } from "../../dev/known-credentials.ts";
 
 const API = "/api/v1";
 let dagu: DaguInstance;

@@ -10,8 +10,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { startDagu, type DaguInstance } from "../harness/dagu.ts";
-import { eventually } from "../harness/kube.ts";
-import { buildCredentials, startFakeDagu2, startSidecar, type FakeDagu2, type SidecarInstance, type TestCredentials } from "../harness/sidecar.ts";
+import { eventually } from "../harness/per-test.ts";
+import { startFakeDagu2, startSidecar, type FakeDagu2, type SidecarInstance } from "../harness/sidecar.ts";
+import { buildCredentials, type TestCredentials } from "../../dev/known-credentials.ts";
 
 let fake: FakeDagu2;
 let sidecar: SidecarInstance;

@@ -9,9 +9,10 @@ import { connect as tcpConnect } from "node:net";
 import { connect, type TLSSocket } from "node:tls";
 import { after, before, test } from "node:test";
 import { startDagu, type DaguInstance } from "../harness/dagu.ts";
-import { eventually } from "../harness/kube.ts";
-import { createCa, issueCert, type Ca, type KeyPairPem } from "../harness/pki.ts";
-import { buildCredentials, startSidecar, type SidecarInstance } from "../harness/sidecar.ts";
+import { eventually } from "../harness/per-test.ts";
+import { createCa, issueCert, type Ca, type KeyPairPem } from "../../dev/pki.ts";
+import { startSidecar, type SidecarInstance } from "../harness/sidecar.ts";
+import { buildCredentials } from "../../dev/known-credentials.ts";
 
 let dagu: DaguInstance;
 let dir: string;

@@ -20,7 +20,8 @@ import { after, before, beforeEach, describe, test } from "node:test";
 import type { BrowserContext, Page, Request } from "playwright-core";
 import { chromiumMissing, launchBrowser, licenseTalkShown } from "../harness/browser.ts";
 import { startDagu, type DaguInstance } from "../harness/dagu.ts";
-import { buildCredentials, startSidecar, type SidecarInstance } from "../harness/sidecar.ts";
+import { startSidecar, type SidecarInstance } from "../harness/sidecar.ts";
+import { buildCredentials } from "../../dev/known-credentials.ts";
 
 const API = "/api/v1";
 const ADMIN = { username: "admin", password: "admin-password-1", role: "admin" } as const;

@@ -11,7 +11,7 @@ import { join } from "node:path";
 import { after, before, beforeEach, describe, test } from "node:test";
 import type { BrowserContext, Page } from "playwright-core";
 import { chromiumMissing, launchBrowser, licenseTalkShown } from "../harness/browser.ts";
-import { repoRoot } from "../harness/components.ts";
+import { repoRoot } from "../../dev/components.ts";
 import { startDagu, type DaguInstance } from "../harness/dagu.ts";
 import { startSidecar, type SidecarInstance } from "../harness/sidecar.ts";
 

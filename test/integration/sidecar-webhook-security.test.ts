@@ -10,7 +10,8 @@ import { after, before, describe, test } from "node:test";
 import { generateWebhookToken, generateSecret } from "../../src/common/tokens.ts";
 import { HELLO_DAG } from "../harness/dagu.ts";
 import { rawExchange, type RawAnswer } from "../harness/raw-http.ts";
-import { startSidecar, type Recorder, type SidecarInstance, type TestCredentials } from "../harness/sidecar.ts";
+import { startSidecar, type Recorder, type SidecarInstance } from "../harness/sidecar.ts";
+import { type TestCredentials } from "../../dev/known-credentials.ts";
 import { startSidecarStack, type SidecarStack } from "../harness/stack.ts";
 
 const WINDOW_SECONDS = 2;

@@ -8,8 +8,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { startDagu, HELLO_DAG, type DaguInstance } from "../harness/dagu.ts";
-import { eventually } from "../harness/kube.ts";
-import { buildCredentials, startRecorder, startSidecar, type Recorder, type SidecarInstance, type TestCredentials } from "../harness/sidecar.ts";
+import { eventually } from "../harness/per-test.ts";
+import { startRecorder, startSidecar, type Recorder, type SidecarInstance } from "../harness/sidecar.ts";
+import { buildCredentials, type TestCredentials } from "../../dev/known-credentials.ts";
 
 const API = "/api/v1";
 let dagu: DaguInstance;

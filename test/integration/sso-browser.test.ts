@@ -19,8 +19,9 @@ import type { OidcSettings } from "../../src/api/oidc.ts";
 import { chromiumMissing, launchBrowser } from "../harness/browser.ts";
 import { startDagu, type DaguInstance } from "../harness/dagu.ts";
 import { reservePort, startProvider, type TestProvider } from "../harness/oidc-provider.ts";
-import { issueCert } from "../harness/pki.ts";
-import { buildCredentials, startSidecar, type SidecarInstance, type TestCredentials } from "../harness/sidecar.ts";
+import { issueCert } from "../../dev/pki.ts";
+import { startSidecar, type SidecarInstance } from "../harness/sidecar.ts";
+import { buildCredentials, type TestCredentials } from "../../dev/known-credentials.ts";
 
 const CLIENT_SECRET = `browser-client-secret-${"b".repeat(16)}`;
 const STEP_MS = 30_000;

@@ -12,7 +12,8 @@ import type { Credentials, CredentialUser, SsoUsers } from "../../src/api/creden
 import type { OidcSettings } from "../../src/api/oidc.ts";
 import { startDagu, type DaguInstance } from "../harness/dagu.ts";
 import { authorize, Browser, reservePort, startProvider, type TestAccount, type TestProvider } from "../harness/oidc-provider.ts";
-import { buildCredentials, startSidecar, type SidecarInstance, type TestCredentials } from "../harness/sidecar.ts";
+import { startSidecar, type SidecarInstance } from "../harness/sidecar.ts";
+import { buildCredentials, type TestCredentials } from "../../dev/known-credentials.ts";
 
 const CLIENT_SECRET = `client-secret-${"x".repeat(24)}`;
 const OTHER_SECRET = `other-secret-${"y".repeat(24)}`;

@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { parseAllDocuments } from "yaml";
 import { z } from "zod";
 import { IN_CLUSTER_DIR } from "../../src/common/kube/config.ts";
-import { repoRoot } from "../harness/components.ts";
+import { repoRoot } from "../../dev/components.ts";
 
 const Mount = z.object({ name: z.string(), mountPath: z.string(), readOnly: z.boolean().optional() });
 const Container = z.object({ name: z.string(), volumeMounts: z.array(Mount).default([]), ports: z.array(z.object({ name: z.string(), containerPort: z.number() })).default([]) });

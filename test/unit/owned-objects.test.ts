@@ -4,7 +4,8 @@ import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import type { KubeObject } from "../../src/common/kube/client.ts";
 import { AUTH_LABEL, MANAGED_BY_LABEL, MANAGED_BY_VALUE } from "../../src/operator/context.ts";
-import { appliedId, carries, ownedObjectChanged, ownerAuthKey, pruneOwned, type AppliedObject } from "../../src/operator/owned-objects.ts";
+import { appliedId, carries, ownedObjectChanged, ownerAuthKey, pruneOwned } from "../../src/operator/owned-objects.ts";
+import { type AppliedObject } from "../../src/operator/context.ts";
 
 const owner = { apiVersion: "auth.dagu.dev/v1alpha1", kind: "DaguAuth", name: "dagu", uid: "u-1", controller: true, blockOwnerDeletion: true };
 const role = (over: Record<string, unknown> = {}, meta: Partial<KubeObject["metadata"]> = {}): KubeObject => ({

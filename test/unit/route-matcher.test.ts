@@ -2,9 +2,9 @@ import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import fc from "fast-check";
 import { ROLES, type Role } from "../../src/api/common.ts";
-import { createRouteMatcher, matchRoute, type MatchResult } from "../../src/sidecar/route-matcher.ts";
-import { roleAtLeast, roleRank } from "../../src/sidecar/roles.ts";
-import { DAGU_ROUTES, type DaguRoute } from "../../src/sidecar/routes.ts";
+import { createRouteMatcher, matchRoute, type MatchResult } from "../../src/sidecar/routes/route-matcher.ts";
+import { roleAtLeast, roleRank } from "../../src/sidecar/routes/roles.ts";
+import { DAGU_ROUTES, type DaguRoute } from "../../src/dagu/routes.ts";
 
 /** "operationId" for a match, the error name otherwise: compact expectations. */
 function outcome(result: MatchResult): string {

@@ -15,10 +15,10 @@ import { describe, test } from "node:test";
 import { promisify } from "node:util";
 import { parse } from "yaml";
 import { z } from "zod";
-import { daguApiProfile } from "../../src/sidecar/dagu-api.ts";
-import { roleAtLeast } from "../../src/sidecar/roles.ts";
-import { DAGU_ROUTES, isUnauthenticated, type DaguRoute } from "../../src/sidecar/routes.ts";
-import { cacheDir } from "../harness/components.ts";
+import { daguApiProfile } from "../../src/sidecar/routes/dagu-api.ts";
+import { roleAtLeast } from "../../src/sidecar/routes/roles.ts";
+import { DAGU_ROUTES, isUnauthenticated, type DaguRoute } from "../../src/dagu/routes.ts";
+import { cacheDir } from "../../dev/components.ts";
 
 const execFileAsync = promisify(execFile);
 

@@ -4,11 +4,11 @@ import assert from "node:assert/strict";
 import { EventEmitter } from "node:events";
 import { before, describe, test } from "node:test";
 import type { Credentials, SsoUsers } from "../../src/api/credentials.ts";
-import type { CredentialSource, CredentialSourceEvents, SsoUsersChange } from "../../src/sidecar/credential-source.ts";
-import { CredentialStore } from "../../src/sidecar/credential-store.ts";
-import { applyPasswordChanges, changeTimestamp, nanosToRfc3339 } from "../../src/sidecar/password-changes.ts";
-import { resolveDaguAuthConfig } from "../../src/sidecar/sources/dagu-config-source.ts";
-import { buildCredentials } from "../harness/sidecar.ts";
+import type { CredentialSource, CredentialSourceEvents, SsoUsersChange } from "../../src/sidecar/credentials/credential-source.ts";
+import { CredentialStore } from "../../src/sidecar/credentials/credential-store.ts";
+import { applyPasswordChanges, changeTimestamp, nanosToRfc3339 } from "../../src/sidecar/credentials/password-changes.ts";
+import { resolveDaguAuthConfig } from "../../src/dagu/auth-config.ts";
+import { buildCredentials } from "../../dev/known-credentials.ts";
 
 class ManualSource extends EventEmitter<CredentialSourceEvents> implements CredentialSource {
   readonly description = "manual";

@@ -2,7 +2,7 @@
 // answers below are the shapes real Dagus give; the integration tests detect the real v2.15.1 and v1.30.3).
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import { detectDaguApi, type HealthProbe } from "../../src/sidecar/dagu-api.ts";
+import { detectDaguApi, type HealthProbe } from "../../src/sidecar/routes/dagu-api.ts";
 
 const health = (version?: string) => ({ status: 200, body: JSON.stringify({ status: "healthy", ...(version === undefined ? {} : { version }) }) });
 const indexPage = { status: 200, body: "<!DOCTYPE html><html><head><title>Dagu</title></head></html>" };

@@ -3,7 +3,7 @@
 // strconv.Quote) and are kept here as a JSON array so that no character is lost in the file.
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { goJsonMarshal, goQuote } from "../../src/sidecar/go-format.ts";
+import { goJsonMarshal, goQuote } from "../../src/dagu/go-format.ts";
 
 const GO_OUTPUT = JSON.parse(String.raw`["{\"Z\":{\"k\":\"\\\"q\\\\\"},\"a\":\"x \\u003cy\\u003e \\u0026 z\",\"b\":2,\"c\":[1,2.5,1e+21,1e-7,-0,true,null],\"\u00fc\":\"\u00e9\\u2028\\u0007\\t\"}", "\"{\\\"Z\\\":{\\\"k\\\":\\\"\\\\\\\"q\\\\\\\\\\\"},\\\"a\\\":\\\"x \\\\u003cy\\\\u003e \\\\u0026 z\\\",\\\"b\\\":2,\\\"c\\\":[1,2.5,1e+21,1e-7,-0,true,null],\\\"\u00fc\\\":\\\"\u00e9\\\\u2028\\\\u0007\\\\t\\\"}\"", "{\"ctrl\":\"\\u0001\\b\\f\",\"del\":\"\u007f\",\"emoji\":\"\ud83d\ude00\",\"nbsp\":\"a\u00a0b\",\"zw\":\"a\u200bb\"}", "\"{\\\"ctrl\\\":\\\"\\\\u0001\\\\b\\\\f\\\",\\\"del\\\":\\\"\\x7f\\\",\\\"emoji\\\":\\\"\ud83d\ude00\\\",\\\"nbsp\\\":\\\"a\\u00a0b\\\",\\\"zw\\\":\\\"a\\u200bb\\\"}\"", "{\"big\":12345678901234567000,\"int\":100,\"neg\":-1.5e-10}", "\"{\\\"big\\\":12345678901234567000,\\\"int\\\":100,\\\"neg\\\":-1.5e-10}\"", "\"h\u00e9llo \\\"w\\\"\\\\\"", "\"a\\u200bb\"", "\"\\x7f\\x01\\a\\v\"", "\"\ud83d\ude00\\u00a0\\u2028\"", "\"{}\""]`) as string[];
 

@@ -9,8 +9,8 @@ import {
   forwardRequestHeaders,
   isStrippedRequestHeader,
   TrustedProxies,
-} from "../../src/sidecar/headers.ts";
-import { queryParam, withoutParam } from "../../src/sidecar/query.ts";
+} from "../../src/sidecar/proxy/headers.ts";
+import { queryParam, withoutParam } from "../../src/sidecar/proxy/query.ts";
 
 test("identity, forwarding and hop-by-hop headers are stripped in every spelling", () => {
   for (const name of [

@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import { connect, type AddressInfo } from "node:net";
 import { after, before, describe, test } from "node:test";
-import { DISCARD_BUDGET, discardBody, HttpError, readBody, sendError, sendJson } from "../../src/sidecar/http-util.ts";
+import { DISCARD_BUDGET, discardBody, HttpError, readBody, sendError, sendJson } from "../../src/sidecar/answers/http-io.ts";
 
 const LIMIT = 64 * 1024;
 let server: Server;

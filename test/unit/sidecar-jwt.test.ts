@@ -4,9 +4,9 @@ import { randomBytes } from "node:crypto";
 import { before, describe, test } from "node:test";
 import { SignJWT, UnsecuredJWT } from "jose";
 import type { Credentials } from "../../src/api/credentials.ts";
-import { indexCredentials, type CredentialSnapshot } from "../../src/sidecar/credential-store.ts";
-import { issueToken, JwtVerifier, passwordChangedAtNs } from "../../src/sidecar/jwt.ts";
-import { buildCredentials, type TestCredentials } from "../harness/sidecar.ts";
+import { indexCredentials, type CredentialSnapshot } from "../../src/sidecar/credentials/credential-store.ts";
+import { issueToken, JwtVerifier, passwordChangedAtNs } from "../../src/sidecar/auth/jwt.ts";
+import { buildCredentials, type TestCredentials } from "../../dev/known-credentials.ts";
 
 let built: TestCredentials;
 let snapshot: CredentialSnapshot;

@@ -5,9 +5,9 @@
 import assert from "node:assert/strict";
 import { before, describe, test } from "node:test";
 import { boundedVerification, hashPassword, VERIFY_CONCURRENCY, VERIFY_QUEUE_LIMIT } from "../../src/common/password-hash.ts";
-import { Authenticator } from "../../src/sidecar/authenticators.ts";
-import type { CredentialSnapshot } from "../../src/sidecar/credential-store.ts";
-import { ADDRESS_FACTOR, LoginThrottle, SLOW_DELAY_MS, USER_BACKSTOP_FACTOR, type Attempt } from "../../src/sidecar/login-throttle.ts";
+import { Authenticator } from "../../src/sidecar/auth/authenticators.ts";
+import type { CredentialSnapshot } from "../../src/sidecar/credentials/credential-store.ts";
+import { ADDRESS_FACTOR, LoginThrottle, SLOW_DELAY_MS, USER_BACKSTOP_FACTOR, type Attempt } from "../../src/sidecar/auth/login-throttle.ts";
 
 const settings = { maxAttempts: 3, windowSeconds: 60, lockoutSeconds: 300 };
 const T0 = 1_000_000;

@@ -1,7 +1,7 @@
 // Paths outside the route table: which are never UI pages, and what the audit log may show.
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { isReservedPath, loggablePath } from "../../src/sidecar/paths.ts";
+import { isReservedPath, loggablePath } from "../../src/sidecar/routes/paths.ts";
 
 test("an api segment, or a profile's own, is reserved anywhere in the path, in any case or encoding", () => {
   const reserved = ["mcp", "oidc-login"];

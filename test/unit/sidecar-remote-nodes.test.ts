@@ -6,12 +6,13 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import pino from "pino";
 import type { Credentials, SsoUsers } from "../../src/api/credentials.ts";
-import { CredentialStore } from "../../src/sidecar/credential-store.ts";
-import type { CredentialSource, CredentialSourceEvents, SsoUsersChange } from "../../src/sidecar/credential-source.ts";
+import { CredentialStore } from "../../src/sidecar/credentials/credential-store.ts";
+import type { CredentialSource, CredentialSourceEvents, SsoUsersChange } from "../../src/sidecar/credentials/credential-source.ts";
 import { request } from "node:http";
-import { RemoteNodeEgress, type SecretValues } from "../../src/sidecar/remote-nodes.ts";
+import { RemoteNodeEgress, type SecretValues } from "../../src/sidecar/proxy/remote-nodes.ts";
 import { EventEmitter } from "node:events";
-import { buildCredentials, startRecorder } from "../harness/sidecar.ts";
+import { startRecorder } from "../harness/sidecar.ts";
+import { buildCredentials } from "../../dev/known-credentials.ts";
 
 class StaticSource extends EventEmitter<CredentialSourceEvents> implements CredentialSource {
   readonly description = "static";

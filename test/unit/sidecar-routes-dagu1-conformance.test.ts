@@ -1,4 +1,4 @@
-// The Dagu 1.x route table (src/sidecar/routes-dagu1.ts) against Dagu v1.30.3 itself: its OpenAPI
+// The Dagu 1.x route table (src/dagu/routes-dagu1.ts) against Dagu v1.30.3 itself: its OpenAPI
 // document `api/v2/api.yaml` and its handlers `internal/service/frontend/api/v2/*.go`, read from the Go
 // module cache (downloaded in a before hook when missing; the module proxy serves this version, so this
 // test never skips). The expected role of every operation is derived from the checks its Go handler
@@ -15,10 +15,10 @@ import { promisify } from "node:util";
 import { parse } from "yaml";
 import { z } from "zod";
 import type { Role } from "../../src/api/common.ts";
-import { roleAtLeast, roleRank } from "../../src/sidecar/roles.ts";
-import { DAGU1_API_PREFIX, DAGU1_ROUTES } from "../../src/sidecar/routes-dagu1.ts";
-import { isUnauthenticated, type DaguRoute } from "../../src/sidecar/routes.ts";
-import { createRouteMatcher } from "../../src/sidecar/route-matcher.ts";
+import { roleAtLeast, roleRank } from "../../src/sidecar/routes/roles.ts";
+import { DAGU1_API_PREFIX, DAGU1_ROUTES } from "../../src/dagu/routes-dagu1.ts";
+import { isUnauthenticated, type DaguRoute } from "../../src/dagu/routes.ts";
+import { createRouteMatcher } from "../../src/sidecar/routes/route-matcher.ts";
 
 const execFileAsync = promisify(execFile);
 const MODULE = "github.com/dagu-org/dagu";

@@ -10,11 +10,11 @@ import { rfc3339ToNanos } from "../../src/api/credentials.ts";
 import { hashPassword, verifyPassword } from "../../src/common/password-hash.ts";
 import { tokenSigningKey } from "../../src/common/token-secret.ts";
 import { sha256Hex } from "../../src/common/tokens.ts";
-import { verifyApiKey } from "../../src/sidecar/api-key-auth.ts";
-import { indexCredentials } from "../../src/sidecar/credential-store.ts";
-import { HttpError } from "../../src/sidecar/http-util.ts";
-import type { Actor } from "../../src/sidecar/management.ts";
-import { changeTimestamp } from "../../src/sidecar/password-changes.ts";
+import { verifyApiKey } from "../../src/sidecar/auth/api-key-auth.ts";
+import { indexCredentials } from "../../src/sidecar/credentials/credential-store.ts";
+import { HttpError } from "../../src/sidecar/answers/http-io.ts";
+import type { Actor } from "../../src/sidecar/answers/management.ts";
+import { changeTimestamp } from "../../src/sidecar/credentials/password-changes.ts";
 import { DaguConfigCredentialSource } from "../../src/sidecar/sources/dagu-config-source.ts";
 import { STATE_FILE, StateDir } from "../../src/sidecar/sources/state-dir.ts";
 

@@ -3,8 +3,8 @@
 // sidecars in test/integration/multi-replica.test.ts).
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { LoginThrottle } from "../../src/sidecar/login-throttle.ts";
-import type { PeerThrottleState, ThrottlePeers } from "../../src/sidecar/throttle-peers.ts";
+import { LoginThrottle } from "../../src/sidecar/auth/login-throttle.ts";
+import type { PeerThrottleState, ThrottlePeers } from "../../src/sidecar/auth/throttle-peers.ts";
 
 const settings = { maxAttempts: 3, windowSeconds: 60, lockoutSeconds: 300 };
 const T0 = 1_000_000;

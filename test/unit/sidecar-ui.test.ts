@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import { gzipSync } from "node:zlib";
 import { test } from "node:test";
-import { decodeBody, isHtml, rewriteGetConfig } from "../../src/sidecar/ui.ts";
+import { decodeBody, isHtml, rewriteGetConfig } from "../../src/sidecar/ui/config-rewrite.ts";
 
 const DAGU1_PAGE = `<!DOCTYPE html>
 <html lang="en">

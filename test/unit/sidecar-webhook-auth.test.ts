@@ -6,7 +6,7 @@ import { createHmac } from "node:crypto";
 import { before, test } from "node:test";
 import type { CredentialWebhook } from "../../src/api/credentials.ts";
 import { generateWebhookToken } from "../../src/common/tokens.ts";
-import { daguApiProfile } from "../../src/sidecar/dagu-api.ts";
+import { daguApiProfile } from "../../src/sidecar/routes/dagu-api.ts";
 import {
   BAD_TOKEN,
   checkWebhookHeaders,
@@ -16,8 +16,8 @@ import {
   uuidv7,
   webhookParams,
   type WebhookHeaders,
-} from "../../src/sidecar/webhook-trigger.ts";
-import { buildCredentials, type TestCredentials } from "../harness/sidecar.ts";
+} from "../../src/sidecar/answers/webhook-trigger.ts";
+import { buildCredentials, type TestCredentials } from "../../dev/known-credentials.ts";
 
 let built: TestCredentials;
 const hook = (dag: string): CredentialWebhook => built.credentials.webhooks.find((w) => w.dagName === dag)!;

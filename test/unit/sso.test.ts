@@ -5,14 +5,14 @@ import { after, before, describe, test } from "node:test";
 import type { CredentialUser, Credentials, SsoUser } from "../../src/api/credentials.ts";
 import { oidcSettingsOf, OidcSpec, type OidcSettings } from "../../src/api/oidc.ts";
 import { Jq } from "../../src/common/jq.ts";
-import { parseDaguOidc, readDaguOidc } from "../../src/sidecar/auth/oidc/dagu-config.ts";
+import { parseDaguOidc, readDaguOidc } from "../../src/dagu/oidc-config.ts";
 import { checkEmail, groupsOf, mergeUserinfo, pickUsername, sanitizeUsername } from "../../src/sidecar/auth/oidc/claims.ts";
 import { flowCookieName, openFlow, sealFlow } from "../../src/sidecar/auth/oidc/flow-cookie.ts";
 import { mapRole } from "../../src/sidecar/auth/oidc/role-mapping.ts";
 import { provision, withSsoUsers } from "../../src/sidecar/auth/oidc/sso-users.ts";
-import { indexCredentials } from "../../src/sidecar/credential-store.ts";
-import { rewriteGetConfig } from "../../src/sidecar/ui.ts";
-import { buildCredentials } from "../harness/sidecar.ts";
+import { indexCredentials } from "../../src/sidecar/credentials/credential-store.ts";
+import { rewriteGetConfig } from "../../src/sidecar/ui/config-rewrite.ts";
+import { buildCredentials } from "../../dev/known-credentials.ts";
 
 const settings = (patch: Partial<OidcSettings> = {}): OidcSettings => ({
   ...oidcSettingsOf(OidcSpec.parse({ issuer: "https://idp.example.com", clientId: "dagu", clientUrl: "https://dagu.example.com/" }), "s3cret"),

@@ -6,8 +6,8 @@ import { resolve } from "node:path";
 import { z } from "zod";
 import { parseCredentials, type Credentials, type SsoUsers } from "../../api/credentials.ts";
 import { withSsoUsers } from "../auth/oidc/sso-users.ts";
-import type { CredentialSource, CredentialSourceEvents, SsoUsersChange } from "../credential-source.ts";
-import { applyPasswordChanges } from "../password-changes.ts";
+import type { CredentialSource, CredentialSourceEvents, SsoUsersChange } from "../credentials/credential-source.ts";
+import { applyPasswordChanges } from "../credentials/password-changes.ts";
 import { memorySsoUserLog, type PasswordChangeLog, type SsoUserLog } from "./password-change-log.ts";
 import { WatchedFile } from "./watched-file.ts";
 

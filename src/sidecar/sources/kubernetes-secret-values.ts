@@ -4,7 +4,7 @@
 import type { Logger } from "pino";
 import type { KubeConfig } from "../../common/kube/config.ts";
 import { Informer } from "../../common/kube/informer.ts";
-import type { SecretValues } from "../remote-nodes.ts";
+import type { SecretValues } from "../proxy/remote-nodes.ts";
 
 const SECRETS = { group: "", version: "v1", plural: "secrets" };
 

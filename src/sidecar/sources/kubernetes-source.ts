@@ -27,8 +27,8 @@ import {
 import { KubeClient, isConflict, resourcePath, type KubeObject } from "../../common/kube/client.ts";
 import { Informer } from "../../common/kube/informer.ts";
 import { withSsoUsers } from "../auth/oidc/sso-users.ts";
-import type { CredentialSource, CredentialSourceEvents, SsoUsersChange } from "../credential-source.ts";
-import { applyPasswordChanges } from "../password-changes.ts";
+import type { CredentialSource, CredentialSourceEvents, SsoUsersChange } from "../credentials/credential-source.ts";
+import { applyPasswordChanges } from "../credentials/password-changes.ts";
 
 export interface KubernetesSourceOptions {
   kubeConfig: KubeConfig;

@@ -18,7 +18,7 @@ import { loginThrottleSecretName } from "../../api/credentials.ts";
 import { KubeClient, isNotFound, resourcePath, type KubeObject } from "../../common/kube/client.ts";
 import type { KubeConfig } from "../../common/kube/config.ts";
 import { Informer } from "../../common/kube/informer.ts";
-import type { PeerThrottleState, ThrottlePeers } from "../throttle-peers.ts";
+import type { PeerThrottleState, ThrottlePeers } from "../auth/throttle-peers.ts";
 
 const SECRETS = { group: "", version: "v1", plural: "secrets" };
 export const PUBLISH_DELAY_MS = 200;

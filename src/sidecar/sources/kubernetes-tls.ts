@@ -6,7 +6,7 @@ import type { Logger } from "pino";
 import type { SecureContextOptions } from "node:tls";
 import type { KubeObject } from "../../common/kube/client.ts";
 import { Informer } from "../../common/kube/informer.ts";
-import { checkedPair, type TlsProvider } from "../tls.ts";
+import { checkedPair, type TlsProvider } from "../listener/tls.ts";
 
 export interface KubernetesTlsOptions {
   kubeConfig: KubeConfig;

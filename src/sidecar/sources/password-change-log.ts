@@ -2,7 +2,7 @@
 // in `--state-dir` (they survive a restart) or, without one, in memory (they last as long as the
 // process; the CLI warns).
 import type { PasswordChanges, SsoUsers } from "../../api/credentials.ts";
-import type { SsoUsersChange } from "../credential-source.ts";
+import type { SsoUsersChange } from "../credentials/credential-source.ts";
 import type { StateDir } from "./state-dir.ts";
 
 export interface PasswordChangeLog {

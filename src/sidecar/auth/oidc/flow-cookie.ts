@@ -5,7 +5,7 @@
 // used once. On a plain-http loopback client URL (trying it out) the name has no prefix and no Secure.
 import { createCipheriv, createDecipheriv, hkdfSync, randomBytes } from "node:crypto";
 import { z } from "zod";
-import type { CredentialSnapshot } from "../../credential-store.ts";
+import type { CredentialSnapshot } from "../../credentials/credential-store.ts";
 
 export const FLOW_TTL_SECONDS = 600;
 const SECURE_NAME = "__Host-dagu-oidc";

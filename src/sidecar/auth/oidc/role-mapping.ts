@@ -5,7 +5,7 @@
 import type { Role } from "../../../api/common.ts";
 import type { OidcSettings } from "../../../api/oidc.ts";
 import type { Jq } from "../../../common/jq.ts";
-import { isRole, roleAtLeast } from "../../roles.ts";
+import { isRole, roleAtLeast } from "../../routes/roles.ts";
 import { groupsOf, type Claims, type Refusal } from "./claims.ts";
 
 export type MappedRole =

@@ -1,0 +1,158 @@
+// The decision for one request, before anything is answered or forwarded (the same for plain requests
+// and WebSocket upgrades), in this order:
+//   1. the request target must be a path; a malformed path is 400 wherever it points;
+//   2. fail closed: no credentials ever loaded, or Dagu's API not known yet -> 503;
+//   3. outside the API prefix: the UI (GET only, no credential); a path with an `api` segment anywhere
+//      (Dagu 1's unauthenticated legacy /api/v1, Dagu's API under a basePath: /<base>/api/...) and Dagu's
+//      other non-UI routes (Dagu 2's /mcp) -> 404;
+//   4. the route table: a path that matches no entry is refused (404), never passed through;
+//   5. authentication (401; 429 when throttled), then the route's least role (403).
+import type { IncomingMessage } from "node:http";
+import type { AuthMethod, AuthResult, Principal } from "../auth/authenticators.ts";
+import type { CredentialSnapshot } from "../credentials/credential-store.ts";
+import type { DaguApiProfile } from "./dagu-api.ts";
+import { clientAddress, forwardedForValues, headerCount, type TrustedProxies } from "../proxy/headers.ts";
+import type { DaguErrorCode } from "../answers/http-io.ts";
+import type { Decision } from "../telemetry/metrics.ts";
+import { isReservedPath, loggablePath } from "./paths.ts";
+import { roleAtLeast } from "./roles.ts";
+import { isReadOnly, isUnauthenticated, type DaguRoute } from "../../dagu/routes.ts";
+
+/** What the audit line says about the request, filled in as the decision is made. */
+export interface Facts {
+  decision: Decision;
+  status: number;
+  path: string;
+  operation?: string;
+  user?: string;
+  role?: string;
+  authMethod?: AuthMethod;
+  reason?: string;
+}
+
+export type Verdict =
+  | {
+      readonly kind: "refuse";
+      readonly status: number;
+      readonly decision: Decision;
+      readonly code: DaguErrorCode;
+      readonly message: string;
+      readonly headers?: Readonly<Record<string, string>>;
+    }
+  | { readonly kind: "ui"; readonly snapshot: CredentialSnapshot; readonly path: string; readonly query: string | undefined }
+  | {
+      readonly kind: "route";
+      readonly snapshot: CredentialSnapshot;
+      readonly profile: DaguApiProfile;
+      readonly route: DaguRoute;
+      readonly params: Readonly<Record<string, string>>;
+      readonly path: string;
+      readonly query: string | undefined;
+      /** Undefined for routes that need no credential. */
+      readonly principal: Principal | undefined;
+    };
+
+export interface AdmissionDeps {
+  snapshot(): CredentialSnapshot | undefined;
+  profile(): DaguApiProfile | undefined;
+  trustedProxies(snapshot: CredentialSnapshot): TrustedProxies;
+  authenticate(req: IncomingMessage, snapshot: CredentialSnapshot, route: DaguRoute, query: string | undefined, client: string): Promise<AuthResult>;
+}
+
+export interface Admission {
+  readonly verdict: Verdict;
+  /** The client's address (X-Forwarded-For believed only from trusted proxies). */
+  readonly client: string;
+}
+
+const refuse = (status: number, decision: Decision, code: DaguErrorCode, message: string, headers?: Record<string, string>): Verdict => ({
+  kind: "refuse",
+  status,
+  decision,
+  code,
+  message,
+  headers,
+});
+
+export function splitTarget(target: string): { path: string; query: string | undefined } {
+  const q = target.indexOf("?");
+  return q < 0 ? { path: target, query: undefined } : { path: target.slice(0, q), query: target.slice(q + 1) };
+}
+
+export async function admit(req: IncomingMessage, deps: AdmissionDeps, facts: Facts): Promise<Admission> {
+  const peer = req.socket.remoteAddress ?? "";
+  const target = req.url ?? "";
+  if (!target.startsWith("/")) return { client: peer, verdict: refuse(400, "bad_request", "bad_request", "the request target must be a path") };
+  const { path, query } = splitTarget(target);
+  facts.path = loggablePath(path);
+
+  const snapshot = deps.snapshot();
+  const profile = deps.profile();
+  if (!snapshot || !profile) {
+    facts.reason = snapshot ? "api_not_detected" : "no_credentials";
+    const message = snapshot ? "Dagu's API is not detected yet" : "no credentials loaded";
+    return { client: peer, verdict: refuse(503, "unavailable", "service_unavailable", message, { "Retry-After": "5" }) };
+  }
+  const client = clientAddress(peer, forwardedForValues(req.rawHeaders), deps.trustedProxies(snapshot));
+  if (headerCount(req.rawHeaders, "authorization") > 1) return { client, verdict: refuse(400, "bad_request", "bad_request", "send one Authorization header") };
+
+  const match = profile.matcher(req.method ?? "", path);
+  if ("error" in match && match.error === "bad_path") return { client, verdict: refuse(400, "bad_request", "bad_request", "malformed request path") };
+  if (path !== profile.prefix && !path.startsWith(`${profile.prefix}/`)) {
+    if (isReservedPath(path, profile.reservedSegments)) return { client, verdict: refuse(404, "not_found", "not_found", "no such route") };
+    if (req.method !== "GET") return { client, verdict: refuse(405, "not_found", "bad_request", "only GET is served outside the API", { Allow: "GET" }) };
+    facts.reason = "ui";
+    return { client, verdict: { kind: "ui", snapshot, path, query } };
+  }
+  if ("error" in match) return { client, verdict: refuse(404, "not_found", "not_found", "no such API route") };
+
+  const route = match.route;
+  facts.path = profile.prefix + route.path;
+  facts.operation = route.operationId;
+  let principal: Principal | undefined;
+  if (!isUnauthenticated(route)) {
+    const auth = await deps.authenticate(req, snapshot, route, query, client);
+    facts.authMethod = auth.method;
+    if (!auth.ok) {
+      facts.reason = auth.reason;
+      if (auth.status === 429) {
+        return { client, verdict: refuse(429, "throttled", "too_many_requests", "Too many failed attempts; try again later", { "Retry-After": String(auth.retryAfterSeconds ?? 60) }) };
+      }
+      const challenge = snapshot.credentials.mode === "basic" ? 'Basic realm="dagu", charset="UTF-8"' : 'Bearer realm="dagu"';
+      return { client, verdict: refuse(401, "unauthenticated", "unauthorized", "Authentication required", { "WWW-Authenticate": challenge }) };
+    }
+    principal = auth.principal;
+    facts.user = principal.username;
+    facts.role = principal.role;
+    if (auth.method === "basic" && isCrossSiteWrite(req, route)) {
+      // Browsers attach remembered Basic credentials to cross-site requests too (CSRF); JWTs and API
+      // keys are sent by code only, so only Basic needs this.
+      facts.reason = "cross_site_basic";
+      return { client, verdict: refuse(403, "deny", "forbidden", "cross-site request refused: Basic credentials are accepted from this origin only") };
+    }
+    if (!roleAtLeast(principal.role, route.minRole)) {
+      facts.reason = `needs_${route.minRole}`;
+      return { client, verdict: refuse(403, "deny", "forbidden", "Insufficient permissions") };
+    }
+  }
+  return { client, verdict: { kind: "route", snapshot, profile, route, params: match.params, path, query, principal } };
+}
+
+/**
+ * A request that a browser says comes from another site, to a route that is not read-only
+ * (isReadOnly(): a GET can change state too, e.g. the dequeue; the terminal WebSocket is a shell).
+ */
+export function isCrossSiteWrite(req: IncomingMessage, route: DaguRoute): boolean {
+  if (isReadOnly(route)) return false;
+  const fetchSite = req.headers["sec-fetch-site"];
+  if (fetchSite === "cross-site" || fetchSite === "same-site") return true;
+  const origin = req.headers.origin;
+  if (origin === undefined) return false;
+  let originHost: string;
+  try {
+    originHost = new URL(origin).host;
+  } catch {
+    return true; // "null" (sandboxed frames, file:) and garbage
+  }
+  return originHost !== req.headers.host;
+}

@@ -1,0 +1,107 @@
+// Prometheus metrics of the sidecar, in a registry of its own (never the global one, so two sidecars in
+// one process, as in tests, do not collide).
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
+import type { CredentialStore } from "../credentials/credential-store.ts";
+
+export type Decision = "allow" | "deny" | "unauthenticated" | "throttled" | "not_found" | "bad_request" | "unavailable" | "error" | "local";
+
+export class SidecarMetrics {
+  readonly registry = new Registry();
+  readonly requests: Counter<"decision" | "role" | "status">;
+  readonly authSeconds: Histogram<"method" | "result">;
+  readonly upstreamSeconds: Histogram<"status_class">;
+  readonly reloads: Counter<"result">;
+  readonly webhookHmacObserved: Counter<"result">;
+  readonly connectionsRefused: Counter<"reason">;
+  readonly loginThrottle: Counter<"outcome">;
+
+  constructor(store: CredentialStore, options: { defaultMetrics?: boolean; openConnections?: () => number } = {}) {
+    const registers = [this.registry];
+    if (options.defaultMetrics ?? true) collectDefaultMetrics({ register: this.registry, prefix: "dagu_auth_sidecar_" });
+    this.requests = new Counter({
+      name: "dagu_auth_requests_total",
+      help: "Requests by the sidecar's decision, the caller's role (none when unauthenticated) and the HTTP status.",
+      labelNames: ["decision", "role", "status"],
+      registers,
+    });
+    this.authSeconds = new Histogram({
+      name: "dagu_auth_authentication_seconds",
+      help: "Time spent authenticating a request, by method (jwt, apikey, basic, login) and result.",
+      labelNames: ["method", "result"],
+      buckets: [0.0001, 0.0005, 0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
+      registers,
+    });
+    this.upstreamSeconds = new Histogram({
+      name: "dagu_auth_upstream_seconds",
+      help: "Time until Dagu's response headers arrive, by status class.",
+      labelNames: ["status_class"],
+      buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      registers,
+    });
+    this.reloads = new Counter({
+      name: "dagu_auth_credential_reloads_total",
+      help: "Credential documents seen, by result (loaded, rejected).",
+      labelNames: ["result"],
+      registers,
+    });
+    this.webhookHmacObserved = new Counter({
+      name: "dagu_auth_webhook_hmac_observed_total",
+      help: "Webhook signatures checked in observe mode (not enforced), by result.",
+      labelNames: ["result"],
+      registers,
+    });
+    this.connectionsRefused = new Counter({
+      name: "dagu_auth_connections_refused_total",
+      help: "Client connections closed on arrival, by the cap they hit (total, per_client).",
+      labelNames: ["reason"],
+      registers,
+    });
+    this.loginThrottle = new Counter({
+      name: "dagu_auth_login_throttle_total",
+      help: "Password checks held back by the login throttle, by outcome (locked: refused, the username and client pair is locked; slowed: refused, a client that failed on a username under attack is out of budget; delayed: waited before hashing).",
+      labelNames: ["outcome"],
+      registers,
+    });
+    const openConnections = options.openConnections;
+    if (openConnections) {
+      new Gauge({
+        name: "dagu_auth_connections_open",
+        help: "Client connections open on the main listener.",
+        registers,
+        collect() {
+          this.set(openConnections());
+        },
+      });
+    }
+    new Gauge({
+      name: "dagu_auth_credentials_age_seconds",
+      help: "Seconds since the credentials in force were loaded (absent before the first load).",
+      registers,
+      collect() {
+        const snapshot = store.snapshot();
+        this.reset();
+        if (snapshot) this.set((Date.now() - snapshot.loadedAt) / 1000);
+      },
+    });
+    new Gauge({
+      name: "dagu_auth_credentials_generation",
+      help: "Generation of the credentials document in force.",
+      registers,
+      collect() {
+        const snapshot = store.snapshot();
+        this.reset();
+        if (snapshot) this.set(snapshot.credentials.generation);
+      },
+    });
+    new Gauge({
+      name: "dagu_auth_credentials_ready",
+      help: "1 when credentials are in force and the latest document was valid.",
+      registers,
+      collect() {
+        this.set(store.ready() ? 1 : 0);
+      },
+    });
+    store.on("loaded", () => this.reloads.inc({ result: "loaded" }));
+    store.on("rejected", () => this.reloads.inc({ result: "rejected" }));
+  }
+}
