@@ -284,6 +284,15 @@ describe("Dagu's real UI through the sidecar, in headless chromium", () => {
     assert.deepEqual(await page.getByRole("menuitem").filter({ visible: true }).allTextContents(), ["View DAG"], "no Regenerate Token or Delete");
     await page.keyboard.press("Escape");
 
+    // hello's own Webhook tab: Dagu renders its buttons, the page hides them and says why.
+    await page.goto(`${sidecar.url}/dags/hello/webhook`);
+    await page.getByText("Managed in the cluster as DaguWebhook resources (kubectl get daguwebhooks): read-only here.").waitFor();
+    for (const name of ["Regenerate Token", "Delete"]) {
+      const button = page.locator("button").filter({ hasText: name });
+      assert.ok((await button.count()) > 0, `Dagu renders ${name}`);
+      assert.equal(await button.filter({ visible: true }).count(), 0, `${name} hidden`);
+    }
+
     // Dagu's License page: what the sidecar gives, from its answer to the UI's poll of /license/status.
     const status = page.waitForResponse((r) => new URL(r.url()).pathname === `${API}/license/status`);
     await page.goto(`${sidecar.url}/license`);

@@ -75,8 +75,8 @@ function replaceLicense(body: string): string {
 }
 
 /**
- * Runs in Dagu's page when users, API keys and webhooks are cluster resources: on /users, /api-keys and
- * /webhooks the subtitle names the resource and the kubectl command, and the buttons and menu items that
+ * Runs in Dagu's page when users, API keys and webhooks are cluster resources: on /users, /api-keys,
+ * /webhooks and a DAG's Webhook tab a line names the resource and the kubectl command, and the buttons and menu items that
  * create, change or delete are hidden (the sidecar refuses those writes anyway, with the same words).
  * Plain DOM, no dependency; re-applied as React renders. Texts are Dagu v2.15.1's.
  */
@@ -88,20 +88,39 @@ const MANAGED_IN_CLUSTER_SCRIPT = `(function () {
     "/webhooks": ["Webhooks", "DaguWebhook", "daguwebhooks", false]
   };
   var writes = ["Add User", "Create API Key", "Edit", "Delete", "Revoke", "Disable", "Enable", "Reset Password", "Regenerate Token"];
+  var dagWebhook = /^\\/dags\\/[^/]+\\/webhook$/;
+  var dagWebhookWrites = ["Create Webhook", "Regenerate Token", "Delete", "Save HMAC Settings", "Regenerate HMAC Secret", "Disable HMAC", "Keep Token and Add HMAC", "Use HMAC Only"];
+  function note(kind, plural) { return "Managed in the cluster as " + kind + " resources (kubectl get " + plural + "): read-only here."; }
   function hide(el) { if (el.style.display !== "none") el.style.setProperty("display", "none", "important"); }
+  function hideButtons(texts, selector) {
+    document.querySelectorAll(selector).forEach(function (el) {
+      if (texts.indexOf(el.textContent.trim()) >= 0) hide(el);
+    });
+  }
   function apply() {
     var path = location.pathname.slice(base.length).replace(/\\/$/, "");
+    if (dagWebhook.test(path)) {
+      // A DAG's Webhook tab: its buttons go, one line above its cards says why.
+      hideButtons(dagWebhookWrites, "button");
+      var card = document.querySelector("[data-slot=card]");
+      if (card && !document.querySelector("[data-dagu-auth=managed]")) {
+        var p = document.createElement("p");
+        p.setAttribute("data-dagu-auth", "managed");
+        p.className = "text-sm text-muted-foreground";
+        p.textContent = note("DaguWebhook", "daguwebhooks");
+        card.parentNode.insertBefore(p, card);
+      }
+      return;
+    }
     var page = pages[path];
     if (!page) return;
     document.querySelectorAll("h1").forEach(function (h1) {
       var sub = h1.nextElementSibling;
       if (h1.textContent.trim() !== page[0] || !sub || sub.getAttribute("data-dagu-auth") === "managed") return;
       sub.setAttribute("data-dagu-auth", "managed");
-      sub.textContent = "Managed in the cluster as " + page[1] + " resources (kubectl get " + page[2] + "): read-only here.";
+      sub.textContent = note(page[1], page[2]);
     });
-    document.querySelectorAll("button, [role=menuitem]").forEach(function (el) {
-      if (writes.indexOf(el.textContent.trim()) >= 0) hide(el);
-    });
+    hideButtons(writes, "button, [role=menuitem]");
     // A row's menu would be empty (webhooks keep theirs: "View DAG").
     if (page[3]) document.querySelectorAll("table button[aria-haspopup=menu]").forEach(hide);
     document.querySelectorAll("div > span").forEach(function (span) {
