@@ -1,8 +1,9 @@
 // `dagu-auth convert --state-dir DIR`: what was created through a standalone sidecar's API and setup page
 // (users, API keys, webhooks in DIR/sidecar-state.json) becomes DaguUser, DaguApiKey and DaguWebhook
-// manifests, and the Secrets they reference; users single sign-on created become DaguUsers with sso: true. Only one-way forms of the secrets are kept there (argon2id
-// hashes, digests), so what cannot be carried over is said, by name: each user gets a new random password
-// in a Secret (secrets.yaml), each API key and webhook a new value the operator generates.
+// manifests, and the Secrets they reference; users single sign-on created become DaguUsers with sso: true.
+// Only one-way forms of the secrets are kept there (argon2id hashes, digests), so what cannot be carried
+// over is said, by name: each user gets a new random password in a Secret (secrets.yaml), each API key and
+// webhook a new value the operator generates.
 import { randomBytes } from "node:crypto";
 import { stat } from "node:fs/promises";
 import { join } from "node:path";
