@@ -287,6 +287,8 @@ describe("Dagu's real UI through the sidecar, in headless chromium", () => {
     // hello's own Webhook tab: Dagu renders its buttons, the page hides them and says why.
     await page.goto(`${sidecar.url}/dags/hello/webhook`);
     await page.getByText("Managed in the cluster as DaguWebhook resources (kubectl get daguwebhooks): read-only here.").waitFor();
+    // The webhook as the sidecar lists it (its metadata line), with its action buttons.
+    await page.getByText(/^Auth: /).waitFor();
     for (const name of ["Regenerate Token", "Delete"]) {
       const button = page.locator("button").filter({ hasText: name });
       assert.ok((await button.count()) > 0, `Dagu renders ${name}`);
