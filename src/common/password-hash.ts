@@ -12,6 +12,12 @@ export const ARGON2_OPTIONS = {
 
 /** Dagu refuses passwords shorter than this (change-password and user creation). */
 export const MIN_PASSWORD_LENGTH = 8;
+/**
+ * The longest username and password a login may present (the login body, HTTP Basic). Longer ones are
+ * refused before the throttle: its keys hold the username, and a Basic header may carry kilobytes.
+ */
+export const MAX_USERNAME_LENGTH = 256;
+export const MAX_PASSWORD_LENGTH = 1024;
 
 export function hashPassword(password: string): Promise<string> {
   return argon2.hash(password, ARGON2_OPTIONS);

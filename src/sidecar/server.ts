@@ -107,7 +107,10 @@ export class Sidecar {
     this.#auditLog = auditLogger(options.logger);
     this.upstream = new Upstream({ url: options.upstream });
     this.store = new CredentialStore(options.source);
-    this.metrics = new SidecarMetrics(this.store, { openConnections: () => this.#limiter.open });
+    this.metrics = new SidecarMetrics(this.store, {
+      openConnections: () => this.#limiter.open,
+      cacheEntries: () => ({ jwt: this.#auth.jwt.size, basic: this.#auth.basic.size, basic_in_flight: this.#auth.basicInFlight, login_throttle: this.#throttle.size }),
+    });
     // Replaced by the credentials' own settings as soon as they load.
     this.#throttle = new LoginThrottle({ maxAttempts: 5, windowSeconds: 900, lockoutSeconds: 900 }, {
       observe: (outcome) => this.metrics.loginThrottle.inc({ outcome }),

@@ -5,6 +5,7 @@ import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { startDagu, type DaguInstance } from "./dagu.ts";
+import { startTcpTap, type TcpTap } from "./raw-http.ts";
 import { startRecorder, startSidecar, type Recorder, type SidecarInstance } from "./sidecar.ts";
 import { buildCredentials, type TestCredentials } from "../../dev/known-credentials.ts";
 
@@ -12,6 +13,8 @@ export interface SidecarStack {
   readonly dagu: DaguInstance;
   /** Between the sidecar and Dagu when asked for: what reached Dagu. */
   readonly recorder: Recorder | undefined;
+  /** Right behind the sidecar when asked for: every byte the sidecar sent towards Dagu. */
+  readonly tap: TcpTap | undefined;
   readonly sidecar: SidecarInstance;
   readonly built: TestCredentials;
   /** The credentials file the sidecar reads (in a temporary directory of its own). */
@@ -28,38 +31,45 @@ export async function startSidecarStack(options: {
   dags?: Record<string, string>;
   basePath?: string;
   recorder?: boolean;
+  /** A TCP tap between the sidecar and the recorder (or Dagu). */
+  tap?: boolean;
   /** More sidecar arguments; `forceApi` adds --dagu-api for the Dagu in use. */
   sidecarArgs?: string[];
   forceApi?: boolean;
 }): Promise<SidecarStack> {
   const dagu = await startDagu({ dags: options.dags, basePath: options.basePath });
   let recorder: Recorder | undefined;
+  let tap: TcpTap | undefined;
   let dir: string | undefined;
   try {
     const api = { prefix: dagu.api, daguApi: dagu.api === "/api/v1" ? "v1" : "v2" } as const;
     recorder = options.recorder ? await startRecorder(dagu.url) : undefined;
+    tap = options.tap ? await startTcpTap(recorder?.url ?? dagu.url) : undefined;
     dir = await mkdtemp(join(tmpdir(), "sidecar-stack-"));
     const built = await buildCredentials(options.credentials);
     const credentialsFile = join(dir, "credentials.json");
     await writeFile(credentialsFile, JSON.stringify(built.credentials));
     const args = ["--credentials-file", credentialsFile, ...(options.forceApi ? ["--dagu-api", api.daguApi] : []), ...(options.sidecarArgs ?? [])];
-    const sidecar = await startSidecar({ upstream: recorder?.url ?? dagu.url, args });
+    const sidecar = await startSidecar({ upstream: tap?.url ?? recorder?.url ?? dagu.url, args });
     const tmp = dir;
     return {
       dagu,
       recorder,
+      tap,
       sidecar,
       built,
       credentialsFile,
       ...api,
       stop: async () => {
         await sidecar.stop();
+        await tap?.stop();
         await recorder?.stop();
         await dagu.stop();
         await rm(tmp, { recursive: true, force: true });
       },
     };
   } catch (error) {
+    await tap?.stop();
     await recorder?.stop();
     await dagu.stop();
     if (dir) await rm(dir, { recursive: true, force: true });

@@ -342,6 +342,24 @@ describe("property: the matcher is total and only accepts normal paths", () => {
     );
   });
 
+  // Issue 12.3: what the sidecar decided is what Dagu's UI would have sent for that route and those values;
+  // the integration differential (sidecar-route-differential.test.ts) then checks Dagu agrees.
+  test("an accepted path decides the same route and values as their canonical spelling (encodeURIComponent)", () => {
+    const canonical = (route: DaguRoute, params: Readonly<Record<string, string>>) =>
+      "/api/v1" + route.path.replace(/\{([^}]+)\}/g, (_, name: string) => encodeURIComponent(params[name] ?? ""));
+    fc.assert(
+      fc.property(fc.oneof(templatePath, slashParamPath, rawPath.map((path) => ({ method: "GET", path }))), ({ method: m, path }) => {
+        const first = matchRoute(m, path);
+        if ("error" in first) return;
+        const again = matchRoute(m, canonical(first.route, first.params));
+        assert.ok(!("error" in again), `${path}: its canonical spelling is refused`);
+        assert.equal(again.route, first.route, path);
+        assert.deepEqual(again.params, first.params, path);
+      }),
+      { numRuns: 3000 },
+    );
+  });
+
   test("fully arbitrary input never throws", () => {
     fc.assert(
       fc.property(fc.string(), fc.string({ maxLength: 300 }), (m, p) => {

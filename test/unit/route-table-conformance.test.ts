@@ -290,6 +290,37 @@ describe("route table invariants", () => {
     }
   });
 
+  test("every operation whose request body carries a `spec` (a YAML DAG: shell commands) needs developer or above (GHSA-6qr9-g2xw-cw92)", () => {
+    const document = parse(need().spec, { maxAliasCount: -1 }) as Record<string, unknown>;
+    const pointer = (ref: string): unknown => ref.slice(2).split("/").reduce<unknown>((node, part) => (node as Record<string, unknown> | undefined)?.[part], document);
+    const resolve = (node: unknown, depth = 0): Record<string, unknown> | undefined => {
+      const object = node as Record<string, unknown> | undefined;
+      return depth < 8 && typeof object?.$ref === "string" ? resolve(pointer(object.$ref), depth + 1) : object;
+    };
+    const properties = (schema: unknown, depth = 0): string[] => {
+      const object = resolve(schema);
+      if (!object || depth > 4) return [];
+      const own = Object.keys((object.properties as Record<string, unknown> | undefined) ?? {});
+      const nested = ["allOf", "oneOf", "anyOf"].flatMap((k) => ((object[k] as unknown[] | undefined) ?? []).flatMap((s) => properties(s, depth + 1)));
+      return [...own, ...nested];
+    };
+    const found: string[] = [];
+    for (const [path, item] of Object.entries((document.paths ?? {}) as Record<string, Record<string, unknown>>)) {
+      for (const method of HTTP_METHODS) {
+        const operation = resolve(item[method]);
+        const body = resolve(operation?.requestBody);
+        const schema = resolve((body?.content as Record<string, { schema?: unknown }> | undefined)?.["application/json"]?.schema);
+        if (!properties(schema).includes("spec")) continue;
+        const route = DAGU_ROUTES.find((r) => r.method === method.toUpperCase() && r.path === path);
+        assert.ok(route, `${method} ${path}`);
+        found.push(route.operationId);
+        assert.ok(roleAtLeast(route.minRole, "developer"), `${route.operationId} takes a spec and needs only ${route.minRole}`);
+      }
+    }
+    // The list test/integration/sidecar-advisories.test.ts sends inline specs to.
+    assert.deepEqual(found.sort(), ["createNewDAG", "editRetryDAGRun", "enqueueDAGRunFromSpec", "executeDAGRunFromSpec", "previewEditRetryDAGRun", "updateBaseConfig", "updateDAGSpec", "updateWorkspaceBaseConfig", "validateDAGSpec"]);
+  });
+
   test("wiki reads are for every role, wiki writes need developer", () => {
     const wiki = DAGU_ROUTES.filter((route) => route.path.startsWith("/wiki") || route.path.startsWith("/search/wiki"));
     assert.equal(wiki.length, 15);

@@ -7,7 +7,7 @@ import { before, describe, test } from "node:test";
 import { boundedVerification, hashPassword, VERIFY_CONCURRENCY, VERIFY_QUEUE_LIMIT } from "../../src/common/password-hash.ts";
 import { Authenticator } from "../../src/sidecar/auth/authenticators.ts";
 import type { CredentialSnapshot } from "../../src/sidecar/credentials/credential-store.ts";
-import { ADDRESS_FACTOR, LoginThrottle, SLOW_DELAY_MS, USER_BACKSTOP_FACTOR, type Attempt } from "../../src/sidecar/auth/login-throttle.ts";
+import { ADDRESS_FACTOR, LoginThrottle, SLOW_DELAY_MS, THROTTLE_MAX_KEYS, USER_BACKSTOP_FACTOR, type Attempt } from "../../src/sidecar/auth/login-throttle.ts";
 
 const settings = { maxAttempts: 3, windowSeconds: 60, lockoutSeconds: 300 };
 const T0 = 1_000_000;
@@ -104,6 +104,22 @@ test("memory stays bounded under a flood of distinct names", () => {
   const t = new LoginThrottle(settings, { maxKeys: 1000 });
   for (let i = 0; i < 20_000; i++) t.recordFailure(`u${i}`, `198.51.${(i >> 8) & 255}.${i & 255}`, T0 + i);
   assert.ok(t.size <= 1000, `size ${t.size}`);
+});
+
+test("issue 12.2: failed logins over 100,000 usernames through guard() keep the default bound, and a fresh lock survives the flood", async () => {
+  const t = new LoginThrottle(settings, { sleep: async () => undefined });
+  let largest = 0;
+  const fail = async () => false;
+  for (let i = 0; i < 100_000; i++) {
+    const outcome = await t.guard(`user-${i}`, `198.51.${(i >> 8) & 3}.${i & 255}`, fail, T0 + i);
+    assert.equal(outcome.kind, "checked");
+    largest = Math.max(largest, t.size);
+    // A guesser locks itself on one name late in the flood: that lock is recent, so pruning keeps it.
+    if (i === 99_000) for (let k = 0; k < settings.maxAttempts; k++) await t.guard("ann", "203.0.113.7", fail, T0 + i);
+  }
+  assert.ok(largest <= THROTTLE_MAX_KEYS, `largest ${largest} keys`);
+  assert.ok(largest > THROTTLE_MAX_KEYS / 2, `the flood filled the map (${largest})`);
+  assert.equal(t.check("ann", "203.0.113.7", T0 + 100_000).allowed, false, "the guesser is still locked");
 });
 
 // --- reservations: an attempt counts from before its hash starts -----------------------------------

@@ -7,7 +7,7 @@
 import type { ServerResponse } from "node:http";
 import { z } from "zod";
 import type { CredentialApiKey, CredentialUser } from "../../api/credentials.ts";
-import { hashPassword, MIN_PASSWORD_LENGTH, VERIFY_BUSY_RETRY_SECONDS, verifyDummy, verifyPassword } from "../../common/password-hash.ts";
+import { hashPassword, MAX_PASSWORD_LENGTH, MAX_USERNAME_LENGTH, MIN_PASSWORD_LENGTH, VERIFY_BUSY_RETRY_SECONDS, verifyDummy, verifyPassword } from "../../common/password-hash.ts";
 import type { CredentialSnapshot, CredentialStore } from "../credentials/credential-store.ts";
 import type { DaguApiProfile } from "../routes/dagu-api.ts";
 import { apiKeyJson, userJson, webhookJson } from "./dagu-json.ts";
@@ -43,9 +43,9 @@ export const MANAGED_WRITES: ReadonlyMap<string, "DaguUser" | "DaguApiKey" | "Da
   ["disableDAGWebhookHMAC", "DaguWebhook"],
 ]);
 
-const LoginBody = z.object({ username: z.string().min(1).max(256), password: z.string().min(1).max(1024) });
-const ChangePasswordBody = z.object({ currentPassword: z.string().min(1).max(1024), newPassword: z.string().max(1024) });
-const SetupBody = z.object({ username: z.string().min(1).max(256), password: z.string().max(1024) });
+const LoginBody = z.object({ username: z.string().min(1).max(MAX_USERNAME_LENGTH), password: z.string().min(1).max(MAX_PASSWORD_LENGTH) });
+const ChangePasswordBody = z.object({ currentPassword: z.string().min(1).max(MAX_PASSWORD_LENGTH), newPassword: z.string().max(MAX_PASSWORD_LENGTH) });
+const SetupBody = z.object({ username: z.string().min(1).max(MAX_USERNAME_LENGTH), password: z.string().max(MAX_PASSWORD_LENGTH) });
 
 export interface AuthApiDeps {
   readonly store: CredentialStore;

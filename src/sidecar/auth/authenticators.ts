@@ -4,7 +4,7 @@
 import { createHmac, createSecretKey, randomBytes } from "node:crypto";
 import type { Role } from "../../api/common.ts";
 import type { CredentialUser } from "../../api/credentials.ts";
-import { VERIFY_BUSY_RETRY_SECONDS } from "../../common/password-hash.ts";
+import { MAX_PASSWORD_LENGTH, MAX_USERNAME_LENGTH, VERIFY_BUSY_RETRY_SECONDS } from "../../common/password-hash.ts";
 import { verifyApiKey } from "./api-key-auth.ts";
 import { BasicVerifier, parseBasic, type BasicCredential } from "./basic-auth.ts";
 import type { CredentialSnapshot } from "../credentials/credential-store.ts";
@@ -56,6 +56,11 @@ export class Authenticator {
     this.#throttle = throttle;
   }
 
+  /** Basic checks running now (bounded by the connections: one request at a time per connection). */
+  get basicInFlight(): number {
+    return this.#basicInFlight.size;
+  }
+
   /** Called when a new document is in force: cached verifications may no longer hold. */
   credentialsChanged(snapshot: CredentialSnapshot): void {
     this.jwt.clear();
@@ -74,6 +79,9 @@ export class Authenticator {
     if (basic) {
       const expected = snapshot.credentials.basic;
       if (snapshot.credentials.mode !== "basic" || !expected) return { ok: false, status: 401, reason: "basic_not_enabled", method: "basic" };
+      // Never a throttle key (or a hash) for a credential no login could present: a 64 KiB header would
+      // otherwise put a 48 KiB username into each of the throttle's keys.
+      if (basic.username.length > MAX_USERNAME_LENGTH || basic.password.length > MAX_PASSWORD_LENGTH) return { ok: false, status: 401, reason: "basic_too_long", method: "basic" };
       if (!this.basic.cached(expected, basic, now)) {
         // A browser opening a page sends the same credential on many parallel requests: while one check of
         // it (from this address, against this hash) runs, the others wait for its answer instead of taking

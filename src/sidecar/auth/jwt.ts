@@ -70,12 +70,15 @@ interface CachedToken {
   readonly kid: string;
 }
 
+/** Verified tokens remembered at most (a flood of distinct valid tokens evicts, never grows the map). */
+export const JWT_CACHE_MAX_ENTRIES = 10_000;
+
 /** Verifies login tokens; remembers verified ones (by digest) until they expire, in a bounded cache. */
 export class JwtVerifier {
   readonly #cache = new Map<string, CachedToken>();
   readonly #maxEntries: number;
 
-  constructor(maxEntries = 10_000) {
+  constructor(maxEntries = JWT_CACHE_MAX_ENTRIES) {
     this.#maxEntries = maxEntries;
   }
 

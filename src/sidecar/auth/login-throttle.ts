@@ -30,6 +30,9 @@ export type LoginSettings = Credentials["login"];
 export const USER_BACKSTOP_FACTOR = 4;
 /** Failures from one address, over all usernames within the window, that slow it: this x maxAttempts. */
 export const ADDRESS_FACTOR = 4;
+/** Keys remembered at most (pairs, usernames and addresses together), whatever the number of usernames tried. */
+export const THROTTLE_MAX_KEYS = 50_000;
+
 /** How long a slowed attempt waits before its hash (holding no hashing slot). */
 export const SLOW_DELAY_MS = 1_000;
 
@@ -97,7 +100,7 @@ export class LoginThrottle {
 
   constructor(settings: LoginSettings, options: LoginThrottleOptions = {}) {
     this.#settings = settings;
-    this.#maxKeys = options.maxKeys ?? 50_000;
+    this.#maxKeys = options.maxKeys ?? THROTTLE_MAX_KEYS;
     this.#sleep = options.sleep ?? realSleep;
     this.#observe = options.observe ?? (() => undefined);
     this.#peers = options.peers;

@@ -15,7 +15,7 @@ export class SidecarMetrics {
   readonly connectionsRefused: Counter<"reason">;
   readonly loginThrottle: Counter<"outcome">;
 
-  constructor(store: CredentialStore, options: { defaultMetrics?: boolean; openConnections?: () => number } = {}) {
+  constructor(store: CredentialStore, options: { defaultMetrics?: boolean; openConnections?: () => number; cacheEntries?: () => Readonly<Record<string, number>> } = {}) {
     const registers = [this.registry];
     if (options.defaultMetrics ?? true) collectDefaultMetrics({ register: this.registry, prefix: "dagu_auth_sidecar_" });
     this.requests = new Counter({
@@ -70,6 +70,20 @@ export class SidecarMetrics {
         registers,
         collect() {
           this.set(openConnections());
+        },
+      });
+    }
+    const cacheEntries = options.cacheEntries;
+    if (cacheEntries) {
+      // Memory that clients can make grow (distinct tokens, credentials, usernames): each map has a bound,
+      // and this shows it holding under a flood.
+      new Gauge({
+        name: "dagu_auth_cache_entries",
+        help: "Entries in the sidecar's in-memory maps fed by client input, by map (jwt: verified tokens, basic: verified Basic credentials, basic_in_flight: Basic checks running, login_throttle: throttle keys).",
+        labelNames: ["cache"],
+        registers,
+        collect() {
+          for (const [cache, n] of Object.entries(cacheEntries())) this.set({ cache }, n);
         },
       });
     }
