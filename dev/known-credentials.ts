@@ -19,6 +19,8 @@ export interface ApiKeySpec {
   name: string;
   role: Role;
   expiresAt?: string;
+  /** Dagu 2.15.1's surfaces (absent: both, as Dagu reads a key without them). */
+  allowedSurfaces?: ("rest_api" | "mcp")[];
 }
 export interface WebhookSpec {
   dagName: string;
@@ -80,7 +82,7 @@ export async function buildCredentials(spec: {
   const keyEntries = (spec.apiKeys ?? []).map((k) => {
     const key = generateApiKey();
     apiKeys[k.name] = key;
-    return { id: randomUUID(), name: k.name, role: k.role, digest: sha256Hex(key), prefix: keyPrefix(key), createdAt: "2026-01-01T00:00:00Z", expiresAt: k.expiresAt };
+    return { id: randomUUID(), name: k.name, role: k.role, digest: sha256Hex(key), prefix: keyPrefix(key), createdAt: "2026-01-01T00:00:00Z", expiresAt: k.expiresAt, ...(k.allowedSurfaces ? { allowedSurfaces: k.allowedSurfaces } : {}) };
   });
   const webhookTokens: Record<string, string> = {};
   const hmacSecrets: Record<string, string> = {};

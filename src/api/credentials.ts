@@ -34,6 +34,19 @@ const secret256 = base64url.refine(
   (s) => Buffer.from(s, "base64url").length >= 32,
   "must decode to at least 32 bytes",
 );
+/**
+ * A webhook's HMAC secret is text, and the signature's key is that text's UTF-8 bytes, as in Dagu
+ * (`hmac.New(sha256.New, []byte(secret))`) and GitHub: what a sender is handed is what it keys with.
+ * Dagu's are Base58 of 32 random bytes (43-44 characters), the operator's base64url of 32 random bytes
+ * (43); both alphabets fit here. At least 40 characters: >= 234 bits for random Base58 text, and every
+ * 32-byte secret of either encoding except Base58 ones with 4+ leading zero bytes (odds 2^-32).
+ */
+export const WEBHOOK_SECRET_MIN_LENGTH = 40;
+const webhookSecret = z
+  .string()
+  .regex(/^[A-Za-z0-9_-]+$/, "must be base64url or Base58 text (letters, digits, '_', '-')")
+  .min(WEBHOOK_SECRET_MIN_LENGTH, `must be at least ${WEBHOOK_SECRET_MIN_LENGTH} characters (32 random bytes, base64url or Base58)`)
+  .max(1024, "must be at most 1024 characters");
 const sha256Hex = z.string().regex(/^[0-9a-f]{64}$/, "must be a lowercase hex SHA-256 digest");
 const argon2id = z.string().startsWith("$argon2id$", "must be an argon2id PHC string ($argon2id$...)");
 /** Set on a superseded key, token or secret: it keeps working until then (rotation overlap). */
@@ -113,8 +126,8 @@ export const CredentialWebhook = z
     hmacEnforcement: z.enum(HMAC_ENFORCEMENTS),
     /** SHA-256 digests of the `dagu_wh_...` tokens: the current one, and the previous during an overlap. */
     tokenDigests: z.array(z.object({ digest: sha256Hex, notAfter })),
-    /** HMAC-SHA256 keys; a list (not one) so a rotated-out secret keeps verifying during the overlap. */
-    hmacSecrets: z.array(z.object({ secret: secret256, notAfter })),
+    /** HMAC-SHA256 secrets (key: the text's UTF-8 bytes); a list so a rotated-out one keeps verifying during the overlap. */
+    hmacSecrets: z.array(z.object({ secret: webhookSecret, notAfter })),
     // Shown in Dagu's webhook listings, set for webhooks created through a standalone sidecar's API.
     tokenPrefix: z.string().max(16).optional(),
     createdAt: rfc3339.optional(),

@@ -1,11 +1,25 @@
 // DaguApiKey: a generated API key for a machine (a CI job, a script), with a role.
 import { z } from "zod";
+import { API_KEY_SURFACES } from "./credentials.ts";
 import { CEL_META_KEY, Role, Rotation, authRef, objectName, resource, statusBase, timestamp } from "./common.ts";
 
 export const DaguApiKeySpec = z
   .object({
     authRef: authRef(),
     role: Role,
+    allowedSurfaces: z
+      .array(z.enum(API_KEY_SURFACES))
+      .min(1)
+      .max(2)
+      .refine((s) => new Set(s).size === s.length, "spec.allowedSurfaces must not repeat a surface")
+      .default(["rest_api"])
+      .meta({
+        description:
+          "Where the key works, as in Dagu 2.15.1: rest_api (Dagu's REST API, its event stream) and/or mcp " +
+          "(Dagu's MCP endpoint, /mcp, each tool call still limited by the role). Default: rest_api only; " +
+          "MCP is opt-in (Dagu's own default for a key without the field is both).",
+        "x-kubernetes-list-type": "set",
+      }),
     description: z.string().max(256).optional().describe("What the key is for, shown in Dagu's UI."),
     expiresAt: timestamp(
       "When the key stops working (RFC 3339, e.g. 2030-01-01T00:00:00Z). Absent: it never expires.",

@@ -20,7 +20,9 @@ export const WebhookAuth = cel(
         .default("token")
         .describe(
           "token: a Bearer token (dagu_wh_...). tokenAndHmac: the token, and an X-Dagu-Signature " +
-            "HMAC-SHA256 of the body. hmac: the signature alone.",
+            "HMAC-SHA256 of the body. hmac: the signature alone. The signature is " +
+            "`sha256=<hex of HMAC-SHA256(key, body)>` where the key is the hmacSecret value's text as " +
+            "the Secret holds it (its UTF-8 bytes, as Dagu and GitHub key it; not base64-decoded).",
         ),
       hmacEnforcement: z
         .enum(HMAC_ENFORCEMENTS)
@@ -80,8 +82,9 @@ export const DaguWebhookSpec = z
       }),
     auth: WebhookAuth.prefault({}),
     secretName: objectName(
-      "Name of the Secret (created and owned by the operator) the webhook token and HMAC secret are " +
-        "written into, for the system that sends the trigger. Immutable.",
+      "Name of the Secret (created and owned by the operator) the webhook token (key `token`) and HMAC " +
+        "secret (key `hmacSecret`, 43 characters, used as text) are written into, for the system that " +
+        "sends the trigger. Immutable.",
     ).meta({
       [CEL_META_KEY]: [
         {

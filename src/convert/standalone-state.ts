@@ -114,12 +114,14 @@ export function convertStandaloneState(state: SidecarState, authName: string, na
   const keyNames = new Set<string>();
   const converted: string[] = [];
   for (const k of byCreation(state.apiKeys)) {
-    if (!k.allowedSurfaces.includes("rest_api")) {
-      warnings.push({ key: `--state-dir API key ${k.name}`, message: "not converted: it is limited to MCP, which the sidecar does not serve" });
-      continue;
-    }
     const name = resourceName(k.name, keyNames);
-    const spec = { authRef, role: k.role, secretName: resourceName(`${name}-api-key`, secretNames), ...(k.description ? { description: k.description.slice(0, 256) } : {}) };
+    const spec = {
+      authRef,
+      role: k.role,
+      allowedSurfaces: [...new Set(k.allowedSurfaces)],
+      secretName: resourceName(`${name}-api-key`, secretNames),
+      ...(k.description ? { description: k.description.slice(0, 256) } : {}),
+    };
     const key = { apiVersion: API_VERSION, kind: "DaguApiKey" as const, metadata: meta(name), spec };
     DaguApiKey.parse(key);
     resources.push(key);

@@ -23,7 +23,7 @@ export async function reconcileDaguApiKey(ctx: OperatorContext, key: string): Pr
   const { plan } = secret;
   const now = ctx.now();
   const current = plan.current[API_KEY_SECRET_KEY]!;
-  const base = { id: uid, name, role: spec.role, ...(spec.description ? { description: spec.description } : {}) };
+  const base = { id: uid, name, role: spec.role, allowedSurfaces: spec.allowedSurfaces, ...(spec.description ? { description: spec.description } : {}) };
   const expired = spec.expiresAt !== undefined && Date.parse(spec.expiresAt) <= now.getTime();
   const entries: CredentialApiKey[] = [];
   if (!expired) {

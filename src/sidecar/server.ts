@@ -7,22 +7,26 @@ import type { AddressInfo, Socket } from "node:net";
 import type { Duplex } from "node:stream";
 import type { Logger } from "pino";
 import { prepareDummyHash } from "../common/password-hash.ts";
-import { admit, type AdmissionDeps, type Facts } from "./routes/admission.ts";
+import { admit, MCP_ROUTE, type AdmissionDeps, type Facts } from "./routes/admission.ts";
 import { AuthApi } from "./answers/auth-api.ts";
 import { audit, auditLogger, type AuditEntry } from "./telemetry/audit-log.ts";
-import { Authenticator, type AuthResult } from "./auth/authenticators.ts";
+import type { ApiKeySurface } from "./auth/api-key-auth.ts";
+import { Authenticator, type AuthResult, type Principal } from "./auth/authenticators.ts";
+import { CHECK_INTERVAL_MS, OpenStreams } from "./auth/open-streams.ts";
 import { SsoLogin, ssoRouteOf } from "./auth/oidc/sso-login.ts";
 import type { CredentialSource } from "./credentials/credential-source.ts";
 import { ConnectionLimiter, ConnectionTracker } from "./listener/connections.ts";
 import { CredentialStore, type CredentialSnapshot } from "./credentials/credential-store.ts";
 import { daguApiProfile, detectDaguApi, type DaguApiProfile, type DaguApiVersion } from "./routes/dagu-api.ts";
 import { clientAddress, clientProto, connectionTokens, forwardedForValues, forwardRequestHeaders, TrustedProxies } from "./proxy/headers.ts";
-import { ByteBudget, discardBody, HttpError, sendError, sendJson, type UnauthenticatedRead } from "./answers/http-io.ts";
+import { ByteBudget, discardBody, HttpError, parseJsonBody, readBody, sendError, sendJson, type UnauthenticatedRead } from "./answers/http-io.ts";
 import { LoginThrottle } from "./auth/login-throttle.ts";
 import type { ThrottlePeers } from "./auth/throttle-peers.ts";
 import { SidecarMetrics, type Decision } from "./telemetry/metrics.ts";
+import { bodyRole } from "./routes/mcp.ts";
 import { isWebSocketUpgrade, proxyHttp, proxyUpgrade } from "./proxy/proxy.ts";
 import { queryParam, withoutParam } from "./proxy/query.ts";
+import { roleAtLeast, type Role } from "./routes/roles.ts";
 import type { DaguRoute } from "../dagu/routes.ts";
 import type { TlsProvider, TlsWatcher } from "./listener/tls.ts";
 import type { UiRewrite } from "./ui/config-rewrite.ts";
@@ -91,6 +95,9 @@ export class Sidecar {
   #tlsWatcher: TlsWatcher | undefined;
   #detecting: NodeJS.Timeout | undefined;
   #stopping = false;
+  /** Streams open now, checked again when credentials change and every CHECK_INTERVAL_MS (auth/open-streams.ts). */
+  readonly #streams: OpenStreams;
+  readonly #streamChecks: NodeJS.Timeout;
   readonly #connections = new ConnectionTracker();
   readonly #limiter: ConnectionLimiter;
   readonly #unauthenticated: UnauthenticatedRead;
@@ -130,6 +137,14 @@ export class Sidecar {
       refused: (reason) => this.metrics.connectionsRefused.inc({ reason }),
     });
     this.#auth = new Authenticator(this.#throttle);
+    this.#streams = new OpenStreams(
+      (snapshot, request) => this.#auth.authenticate(snapshot, request),
+      (reason) => {
+        this.metrics.streamsEnded.inc({ reason });
+        this.#log.info({ reason }, "stream ended: its credential no longer holds");
+      },
+    );
+    this.#streamChecks = setInterval(() => void this.#streams.check(this.store.snapshot()), CHECK_INTERVAL_MS).unref();
     this.#authApi = new AuthApi({ store: this.store, throttle: this.#throttle, profile: () => this.#profile!, dagExists: (name) => this.#dagExists(name), unauthenticated: this.#unauthenticated });
     this.#webhooks = new WebhookTrigger(this.upstream, () => this.#profile!, this.#unauthenticated);
     this.#sso = new SsoLogin(this.store, options.logger);
@@ -139,6 +154,7 @@ export class Sidecar {
       this.#auth.credentialsChanged(snapshot);
       this.#throttle.configure(snapshot.credentials.login);
       this.#sso.credentialsChanged(snapshot);
+      void this.#streams.check(snapshot);
       this.#log.info(
         { source: options.source.description, generation: snapshot.credentials.generation, mode: snapshot.credentials.mode, users: snapshot.credentials.users.length, apiKeys: snapshot.credentials.apiKeys.length, webhooks: snapshot.credentials.webhooks.length },
         "credentials loaded",
@@ -233,6 +249,7 @@ export class Sidecar {
   async stop(graceMs = 10_000): Promise<void> {
     this.#stopping = true;
     clearTimeout(this.#detecting);
+    clearInterval(this.#streamChecks);
     this.#tlsWatcher?.close();
     const servers = [this.#server, this.#metricsServer].filter((s): s is Server => s !== undefined);
     const closed = Promise.all(servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
@@ -378,6 +395,10 @@ export class Sidecar {
         });
         return;
       }
+      if (verdict.kind === "mcp") {
+        facts.status = await this.#mcp(req, res, verdict.principal, verdict.path, verdict.query, client, facts);
+        return;
+      }
       const { route, params, snapshot, principal } = verdict;
       if (route.operationId === "triggerWebhook") {
         const outcome = await this.#webhooks.handle({ req, res, fileName: params.fileName ?? "", snapshot, clientAddress: client });
@@ -398,7 +419,8 @@ export class Sidecar {
       }
       if (route.access === "sidecar") throw new HttpError(501, "internal_error", `${route.operationId} is not implemented by the sidecar`);
       facts.decision = "allow";
-      facts.status = await this.#forward(req, res, route, verdict.path, verdict.query, client, undefined);
+      const stream = route.streaming === "sse" ? { minRole: route.minRole, surface: "rest_api" as const } : undefined;
+      facts.status = await this.#forward(req, res, route, verdict.path, verdict.query, client, undefined, undefined, stream);
     } catch (error) {
       const known = error instanceof HttpError ? error : undefined;
       facts.status = known?.status ?? 500;
@@ -422,6 +444,30 @@ export class Sidecar {
     if (!(await discardBody(req))) res.setHeader("Connection", "close");
   }
 
+  /**
+   * Dagu 2's MCP endpoint: the stream (GET) and the session's end (DELETE) need viewer; a POST's JSON-RPC
+   * messages are read whole (bounded) and need the least role of what they do (routes/mcp.ts), then go to Dagu as read.
+   */
+  async #mcp(req: IncomingMessage, res: ServerResponse, principal: Principal, path: string, query: string | undefined, client: string, facts: Facts): Promise<number> {
+    if (req.method === "GET" || req.method === "DELETE") {
+      facts.decision = "allow";
+      return this.#forward(req, res, undefined, path, query, client, undefined, undefined, req.method === "GET" ? { minRole: "viewer", surface: "mcp" } : undefined);
+    }
+    if (req.method !== "POST") throw new HttpError(405, "bad_request", "MCP takes POST, GET and DELETE", { Allow: "POST, GET, DELETE" });
+    const body = await readBody(req, this.#options.maxBodyBytes ?? DEFAULTS.maxBodyBytes);
+    const need = bodyRole(parseJsonBody(body));
+    if ("error" in need) throw new HttpError(400, "bad_request", `MCP: ${need.error}`);
+    facts.operation = `mcp:${need.what}`;
+    if (!roleAtLeast(principal.role, need.role)) {
+      facts.decision = "deny";
+      facts.reason = `needs_${need.role}`;
+      sendError(res, 403, "forbidden", "Insufficient permissions");
+      return 403;
+    }
+    facts.decision = "allow";
+    return this.#forward(req, res, undefined, path, query, client, undefined, body);
+  }
+
   /** Whether Dagu has the DAG (its own answer for it); undefined when it cannot tell. */
   async #dagExists(fileName: string): Promise<boolean | undefined> {
     const profile = this.#profile;
@@ -436,6 +482,7 @@ export class Sidecar {
       authorization: req.headers.authorization,
       queryToken: route.streaming ? queryParam(query, "token") : undefined,
       clientAddress: client,
+      surface: route === MCP_ROUTE ? "mcp" : "rest_api",
     });
     this.metrics.authSeconds.observe({ method: auth.method ?? "none", result: auth.ok ? "ok" : "refused" }, (performance.now() - t0) / 1000);
     return auth;
@@ -449,6 +496,10 @@ export class Sidecar {
     query: string | undefined,
     client: string,
     ui: UiRewrite | undefined,
+    /** The request's body when it was already read (MCP); otherwise it is streamed. */
+    body?: Buffer,
+    /** Set for a stream: it is kept (auth/open-streams.ts) and ended when its credential no longer holds. */
+    stream?: { readonly minRole: Role; readonly surface: ApiKeySurface },
   ): Promise<number> {
     const forwardedQuery = route?.streaming ? withoutParam(query, "token") : query;
     const headers = forwardRequestHeaders(req.rawHeaders, {
@@ -458,6 +509,13 @@ export class Sidecar {
       connectionTokens: connectionTokens(req.rawHeaders),
     });
     const t0 = performance.now();
+    const forget = stream
+      ? this.#streams.add({
+          credential: { authorization: req.headers.authorization, queryToken: route?.streaming ? queryParam(query, "token") : undefined, clientAddress: client, surface: stream.surface },
+          minRole: stream.minRole,
+          end: () => res.destroy(),
+        })
+      : undefined;
     return proxyHttp(this.upstream, {
       req,
       res,
@@ -465,8 +523,9 @@ export class Sidecar {
       headers,
       maxBodyBytes: this.#options.maxBodyBytes ?? DEFAULTS.maxBodyBytes,
       ui,
+      body,
       onUpstreamHeaders: (status) => this.metrics.upstreamSeconds.observe({ status_class: `${Math.floor(status / 100)}xx` }, (performance.now() - t0) / 1000),
-    });
+    }).finally(forget);
   }
 
   async #handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
@@ -499,6 +558,12 @@ export class Sidecar {
       const forwardedQuery = withoutParam(verdict.query, "token");
       const headers = forwardRequestHeaders(req.rawHeaders, { clientAddress: client, proto: this.#proto(req), host: req.headers.host, keepUpgrade: true });
       facts.decision = "allow";
+      const forget = this.#streams.add({
+        credential: { authorization: req.headers.authorization, queryToken: queryParam(verdict.query, "token"), clientAddress: client, surface: "rest_api" },
+        minRole: verdict.route.minRole,
+        end: () => socket.destroy(),
+      });
+      socket.once("close", forget);
       facts.status = await proxyUpgrade(this.upstream, req, socket, head, forwardedQuery === undefined ? verdict.path : `${verdict.path}?${forwardedQuery}`, headers);
     } catch (error) {
       const known = error instanceof HttpError ? error : undefined;

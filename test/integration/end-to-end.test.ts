@@ -65,7 +65,7 @@ test("applied resources are enforced by the sidecar in front of a real Dagu", as
   const hookToken = await secretValue(ns, "hello-webhook", "token");
   const hookSecret = await secretValue(ns, "hello-webhook", "hmacSecret");
   const body = JSON.stringify({ dagRunId: "e2e-webhook-1", payload: { from: "end-to-end" } });
-  const signature = `sha256=${createHmac("sha256", Buffer.from(hookSecret, "base64url")).update(body).digest("hex")}`;
+  const signature = `sha256=${createHmac("sha256", hookSecret).update(body).digest("hex")}`;
   const unsigned = await fetch(`${api}/webhooks/hello`, { method: "POST", headers: { authorization: `Bearer ${hookToken}`, "content-type": "application/json" }, body });
   assert.equal(unsigned.status, 401, "strict HMAC: the token alone is not enough");
   await unsigned.arrayBuffer();

@@ -60,6 +60,7 @@ test("a builtin setup becomes hashed credentials, consumer Secrets and sidecar R
   assert.match(apiKey, /^dagu_[1-9A-HJ-NP-Za-km-z]{32,44}$/);
   assert.equal(c.apiKeys[0]!.digest, sha256Hex(apiKey));
   assert.equal(c.apiKeys[0]!.role, "operator");
+  assert.deepEqual(c.apiKeys[0]!.allowedSurfaces, ["rest_api"], "MCP is opt-in: the CRD's default is rest_api only");
   const token = await secretValue(ns, "hello-webhook", "token");
   const hmac = await secretValue(ns, "hello-webhook", "hmacSecret");
   assert.match(token, /^dagu_wh_/);

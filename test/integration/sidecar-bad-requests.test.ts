@@ -100,7 +100,7 @@ interface Row {
   reached: Reached;
 }
 
-const signed = (body: string, secret: string) => `sha256=${createHmac("sha256", Buffer.from(secret, "base64url")).update(body).digest("hex")}`;
+const signed = (body: string, secret: string) => `sha256=${createHmac("sha256", secret).update(body).digest("hex")}`;
 
 const ROWS: Row[] = [
   // --- no or bad credentials ---------------------------------------------------------------------
@@ -172,7 +172,8 @@ const ROWS: Row[] = [
   { name: "Dagu 1's /api/v2 with an admin token", request: () => httpText("POST", "/api/v2/dags/hello/start", [bearer(tokens.admin!)]), status: 404, reached: "nothing" },
   { name: "encoded API prefix", request: () => httpText("GET", "/api/%76%31/dags"), status: 404, reached: "nothing" },
   { name: "unknown API route", request: () => httpText("GET", `${API}/no-such-route`, [bearer(tokens.admin!)]), status: 404, reached: "nothing" },
-  { name: "Dagu's MCP endpoint (outside the API)", request: () => httpText("POST", "/mcp", [bearer(tokens.admin!), json], "{}"), status: 404, reached: "nothing" },
+  { name: "Dagu's MCP endpoint with a body that is not JSON-RPC", request: () => httpText("POST", "/mcp", [bearer(tokens.admin!), json], "{}"), status: 400, reached: "nothing" },
+  { name: "Dagu's MCP endpoint under another path", request: () => httpText("POST", "/x/mcp", [bearer(tokens.admin!), json], "{}"), status: 404, reached: "nothing" },
   { name: "Dagu's trusted-proxy login", request: () => httpText("GET", "/proxy-login", [["X-Remote-User", "admin"]]), status: 404, reached: "nothing" },
   { name: "OPTIONS preflight", request: () => httpText("OPTIONS", `${API}/dags`, [["Origin", "https://evil.example"], ["Access-Control-Request-Method", "POST"]]), status: 404, reached: "nothing" },
   { name: "HEAD on the API", request: () => httpText("HEAD", `${API}/dags`, [bearer(tokens.admin!)]), status: 404, reached: "nothing" },

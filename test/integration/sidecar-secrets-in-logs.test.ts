@@ -66,7 +66,7 @@ test("no secret, token, hash or password ever appears in the sidecar's output", 
   assert.equal((await get(`${API}/auth/me`, { authorization: `Bearer ${jwt}` })).status, 401);
 
   const body = JSON.stringify({ payload: { x: 1 } });
-  const signature = `sha256=${createHmac("sha256", Buffer.from(built.hmacSecrets.hello!, "base64url")).update(body).digest("hex")}`;
+  const signature = `sha256=${createHmac("sha256", built.hmacSecrets.hello!).update(body).digest("hex")}`;
   const hook = (sig: string) =>
     fetch(`${url}${API}/webhooks/hello`, { method: "POST", headers: { authorization: `Bearer ${built.webhookTokens.hello}`, "x-dagu-signature": sig }, body }).then((r) => r.status);
   assert.equal(await hook(signature), 200);

@@ -186,7 +186,7 @@ describe("users, API keys and webhooks through Dagu's routes", () => {
         assert.equal(on.status, 200, on.text);
         const secret = on.json!.hmacSecret as string;
         const body = JSON.stringify({ dagRunId: "standalone-signed", payload: {} });
-        const signature = `sha256=${createHmac("sha256", Buffer.from(secret, "base64url")).update(body).digest("hex")}`;
+        const signature = `sha256=${createHmac("sha256", secret).update(body).digest("hex")}`;
         assert.equal((await fire("standalone-unsigned", { authorization: `Bearer ${hookToken}` })).status, 401);
         assert.equal((await fire("standalone-signed", { authorization: `Bearer ${hookToken}`, "x-dagu-signature": signature }, body)).status, 200);
       }

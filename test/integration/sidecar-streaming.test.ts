@@ -2,7 +2,8 @@
 // mutation, and a multi-megabyte log. The timing properties (nothing buffered before the last event, a
 // graceful shutdown that lets an open stream finish) and the WebSocket (Dagu registers its terminal only
 // with its own auth on) are shown in front of a small Dagu 2.x stand-in whose stream ends when the test
-// says. Also: the Dagu 2 route table chosen by detection, `?token=` accepted only on streaming routes.
+// says. Also: the Dagu 2 route table chosen by detection, `?token=` accepted only on streaming routes, and
+// open streams ended when their credential is revoked (a disabled user, a removed API key).
 import assert from "node:assert/strict";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { connect, createServer as createNetServer, type AddressInfo, type Server as NetServer } from "node:net";
@@ -27,11 +28,13 @@ before(async () => {
     users: [
       { username: "admin", password: "admin-password-1", role: "admin" },
       { username: "vic", password: "viewer-password-1", role: "viewer" },
+      { username: "rita", password: "revoked-password-1", role: "admin" },
     ],
+    apiKeys: [{ name: "streamer", role: "viewer" }],
   });
   await writeFile(join(dir, "credentials.json"), JSON.stringify(built.credentials));
   sidecar = await startSidecar({ upstream: fake.url, args: ["--credentials-file", join(dir, "credentials.json")] });
-  for (const [u, p] of [["admin", "admin-password-1"], ["vic", "viewer-password-1"]] as const) {
+  for (const [u, p] of [["admin", "admin-password-1"], ["vic", "viewer-password-1"], ["rita", "revoked-password-1"]] as const) {
     const r = await fetch(`${sidecar.url}/api/v1/auth/login`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ username: u, password: p }) });
     tokens[u] = ((await r.json()) as { token: string }).token;
   }
@@ -42,6 +45,33 @@ after(async () => {
   await fake?.stop();
   if (dir) await rm(dir, { recursive: true, force: true });
 });
+
+/** The credentials file, changed by `change` until `restore()`: both sidecars of this file read it. */
+let generation = 1;
+async function writeCredentials(change: (c: TestCredentials["credentials"]) => void): Promise<{ restore(): Promise<void> }> {
+  // Each document a newer generation: the sidecar never goes back to an older one.
+  const write = (c: TestCredentials["credentials"]) => writeFile(join(dir, "credentials.json"), JSON.stringify({ ...c, generation: built.credentials.generation + generation++ }));
+  const changed = structuredClone(built.credentials);
+  change(changed);
+  await write(changed);
+  return { restore: () => write(built.credentials) };
+}
+
+/** Resolves with "ended" when the stream ends (done or cut), or "open" when `ms` pass first. */
+async function endsWithin(reader: ReadableStreamDefaultReader<Uint8Array>, ms: number): Promise<"ended" | "open"> {
+  const deadline = Date.now() + ms;
+  while (Date.now() < deadline) {
+    const next = await Promise.race<"ended" | "data" | "open">([
+      reader.read().then(
+        (r) => (r.done ? "ended" : "data"),
+        () => "ended",
+      ),
+      new Promise<"open">((resolve) => setTimeout(() => resolve("open"), Math.max(0, deadline - Date.now()))),
+    ]);
+    if (next !== "data") return next;
+  }
+  return "open";
+}
 
 /** Reads a stream until `marker` shows up; resolves with what was read. */
 async function readUntil(reader: ReadableStreamDefaultReader<Uint8Array>, marker: string): Promise<string> {
@@ -96,15 +126,15 @@ describe("Dagu 2.x upstream", () => {
     assert.ok(sidecar.output().includes('"daguApi":"v1"'));
   });
 
-  test("Dagu 2's /mcp and OIDC routes (outside /api/v1, unauthenticated with auth off) are refused", async () => {
+  test("Dagu 2's OIDC routes and any path with an `mcp` segment but /mcp itself (outside /api/v1, unauthenticated with auth off) are refused; /mcp needs a credential", async () => {
     fake.clear();
-    for (const path of ["/mcp", "/mcp/tools", "/MCP", "/%6dcp", "/oidc-login", "/oidc-callback?code=x"]) {
+    for (const path of ["/mcp/tools", "/MCP", "/%6dcp", "/x/mcp", "/oidc-login", "/oidc-callback?code=x"]) {
       const r = await fetch(`${sidecar.url}${path}`, { headers: { authorization: `Bearer ${tokens.admin}` } });
       assert.equal(r.status, 404, path);
       await r.arrayBuffer();
     }
     const mcpPost = await fetch(`${sidecar.url}/mcp`, { method: "POST", body: "{}" });
-    assert.equal(mcpPost.status, 404);
+    assert.equal(mcpPost.status, 401);
     await mcpPost.arrayBuffer();
     assert.deepEqual(fake.requests, []);
   });
@@ -178,6 +208,28 @@ describe("Dagu 2.x upstream", () => {
     assert.match(await upgrade(`?token=${tokens.vic}`), /^HTTP\/1\.1 403/);
     assert.match(await upgrade(""), /^HTTP\/1\.1 401/);
     assert.deepEqual(fake.requests, []);
+  });
+
+  test("WebSocket: an open terminal session ends when its user is disabled", async () => {
+    const socket = connect(sidecar.port, "127.0.0.1");
+    let data = "";
+    socket.setEncoding("utf8");
+    socket.on("data", (d: string) => (data += d));
+    socket.on("error", () => undefined);
+    const closed = new Promise<void>((resolve) => socket.once("close", () => resolve()));
+    socket.write(`GET /api/v1/terminal/ws?token=${tokens.rita} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n${wsHeaders}\r\n`);
+    await eventually("the upgrade", async () => (data.startsWith("HTTP/1.1 101") ? true : undefined), 5_000, 20);
+    socket.write("still-here");
+    await eventually("bytes echoed through the open session", async () => (data.includes("still-here") ? true : undefined), 5_000, 20);
+    const changed = await writeCredentials((c) => void (c.users.find((u) => u.username === "rita")!.disabled = true));
+    try {
+      await eventually("the terminal closed", () => Promise.race([closed.then(() => true), new Promise<undefined>((r) => setTimeout(() => r(undefined), 200))]), 10_000, 0);
+      const metrics = await (await fetch(`${sidecar.metricsUrl()}/metrics`)).text();
+      assert.match(metrics, /dagu_auth_streams_ended_total\{reason="jwt_[a-z_]+"\} 1/, "the sidecar ended it, for its credential");
+    } finally {
+      socket.destroy();
+      await changed.restore();
+    }
   });
 
   test("WebSocket: any other Upgrade (h2c) is refused with 400 and reaches nothing; `WebSocket` in any case works", async () => {
@@ -335,6 +387,51 @@ describe("the real Dagu v2.15.1: SSE and large responses", () => {
     const refused = await fetch(`${sc.url}/api/v1/events/stream?topic=queues:`);
     assert.equal(refused.status, 401, "no stream without a credential");
     await refused.arrayBuffer();
+  });
+
+  test("a revoked credential ends its open stream (a disabled user's JWT, a removed API key); other streams go on", async () => {
+    const open = async (auth: { bearer?: string; token?: string }) => {
+      const controller = new AbortController();
+      const r = await fetch(`${sc.url}/api/v1/events/stream?topic=queues:${auth.token ? `&token=${auth.token}` : ""}`, {
+        signal: controller.signal,
+        headers: auth.bearer ? { authorization: `Bearer ${auth.bearer}` } : {},
+      });
+      assert.equal(r.status, 200);
+      const reader = r.body!.getReader();
+      const first = await readUntil(reader, "\n\n");
+      const control = JSON.parse(/data: (.*)\n/.exec(first)![1]!) as { sessionID: string };
+      return { controller, reader, session: control.sessionID };
+    };
+    const rita = await open({ token: tokens.rita });
+    const key = await open({ bearer: built.apiKeys.streamer });
+    const admin = await open({ bearer: tokens.admin });
+    const changed = await writeCredentials((c) => {
+      c.users.find((u) => u.username === "rita")!.disabled = true;
+      c.apiKeys = c.apiKeys.filter((k) => k.name !== "streamer");
+    });
+    try {
+      // The file is polled about every second; the open streams are checked as soon as it is in force.
+      assert.equal(await endsWithin(rita.reader, 10_000), "ended", "the disabled user's stream ended");
+      assert.equal(await endsWithin(key.reader, 3_000), "ended", "the removed key's stream ended");
+      // The admin's stream is still Dagu's live session: its topics can still be changed.
+      const topics = await fetch(`${sc.url}/api/v1/events/stream/topics`, {
+        method: "POST",
+        headers: { "content-type": "application/json", authorization: `Bearer ${tokens.admin}` },
+        body: JSON.stringify({ sessionID: admin.session, add: ["dagslist:page=1"], remove: [] }),
+      });
+      assert.equal(topics.status, 200, await topics.clone().text());
+      await topics.arrayBuffer();
+      const reopen = await fetch(`${sc.url}/api/v1/events/stream?topic=queues:&token=${tokens.rita}`);
+      assert.equal(reopen.status, 401, "and it cannot be opened again");
+      await reopen.arrayBuffer();
+      const metrics = await (await fetch(`${sc.metricsUrl()}/metrics`)).text();
+      assert.match(metrics, /dagu_auth_streams_ended_total\{reason="jwt_[a-z_]+"\} 1/);
+      assert.match(metrics, /dagu_auth_streams_ended_total\{reason="api_key_unknown"\} 1/);
+    } finally {
+      admin.controller.abort();
+      for (const s of [rita, key, admin]) await s.reader.cancel().catch(() => undefined);
+      await changed.restore();
+    }
   });
 
   test("a multi-megabyte step log flows through unchanged", async () => {

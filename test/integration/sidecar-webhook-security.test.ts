@@ -40,7 +40,7 @@ before(async () => {
 
 after(() => stack?.stop());
 
-const hmac = (secret: string, data: string) => `sha256=${createHmac("sha256", Buffer.from(secret, "base64url")).update(data).digest("hex")}`;
+const hmac = (secret: string, data: string) => `sha256=${createHmac("sha256", secret).update(data).digest("hex")}`;
 const enqueues = () => recorder.requests.filter((r) => r.method === "POST" && r.url.endsWith("/enqueue"));
 
 /** A trigger at the byte level: the head first, the body after `withholdMs` (was it answered before?). */

@@ -1,11 +1,15 @@
 // Webhook triggers through the sidecar create real DAG runs in a real Dagu (v2.15.1, auth off, which
 // itself answers 404 to webhooks), with the parameter Dagu would have built; each auth mode; a wrong
-// HMAC is 401 and enqueues nothing; a repeated dagRunId is 409.
+// HMAC is 401 and enqueues nothing; a repeated dagRunId is 409. Differentials against Dagu v2.15.1's own
+// webhooks (a second Dagu with builtin auth): the parameters of the run, and the HMAC key (a secret that
+// Dagu generated, signed as Dagu's UI tells senders to, verifies on both).
 import assert from "node:assert/strict";
+import { execFile } from "node:child_process";
 import { createHmac } from "node:crypto";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { promisify } from "node:util";
 import { after, before, describe, test } from "node:test";
 import { startDagu, HELLO_DAG, type DaguInstance } from "../harness/dagu.ts";
 import { eventually } from "../harness/per-test.ts";
@@ -20,7 +24,7 @@ let built: TestCredentials;
 let dir: string;
 
 before(async () => {
-  dagu = await startDagu({ dags: { hello: HELLO_DAG, signed: HELLO_DAG, observed: HELLO_DAG, hmaconly: HELLO_DAG, off: HELLO_DAG } });
+  dagu = await startDagu({ dags: { hello: HELLO_DAG, fromdagu: HELLO_DAG, signed: HELLO_DAG, observed: HELLO_DAG, hmaconly: HELLO_DAG, off: HELLO_DAG } });
   recorder = await startRecorder(dagu.url);
   dir = await mkdtemp(join(tmpdir(), "sidecar-webhooks-"));
   built = await buildCredentials({
@@ -44,7 +48,24 @@ after(async () => {
   if (dir) await rm(dir, { recursive: true, force: true });
 });
 
-const sign = (dag: string, body: string) => `sha256=${createHmac("sha256", Buffer.from(built.hmacSecrets[dag]!, "base64url")).update(body).digest("hex")}`;
+/** Dagu v2.15.1 with its own builtin auth, logged in as its admin: the reference of the differentials. */
+async function startReference(dags?: Record<string, string>) {
+  const reference = await startDagu({
+    dags,
+    env: {
+      DAGU_AUTH_MODE: "builtin",
+      DAGU_AUTH_TOKEN_SECRET: "reference-secret-0123456789abcdef",
+      DAGU_AUTH_BUILTIN_INITIAL_ADMIN_USERNAME: "admin",
+      DAGU_AUTH_BUILTIN_INITIAL_ADMIN_PASSWORD: "reference-password",
+    },
+  });
+  const ref = `${reference.url}/api/v1`;
+  const login = await fetch(`${ref}/auth/login`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ username: "admin", password: "reference-password" }) });
+  const admin = ((await login.json()) as { token: string }).token;
+  return { reference, ref, admin };
+}
+
+const sign = (dag: string, body: string) => `sha256=${createHmac("sha256", built.hmacSecrets[dag]!).update(body).digest("hex")}`;
 
 async function trigger(dag: string, body: unknown, headers: Record<string, string> = {}) {
   const text = body === undefined ? "" : JSON.stringify(body);
@@ -74,18 +95,8 @@ describe("webhook triggers", () => {
 
   test("the run's WEBHOOK_PAYLOAD is exactly what Dagu's own webhook (builtin auth) makes of the same payload", async () => {
     // A second, real Dagu with its own builtin auth and its own webhook, as the reference.
-    const reference = await startDagu({
-      env: {
-        DAGU_AUTH_MODE: "builtin",
-        DAGU_AUTH_TOKEN_SECRET: "reference-secret-0123456789abcdef",
-        DAGU_AUTH_BUILTIN_INITIAL_ADMIN_USERNAME: "admin",
-        DAGU_AUTH_BUILTIN_INITIAL_ADMIN_PASSWORD: "reference-password",
-      },
-    });
+    const { reference, ref, admin } = await startReference();
     try {
-      const ref = `${reference.url}/api/v1`;
-      const login = await fetch(`${ref}/auth/login`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ username: "admin", password: "reference-password" }) });
-      const admin = ((await login.json()) as { token: string }).token;
       const created = await fetch(`${ref}/dags/hello/webhook`, { method: "POST", headers: { authorization: `Bearer ${admin}` } });
       const refToken = ((await created.json()) as { token: string }).token;
       const payloads: unknown[] = [
@@ -106,6 +117,61 @@ describe("webhook triggers", () => {
         assert.equal((await runInDagu("hello", `cmp-${i}`)).params, expected, `payload ${i}`);
       }
     } finally {
+      await reference.stop();
+    }
+  });
+
+  test("HMAC differential: a secret Dagu v2.15.1 generated, signed as Dagu tells senders to, verifies on Dagu and on the sidecar", async () => {
+    const { reference, ref, admin } = await startReference({ fromdagu: HELLO_DAG });
+    try {
+      const auth = { authorization: `Bearer ${admin}`, "content-type": "application/json" };
+      assert.equal((await fetch(`${ref}/dags/fromdagu/webhook`, { method: "POST", headers: auth })).status, 201);
+      const enabled = await fetch(`${ref}/dags/fromdagu/webhook/hmac/enable`, { method: "POST", headers: auth, body: JSON.stringify({ authMode: "hmac_only" }) });
+      const { hmacSecret } = (await enabled.json()) as { hmacSecret: string };
+      assert.equal(enabled.status, 200);
+      assert.match(hmacSecret, /^[1-9A-HJ-NP-Za-km-z]{40,44}$/, "Dagu's secret is Base58 text");
+      // The same secret handed to the sidecar, as a credentials document carries it (a carried-over secret).
+      const carried = structuredClone(built.credentials);
+      carried.webhooks.push({ id: "from-dagu", dagName: "fromdagu", enabled: true, mode: "hmac", hmacEnforcement: "strict", tokenDigests: [], hmacSecrets: [{ secret: hmacSecret }] });
+      await writeFile(join(dir, "credentials.json"), JSON.stringify(carried));
+
+      // Dagu's UI gives two recipes: OpenSSL's `-hmac "$DAGU_HMAC_SECRET"` and Node's createHmac('sha256', secret).
+      // Run ids that contain no other test's id: Dagu (and so the sidecar) calls a dagRunId taken when any
+      // run's id contains it (its run listing filters with strings.Contains).
+      const body = (i: number) => JSON.stringify({ dagRunId: `ref-sig-${i}`, payload: { n: i } });
+      const viaNode = (text: string, key: string | Buffer) => `sha256=${createHmac("sha256", key).update(text).digest("hex")}`;
+      const { stdout } = await promisify(execFile)("sh", ["-c", `printf '%s' "$BODY" | openssl dgst -sha256 -hmac "$DAGU_HMAC_SECRET" -hex | sed 's/^.* //'`], {
+        env: { PATH: process.env.PATH ?? "", BODY: body(0), DAGU_HMAC_SECRET: hmacSecret },
+      });
+      const viaOpenssl = `sha256=${stdout.trim()}`;
+      assert.equal(viaOpenssl, viaNode(body(0), hmacSecret), "both recipes sign alike");
+      const post = (base: string, text: string, signature: string) =>
+        fetch(`${base}/webhooks/fromdagu`, { method: "POST", headers: { "content-type": "application/json", "x-dagu-signature": signature }, body: text });
+
+      const rows: { case: string; dagu: number; sidecar: number }[] = [];
+      const cases: [string, string, string][] = [
+        ["openssl -hmac <secret text>", body(0), viaOpenssl],
+        ["node createHmac(<secret text>)", body(1), viaNode(body(1), hmacSecret)],
+        ["key = base64url-decoded secret", body(2), viaNode(body(2), Buffer.from(hmacSecret, "base64url"))],
+        ["another secret", body(3), viaNode(body(3), built.hmacSecrets.hmaconly!)],
+      ];
+      for (const [name, text, signature] of cases) {
+        const d = await post(ref, text, signature);
+        await d.arrayBuffer();
+        // The sidecar reads the rewritten file within about a second: the first case waits for it.
+        const s = await eventually(`the sidecar's answer to ${name}`, async () => {
+          const r = await post(`${sidecar.url}${API}`, text, signature);
+          await r.arrayBuffer();
+          return rows.length === 0 && r.status === 401 ? undefined : r.status;
+        }, 10_000, 200);
+        rows.push({ case: name, dagu: d.status, sidecar: s });
+      }
+      console.log("webhook HMAC differential (Dagu v2.15.1 builtin vs sidecar):");
+      console.table(rows);
+      assert.deepEqual(rows.map((r) => [r.dagu, r.sidecar]), [[200, 200], [200, 200], [401, 401], [401, 401]]);
+      assert.equal((await runInDagu("fromdagu", "ref-sig-1")).params, 'WEBHOOK_PAYLOAD={"n":1} WEBHOOK_HEADERS={}');
+    } finally {
+      await writeFile(join(dir, "credentials.json"), JSON.stringify(built.credentials));
       await reference.stop();
     }
   });

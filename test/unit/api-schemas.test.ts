@@ -187,6 +187,12 @@ test("credentials document: refusals name the field", () => {
     "token.activeKid: no key has the activeKid",
     "token.keys.0.secret: must decode to at least 32 bytes",
   ]);
+  const shortHmac = structuredClone(credentials);
+  shortHmac.webhooks[0]!.hmacSecrets = [{ secret: "4vJ9" + "x".repeat(30) }, { secret: "a+b/".repeat(12) }];
+  assert.deepEqual(issues(parseCredentials(JSON.stringify(shortHmac))), [
+    "webhooks.0.hmacSecrets.0.secret: must be at least 40 characters (32 random bytes, base64url or Base58)",
+    "webhooks.0.hmacSecrets.1.secret: must be base64url or Base58 text (letters, digits, '_', '-')",
+  ]);
   const dup = structuredClone(credentials);
   dup.users.push({ ...dup.users[0]!, id: "other" });
   assert.deepEqual(issues(parseCredentials(JSON.stringify(dup))), ["users.1.username: duplicate username"]);
@@ -207,6 +213,13 @@ test("credentials document: refusals name the field", () => {
   assert.deepEqual(issues(parseCredentials(JSON.stringify(tokenWindow))), [
     "webhooks.0.timestampWindowSeconds: a timestamp window needs a signature (mode tokenAndHmac or hmac)",
   ]);
+});
+
+test("credentials document: a webhook secret from Dagu (Base58 of 32 bytes, 43-44 characters) is a valid HMAC secret", () => {
+  // One that Dagu v2.15.1's hmac/enable answered (Base58 of 32 random bytes).
+  const fromDagu = structuredClone(credentials);
+  fromDagu.webhooks[0]!.hmacSecrets = [{ secret: "7Yk3sQH2dVbF9nTqPx4ZcWmRjL8aEo5uKgN6tBiMhSy" }];
+  assert.ok(parseCredentials(JSON.stringify(fromDagu)).success);
 });
 
 test("credentials document: broken JSON is a zod error that does not echo the input", () => {

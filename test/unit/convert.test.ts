@@ -603,7 +603,10 @@ describe("--state-dir: what a standalone sidecar created", () => {
         ["old", "old", "viewer", true],
       ]);
       assert.ok(byKind("DaguUser").every((u) => u.metadata.namespace === "wf" && (u.spec.authRef as { name: string }).name === "dagu"));
-      assert.deepEqual(byKind("DaguApiKey").map((k) => [k.metadata.name, k.spec.role, k.spec.description, k.spec.secretName]), [["ci-key", "operator", "nightly", "ci-key-api-key"]]);
+      assert.deepEqual(byKind("DaguApiKey").map((k) => [k.metadata.name, k.spec.role, k.spec.allowedSurfaces, k.spec.description, k.spec.secretName]), [
+        ["ci-key", "operator", ["rest_api"], "nightly", "ci-key-api-key"],
+        ["mcp", "viewer", ["mcp"], undefined, "mcp-api-key"],
+      ]);
       assert.deepEqual(byKind("DaguWebhook").map((w) => [w.spec.dagName, w.spec.auth, w.spec.secretName]), [["hello", { mode: "tokenAndHmac", hmacEnforcement: "observe" }, "hello-webhook"]]);
       // Each user's Secret holds a new random password; nothing of the old secrets is anywhere.
       const passwords = byKind("Secret").flatMap((s) => (s.stringData!.password !== undefined ? [s.stringData!.password] : []));
@@ -611,8 +614,7 @@ describe("--state-dir: what a standalone sidecar created", () => {
       assert.ok(passwords.every((p) => p.length >= 16 && !["root-password-1", "ann-password-1"].includes(p)));
       for (const leaked of [ci.key, hook.token, hmac.secret, "$argon2id$"]) assert.ok(!r.stdout.includes(leaked) && !r.stderr.includes(leaked), "no old secret in the output");
       assert.match(r.stderr, /WARNING: --state-dir users: Root_Admin, ann@example\.com, old: a password cannot be carried over/);
-      assert.match(r.stderr, /WARNING: --state-dir API key mcp: not converted: it is limited to MCP/);
-      assert.match(r.stderr, /WARNING: --state-dir API keys: CI key \(Secret ci-key-api-key\): the operator generates a new key/);
+      assert.match(r.stderr, /WARNING: --state-dir API keys: CI key \(Secret ci-key-api-key\), mcp \(Secret mcp-api-key\): the operator generates a new key/);
       assert.match(r.stderr, /WARNING: --state-dir webhooks: hello \(Secret hello-webhook\)/);
       assert.doesNotMatch(r.stderr, /auth\.builtin\.initial_admin: not set/, "an admin exists among the users");
 

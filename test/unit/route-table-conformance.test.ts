@@ -5,33 +5,17 @@
 // - `api/v1/api.gen.go`, the router generated from it: it serves exactly the document's operations;
 // - every other route registration of `internal/service/frontend` (SSE, WebSocket, UI, OIDC, MCP...): each is
 //   known here, the table's router entries are exactly the ones under `/api/v1`, and the ones outside it
-//   that are not the UI are refused by the sidecar (reservedSegments).
+//   that are not the UI are refused by the sidecar (reservedSegments), MCP but at its own path.
 // An operation or route added upstream fails these tests. Without the clone they fail and say what to do.
 import assert from "node:assert/strict";
-import { execFile } from "node:child_process";
-import { existsSync } from "node:fs";
-import { join } from "node:path";
 import { describe, test } from "node:test";
-import { promisify } from "node:util";
-import { parse } from "yaml";
-import { z } from "zod";
 import { daguApiProfile } from "../../src/sidecar/routes/dagu-api.ts";
 import { roleAtLeast } from "../../src/sidecar/routes/roles.ts";
 import { DAGU_ROUTES, isUnauthenticated, type DaguRoute } from "../../src/dagu/routes.ts";
-import { cacheDir } from "../../dev/components.ts";
+import { parse } from "yaml";
+import { DAGU_SOURCE_DIR as sourceDir, DAGU_SOURCE_VERSION as DAGU_VERSION, HTTP_METHODS, daguSourceMissing, gitShow as git, specOperations, type SpecOperation } from "../harness/dagu-source.ts";
 
-const execFileAsync = promisify(execFile);
-
-const DAGU_VERSION = "v2.15.1";
-const HTTP_METHODS = ["get", "put", "post", "delete", "options", "head", "patch", "trace"] as const;
 const FRONTEND = "internal/service/frontend";
-
-const sourceDir = process.env.DAGU_SOURCE ?? join(cacheDir(), "src", "dagu");
-
-async function git(...args: string[]): Promise<string> {
-  const { stdout } = await execFileAsync("git", ["-C", sourceDir, ...args], { timeout: 60_000, maxBuffer: 32 * 1024 * 1024 });
-  return stdout;
-}
 
 interface Source {
   readonly spec: string;
@@ -42,19 +26,8 @@ interface Source {
 }
 
 async function loadSource(): Promise<Source | { readonly missing: string }> {
-  const tagMissing = async (): Promise<boolean> =>
-    git("rev-parse", "--verify", "--quiet", `${DAGU_VERSION}^{commit}`).then(
-      () => false,
-      () => true,
-    );
-  if (!existsSync(sourceDir) || (await tagMissing())) {
-    return {
-      missing:
-        `Dagu ${DAGU_VERSION}'s source is not at ${sourceDir} (a git clone of https://github.com/dagucloud/dagu ` +
-        `holding the tag ${DAGU_VERSION}). Run scripts/build-components.sh dagu, which clones it or says what to ` +
-        `put where, or set DAGU_SOURCE to such a clone.`,
-    };
-  }
+  const missing = await daguSourceMissing();
+  if (missing) return { missing };
   const [spec, generatedRouter, server, registrations] = await Promise.all([
     git("show", `${DAGU_VERSION}:api/v1/api.yaml`),
     git("show", `${DAGU_VERSION}:api/v1/api.gen.go`),
@@ -70,40 +43,10 @@ function need(): Source {
   return source;
 }
 
-// Only what the comparison reads; everything else in the document passes through.
-const Operation = z.looseObject({
-  operationId: z.string().min(1),
-  responses: z.record(z.string(), z.looseObject({ content: z.record(z.string(), z.unknown()).optional() })).optional(),
-});
-const OpenAPIDocument = z.looseObject({
-  openapi: z.string(),
-  paths: z.record(z.string(), z.record(z.string(), z.unknown())),
-});
-
-interface SpecOperation {
-  readonly method: string;
-  readonly path: string;
-  readonly operationId: string;
-  readonly streaming: boolean;
-}
-
 let operationsCache: SpecOperation[] | undefined;
 function operations(): SpecOperation[] {
-  if (operationsCache) return operationsCache;
-  const document = OpenAPIDocument.parse(parse(need().spec, { maxAliasCount: -1 }));
-  const found: SpecOperation[] = [];
-  for (const [path, item] of Object.entries(document.paths)) {
-    for (const method of HTTP_METHODS) {
-      if (!(method in item)) continue;
-      const operation = Operation.parse(item[method]);
-      const streaming = Object.values(operation.responses ?? {}).some((response) =>
-        Object.keys(response.content ?? {}).some((type) => type.startsWith("text/event-stream")),
-      );
-      found.push({ method: method.toUpperCase(), path, operationId: operation.operationId, streaming });
-    }
-  }
-  operationsCache = found;
-  return found;
+  operationsCache ??= specOperations(need().spec);
+  return operationsCache;
 }
 
 const key = (method: string, path: string): string => `${method} ${path}`;
@@ -113,10 +56,11 @@ const routerRoutes = DAGU_ROUTES.filter((route) => route.origin === "router");
 /**
  * Every route registration of Dagu v2.15.1's frontend outside the generated API, keyed by file and call up
  * to its first argument, with what it serves: `route` for one under `/api/v1` (a router entry of the
- * table), `reserved` for one outside it that the sidecar refuses, `ui` for the pages and assets the sidecar
- * serves without a credential, `api` for the mounts of the generated router.
+ * table), `reserved` for one outside it that the sidecar refuses, `mcp` for Dagu's MCP endpoint (served at
+ * exactly that path with each call's role, its segment refused anywhere else), `ui` for the pages and assets
+ * the sidecar serves without a credential, `api` for the mounts of the generated router.
  */
-type Registration = { readonly route: string } | { readonly reserved: string } | { readonly ui: string } | { readonly api: true };
+type Registration = { readonly route: string } | { readonly reserved: string } | { readonly mcp: string } | { readonly ui: string } | { readonly api: true };
 const KNOWN_REGISTRATIONS: ReadonlyArray<readonly [call: string, what: Registration]> = [
   ['api/v1/api.go: r.Mount("/"', { api: true }],
   ["server.go: r.Route(apiV1BasePath", { api: true }],
@@ -128,7 +72,8 @@ const KNOWN_REGISTRATIONS: ReadonlyArray<readonly [call: string, what: Registrat
   // Builtin OIDC, registered only when configured.
   ['server.go: r.Get(pathutil.BuildPublicEndpointPath(basePath, "oidc-login")', { reserved: "/oidc-login" }],
   ['server.go: r.Get(pathutil.BuildPublicEndpointPath(basePath, "oidc-callback")', { reserved: "/oidc-callback" }],
-  ["server.go: r.Handle(mcpPath", { reserved: "/mcp" }],
+  // Served by the sidecar at exactly /mcp, each tool call with its role (src/sidecar/mcp.ts); `mcp` elsewhere refused.
+  ["server.go: r.Handle(mcpPath", { mcp: "/mcp" }],
   // wsPath := path.Join(apiV1BasePath, "terminal/ws") (checked below); registered only with builtin auth.
   ["server.go: r.Get(wsPath", { route: "GET /terminal/ws" }],
   ['server.go: r.Route(path.Join(apiV1BasePath, "events")', { api: true }],
@@ -209,9 +154,10 @@ describe(`route table vs Dagu ${DAGU_VERSION} (source at ${sourceDir})`, () => {
     for (const route of routerRoutes) assert.ok(!inSpec.has(key(route.method, route.path)), `${route.operationId} is in the OpenAPI document now`);
   });
 
-  test("routes outside /api/v1 that are not the UI are refused by the sidecar", () => {
+  test("routes outside /api/v1 that are not the UI are refused by the sidecar (MCP: but at its own path)", () => {
     need();
-    const reserved = KNOWN_REGISTRATIONS.flatMap(([, what]) => ("reserved" in what ? [what.reserved] : [])).sort();
+    const reserved = KNOWN_REGISTRATIONS.flatMap(([, what]) => ("reserved" in what ? [what.reserved] : "mcp" in what ? [what.mcp] : [])).sort();
+    assert.deepEqual(KNOWN_REGISTRATIONS.flatMap(([, what]) => ("mcp" in what ? [what.mcp] : [])), [daguApiProfile("v1").mcpPath], "the sidecar serves Dagu's MCP path");
     assert.deepEqual([...daguApiProfile("v1").reservedSegments].map((segment) => `/${segment}`).sort(), reserved);
   });
 

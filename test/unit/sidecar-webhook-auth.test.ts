@@ -21,7 +21,7 @@ import { buildCredentials, type TestCredentials } from "../../dev/known-credenti
 
 let built: TestCredentials;
 const hook = (dag: string): CredentialWebhook => built.credentials.webhooks.find((w) => w.dagName === dag)!;
-const sign = (dag: string, body: Buffer | string) => `sha256=${createHmac("sha256", Buffer.from(built.hmacSecrets[dag]!, "base64url")).update(body).digest("hex")}`;
+const sign = (dag: string, body: Buffer | string) => `sha256=${createHmac("sha256", built.hmacSecrets[dag]!).update(body).digest("hex")}`;
 const bearer = (dag: string) => `Bearer ${built.webhookTokens[dag]}`;
 const body = Buffer.from('{"payload":{"a":1}}');
 const T0 = Date.parse("2026-06-01T00:00:00Z");
@@ -49,6 +49,19 @@ before(async () => {
       { dagName: "hmac2", mode: "hmac" },
     ],
   });
+});
+
+test("the signature's key is the secret's text (UTF-8 bytes, as Dagu and GitHub), never its base64url-decoded bytes", () => {
+  const secret = built.hmacSecrets.hmac!;
+  const asText = `sha256=${createHmac("sha256", Buffer.from(secret, "utf8")).update(body).digest("hex")}`;
+  const asDecoded = `sha256=${createHmac("sha256", Buffer.from(secret, "base64url")).update(body).digest("hex")}`;
+  assert.equal(authorize(hook("hmac"), { signature: asText }).kind, "accept");
+  assert.equal(authorize(hook("hmac"), { signature: asDecoded }).kind, "refuse");
+  // A secret that Dagu generated (Base58 text, not base64url of anything meaningful) verifies as Dagu verifies it.
+  const dagus = "7Yk3sQH2dVbF9nTqPx4ZcWmRjL8aEo5uKgN6tBiMhSy";
+  const fromDagu: CredentialWebhook = { ...hook("hmac"), hmacSecrets: [{ secret: dagus }] };
+  const goStyle = `sha256=${createHmac("sha256", dagus).update(body).digest("hex")}`;
+  assert.equal(authorize(fromDagu, { signature: goStyle }).kind, "accept");
 });
 
 test("token mode: decided on the headers, the body is read only once the token is accepted", () => {

@@ -44,7 +44,8 @@ export const MANAGED_WRITES: ReadonlyMap<string, "DaguUser" | "DaguApiKey" | "Da
 ]);
 
 const LoginBody = z.object({ username: z.string().min(1).max(MAX_USERNAME_LENGTH), password: z.string().min(1).max(MAX_PASSWORD_LENGTH) });
-const ChangePasswordBody = z.object({ currentPassword: z.string().min(1).max(MAX_PASSWORD_LENGTH), newPassword: z.string().max(MAX_PASSWORD_LENGTH) });
+// Missing fields are empty strings, as Go decodes them for Dagu: `{}` is a wrong current password (401), not a bad body.
+const ChangePasswordBody = z.object({ currentPassword: z.string().max(MAX_PASSWORD_LENGTH).default(""), newPassword: z.string().max(MAX_PASSWORD_LENGTH).default("") });
 const SetupBody = z.object({ username: z.string().min(1).max(MAX_USERNAME_LENGTH), password: z.string().max(MAX_PASSWORD_LENGTH) });
 
 export interface AuthApiDeps {
@@ -178,6 +179,11 @@ export class AuthApi {
     if (!body.success) {
       sendError(res, 400, "bad_request", "Invalid request body");
       return { subject: user.username, detail: "bad_body" };
+    }
+    // Dagu checks the current password before the new one; an empty one never matches (no hashing needed).
+    if (body.data.currentPassword === "") {
+      sendError(res, 401, "unauthorized", "Current password is incorrect");
+      return { subject: user.username, detail: "bad_password" };
     }
     if (body.data.newPassword.length < MIN_PASSWORD_LENGTH) {
       sendError(res, 400, "bad_request", "New password does not meet security requirements");

@@ -1,7 +1,7 @@
 // Users, API keys and webhooks in the shapes of Dagu's API (api.yaml User, APIKey, WebhookDetails; Dagu 1
 // has fewer fields), from the credentials document: never a hash, a digest or a secret. Fields the
 // document does not know (a DaguUser's creation time) fall back to what it does.
-import type { CredentialApiKey, CredentialUser, CredentialWebhook } from "../../api/credentials.ts";
+import { API_KEY_SURFACES, type CredentialApiKey, type CredentialUser, type CredentialWebhook } from "../../api/credentials.ts";
 import { WEBHOOK_TOKEN_PREFIX } from "../../common/tokens.ts";
 import type { CredentialSnapshot } from "../credentials/credential-store.ts";
 import type { DaguApiProfile } from "../routes/dagu-api.ts";
@@ -40,8 +40,8 @@ export function apiKeyJson(profile: DaguApiProfile, key: CredentialApiKey, snaps
   return {
     ...json,
     workspaceAccess: ALL_WORKSPACES,
-    // The sidecar serves the REST API only (Dagu's /mcp is refused), so that is where a declared key works.
-    allowedSurfaces: key.allowedSurfaces ?? ["rest_api"],
+    // Where the key works (api-key-auth.ts): a key without the field works on both, as in Dagu.
+    allowedSurfaces: key.allowedSurfaces ?? [...API_KEY_SURFACES],
     attributionClass: attribution,
     ...(attribution === "user_owned"
       ? { ownerUserId: key.ownerUserId, ownerUsername: key.ownerUserId === undefined ? undefined : snapshot.usersById.get(key.ownerUserId)?.username }

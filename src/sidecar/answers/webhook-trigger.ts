@@ -4,7 +4,8 @@
 //   Dagu 1: WEBHOOK_PAYLOAD=<strconv.Quote(json.Marshal(payload))>
 //   Dagu 2: the same plus WEBHOOK_HEADERS=<quoted JSON of forwarded headers> (see below)
 // Modes: token (`Authorization: Bearer dagu_wh_...`), tokenAndHmac (token plus
-// `X-Dagu-Signature: sha256=<hex>` = HMAC-SHA256 over the raw body; `observe` logs a missing or wrong
+// `X-Dagu-Signature: sha256=<hex>` = HMAC-SHA256 over the raw body, keyed with the secret's text (its
+// UTF-8 bytes, as Dagu and GitHub key it, never its decoded bytes); `observe` logs a missing or wrong
 // signature instead of refusing), hmac (the signature alone). A repeated `dagRunId` is 409.
 //
 // No enumeration: what the sidecar reads and answers depends on the request's shape, never on whether
@@ -137,7 +138,7 @@ export function checkWebhookSignature(
   const stamp = window !== undefined ? headers.timestamp : undefined;
   const lines = [stamp !== undefined ? `x-dagu-timestamp:${stamp}\n` : "", headers.profile !== undefined ? `x-dagu-profile:${headers.profile}\n` : ""].join("");
   const signed = lines === "" ? body : Buffer.concat([Buffer.from(lines), body]);
-  const keys: KeyObject[] = (webhook?.hmacSecrets ?? []).filter((e) => alive(e.notAfter, now)).map((e) => createSecretKey(Buffer.from(e.secret, "base64url")));
+  const keys: KeyObject[] = (webhook?.hmacSecrets ?? []).filter((e) => alive(e.notAfter, now)).map((e) => createSecretKey(Buffer.from(e.secret, "utf8")));
   const shape = SIGNATURE_SHAPE.exec((headers.signature ?? "").trim());
   const presented = Buffer.from(shape?.[1] ?? "0".repeat(64), "hex");
   let valid = false;

@@ -5,7 +5,7 @@ import { createHmac, createSecretKey, randomBytes } from "node:crypto";
 import type { Role } from "../../api/common.ts";
 import type { CredentialUser } from "../../api/credentials.ts";
 import { MAX_PASSWORD_LENGTH, MAX_USERNAME_LENGTH, VERIFY_BUSY_RETRY_SECONDS } from "../../common/password-hash.ts";
-import { verifyApiKey } from "./api-key-auth.ts";
+import { verifyApiKey, type ApiKeySurface } from "./api-key-auth.ts";
 import { BasicVerifier, parseBasic, type BasicCredential } from "./basic-auth.ts";
 import type { CredentialSnapshot } from "../credentials/credential-store.ts";
 import { JwtVerifier } from "./jwt.ts";
@@ -39,6 +39,8 @@ export interface AuthRequest {
   /** The `token` query parameter, only when the route streams. */
   readonly queryToken: string | undefined;
   readonly clientAddress: string;
+  /** The surface an API key must allow (Dagu 2.15.1's allowedSurfaces); default rest_api. */
+  readonly surface?: ApiKeySurface;
 }
 
 const BEARER = /^Bearer +([A-Za-z0-9\-._~+/]+=*) *$/i;
@@ -72,7 +74,7 @@ export class Authenticator {
     if (header === undefined || header.trim() === "") return { ok: false, status: 401, reason: "no_credential" };
 
     const bearer = BEARER.exec(header);
-    if (bearer) return this.#bearer(snapshot, bearer[1]!, now);
+    if (bearer) return this.#bearer(snapshot, bearer[1]!, now, request.surface ?? "rest_api");
 
     const basic = parseBasic(header);
     if (basic === "malformed") return { ok: false, status: 401, reason: "malformed_basic", method: "basic" };
@@ -111,9 +113,9 @@ export class Authenticator {
     return outcome.ok ? undefined : { ok: false, status: 401, reason: "bad_password", method: "basic" };
   }
 
-  async #bearer(snapshot: CredentialSnapshot, token: string, now: number): Promise<AuthResult> {
+  async #bearer(snapshot: CredentialSnapshot, token: string, now: number, surface: ApiKeySurface): Promise<AuthResult> {
     if (token.startsWith("dagu_")) {
-      const result = verifyApiKey(snapshot, token, now);
+      const result = verifyApiKey(snapshot, token, now, surface);
       if (!result.ok) return { ok: false, status: 401, reason: `api_key_${result.reason}`, method: "apikey" };
       const key = result.key;
       return { ok: true, method: "apikey", principal: { kind: "apikey", id: `apikey:${key.id}`, username: `apikey:${key.name}`, role: key.role } };

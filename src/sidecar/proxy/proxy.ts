@@ -26,6 +26,8 @@ export interface ProxyCall {
   readonly ui?: UiRewrite;
   /** Called when Dagu's response headers arrive. */
   readonly onUpstreamHeaders?: (status: number) => void;
+  /** The whole body, when the sidecar had to read it before deciding (MCP); otherwise it is streamed. */
+  readonly body?: Buffer;
 }
 
 /** Counts request bytes and fails the stream past the limit (a chunked body has no declared length). */
@@ -55,13 +57,21 @@ export function proxyHttp(upstream: Upstream, call: ProxyCall): Promise<number> 
   if (declared !== undefined && Number(declared) > call.maxBodyBytes) {
     throw new HttpError(413, "payload_too_large", `request body too large (max ${call.maxBodyBytes} bytes)`);
   }
-  let body: BodyLimit | undefined;
-  if (hasBody(req)) {
+  let body: BodyLimit | Buffer | undefined;
+  if (call.body !== undefined) {
+    // Sent as read: its own length, whatever framing the client used.
+    body = call.body;
+    for (let i = call.headers.length - 2; i >= 0; i -= 2) {
+      if (/^(content-length|transfer-encoding)$/i.test(call.headers[i]!)) call.headers.splice(i, 2);
+    }
+    call.headers.push("Content-Length", String(body.length));
+  } else if (hasBody(req)) {
     body = new BodyLimit(call.maxBodyBytes);
     // pipe(), not pipeline(): on 413 the client's socket must stay open for the answer. undici aborts the
     // request when its body stream fails.
-    req.pipe(body);
-    req.once("error", (error) => body!.destroy(error));
+    const limited = body;
+    req.pipe(limited);
+    req.once("error", (error) => limited.destroy(error));
   }
   call.headers.push("Host", upstream.host);
   return new Promise<number>((resolve, reject) => {

@@ -7,6 +7,8 @@
 //      other non-UI routes (Dagu 2's /mcp) -> 404;
 //   4. the route table: a path that matches no entry is refused (404), never passed through;
 //   5. authentication (401; 429 when throttled), then the route's least role (403).
+// Dagu 2's MCP endpoint (exactly the profile's mcpPath) is authenticated for the MCP surface here; the
+// role of what a request does there is known only from its body (server.ts, routes/mcp.ts).
 import type { IncomingMessage } from "node:http";
 import type { AuthMethod, AuthResult, Principal } from "../auth/authenticators.ts";
 import type { CredentialSnapshot } from "../credentials/credential-store.ts";
@@ -40,6 +42,7 @@ export type Verdict =
       readonly headers?: Readonly<Record<string, string>>;
     }
   | { readonly kind: "ui"; readonly snapshot: CredentialSnapshot; readonly path: string; readonly query: string | undefined }
+  | { readonly kind: "mcp"; readonly snapshot: CredentialSnapshot; readonly principal: Principal; readonly path: string; readonly query: string | undefined }
   | {
       readonly kind: "route";
       readonly snapshot: CredentialSnapshot;
@@ -98,6 +101,12 @@ export async function admit(req: IncomingMessage, deps: AdmissionDeps, facts: Fa
 
   const match = profile.matcher(req.method ?? "", path);
   if ("error" in match && match.error === "bad_path") return { client, verdict: refuse(400, "bad_request", "bad_request", "malformed request path") };
+  if (profile.mcpPath !== undefined && path === profile.mcpPath) {
+    facts.operation = MCP_ROUTE.operationId;
+    const refused = await authenticate(req, deps, snapshot, MCP_ROUTE, query, client, facts);
+    if ("verdict" in refused) return refused;
+    return { client, verdict: { kind: "mcp", snapshot, principal: refused.principal, path, query } };
+  }
   if (path !== profile.prefix && !path.startsWith(`${profile.prefix}/`)) {
     if (isReservedPath(path, profile.reservedSegments)) return { client, verdict: refuse(404, "not_found", "not_found", "no such route") };
     if (req.method !== "GET") return { client, verdict: refuse(405, "not_found", "bad_request", "only GET is served outside the API", { Allow: "GET" }) };
@@ -111,31 +120,50 @@ export async function admit(req: IncomingMessage, deps: AdmissionDeps, facts: Fa
   facts.operation = route.operationId;
   let principal: Principal | undefined;
   if (!isUnauthenticated(route)) {
-    const auth = await deps.authenticate(req, snapshot, route, query, client);
-    facts.authMethod = auth.method;
-    if (!auth.ok) {
-      facts.reason = auth.reason;
-      if (auth.status === 429) {
-        return { client, verdict: refuse(429, "throttled", "too_many_requests", "Too many failed attempts; try again later", { "Retry-After": String(auth.retryAfterSeconds ?? 60) }) };
-      }
-      const challenge = snapshot.credentials.mode === "basic" ? 'Basic realm="dagu", charset="UTF-8"' : 'Bearer realm="dagu"';
-      return { client, verdict: refuse(401, "unauthenticated", "unauthorized", "Authentication required", { "WWW-Authenticate": challenge }) };
-    }
-    principal = auth.principal;
-    facts.user = principal.username;
-    facts.role = principal.role;
-    if (auth.method === "basic" && isCrossSiteWrite(req, route)) {
-      // Browsers attach remembered Basic credentials to cross-site requests too (CSRF); JWTs and API
-      // keys are sent by code only, so only Basic needs this.
-      facts.reason = "cross_site_basic";
-      return { client, verdict: refuse(403, "deny", "forbidden", "cross-site request refused: Basic credentials are accepted from this origin only") };
-    }
+    const authenticated = await authenticate(req, deps, snapshot, route, query, client, facts);
+    if ("verdict" in authenticated) return authenticated;
+    principal = authenticated.principal;
     if (!roleAtLeast(principal.role, route.minRole)) {
       facts.reason = `needs_${route.minRole}`;
       return { client, verdict: refuse(403, "deny", "forbidden", "Insufficient permissions") };
     }
   }
   return { client, verdict: { kind: "route", snapshot, profile, route, params: match.params, path, query, principal } };
+}
+
+/** Dagu 2's MCP endpoint as the authentication sees it: API keys need the `mcp` surface; a POST for CSRF. */
+export const MCP_ROUTE: DaguRoute = Object.freeze({ method: "POST", path: "/mcp", operationId: "mcp", minRole: "viewer", origin: "router" });
+
+/** Authentication (401, 429), then the cross-site check of Basic credentials (403); the caller when accepted. */
+async function authenticate(
+  req: IncomingMessage,
+  deps: AdmissionDeps,
+  snapshot: CredentialSnapshot,
+  route: DaguRoute,
+  query: string | undefined,
+  client: string,
+  facts: Facts,
+): Promise<Admission | { readonly principal: Principal }> {
+  const auth = await deps.authenticate(req, snapshot, route, query, client);
+  facts.authMethod = auth.method;
+  if (!auth.ok) {
+    facts.reason = auth.reason;
+    if (auth.status === 429) {
+      return { client, verdict: refuse(429, "throttled", "too_many_requests", "Too many failed attempts; try again later", { "Retry-After": String(auth.retryAfterSeconds ?? 60) }) };
+    }
+    const challenge = snapshot.credentials.mode === "basic" ? 'Basic realm="dagu", charset="UTF-8"' : 'Bearer realm="dagu"';
+    return { client, verdict: refuse(401, "unauthenticated", "unauthorized", "Authentication required", { "WWW-Authenticate": challenge }) };
+  }
+  const principal = auth.principal;
+  facts.user = principal.username;
+  facts.role = principal.role;
+  if (auth.method === "basic" && isCrossSiteWrite(req, route)) {
+    // Browsers attach remembered Basic credentials to cross-site requests too (CSRF); JWTs and API
+    // keys are sent by code only, so only Basic needs this.
+    facts.reason = "cross_site_basic";
+    return { client, verdict: refuse(403, "deny", "forbidden", "cross-site request refused: Basic credentials are accepted from this origin only") };
+  }
+  return { principal };
 }
 
 /**

@@ -29,6 +29,8 @@ export interface DaguApiProfile {
    * appear in a path (besides `api`): with auth off they would answer anyone.
    */
   readonly reservedSegments: readonly string[];
+  /** Dagu 2's MCP endpoint, served to credentials allowed on the MCP surface (mcp.ts, beside it); Dagu 1 has none. */
+  readonly mcpPath?: string;
 }
 
 const dagu1: DaguApiProfile = Object.freeze({
@@ -53,9 +55,12 @@ const dagu2: DaguApiProfile = Object.freeze({
   uiRole: (role: Role) => role,
   webhookHeadersParam: true,
   uiHasSetup: true,
-  // /mcp serves Dagu's API as MCP tools (run DAGs...) and authenticates itself only when auth is on; the
-  // trusted-proxy and OIDC logins would mint Dagu's own sessions. The conformance test lists Dagu's routes.
+  // /mcp serves Dagu's API as MCP tools (run DAGs...) and authenticates itself only when auth is on: the
+  // sidecar serves it at exactly mcpPath, with each tool call's role (mcp.ts, beside it), and refuses `mcp` anywhere
+  // else; the trusted-proxy and OIDC logins would mint Dagu's own sessions. The conformance test lists
+  // Dagu's routes.
   reservedSegments: ["mcp", "oidc-login", "oidc-callback", "proxy-login"],
+  mcpPath: "/mcp",
 });
 
 export function daguApiProfile(version: DaguApiVersion): DaguApiProfile {

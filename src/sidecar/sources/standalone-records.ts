@@ -51,7 +51,7 @@ export const StoredWebhook = z.object({
   /** Kept in every mode, as Dagu keeps it: turning HMAC off again needs the token. */
   tokenDigest: sha256Hex,
   tokenPrefix: z.string().max(16),
-  /** base64url of 32 random bytes, the format of the Kubernetes mode. */
+  /** base64url of 32 random bytes, the format of the Kubernetes mode; the signature's key is this text (UTF-8), as in Dagu. */
   hmacSecret: z.string().optional(),
   hmacUpdatedAt: rfc3339.optional(),
   createdBy: z.string(),

@@ -14,6 +14,7 @@ export class SidecarMetrics {
   readonly webhookHmacObserved: Counter<"result">;
   readonly connectionsRefused: Counter<"reason">;
   readonly loginThrottle: Counter<"outcome">;
+  readonly streamsEnded: Counter<"reason">;
 
   constructor(store: CredentialStore, options: { defaultMetrics?: boolean; openConnections?: () => number; cacheEntries?: () => Readonly<Record<string, number>> } = {}) {
     const registers = [this.registry];
@@ -53,6 +54,12 @@ export class SidecarMetrics {
     this.connectionsRefused = new Counter({
       name: "dagu_auth_connections_refused_total",
       help: "Client connections closed on arrival, by the cap they hit (total, per_client).",
+      labelNames: ["reason"],
+      registers,
+    });
+    this.streamsEnded = new Counter({
+      name: "dagu_auth_streams_ended_total",
+      help: "Open streams (SSE, MCP, WebSocket) the sidecar ended because their credential no longer holds, by reason.",
       labelNames: ["reason"],
       registers,
     });
