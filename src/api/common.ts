@@ -190,8 +190,11 @@ export type Rotation = z.infer<typeof Rotation>;
 // ---------------------------------------------------------------------------------------------
 // Status
 
+/** Longest timestamp text: RFC 3339 with nanoseconds and an offset is 35; the pattern alone allows any number of fraction digits. */
+export const MAX_TIMESTAMP_LENGTH = 64;
+
 /** An RFC 3339 timestamp with `Z` or an offset, e.g. 2030-01-01T00:00:00Z. */
-export const timestamp = (description: string) => z.iso.datetime({ offset: true }).describe(description);
+export const timestamp = (description: string) => z.iso.datetime({ offset: true }).max(MAX_TIMESTAMP_LENGTH).describe(description);
 
 /** The same shape and limits as metav1.Condition, so kstatus, Argo CD and Flux read it unchanged. */
 export const Condition = z

@@ -33,13 +33,13 @@ const NOT_STRUCTURAL = ["anyOf", "oneOf", "allOf", "not", "const", "$ref", "$def
 /** Keywords copied as they are (everything else is an error, so nothing slips through unnoticed). */
 const PASS_THROUGH = new Set([
   "description", "type", "format", "enum", "default", "pattern", "minLength", "maxLength",
-  "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "minItems", "maxItems",
+  "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "minItems", "maxItems", "maxProperties",
   "x-kubernetes-validations", "x-kubernetes-list-type", "x-kubernetes-list-map-keys",
 ]);
 /** Output order: what a reader wants first. */
 const KEY_ORDER = [
   "description", "type", "format", "enum", "default", "pattern", "minLength", "maxLength", "minimum",
-  "maximum", "exclusiveMinimum", "exclusiveMaximum", "minItems", "maxItems", "required", "properties",
+  "maximum", "exclusiveMinimum", "exclusiveMaximum", "minItems", "maxItems", "maxProperties", "required", "properties",
   "items", "additionalProperties", "x-kubernetes-list-type", "x-kubernetes-list-map-keys",
   "x-kubernetes-validations",
 ];

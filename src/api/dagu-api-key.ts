@@ -46,7 +46,7 @@ export type DaguApiKeySpec = z.infer<typeof DaguApiKeySpec>;
 export const DaguApiKeyStatus = z
   .object({
     ...statusBase,
-    keyId: z.string().optional().describe("The key's id in Dagu's API-key list (this resource's uid)."),
+    keyId: z.string().max(128).optional().describe("The key's id in Dagu's API-key list (this resource's uid)."),
     keyPrefix: z
       .string()
       .max(16)

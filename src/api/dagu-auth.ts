@@ -306,13 +306,14 @@ export const MAX_LISTED_SSO_USERS = 500;
 
 export const ProvisionedUserStatus = z
   .object({
-    username: z.string().describe("Dagu username."),
-    email: z.string().optional().describe("Email address at the provider."),
-    role: z.string().describe("Role in force."),
+    username: z.string().max(64).describe("Dagu username."),
+    email: z.string().max(254).optional().describe("Email address at the provider."),
+    role: z.string().max(32).describe("Role in force."),
     disabled: z.boolean().optional().describe("True when an admin disabled the user."),
-    createdAt: z.string().describe("First login."),
+    createdAt: z.string().max(64).describe("First login."),
     pinnedBy: z
       .string()
+      .max(64)
       .optional()
       .describe("Username of the DaguUser that shadows this record: its role and disabled state are in force."),
   })
@@ -325,6 +326,7 @@ export const DaguAuthStatus = z
     ...statusBase,
     credentialsSecretName: z
       .string()
+      .max(253)
       .optional()
       .describe("The Secret holding the credentials document the sidecar enforces."),
     credentialsGeneration: z
@@ -337,9 +339,10 @@ export const DaguAuthStatus = z
     webhooks: count("webhooks"),
     serviceAccountName: z
       .string()
+      .max(253)
       .optional()
       .describe("The ServiceAccount the sidecar must run as (it may read the credentials)."),
-    tlsSecretName: z.string().optional().describe("The kubernetes.io/tls Secret the sidecar serves HTTPS with."),
+    tlsSecretName: z.string().max(253).optional().describe("The kubernetes.io/tls Secret the sidecar serves HTTPS with."),
     ssoUsers: count("users created by their first single sign-on (spec.oidc.autoSignup)"),
     provisionedUsers: z
       .array(ProvisionedUserStatus)

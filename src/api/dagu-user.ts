@@ -114,12 +114,13 @@ export type DaguUserSpec = z.infer<typeof DaguUserSpec>;
 export const DaguUserStatus = z
   .object({
     ...statusBase,
-    userId: z.string().optional().describe("The user's id in Dagu and in login tokens (this resource's uid)."),
+    userId: z.string().max(128).optional().describe("The user's id in Dagu and in login tokens (this resource's uid)."),
     passwordChangedAt: timestamp(
       "When the effective password last changed; login tokens issued before it are refused.",
     ).optional(),
     passwordSecretName: z
       .string()
+      .max(253)
       .optional()
       .describe("The Secret holding the password (the referenced or the generated one)."),
   })

@@ -106,7 +106,7 @@ export type DaguWebhookSpec = z.infer<typeof DaguWebhookSpec>;
 export const DaguWebhookStatus = z
   .object({
     ...statusBase,
-    webhookId: z.string().optional().describe("The webhook's id in Dagu's webhook list (this resource's uid)."),
+    webhookId: z.string().max(128).optional().describe("The webhook's id in Dagu's webhook list (this resource's uid)."),
     rotatedAt: timestamp("When the current token and HMAC secret were issued.").optional(),
     rotationGeneration: z
       .int()

@@ -31,6 +31,7 @@ const Options = z.object({
   "webhook-namespace": z.string().min(1).optional(),
   "webhook-configuration": z.string().min(1).optional(),
   "webhook-host": z.array(z.string().min(1)).default([]),
+  "watch-namespace": z.array(z.string().regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, "must be a namespace name")).default([]),
 });
 
 const HELP = `usage: dagu-auth operator [options]
@@ -46,6 +47,8 @@ const HELP = `usage: dagu-auth operator [options]
   --hash-workers N                   concurrent argon2id hashes (default: CPUs, at most 4; past 4 also raise
                                      UV_THREADPOOL_SIZE, the thread pool the hashes run on)
   --log-level LEVEL                  fatal|error|warn|info|debug|trace (default info)
+  --watch-namespace NS               a namespaced install (repeatable): act only in these namespaces, whose
+                                     Roles are all the RBAC it needs (default: the whole cluster)
 
 Sidecar injection (a mutating webhook on every replica; docs/injection.md):
   --injection-config FILE            the sidecar's image, resources and ports (JSON or YAML); turns injection on
@@ -81,6 +84,7 @@ export async function runOperator(argv: readonly string[]): Promise<number> {
         "webhook-namespace": { type: "string" },
         "webhook-configuration": { type: "string" },
         "webhook-host": { type: "string", multiple: true },
+        "watch-namespace": { type: "string", multiple: true },
         help: { type: "boolean", short: "h" },
       },
     }).values;
@@ -129,8 +133,8 @@ export async function runOperator(argv: readonly string[]): Promise<number> {
     ...(o["hash-workers"] ? { hashConcurrency: o["hash-workers"] } : {}),
     ...(o.instance ? { instance: o.instance } : {}),
     ...(o["leader-elect"] ? { leaderElection: { namespace: leaseNamespace!, name: o["lease-name"] ?? `dagu-auth-operator${o.instance ? `-${o.instance}` : ""}` } } : {}),
-    ...(o["leader-elect"] ? { leaderElection: { namespace: leaseNamespace!, name: o["lease-name"] } } : {}),
     ...(injection ? { injection } : {}),
+    ...(o["watch-namespace"].length > 0 ? { namespaces: o["watch-namespace"] } : {}),
   });
   log.info({ health: running.health?.url }, "operator started");
 

@@ -61,6 +61,11 @@ export interface OperatorOptions {
   instance?: string;
   /** The sidecar injection webhook (served by every replica, leader or not). */
   injection?: InjectionOptions;
+  /**
+   * A namespaced install (ADR 0014): watch, cache and write only in these namespaces, whose Roles are all
+   * the RBAC it has; undefined: the whole cluster.
+   */
+  namespaces?: readonly string[];
 }
 
 export interface RunningOperator {
@@ -90,15 +95,16 @@ export async function startOperator(options: OperatorOptions): Promise<RunningOp
   const events = new EventRecorder({ kube: client, logger: log });
   const resyncPeriodMs = options.resyncPeriodMs ?? 10 * 60_000;
   const instance = instanceSelector(options.instance);
+  const where = options.namespaces ? { namespaces: options.namespaces } : {};
 
   const crInformer = (kind: KindName) => {
     const info = KINDS.find((k) => k.kind === KIND_OF[kind])!;
-    return new Informer({ kubeConfig, resource: { group: GROUP, version: VERSION, plural: info.plural }, labelSelector: instance, resyncPeriodMs, logger: log });
+    return new Informer({ kubeConfig, resource: { group: GROUP, version: VERSION, plural: info.plural }, labelSelector: instance, resyncPeriodMs, logger: log, ...where });
   };
   const informers = { auths: crInformer("auths"), users: crInformer("users"), apiKeys: crInformer("apiKeys"), webhooks: crInformer("webhooks") };
   // Secrets: ours by label, the referenced ones by a metadata-only watch and reads by name (secret-cache.ts).
   const references = new SecretReferences();
-  const secretCache = new SecretCache({ kubeConfig, client, ownedSelector: `${MANAGED_BY_LABEL}=${MANAGED_BY_VALUE},${instance}`, references, resyncPeriodMs, logger: log });
+  const secretCache = new SecretCache({ kubeConfig, client, ownedSelector: `${MANAGED_BY_LABEL}=${MANAGED_BY_VALUE},${instance}`, references, resyncPeriodMs, logger: log, ...where });
   for (const kind of ["auths", "users"] as const) {
     informers[kind].onAdd((o) => secretCache.unreferenced(references.track(kind, o)));
     informers[kind].onUpdate((_old, o) => secretCache.unreferenced(references.track(kind, o)));
@@ -215,7 +221,7 @@ export async function startOperator(options: OperatorOptions): Promise<RunningOp
   // cached only when they carry our label. One deleted or edited by someone else is
   // applied again by its DaguAuth (owned-objects.ts).
   const ownedInformer = (group: string, version: string, plural: string) => {
-    const informer = new Informer({ kubeConfig, resource: { group, version, plural }, labelSelector: `${MANAGED_BY_LABEL}=${MANAGED_BY_VALUE},${instance}`, resyncPeriodMs, logger: log });
+    const informer = new Informer({ kubeConfig, resource: { group, version, plural }, labelSelector: `${MANAGED_BY_LABEL}=${MANAGED_BY_VALUE},${instance}`, resyncPeriodMs, logger: log, ...where });
     informer.onAdd((o) => ownedObjectChanged(ctx, o, false));
     informer.onUpdate((_old, o) => ownedObjectChanged(ctx, o, false));
     informer.onDelete((o) => ownedObjectChanged(ctx, o, true));

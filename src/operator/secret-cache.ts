@@ -21,6 +21,8 @@ export interface SecretCacheOptions {
   ownedSelector: string;
   references: SecretReferences;
   resyncPeriodMs: number;
+  /** A namespaced install: only these namespaces (undefined: all). */
+  namespaces?: readonly string[];
   logger: Logger;
 }
 
@@ -39,8 +41,10 @@ export class SecretCache {
   constructor(options: SecretCacheOptions) {
     this.#client = options.client;
     this.#references = options.references;
-    this.owned = new Informer({ kubeConfig: options.kubeConfig, resource: SECRETS, labelSelector: options.ownedSelector, resyncPeriodMs: options.resyncPeriodMs, logger: options.logger });
+    const where = options.namespaces ? { namespaces: options.namespaces } : {};
+    this.owned = new Informer({ kubeConfig: options.kubeConfig, resource: SECRETS, labelSelector: options.ownedSelector, resyncPeriodMs: options.resyncPeriodMs, logger: options.logger, ...where });
     this.referenced = new Informer({
+      ...where,
       kubeConfig: options.kubeConfig,
       resource: SECRETS,
       metadataOnly: true,

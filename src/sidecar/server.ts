@@ -320,7 +320,9 @@ export class Sidecar {
     if (path === "/readyz") {
       const ready = this.ready();
       const why = ready ? undefined : !this.store.snapshot() ? "no credentials loaded" : !this.store.ready() ? "latest credentials document is invalid" : "Dagu API not detected yet";
-      sendJson(res, ready ? 200 : 503, ready ? { status: "ready" } : { status: "not ready", reason: why });
+      const staleSince = this.store.source.staleSince?.();
+      const stale = staleSince === undefined ? {} : { stale: { reason: "credentials source unreachable; enforcing the last good credentials", sinceSeconds: Math.round((Date.now() - staleSince) / 1000) } };
+      sendJson(res, ready ? 200 : 503, ready ? { status: "ready", ...stale } : { status: "not ready", reason: why, ...stale });
       return true;
     }
     // Dagu's own health, asked directly (only here: the metrics address is not the one users reach).

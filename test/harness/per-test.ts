@@ -5,13 +5,18 @@ import type { TestContext } from "node:test";
 import * as k8s from "@kubernetes/client-node";
 import { adminKubeConfig } from "../../dev/kube.ts";
 
+/** The namespaces testNamespace created that the tests have not deleted yet (a namespaced operator watches them). */
+export const liveNamespaces = new Set<string>();
+
 /** Creates a fresh namespace for one test and deletes it when the test ends. */
 export async function testNamespace(t: TestContext, prefix = "t"): Promise<string> {
   const core = adminKubeConfig().makeApiClient(k8s.CoreV1Api);
   const slug = t.name.toLowerCase().replace(/[^a-z0-9]+/g, "-").slice(0, 30).replace(/^-|-$/g, "");
   const name = `${prefix}-${slug}-${randomBytes(3).toString("hex")}`.replace(/-+/g, "-");
   await core.createNamespace({ body: { metadata: { name, labels: { "dagu-auth-test": "true" } } } });
+  liveNamespaces.add(name);
   t.after(async () => {
+    liveNamespaces.delete(name);
     await core.deleteNamespace({ name }).catch(() => undefined);
   });
   return name;

@@ -218,6 +218,20 @@ async function allowed(user: string, namespace: string | undefined, group: strin
   return review.status?.allowed === true;
 }
 
+/** A TokenRequest token of the chart's ServiceAccount: the credentials a pod of the Deployment would get. */
+async function chartKubeConfig(ns: string, rel: string) {
+  const token = await core.createNamespacedServiceAccountToken({ name: fullname(rel), namespace: ns, body: { spec: { expirationSeconds: 3600, audiences: [] } } });
+  const cluster = kc.getCurrentCluster()!;
+  const operatorKc = new k8s.KubeConfig();
+  operatorKc.loadFromOptions({
+    clusters: [{ name: "local", server: cluster.server, caData: cluster.caData, skipTLSVerify: false }],
+    users: [{ name: "chart", token: token.status!.token }],
+    contexts: [{ name: "local", cluster: "local", user: "chart" }],
+    currentContext: "local",
+  });
+  return toKubeConfig(operatorKc);
+}
+
 test("the operator makes a DaguAuth and a DaguUser Ready under the chart's ServiceAccount and RBAC alone", async (t) => {
   const ns = await restrictedNamespace(t, "helm-op");
   const workloads = await testNamespace(t, "helm-dagu");
@@ -240,19 +254,9 @@ test("the operator makes a DaguAuth and a DaguUser Ready under the chart's Servi
     assert.ok(!(await allowed(user, workloads, group, resource, verb)), `no ${verb} on ${resource}`);
   }
 
-  // A TokenRequest token of the chart's ServiceAccount: the credentials a pod of the Deployment would get.
-  const token = await core.createNamespacedServiceAccountToken({ name: fullname(rel), namespace: ns, body: { spec: { expirationSeconds: 3600, audiences: [] } } });
-  const cluster = kc.getCurrentCluster()!;
-  const operatorKc = new k8s.KubeConfig();
-  operatorKc.loadFromOptions({
-    clusters: [{ name: "local", server: cluster.server, caData: cluster.caData, skipTLSVerify: false }],
-    users: [{ name: "chart", token: token.status!.token }],
-    contexts: [{ name: "local", cluster: "local", user: "chart" }],
-    currentContext: "local",
-  });
   const logs: string[] = [];
   const operator = await startOperator({
-    kubeConfig: toKubeConfig(operatorKc),
+    kubeConfig: await chartKubeConfig(ns, rel),
     logger: pino({ level: "debug" }, { write: (line: string) => void logs.push(line) }),
     // As the chart runs it: leader election on the chart's Lease in the release namespace.
     leaderElection: { namespace: ns, name: "dagu-auth-operator", leaseDurationSeconds: 4, renewDeadlineMs: 3000, retryPeriodMs: 500 },
@@ -275,6 +279,57 @@ test("the operator makes a DaguAuth and a DaguUser Ready under the chart's Servi
       const r = await kubectl(["get", "events", "-n", workloads, "--field-selector", "involvedObject.name=alice", "-o", "jsonpath={.items[*].reason}"]);
       return r.stdout.includes("Materialized") || undefined;
     });
+    assert.doesNotMatch(logs.join("\n"), /forbidden/i, "no request of the operator was forbidden");
+  } finally {
+    await operator.stop();
+  }
+});
+
+test("a namespaced install (watchNamespaces): Roles only there, nothing cluster-wide; an object elsewhere is left alone", async (t) => {
+  const ns = await restrictedNamespace(t, "helm-nsop");
+  const workloads = await testNamespace(t, "helm-watched");
+  const elsewhere = await testNamespace(t, "helm-elsewhere");
+  const rel = release();
+  cleanupClusterScoped(t, rel);
+  const { text, objects } = await render(rel, ns, ["--set", `watchNamespaces={${workloads}}`, "--set", "injection.enabled=false"]);
+  assert.deepEqual(objects.filter((o) => o.kind.startsWith("Cluster")).map((o) => o.kind), [], "no ClusterRole, no ClusterRoleBinding");
+  const applied = await kubectl(["apply", "-f", "-"], text);
+  assert.equal(applied.code, 0, applied.stderr);
+
+  const user = `system:serviceaccount:${ns}:${fullname(rel)}`;
+  for (const rule of OPERATOR_CLUSTER_RULES) {
+    for (const resource of rule.resources) {
+      for (const verb of rule.verbs) {
+        assert.ok(await allowed(user, workloads, rule.apiGroups[0]!, resource, verb), `${verb} ${resource} in the watched namespace`);
+        assert.ok(!(await allowed(user, elsewhere, rule.apiGroups[0]!, resource, verb)), `no ${verb} ${resource} in another namespace`);
+        assert.ok(!(await allowed(user, undefined, rule.apiGroups[0]!, resource, verb)), `no ${verb} ${resource} cluster-wide`);
+      }
+    }
+  }
+
+  const logs: string[] = [];
+  const operator = await startOperator({
+    kubeConfig: await chartKubeConfig(ns, rel),
+    logger: pino({ level: "debug" }, { write: (line: string) => void logs.push(line) }),
+    leaderElection: { namespace: ns, name: "dagu-auth-operator", leaseDurationSeconds: 4, renewDeadlineMs: 3000, retryPeriodMs: 500 },
+    resyncPeriodMs: 0,
+    namespaces: [workloads],
+  });
+  try {
+    for (const where of [elsewhere, workloads]) {
+      await secret(where, "admin-pw", { password: "chart-admin-password" });
+      await create(where, "daguauths", "DaguAuth", "dagu", { mode: "builtin", builtin: { initialAdmin: { username: "admin", passwordSecretRef: { name: "admin-pw", key: "password" } } } });
+      await create(where, "daguusers", "DaguUser", "alice", { authRef: { name: "dagu" }, username: "alice", role: "viewer", password: { generate: { secretName: "alice-password" } } });
+    }
+    await waitReady(workloads, "daguauths", "dagu", "Materialized");
+    await waitReady(workloads, "daguusers", "alice", "Materialized");
+    await core.readNamespacedSecret({ name: "dagu-credentials", namespace: workloads });
+    // The same objects in a namespace outside the list: no status, no Secret, no ServiceAccount, no Event.
+    await new Promise((r) => setTimeout(r, 2000));
+    const untouched = await kubectl(["get", "daguauths,daguusers", "-n", elsewhere, "-o", "jsonpath={range .items[*]}{.metadata.name}={.status}{\"\\n\"}{end}"]);
+    assert.equal(untouched.stdout.trim(), "dagu=\nalice=", "no status written outside the watched namespace");
+    const secrets = await kubectl(["get", "secrets,serviceaccounts,roles,events", "-n", elsewhere, "-o", "name"]);
+    assert.deepEqual(secrets.stdout.trim().split("\n").filter((n) => !n.startsWith("serviceaccount/default")).sort(), ["secret/admin-pw"], "nothing written outside the watched namespace");
     assert.doesNotMatch(logs.join("\n"), /forbidden/i, "no request of the operator was forbidden");
   } finally {
     await operator.stop();

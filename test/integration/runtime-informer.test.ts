@@ -256,3 +256,26 @@ test("metadata only: names, labels and resourceVersions of Secrets, never their 
   assert.equal(latest.kind, "PartialObjectMetadata");
   assert.ok(!JSON.stringify(seen).includes("do-not-send-me") && !JSON.stringify(seen).includes("nor-me"));
 });
+
+test("over a list of namespaces (a namespaced install): one cache of those, nothing from any other", async (t) => {
+  const [a, b, other] = [await testNamespace(t, "inf-a"), await testNamespace(t, "inf-b"), await testNamespace(t, "inf-other")];
+  await configMaps(a).create("in-a", "1");
+  await configMaps(other).create("in-other", "1");
+  const { informer, events } = recordingInformer(t, { namespace: undefined, namespaces: [a, b] });
+  await informer.hasSynced;
+  assert.ok(informer.synced && informer.connected);
+  await configMaps(b).create("in-b", "2");
+  await configMaps(other).create("later-other", "2");
+  await configMaps(a).remove("in-a");
+  await eventually("b's add and a's delete", async () => has(events, ["add", "in-b", "2"]) && has(events, ["delete", "in-a", "1"]));
+  const mine = events.filter((e) => e[1] !== "kube-root-ca.crt");
+  assert.deepEqual(mine, [
+    ["add", "in-a", "1"],
+    ["add", "in-b", "2"],
+    ["delete", "in-a", "1"],
+  ]);
+  assert.equal(informer.get(b, "in-b")?.metadata.name, "in-b");
+  assert.equal(informer.get(other, "in-other"), undefined);
+  assert.deepEqual(informer.list(b).map((o) => o.metadata.name).filter((n) => n !== "kube-root-ca.crt"), ["in-b"]);
+  assert.deepEqual(informer.list().filter((o) => o.metadata.namespace === other), [], "nothing of another namespace is cached");
+});

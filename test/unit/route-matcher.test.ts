@@ -116,7 +116,10 @@ describe("path tricks", () => {
     ["GET", "/api/v1/dags/.%2e/spec", "bad_path"],
     ["GET", "/api/v1/dags/%2e/spec", "bad_path"],
     ["GET", "/api/v1/dags/..etl/spec", "getDAGSpec", { fileName: "..etl" }],
-    ["GET", "/api/v1/dags/%2e%2eetl/spec", "getDAGSpec", { fileName: "..etl" }],
+    ["GET", "/api/v1/dags/%2e%2eetl/spec", "bad_path"],
+    ["GET", "/api/v1/dags/%6Cabels", "bad_path"],
+    ["GET", "/api/v1/dags/%7E", "bad_path"],
+    ["GET", "/api/v1/dags/a%2Db", "bad_path"],
     // double and trailing slashes
     ["GET", "/api/v1//dags", "bad_path"],
     ["GET", "//api/v1/dags", "bad_path"],
@@ -129,8 +132,8 @@ describe("path tricks", () => {
     ["GET", "/API/v1/dags", "not_found"],
     ["GET", "/api/V1/dags", "not_found"],
     ["GET", "/api/v1/DAGS", "not_found"],
-    ["GET", "/api/v1/d%61gs", "not_found"],
-    ["GET", "/api/v%31/dags", "not_found"],
+    ["GET", "/api/v1/d%61gs", "bad_path"],
+    ["GET", "/api/v%31/dags", "bad_path"],
     // methods
     ["HEAD", "/api/v1/dags", "not_found"],
     ["OPTIONS", "/api/v1/dags", "not_found"],

@@ -28,6 +28,11 @@ export interface InformerOptions {
   resource: GroupVersionResource;
   /** Watch one namespace; all namespaces when absent. */
   namespace?: string;
+  /**
+   * Watch these namespaces only (one list and watch each, one cache): a namespaced install, whose RBAC
+   * grants nothing cluster-wide. Takes the place of `namespace`.
+   */
+  namespaces?: readonly string[];
   labelSelector?: string;
   fieldSelector?: string;
   /** Re-deliver every object as an update this often; 0 turns it off. Default 10 minutes. */
@@ -49,12 +54,19 @@ export interface InformerOptions {
    * of Secrets for their names, labels and resourceVersions never transfers a Secret's data.
    */
   metadataOnly?: boolean;
+  /**
+   * Longest wait between two failed lists or watches (default 30 s, as client-go). Lower where the cache must
+   * catch up within about a second of the API server's return, and the watch is cheap (a Secret by name).
+   */
+  maxBackoffMs?: number;
   logger?: Logger;
 }
 
 export type AddHandler<T> = (obj: T) => void;
 export type UpdateHandler<T> = (oldObj: T, newObj: T) => void;
 export type DeleteHandler<T> = (obj: T) => void;
+/** Contact with the API server lost (a list or watch failed) or regained (a list or a watch answered). */
+export type ContactHandler = (connected: boolean) => void;
 
 /** Counters for tests and metrics. */
 export interface InformerStats {
@@ -92,12 +104,15 @@ export class Informer<T extends KubeObject = KubeObject> {
   private readonly pageSize: number;
   private readonly filter: ((obj: KubeObject) => boolean) | undefined;
   private readonly metadataOnly: boolean;
+  private readonly maxBackoffMs: number;
   private readonly log: Logger;
   private readonly path: string;
 
   private readonly addHandlers = new Set<AddHandler<T>>();
   private readonly updateHandlers = new Set<UpdateHandler<T>>();
   private readonly deleteHandlers = new Set<DeleteHandler<T>>();
+  private readonly contactHandlers = new Set<ContactHandler>();
+  private connectedFlag = false;
 
   private store = new Map<string, T>();
   private resourceVersion = "";
@@ -110,11 +125,14 @@ export class Informer<T extends KubeObject = KubeObject> {
   private endCurrentWatch: ((end: WatchEnd) => void) | undefined;
   private resyncTimer: NodeJS.Timeout | undefined;
   private hookPause: { ms: number; fromResourceVersion?: string } | undefined;
+  /** With several namespaces: an informer each, whose events this one passes on. */
+  private readonly children: Informer<T>[] | undefined;
 
   constructor(options: InformerOptions) {
     this.client = new KubeClient(options.kubeConfig);
     this.resource = options.resource;
-    this.namespace = options.namespace;
+    const namespaces = options.namespaces;
+    this.namespace = namespaces?.length === 1 ? namespaces[0] : options.namespace;
     this.labelSelector = options.labelSelector;
     this.fieldSelector = options.fieldSelector;
     this.resyncPeriodMs = options.resyncPeriodMs ?? 10 * 60_000;
@@ -123,6 +141,7 @@ export class Informer<T extends KubeObject = KubeObject> {
     this.pageSize = options.pageSize ?? 500;
     this.filter = options.filter;
     this.metadataOnly = options.metadataOnly ?? false;
+    this.maxBackoffMs = options.maxBackoffMs ?? MAX_BACKOFF_MS;
     this.path = resourcePath(this.resource, { namespace: this.namespace });
     this.log = (options.logger ?? pino({ name: "informer" })).child({ informer: this.describe() });
     this.hasSynced = new Promise<void>((resolve, reject) => {
@@ -130,6 +149,23 @@ export class Informer<T extends KubeObject = KubeObject> {
       this.rejectSynced = reject;
     });
     this.hasSynced.catch(() => undefined); // a rejection nobody awaits is not an error
+    if (namespaces && namespaces.length !== 1) {
+      const children = namespaces.map((namespace) => new Informer<T>({ ...options, namespaces: undefined, namespace }));
+      this.children = children;
+      for (const child of children) {
+        child.onAdd((o) => this.emitAdd(o));
+        child.onUpdate((a, b) => this.emitUpdate(a, b));
+        child.onDelete((o) => this.emitDelete(o));
+        child.onContact(() => this.contact(children.every((c) => c.connected)));
+      }
+      Promise.all(children.map((c) => c.hasSynced)).then(
+        () => {
+          this.syncedFlag = true;
+          this.resolveSynced();
+        },
+        (err: unknown) => this.rejectSynced(err instanceof Error ? err : new Error(String(err))),
+      );
+    }
   }
 
   /** True once the first list has been delivered. */
@@ -137,16 +173,32 @@ export class Informer<T extends KubeObject = KubeObject> {
     return this.syncedFlag;
   }
 
+  /**
+   * True while the API server answers: from the first list, until a list or a watch fails, then again
+   * once one answers. The cache holds what was last seen either way; this says whether it may be stale.
+   */
+  get connected(): boolean {
+    return this.connectedFlag;
+  }
+
+  /** Registers a handler of contact changes (see `connected`); returns a function that unregisters it. */
+  onContact(handler: ContactHandler): () => void {
+    this.contactHandlers.add(handler);
+    return () => this.contactHandlers.delete(handler);
+  }
+
   /** The last resourceVersion seen (from a list, an event or a bookmark). */
   get lastResourceVersion(): string {
-    return this.resourceVersion;
+    return this.children ? this.children.map((c) => c.lastResourceVersion).join(",") : this.resourceVersion;
   }
 
   get(namespace: string | undefined, name: string): T | undefined {
+    if (this.children) return this.children.find((c) => c.namespace === namespace)?.get(namespace, name);
     return this.store.get(objectKey(namespace, name));
   }
 
   list(namespace?: string): T[] {
+    if (this.children) return this.children.flatMap((c) => (namespace === undefined || c.namespace === namespace ? c.list(namespace) : []));
     const all = [...this.store.values()];
     return namespace === undefined ? all : all.filter((o) => o.metadata.namespace === namespace);
   }
@@ -171,6 +223,10 @@ export class Informer<T extends KubeObject = KubeObject> {
   start(): this {
     if (this.started) throw new Error(`informer ${this.describe()}: start() was already called`);
     this.started = true;
+    if (this.children) {
+      for (const c of this.children) c.start();
+      return this;
+    }
     this.loop = this.run();
     if (this.resyncPeriodMs > 0) {
       this.resyncTimer = setInterval(() => this.resync(), this.resyncPeriodMs);
@@ -182,6 +238,10 @@ export class Informer<T extends KubeObject = KubeObject> {
   async stop(): Promise<void> {
     if (this.stopController.signal.aborted) return;
     this.stopController.abort();
+    if (this.children) {
+      await Promise.all(this.children.map((c) => c.stop()));
+      return;
+    }
     clearInterval(this.resyncTimer);
     this.endCurrentWatch?.({ kind: "stopped" });
     if (!this.syncedFlag) this.rejectSynced(new Error(`informer ${this.describe()} stopped before it synced`));
@@ -194,6 +254,7 @@ export class Informer<T extends KubeObject = KubeObject> {
    */
   readonly testHooks = {
     interruptWatch: (options: { pauseMs?: number; fromResourceVersion?: string } = {}): void => {
+      for (const c of this.children ?? []) c.testHooks.interruptWatch(options);
       this.hookPause = { ms: options.pauseMs ?? 0, fromResourceVersion: options.fromResourceVersion };
       this.endCurrentWatch?.({ kind: "interrupted" });
     },
@@ -202,7 +263,8 @@ export class Informer<T extends KubeObject = KubeObject> {
   private describe(): string {
     const { group, version, plural } = this.resource;
     const selectors = [this.labelSelector && `labels ${this.labelSelector}`, this.fieldSelector && `fields ${this.fieldSelector}`].filter(Boolean);
-    return `${plural}.${group || "core"}/${version}${this.metadataOnly ? " (metadata)" : ""} in ${this.namespace ?? "all namespaces"}${selectors.length ? ` (${selectors.join(", ")})` : ""}`;
+    const where = this.children ? `namespaces ${this.children.map((c) => c.namespace).join(",")}` : (this.namespace ?? "all namespaces");
+    return `${plural}.${group || "core"}/${version}${this.metadataOnly ? " (metadata)" : ""} in ${where}${selectors.length ? ` (${selectors.join(", ")})` : ""}`;
   }
 
   private get stopped(): boolean {
@@ -220,8 +282,9 @@ export class Informer<T extends KubeObject = KubeObject> {
           failures = 0;
         } catch (err) {
           if (this.stopped) break;
+          this.contact(false);
           failures++;
-          const delay = backoff(failures);
+          const delay = backoff(failures, this.maxBackoffMs);
           this.log.warn({ err, retryInMs: delay }, "list failed");
           await this.pause(delay);
           continue;
@@ -253,12 +316,13 @@ export class Informer<T extends KubeObject = KubeObject> {
           break;
         case "closed":
           // A server that closes every watch at once would make this a busy loop.
-          if (Date.now() - startedAt < 1000) await this.pause(backoff(++failures));
+          if (Date.now() - startedAt < 1000) await this.pause(backoff(++failures, this.maxBackoffMs));
           else failures = 0;
           break;
         case "error": {
           if (Date.now() - startedAt > 10_000) failures = 0; // a healthy watch that then broke starts over
-          const delay = backoff(++failures);
+          const delay = backoff(++failures, this.maxBackoffMs);
+          this.contact(false);
           this.log.warn({ err: end.error, retryInMs: delay }, "watch failed");
           await this.pause(delay);
           break;
@@ -288,6 +352,7 @@ export class Informer<T extends KubeObject = KubeObject> {
     } while (continueToken);
     if (this.stopped) return;
     this.stats.lists++;
+    this.contact(true);
 
     const next = new Map<string, T>();
     for (const item of items) next.set(keyOf(item), deepFreeze(item));
@@ -348,6 +413,7 @@ export class Informer<T extends KubeObject = KubeObject> {
         .then(
           (controller) => {
             request = controller;
+            if (!ended) this.contact(true);
             if (ended) controller.abort(); // ended (stop, watchdog) while connecting
           },
           (err: unknown) => end(watchError(err)),
@@ -400,6 +466,12 @@ export class Informer<T extends KubeObject = KubeObject> {
     return undefined;
   }
 
+  private contact(connected: boolean): void {
+    if (connected === this.connectedFlag) return;
+    this.connectedFlag = connected;
+    for (const h of this.contactHandlers) this.safely("contact", () => h(connected));
+  }
+
   private resync(): void {
     if (!this.syncedFlag || this.stopped) return;
     for (const obj of this.store.values()) this.emitUpdate(obj, obj);
@@ -440,8 +512,8 @@ function watchError(err: unknown): WatchEnd {
   return { kind: "error", error: err };
 }
 
-function backoff(failures: number): number {
-  const base = Math.min(MAX_BACKOFF_MS, MIN_BACKOFF_MS * 2 ** Math.max(0, failures - 1));
+function backoff(failures: number, max: number): number {
+  const base = Math.min(max, MIN_BACKOFF_MS * 2 ** Math.max(0, failures - 1));
   return Math.round(base * (0.8 + Math.random() * 0.4));
 }
 

@@ -35,6 +35,11 @@ export interface CredentialSource extends EventEmitter<CredentialSourceEvents> {
    * in builtin mode has it (Dagu's own auth: configuration); everywhere else they are declared.
    */
   management?(): StandaloneManagement | undefined;
+  /**
+   * When the source lost contact with where the credentials live (epoch ms), while it has: the document in
+   * force may be stale. Undefined when in contact, or for sources that cannot lose it (files).
+   */
+  staleSince?(): number | undefined;
   /** Users created by single sign-on, as last read (already laid over `current()`). */
   ssoUsers(): SsoUsers;
   /**

@@ -10,6 +10,10 @@
 //   parameter branch is tried (chi backtracks per method): `GET /dag-runs/enqueue` is
 //   `listDAGRunsByName` with `name = "enqueue"`;
 // - a parameter matches one whole segment and is percent-decoded once for its value;
+// - an escape of an unreserved character (`%61` for `a`, `%2E` for `.`) is refused anywhere: no client
+//   needs one (encodeURIComponent and Go's PathEscape never write them), and each is a second spelling of
+//   a path: `/dags/%6Cabels` reaches chi's `{fileName}` route while its decoded form `/dags/labels` is a
+//   static route of its own, a split that only obfuscation uses;
 // - `%25` (an encoded `%`) is refused anywhere: Dagu may decode a value twice (when the raw path is the
 //   canonical encoding of its decoded form, Go leaves URL.RawPath empty, chi routes on the decoded path and
 //   oapi-codegen's parameter binding unescapes the value again), so `%252F..` would reach a handler as
@@ -57,6 +61,8 @@ const ENCODED_BACKSLASH = /%5c/i;
 const ENCODED_SLASH = /%2f/i;
 // An encoded `%`: the start of a double encoding (see the header).
 const ENCODED_PERCENT = "%25";
+// Escapes of RFC 3986 unreserved characters: ALPHA, DIGIT, `-`, `.`, `_`, `~`.
+const ENCODED_UNRESERVED = /%(?:3[0-9]|[46][1-9A-Fa-f]|[57][0-9Aa]|2[DdEe]|5[Ff]|7[Ee])/;
 // C0 controls and DEL; also refused after decoding.
 // eslint-disable-next-line no-control-regex
 const CONTROL_CHARS = /[\u0000-\u001f\u007f]/;
@@ -187,7 +193,7 @@ export function createRouteMatcher(routes: readonly DaguRoute[] = DAGU_ROUTES, o
     if (rawPath.length === 0 || rawPath.length > maxPathLength || !rawPath.startsWith("/")) return BAD_PATH;
     if (!RAW_PATH_CHARS.test(rawPath) || VALID_ESCAPES.test(rawPath)) return BAD_PATH;
     if (ENCODED_BACKSLASH.test(rawPath) || rawPath.includes("//")) return BAD_PATH;
-    if (rawPath.includes(ENCODED_PERCENT)) return BAD_PATH;
+    if (rawPath.includes(ENCODED_PERCENT) || ENCODED_UNRESERVED.test(rawPath)) return BAD_PATH;
 
     const segments = rawPath.slice(1).split("/");
     const trailingSlash = rawPath.length > 1 && rawPath.endsWith("/");

@@ -68,6 +68,8 @@ export class KubernetesCredentialSource extends EventEmitter<CredentialSourceEve
   /** Why the last load failed, until one succeeds (readiness is off meanwhile). */
   #broken: Error | undefined;
   #stopped = false;
+  /** When contact with the API server was lost (epoch ms); undefined while in contact. */
+  #lostContactAt: number | undefined;
   /** Both informers have listed: before that, an absent Secret may just not be listed yet. */
   #synced = false;
   readonly #reload = (): void => {
@@ -81,7 +83,16 @@ export class KubernetesCredentialSource extends EventEmitter<CredentialSourceEve
     this.#client = new KubeClient(options.kubeConfig);
     this.description = `kubernetes:${options.namespace}/${credentialsSecretName(options.authName)}`;
     const watchOne = (name: string) =>
-      new Informer({ kubeConfig: options.kubeConfig, resource: SECRETS, namespace: options.namespace, fieldSelector: `metadata.name=${name}`, resyncPeriodMs: 0, logger: options.logger });
+      new Informer({
+        kubeConfig: options.kubeConfig,
+        resource: SECRETS,
+        namespace: options.namespace,
+        fieldSelector: `metadata.name=${name}`,
+        resyncPeriodMs: 0,
+        // A revocation made while the API server was away must be in force within a second of its return.
+        maxBackoffMs: 500,
+        logger: options.logger,
+      });
     this.#credentials = watchOne(credentialsSecretName(options.authName));
     this.#changesInformer = watchOne(passwordChangesSecretName(options.authName));
     this.#ssoInformer = watchOne(ssoUsersSecretName(options.authName));
@@ -89,7 +100,26 @@ export class KubernetesCredentialSource extends EventEmitter<CredentialSourceEve
       informer.onAdd(this.#reload);
       informer.onUpdate(this.#reload);
       informer.onDelete(this.#reload);
+      informer.onContact(() => this.#contactChanged());
     }
+  }
+
+  /** While the API server is out of reach the last good credentials stay in force: said in a log line, in
+   * /readyz's body and in a metric (staleSince), never by turning readiness off, which would take every
+   * Dagu offline for as long as the control plane is. */
+  #contactChanged(): void {
+    const connected = [this.#credentials, this.#changesInformer, this.#ssoInformer].every((i) => i.connected);
+    if (!connected && this.#lostContactAt === undefined && this.#synced) {
+      this.#lostContactAt = Date.now();
+      this.#opts.logger.warn({ source: this.description, generation: this.#raw?.generation ?? null }, "lost contact with the API server; enforcing the last good credentials until it is back");
+    } else if (connected && this.#lostContactAt !== undefined) {
+      this.#opts.logger.info({ source: this.description, outageMs: Date.now() - this.#lostContactAt }, "back in contact with the API server");
+      this.#lostContactAt = undefined;
+    }
+  }
+
+  staleSince(): number | undefined {
+    return this.#lostContactAt;
   }
 
   async start(): Promise<void> {

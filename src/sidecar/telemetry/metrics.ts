@@ -122,6 +122,15 @@ export class SidecarMetrics {
         this.set(store.ready() ? 1 : 0);
       },
     });
+    new Gauge({
+      name: "dagu_auth_credentials_stale_seconds",
+      help: "Seconds since the credentials source lost contact (Kubernetes: the API server) while it has; 0 in contact. The last good credentials stay in force meanwhile.",
+      registers,
+      collect() {
+        const since = store.source.staleSince?.();
+        this.set(since === undefined ? 0 : (Date.now() - since) / 1000);
+      },
+    });
     store.on("loaded", () => this.reloads.inc({ result: "loaded" }));
     store.on("rejected", () => this.reloads.inc({ result: "rejected" }));
   }
