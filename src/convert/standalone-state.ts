@@ -1,8 +1,9 @@
 // `dagu-auth convert --state-dir DIR`: what was created through a standalone sidecar's API and setup page
 // (users, API keys, webhooks in DIR/sidecar-state.json) becomes DaguUser, DaguApiKey and DaguWebhook
-// manifests, and the Secrets they reference. Only one-way forms of the secrets are kept there (argon2id
-// hashes, digests), so what cannot be carried over is said, by name: each user gets a new random password
-// in a Secret (secrets.yaml), each API key and webhook a new value the operator generates.
+// manifests, and the Secrets they reference; users single sign-on created become DaguUsers with sso: true.
+// Only one-way forms of the secrets are kept there (argon2id hashes, digests), so what cannot be carried
+// over is said, by name: each user gets a new random password in a Secret (secrets.yaml), each API key and
+// webhook a new value the operator generates.
 import { randomBytes } from "node:crypto";
 import { stat } from "node:fs/promises";
 import { join } from "node:path";
@@ -82,6 +83,31 @@ export function convertStandaloneState(state: SidecarState, authName: string, na
       message:
         `${users.map((u) => u.username).join(", ")}: a password cannot be carried over (the sidecar kept only its argon2id hash); ` +
         "each user gets a new random one in its Secret (secrets.yaml): hand it over, the user can change it in Dagu's UI",
+    });
+  }
+
+  // Users single sign-on created: DaguUsers with sso: true, matched by their email at the next login (the
+  // operator's way of declaring an SSO user). Their role becomes pinned; a record without an email cannot
+  // be matched by one and is left to be created again at its next login (auto sign-up).
+  const ssoRecords = Object.values(state.ssoUsers).sort((a, b) => (a.createdAt < b.createdAt ? -1 : a.createdAt > b.createdAt ? 1 : 0));
+  const pinned: string[] = [];
+  for (const r of ssoRecords) {
+    if (r.email === undefined || users.some((u) => u.username === r.username)) {
+      warnings.push({ key: `--state-dir SSO user ${r.username}`, message: r.email === undefined ? "not converted: it has no email to be matched by; it is created again at its next login (auto sign-up)" : "not converted: a user with a password has this username" });
+      continue;
+    }
+    const name = resourceName(r.username, userNames);
+    const user = { apiVersion: API_VERSION, kind: "DaguUser" as const, metadata: meta(name), spec: { authRef, username: r.username, role: r.role, email: r.email, sso: true, ...(r.disabled ? { disabled: true } : {}) } };
+    DaguUser.parse(user);
+    resources.push(user);
+    pinned.push(`${r.username} (${r.role})`);
+  }
+  if (pinned.length > 0) {
+    warnings.push({
+      key: "--state-dir SSO users",
+      message:
+        `${pinned.join(", ")}: DaguUsers with sso: true, matched by email at their next SSO login; their role is now pinned ` +
+        "(the DaguUser wins over role mapping): delete a DaguUser to let role mapping decide again",
     });
   }
 

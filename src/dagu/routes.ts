@@ -285,7 +285,8 @@ export const DAGU_ROUTES: readonly DaguRoute[] = Object.freeze([
   r("PUT", "/settings/workspaces/{workspaceName}/base-config", "updateWorkspaceBaseConfig", "developer"),
 
   // --- license --------------------------------------------------------------------------------------
-  r("GET", "/license/status", "getLicenseStatus", "viewer"),
+  // Answered by the sidecar: what it gives every cluster (roles, SSO), not Dagu's community answer (ADR 0017).
+  r("GET", "/license/status", "getLicenseStatus", "viewer", SIDECAR),
   r("POST", "/license/activate", "activateLicense", "admin"),
   r("POST", "/license/deactivate", "deactivateLicense", "admin"),
 

@@ -383,9 +383,16 @@ export class Sidecar {
       if (verdict.kind === "ui") {
         facts.decision = "allow";
         // Dagu's UI shows its first-run setup page while a standalone sidecar has no user at all.
-        const setupRequired = verdict.snapshot.credentials.mode === "builtin" && (this.store.source.management?.()?.setupRequired() ?? false);
+        const management = verdict.snapshot.credentials.mode === "builtin" ? this.store.source.management?.() : undefined;
+        const setupRequired = management?.setupRequired() ?? false;
         const oidc = verdict.snapshot.credentials.oidc;
-        facts.status = await this.#forward(req, res, undefined, verdict.path, verdict.query, client, { authMode: verdict.snapshot.credentials.mode, setupRequired, ...(oidc ? { oidcButtonLabel: oidc.buttonLabel } : {}) });
+        facts.status = await this.#forward(req, res, undefined, verdict.path, verdict.query, client, {
+          authMode: verdict.snapshot.credentials.mode,
+          setupRequired,
+          // Without a management API here, users, keys and webhooks are resources in the cluster.
+          managedInCluster: verdict.snapshot.credentials.mode === "builtin" && management === undefined,
+          ...(oidc ? { oidcButtonLabel: oidc.buttonLabel } : {}),
+        });
         return;
       }
       if (verdict.kind === "mcp") {

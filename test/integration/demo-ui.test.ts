@@ -1,6 +1,7 @@
 // `npm run demo` as a new user runs it: the script starts (its own control plane, the operator, Dagu
 // v2.15.1 with its web UI, the sidecar) and prints what to do; what it prints works: the page it names
-// renders Dagu's UI in chromium and the printed admin logs in to the dashboard, the printed API key and
+// renders Dagu's UI in chromium and the printed admin logs in to the dashboard (and sees the cluster's users
+// on Dagu's Users page, read-only, without license banners), the printed API key and
 // webhook curl targets answer under /api/v1. Ctrl-C (SIGINT) stops everything and the script exits 0.
 import assert from "node:assert/strict";
 import { spawn, type ChildProcess } from "node:child_process";
@@ -9,7 +10,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, beforeEach, describe, test } from "node:test";
 import type { BrowserContext } from "playwright-core";
-import { chromiumMissing, launchBrowser } from "../harness/browser.ts";
+import { chromiumMissing, launchBrowser, licenseTalkShown } from "../harness/browser.ts";
 import { repoRoot } from "../../dev/components.ts";
 import { freePort } from "../../dev/control-plane.ts";
 
@@ -83,6 +84,11 @@ describe("npm run demo", () => {
     await page.screenshot({ path: shot });
     assert.ok((await stat(shot)).size > 10_000);
     process.stderr.write(`screenshot: ${shot}\n`);
+    // The demo's users are DaguUsers: Dagu's Users page lists them read-only, with no license banner.
+    await page.goto(`${url}/users`);
+    await page.getByText("Managed in the cluster as DaguUser resources (kubectl get daguusers): read-only here.").waitFor();
+    await page.getByRole("cell", { name: "admin", exact: true }).first().waitFor();
+    assert.deepEqual(await licenseTalkShown(page), []);
     assert.deepEqual(pageErrors, []);
   });
 

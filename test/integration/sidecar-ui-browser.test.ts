@@ -7,6 +7,9 @@
 // Dagu v2.15.1's UI shows every user the DAG's Start button; the server decides. Here the sidecar refuses
 // the viewer's start (403, which the UI shows) and nothing reaches Dagu; the admin's runs the DAG.
 // The UI opens its multiplexed event stream with `?token=` (an EventSource sends no header).
+// Each of the five roles gets Dagu's view of that role (its sidebar), and the admin's Users, API keys and
+// webhooks pages list the cluster's resources, read-only (they are DaguUser, DaguApiKey and DaguWebhook
+// resources: the page says so and offers no write), without Dagu's community license banners.
 //
 // Chromium is not optional: without /usr/bin/chromium this test fails with a message (CI installs it).
 import assert from "node:assert/strict";
@@ -15,7 +18,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, beforeEach, describe, test } from "node:test";
 import type { BrowserContext, Page, Request } from "playwright-core";
-import { chromiumMissing, launchBrowser } from "../harness/browser.ts";
+import { chromiumMissing, launchBrowser, licenseTalkShown } from "../harness/browser.ts";
 import { startDagu, type DaguInstance } from "../harness/dagu.ts";
 import { startSidecar, type SidecarInstance } from "../harness/sidecar.ts";
 import { buildCredentials } from "../../dev/known-credentials.ts";
@@ -23,6 +26,15 @@ import { buildCredentials } from "../../dev/known-credentials.ts";
 const API = "/api/v1";
 const ADMIN = { username: "admin", password: "admin-password-1", role: "admin" } as const;
 const VIEWER = { username: "vic", password: "viewer-password-1", role: "viewer" } as const;
+const OPERATOR = { username: "otis", password: "operator-password-1", role: "operator" } as const;
+const DEVELOPER = { username: "dora", password: "developer-password-1", role: "developer" } as const;
+const MANAGER = { username: "mona", password: "manager-password-1", role: "manager" } as const;
+/** Three keys: more than Dagu's community limit of two, whose banner must not show. */
+const API_KEYS = [
+  { name: "ci", role: "operator" },
+  { name: "grafana", role: "viewer" },
+  { name: "release-bot", role: "developer" },
+] as const;
 const NEW_ADMIN_PASSWORD = "admin-password-2";
 /** Playwright's wait for any one UI step; the first page load fetches a 7 MiB bundle. */
 const STEP_MS = 30_000;
@@ -100,7 +112,11 @@ describe("Dagu's real UI through the sidecar, in headless chromium", () => {
     if (missing) return;
     dir = await mkdtemp(join(tmpdir(), "sidecar-ui-browser-"));
     dagu = await startDagu({ ui: true });
-    const built = await buildCredentials({ users: [{ ...ADMIN }, { ...VIEWER }] });
+    const built = await buildCredentials({
+      users: [{ ...ADMIN }, { ...VIEWER }, { ...OPERATOR }, { ...DEVELOPER }, { ...MANAGER }],
+      apiKeys: API_KEYS.map((k) => ({ ...k })),
+      webhooks: [{ dagName: "hello", mode: "token" }],
+    });
     const credsFile = join(dir, "credentials.json");
     await writeFile(credsFile, JSON.stringify(built.credentials));
     sidecar = await startSidecar({ upstream: dagu.url, args: ["--credentials-file", credsFile, "--state-dir", join(dir, "state")] });
@@ -183,6 +199,36 @@ describe("Dagu's real UI through the sidecar, in headless chromium", () => {
     assert.equal((await helloRuns()).length, 0, "Dagu ran nothing");
   });
 
+  test("each role sees Dagu's view of that role: Base Config from developer, Profiles & Secrets from manager, Administration for the admin", async () => {
+    // Dagu v2.15.1's sidebar (ui/src/menu.tsx): an operator sees what a viewer sees (the server decides runs).
+    const expected = (role: string) => ({
+      "Base Config": ["developer", "manager", "admin"].includes(role),
+      "Profiles & Secrets": ["manager", "admin"].includes(role),
+      Administration: role === "admin",
+    });
+    const seen: Record<string, Record<string, boolean>> = {};
+    const users = [VIEWER, OPERATOR, DEVELOPER, MANAGER];
+    for (const [i, user] of users.entries()) {
+      if (i > 0) {
+        await signOut(users[i - 1]!.username);
+        await logIn(user);
+        await loggedIn();
+      }
+      await page.goto(`${sidecar.url}/dags`);
+      await openUserMenu(user.username);
+      await page.getByRole("menu").getByText(user.role, { exact: true }).waitFor();
+      await page.keyboard.press("Escape");
+      // Always there: the anchor that says the sidebar has rendered.
+      await page.getByText("Search", { exact: true }).first().waitFor();
+      seen[user.role] = {};
+      for (const item of Object.keys(expected(user.role))) seen[user.role]![item] = (await page.getByText(item, { exact: true }).count()) > 0;
+    }
+    assert.deepEqual(seen, Object.fromEntries(users.map((u) => [u.role, expected(u.role)])));
+    await signOut(MANAGER.username);
+    await logIn(VIEWER);
+    await loggedIn();
+  });
+
   test("sign out, then the admin logs in; the admin's Start goes through and Dagu runs hello", async () => {
     await page.goto(`${sidecar.url}/`);
     await signOut(VIEWER.username);
@@ -199,6 +245,68 @@ describe("Dagu's real UI through the sidecar, in headless chromium", () => {
     const start = page.getByRole("dialog", { name: "Start the DAG" });
     assert.equal(await answerTo("POST", /^\/api\/v1\/dags\/hello\/start$/, () => start.getByRole("button", { name: "Start", exact: true }).click()), 200);
     await waitForAsync(async () => (await helloRuns()).length === 1, "hello's run in Dagu");
+  });
+
+  test("the admin's Users, API keys and webhooks pages: the cluster's resources, read-only, no license banner", async () => {
+    await page.goto(`${sidecar.url}/dags`);
+    await page.getByText("Administration", { exact: true }).first().waitFor();
+    const noLicenseTalk = async () => assert.deepEqual(await licenseTalkShown(page), []);
+
+    await page.goto(`${sidecar.url}/users`);
+    await page.getByText("Managed in the cluster as DaguUser resources (kubectl get daguusers): read-only here.").waitFor();
+    for (const u of [ADMIN, VIEWER, OPERATOR, DEVELOPER, MANAGER]) await page.getByRole("cell", { name: u.username }).first().waitFor();
+    await noLicenseTalk();
+    assert.equal(await page.getByRole("button", { name: "Add User" }).filter({ visible: true }).count(), 0, "no Add User");
+    const actions = page.locator(`button[aria-label="Actions for ${VIEWER.username}"]`);
+    assert.equal(await actions.count(), 1, "Dagu renders the row's menu");
+    assert.equal(await actions.filter({ visible: true }).count(), 0, "hidden: every item would write");
+
+    await page.goto(`${sidecar.url}/api-keys`);
+    await page.getByText("Managed in the cluster as DaguApiKey resources (kubectl get daguapikeys): read-only here.").waitFor();
+    for (const k of API_KEYS) {
+      const row = page.getByRole("row").filter({ hasText: k.name });
+      await row.waitFor();
+      // The Surfaces column: each key's surfaces as Dagu shows them (REST for the REST API).
+      await row.getByText("REST", { exact: true }).waitFor();
+      await row.getByText(k.role, { exact: true }).waitFor();
+    }
+    await noLicenseTalk();
+    assert.equal(await page.getByRole("button", { name: "Create API Key" }).filter({ visible: true }).count(), 0, "no Create API Key");
+    assert.equal(await page.locator("table button[aria-haspopup=menu]").filter({ visible: true }).count(), 0, "no Edit or Revoke menu");
+
+    await page.goto(`${sidecar.url}/webhooks`);
+    await page.getByText("Managed in the cluster as DaguWebhook resources (kubectl get daguwebhooks): read-only here.").waitFor();
+    const hook = page.getByRole("row").filter({ hasText: "hello" });
+    await hook.waitFor();
+    await noLicenseTalk();
+    await hook.getByRole("button").last().click();
+    await page.getByRole("menu").waitFor();
+    assert.deepEqual(await page.getByRole("menuitem").filter({ visible: true }).allTextContents(), ["View DAG"], "no Regenerate Token or Delete");
+    await page.keyboard.press("Escape");
+
+    // hello's own Webhook tab: Dagu renders its buttons, the page hides them and says why.
+    await page.goto(`${sidecar.url}/dags/hello/webhook`);
+    await page.getByText("Managed in the cluster as DaguWebhook resources (kubectl get daguwebhooks): read-only here.").waitFor();
+    // The webhook as the sidecar lists it (its metadata line), with its action buttons.
+    await page.getByText(/^Auth: /).waitFor();
+    for (const name of ["Regenerate Token", "Delete"]) {
+      const button = page.locator("button").filter({ hasText: name });
+      assert.ok((await button.count()) > 0, `Dagu renders ${name}`);
+      assert.equal(await button.filter({ visible: true }).count(), 0, `${name} hidden`);
+    }
+
+    // Dagu's License page: what the sidecar gives, from its answer to the UI's poll of /license/status.
+    const status = page.waitForResponse((r) => new URL(r.url()).pathname === `${API}/license/status`);
+    await page.goto(`${sidecar.url}/license`);
+    assert.equal((await status).status(), 200);
+    await page.getByText("Active", { exact: true }).waitFor();
+    await page.getByText("rbac, sso", { exact: true }).waitFor();
+    assert.equal(await page.getByText("Deactivate License").count(), 0, "nothing to deactivate");
+    const shot = join(dir, "sidecar-ui-api-keys.png");
+    await page.goto(`${sidecar.url}/api-keys`);
+    await page.getByRole("row").filter({ hasText: "release-bot" }).waitFor();
+    await page.screenshot({ path: shot, fullPage: true });
+    process.stderr.write(`screenshot: ${shot}\n`);
   });
 
   test("the change-password dialog works through the sidecar: the new password logs in, the old one is refused", async () => {

@@ -1,26 +1,28 @@
-// The SSO redirect flow in headless chromium (playwright-core, Debian's chromium): the sidecar over HTTPS,
-// the provider on another site (https://localhost vs https://127.0.0.1), its login form filled in the
-// browser, and back at /login#token=. What a browser really does with the flow cookie is shown here:
-// `__Host-dagu-oidc`, Secure, HttpOnly, SameSite=Lax, sent on the provider's cross-site redirect back,
-// and gone after the callback. The sidecar fronts a real Dagu; Dagu 2's UI (its SSO button, the token
-// taken into localStorage) is not built on this machine: with it, the button is the way in (see below).
+// The SSO redirect flow in headless chromium (playwright-core, Debian's chromium) through Dagu v2.15.1's
+// real UI (built from the source's ui/): the sidecar over HTTPS in front of it, Dagu's login page with the
+// SSO button the sidecar's getConfig() rewrite advertises, the provider on another site (https://localhost
+// vs https://127.0.0.1) and its login form filled in the browser, back at /login#token=, where Dagu's UI
+// takes the token and lands logged in with the mapped role. What a browser really does with the flow
+// cookie is shown here: `__Host-dagu-oidc`, Secure, HttpOnly, SameSite=Lax, sent on the provider's
+// cross-site redirect back, and gone after the callback. A refused login ends on Dagu's login page with a
+// message that names no claim, group or address.
 //
 // Chromium is not optional: without /usr/bin/chromium this test fails with a message (CI installs it).
 import assert from "node:assert/strict";
-import { existsSync } from "node:fs";
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, beforeEach, describe, test } from "node:test";
-import { chromium, type BrowserContext, type Page } from "playwright-core";
-import type { Credentials, CredentialUser } from "../../src/api/credentials.ts";
+import type { BrowserContext, Page } from "playwright-core";
+import type { Credentials, CredentialUser, SsoUsers } from "../../src/api/credentials.ts";
+import type { OidcSettings } from "../../src/api/oidc.ts";
+import { chromiumMissing, launchBrowser } from "../harness/browser.ts";
 import { startDagu, type DaguInstance } from "../harness/dagu.ts";
 import { reservePort, startProvider, type TestProvider } from "../harness/oidc-provider.ts";
 import { issueCert } from "../../dev/pki.ts";
 import { startSidecar, type SidecarInstance } from "../harness/sidecar.ts";
 import { buildCredentials, type TestCredentials } from "../../dev/known-credentials.ts";
 
-const CHROMIUM = "/usr/bin/chromium";
 const CLIENT_SECRET = `browser-client-secret-${"b".repeat(16)}`;
 const STEP_MS = 30_000;
 
@@ -35,7 +37,10 @@ let page: Page;
 let api: string;
 let generation = 1;
 
-async function writeCredentials(extraUsers: CredentialUser[] = []): Promise<void> {
+type RoleMapping = OidcSettings["roleMapping"];
+const MAPPING: RoleMapping = { defaultRole: "viewer", groupsClaim: "groups", groupMappings: { ops: "operator" }, roleAttributeStrict: false, skipOrgRoleSync: false };
+
+async function writeCredentials(extraUsers: CredentialUser[] = [], roleMapping: RoleMapping = MAPPING): Promise<void> {
   generation += 1;
   const credentials: Credentials = {
     ...built.credentials,
@@ -52,16 +57,52 @@ async function writeCredentials(extraUsers: CredentialUser[] = []): Promise<void
       allowedDomains: ["example.com"],
       buttonLabel: "Sign in with Test IdP",
       caBundle: provider.ca.certPem,
-      roleMapping: { defaultRole: "viewer", groupsClaim: "groups", groupMappings: { ops: "operator" }, roleAttributeStrict: false, skipOrgRoleSync: false },
+      roleMapping,
     },
   };
   await writeFile(join(dir, "credentials.json"), JSON.stringify(credentials));
+  for (let i = 0; i < 400 && !sidecar?.lines().some((l) => l.msg === "credentials loaded" && l.generation === generation); i++) await new Promise((r) => setTimeout(r, 25));
+}
+
+async function ssoRecords(): Promise<SsoUsers> {
+  try {
+    return (JSON.parse(await readFile(join(dir, "state", "sidecar-state.json"), "utf8")) as { ssoUsers?: SsoUsers }).ssoUsers ?? {};
+  } catch {
+    return {};
+  }
+}
+
+/** Signed out of Dagu's UI (its token gone) and of the provider (its login form shows again). */
+async function signedOutEverywhere(): Promise<void> {
+  await context.clearCookies({ domain: "localhost" });
+  if (new URL(page.url()).origin === sidecarUrl) await page.evaluate("localStorage.clear()");
+}
+
+/** At the provider's login form: fills it in and signs in. */
+async function providerSignIn(login: string): Promise<void> {
+  await page.locator('input[name="login"]').fill(login);
+  await page.locator('input[name="password"]').fill("any-password");
+  await page.getByRole("button", { name: "Sign-in" }).click();
+}
+
+/** Dagu's login page, its SSO button clicked; resolves with where the callback sent the browser. */
+async function clickSsoButton(login: string): Promise<URL> {
+  await page.goto(`${sidecarUrl}/login`);
+  await page.getByText("Sign in to your account").waitFor();
+  await page.getByRole("button", { name: "Sign in with Test IdP" }).click();
+  await page.waitForURL((url) => url.origin === provider.issuer);
+  const [callback] = await Promise.all([
+    page.waitForResponse((r) => new URL(r.url()).origin === sidecarUrl && new URL(r.url()).pathname === "/oidc-callback"),
+    providerSignIn(login),
+  ]);
+  assert.equal(callback.status(), 302);
+  return new URL(callback.headers().location ?? "", sidecarUrl);
 }
 
 /** Through the provider's login form in the browser, back to the sidecar; returns the token the UI is handed. */
 async function signInThroughProvider(login: string): Promise<{ token: string; welcome: boolean }> {
   // Signed out at the provider, so its login form shows (a live session there would skip it).
-  await context.clearCookies({ domain: "localhost" });
+  await signedOutEverywhere();
   await page.goto(`${sidecarUrl}/oidc-login`);
   await page.waitForURL((url) => url.origin === provider.issuer);
   // The flow cookie as the browser keeps it, while the person is at the provider.
@@ -72,11 +113,15 @@ async function signInThroughProvider(login: string): Promise<{ token: string; we
   assert.equal(flow.sameSite, "Lax");
   assert.equal(flow.path, "/");
   assert.equal(await page.evaluate("document.cookie"), "", "the provider's page cannot see it");
-  await page.locator('input[name="login"]').fill(login);
-  await page.locator('input[name="password"]').fill("any-password");
-  await page.getByRole("button", { name: "Sign-in" }).click();
-  await page.waitForURL((url) => url.origin === sidecarUrl && url.pathname === "/login" && url.hash.startsWith("#token="));
-  const landed = new URL(page.url());
+  const [callback] = await Promise.all([
+    page.waitForResponse((r) => new URL(r.url()).origin === sidecarUrl && new URL(r.url()).pathname === "/oidc-callback"),
+    providerSignIn(login),
+  ]);
+  const landed = new URL(callback.headers().location ?? "", sidecarUrl);
+  assert.equal(landed.pathname, "/login");
+  assert.match(landed.hash, /^#token=/);
+  // Dagu's UI takes the token and leaves the login page.
+  await page.waitForURL((url) => url.origin === sidecarUrl && url.pathname === "/");
   assert.equal((await context.cookies(sidecarUrl)).some((c) => c.name === "__Host-dagu-oidc"), false, "the callback cleared the flow cookie");
   return { token: decodeURIComponent(landed.hash.slice("#token=".length)), welcome: landed.searchParams.get("welcome") === "true" };
 }
@@ -90,7 +135,7 @@ async function me(token: string): Promise<{ status: number; role?: string }> {
 }
 
 describe("SSO in headless chromium against a real OpenID provider", () => {
-  const missing = existsSync(CHROMIUM) ? undefined : `${CHROMIUM} is missing: install Debian's chromium (apt-get install -y --no-install-recommends chromium)`;
+  const missing = chromiumMissing();
   beforeEach(() => {
     if (missing) throw new Error(missing);
   });
@@ -106,7 +151,7 @@ describe("SSO in headless chromium against a real OpenID provider", () => {
     const cert = await issueCert(provider.ca, { commonName: "127.0.0.1", ips: ["127.0.0.1"], usage: "server" });
     await writeFile(join(dir, "tls.crt"), cert.certPem);
     await writeFile(join(dir, "tls.key"), cert.keyPem);
-    dagu = await startDagu();
+    dagu = await startDagu({ ui: true });
     api = dagu.version.startsWith("1.") ? "/api/v2" : "/api/v1";
     built = await buildCredentials({ users: [{ username: "admin", password: "admin-password-1", role: "admin" }] });
     await writeCredentials();
@@ -118,14 +163,8 @@ describe("SSO in headless chromium against a real OpenID provider", () => {
       wait: "none",
     });
     for (let i = 0; i < 400 && !sidecar.output().includes("sidecar listening"); i++) await new Promise((r) => setTimeout(r, 50));
-    context = await chromium.launchPersistentContext(join(dir, "chromium-profile"), {
-      executablePath: CHROMIUM,
-      headless: true,
-      // The harness CA is not in chromium's store; localhost is pinned to the loopback address.
-      ignoreHTTPSErrors: true,
-      args: ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking", "--disable-sync", "--host-resolver-rules=MAP localhost 127.0.0.1"],
-    });
-    context.setDefaultTimeout(STEP_MS);
+    // The harness CA is not in chromium's store; localhost (the provider's site) is the loopback address.
+    context = await launchBrowser(dir, STEP_MS, { ignoreHTTPSErrors: true, loopbackHosts: ["localhost"] });
     page = context.pages()[0] ?? (await context.newPage());
   });
 
@@ -141,11 +180,57 @@ describe("SSO in headless chromium against a real OpenID provider", () => {
     const response = await page.request.get(`${sidecarUrl}/`);
     const html = await response.text();
     assert.match(html, /authMode:\s*"builtin"/);
-    // Dagu 2's template carries the SSO keys; the UI then renders the button with this label.
-    if (/oidcEnabled/.test(await (await fetch(`${dagu.url}/`)).text())) {
-      assert.match(html, /oidcEnabled:\s*true/);
-      assert.match(html, /oidcButtonLabel:\s*"Sign in with Test IdP"/);
-    }
+    // What Dagu 2's UI reads (ui/src/pages/login.tsx): config.oidcEnabled and config.oidcButtonLabel.
+    assert.match(await (await fetch(`${dagu.url}/`)).text(), /oidcEnabled: "false" === "true"/, "Dagu itself has no SSO");
+    assert.match(html, /oidcEnabled:\s*true/);
+    assert.match(html, /oidcButtonLabel:\s*"Sign in with Test IdP"/);
+  });
+
+  test("through Dagu's login page: its SSO button, the provider, and Dagu's UI logged in with the mapped role", async () => {
+    provider.accounts.set("otto", { email: "otto@example.com", email_verified: true, preferred_username: "otto", groups: ["ops"] });
+    await page.goto(sidecarUrl);
+    await page.waitForURL(`${sidecarUrl}/login`);
+    await signedOutEverywhere();
+    const landed = await clickSsoButton("otto");
+    assert.equal(landed.pathname, "/login");
+    assert.equal(landed.searchParams.get("welcome"), "true", "a new user");
+    // Dagu's UI keeps the token and goes to the dashboard, logged in as otto with the ops group's role.
+    await page.waitForURL(`${sidecarUrl}/`);
+    await page.getByRole("tab", { name: "Timeline" }).waitFor();
+    const token = await page.evaluate<string | null>("localStorage.getItem('dagu_auth_token')");
+    assert.ok(token, "Dagu's UI holds the sidecar's token");
+    assert.equal(claimsOf(token).role, "operator");
+    await page.getByRole("button", { name: "otto", exact: true }).click();
+    const menu = page.getByRole("menu");
+    await menu.getByText("otto", { exact: true }).waitFor();
+    await menu.getByText("operator", { exact: true }).waitFor();
+    await page.keyboard.press("Escape");
+    // An operator's view: DAGs and runs, no Base Config (developer and up; in the Workflows group, open on
+    // /dags) and no Administration (admin).
+    await page.goto(`${sidecarUrl}/dags`);
+    await page.getByText("Executions", { exact: true }).first().waitFor();
+    assert.equal(await page.getByText("Base Config", { exact: true }).count(), 0, "no Base Config for an operator");
+    assert.equal(await page.getByText("Administration", { exact: true }).count(), 0, "no Administration for an operator");
+  });
+
+  test("strict mode: a login no rule maps is refused on Dagu's login page, with nothing that helps an attacker", async () => {
+    await writeCredentials([], { ...MAPPING, roleAttributeStrict: true });
+    provider.accounts.set("nemo", { email: "nemo@example.com", email_verified: true, preferred_username: "nemo", groups: ["secret-group-x"] });
+    await signedOutEverywhere();
+    const before = await ssoRecords();
+    const landed = await clickSsoButton("nemo");
+    assert.equal(landed.pathname, "/login");
+    assert.equal(landed.hash, "", "no token");
+    await page.waitForURL((url) => url.pathname === "/login" && url.searchParams.has("error"));
+    const shown = page.getByText(/^Authentication failed/);
+    await shown.waitFor();
+    const message = (await shown.textContent()) ?? "";
+    assert.equal(message, "Authentication failed: no role is mapped for your account");
+    for (const detail of ["nemo", "secret-group-x", "example.com", "groups", "strict"]) assert.ok(!message.includes(detail), `the message names no ${detail}`);
+    assert.equal(await page.evaluate("localStorage.getItem('dagu_auth_token')"), null);
+    await page.getByRole("button", { name: "Sign In", exact: true }).waitFor();
+    assert.deepEqual(await ssoRecords(), before, "nothing provisioned");
+    await writeCredentials();
   });
 
   test("the whole redirect flow: provider's login form, callback, /login#token= with the mapped role; a new user is welcomed", async () => {
@@ -159,11 +244,27 @@ describe("SSO in headless chromium against a real OpenID provider", () => {
     const { token: before, welcome } = await signInThroughProvider("rosa");
     assert.equal(welcome, false, "no welcome for a known user");
     await writeCredentials([{ id: "declared-rosa", username: "rosa", role: "developer", email: "rosa@example.com", sso: true, passwordChangedAt: "2026-01-01T00:00:00Z", disabled: false, allowPasswordChange: false }]);
-    for (let i = 0; i < 200 && !sidecar.lines().some((l) => l.msg === "credentials loaded" && l.generation === generation); i++) await new Promise((r) => setTimeout(r, 25));
     assert.equal((await me(before)).status, 401, "the record's token ends once a DaguUser pins the person");
     const { token: after } = await signInThroughProvider("rosa");
     assert.equal(claimsOf(after).sub, "declared-rosa");
     assert.equal(claimsOf(after).role, "developer");
     assert.equal((await me(after)).status, 200);
+  });
+
+  test("the admin sees the SSO users on Dagu's Users page, marked SSO, with their roles", async () => {
+    await signedOutEverywhere();
+    await page.goto(`${sidecarUrl}/login`);
+    await page.locator("#username").fill("admin");
+    await page.locator("#password").fill("admin-password-1");
+    await page.getByRole("button", { name: "Sign In", exact: true }).click();
+    await page.waitForURL((url) => url.pathname !== "/login");
+    await page.goto(`${sidecarUrl}/users`);
+    // otto: created by SSO (a record); rosa: now the DaguUser that pins her (sso: true, no password).
+    for (const [name, role] of [["otto", "operator"], ["rosa", "developer"]] as const) {
+      const row = page.getByRole("row").filter({ has: page.getByRole("cell", { name, exact: true }) });
+      await row.getByText("SSO", { exact: true }).waitFor();
+      await row.getByText(role, { exact: true }).waitFor();
+    }
+    await page.getByRole("row").filter({ has: page.getByRole("cell", { name: /^admin\b/ }) }).getByText("Local", { exact: true }).waitFor();
   });
 });

@@ -460,6 +460,57 @@ describe("single sign-on against a real OpenID provider", () => {
     }
   });
 
+  test("standalone without an initial admin: SSO waits for Dagu's setup page (as Dagu v2.15.1), and a user it creates then counts as a user", async () => {
+    // The port of the test above (registered at the provider), free again once that sidecar stopped.
+    const home = await mkdtemp(join(tmpdir(), "sso-setup-"));
+    try {
+      const caFile = join(home, "ca.pem");
+      await writeFile(caFile, provider.ca.certPem);
+      const url = `http://127.0.0.1:${standalonePort.port}`;
+      const config = ["auth:", "  mode: builtin", "  oidc:", "    client_id: dagu", `    client_secret: ${CLIENT_SECRET}`, `    client_url: ${url}`, `    issuer: ${provider.issuer}`];
+      await writeFile(join(home, "config.yaml"), config.join("\n"));
+      const stateFile = join(home, "state", "sidecar-state.json");
+      const standalone = await startSidecar({
+        upstream: dagu.url,
+        port: standalonePort.port,
+        args: ["--config", join(home, "config.yaml"), "--state-dir", join(home, "state")],
+        env: { PATH: process.env.PATH ?? "", NODE_EXTRA_CA_CERTS: caFile },
+      });
+      try {
+        const page = async () => (await (await fetch(`${url}/`)).text()).match(/setupRequired:\s*(true|false)/)?.[1];
+        const ssoRecords = async () => Object.keys((JSON.parse(await readFile(stateFile, "utf8").catch(() => "{}")) as { ssoUsers?: SsoUsers }).ssoUsers ?? {}).length;
+        assert.equal(await page(), "true", "Dagu's setup page: no user yet");
+        // Before setup, both SSO routes send the browser to the setup page, never to the provider.
+        const browser = new Browser(provider.ca);
+        const start = await browser.get(`${url}/oidc-login`);
+        assert.equal(start.status, 302);
+        assert.equal(start.location, `${url}/setup`);
+        const callback = await browser.get(`${url}/oidc-callback?code=c&state=s`);
+        assert.equal(callback.location, `${url}/setup`);
+        assert.equal(await ssoRecords(), 0, "nothing provisioned");
+
+        const setup = await fetch(`${url}${api}/auth/setup`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ username: "root", password: "root-password-1" }) });
+        assert.equal(setup.status, 200, await setup.clone().text());
+        assert.equal(await page(), "false");
+        account("sina", { email: "sina@example.com", preferred_username: "sina", groups: [] });
+        const go = await browser.get(`${url}/oidc-login`);
+        assert.ok(go.location?.startsWith(provider.issuer), `to the provider once setup is done, not ${go.location}`);
+        const done = await browser.get(await authorize(browser, go.location!, "sina", `${url}/oidc-callback`));
+        const token = new URLSearchParams(new URL(done.location!, url).hash.slice(1)).get("token");
+        assert.ok(token, `a token, not ${done.location}`);
+        assert.equal(claimsOf(token).role, "viewer", "the default role");
+        assert.equal(await ssoRecords(), 1);
+        // Setup stays closed (users and SSO users count, as in Dagu's user count).
+        const again = await fetch(`${url}${api}/auth/setup`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ username: "other", password: "other-password-1" }) });
+        assert.equal(again.status, 403);
+      } finally {
+        await standalone.stop();
+      }
+    } finally {
+      await rm(home, { recursive: true, force: true });
+    }
+  });
+
   test("no secret in the sidecar's logs: client secret, codes, tokens", async (t) => {
     account("zed", { email: "zed@example.com", preferred_username: "zed" });
     const result = await ssoLogin("zed");

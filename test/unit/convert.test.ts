@@ -625,4 +625,50 @@ describe("--state-dir: what a standalone sidecar created", () => {
       await rm(dir, { recursive: true, force: true });
     }
   });
+
+  test("users single sign-on created become DaguUsers with sso: true and their email; one without an email is named, not converted", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "dagu-convert-sso-"));
+    try {
+      const stateDir = join(dir, "state");
+      const source = new DaguConfigCredentialSource({ env: { DAGU_AUTH_MODE: "builtin" }, stateDir: new StateDir(stateDir), trustedProxies: [] });
+      await source.start();
+      await source.management()!.setup("admin", "admin-password-1");
+      const record = (username: string, role: "operator" | "viewer", email: string | undefined, createdAt: string, disabled = false) => ({
+        issuer: "https://idp.example.com",
+        subject: `sub-${username}`,
+        username,
+        ...(email ? { email } : {}),
+        role,
+        createdAt,
+        updatedAt: createdAt,
+        ...(disabled ? { disabled: true } : {}),
+      });
+      await source.updateSsoUsers(() => ({
+        users: {
+          "sso:00000000-0000-4000-8000-000000000002": record("rosa", "operator", "rosa@example.com", "2026-01-02T00:00:00Z"),
+          "sso:00000000-0000-4000-8000-000000000001": record("Old.Timer", "viewer", "old@example.com", "2026-01-01T00:00:00Z", true),
+          "sso:00000000-0000-4000-8000-000000000003": record("nomail", "viewer", undefined, "2026-01-03T00:00:00Z"),
+        },
+        result: undefined,
+      }));
+      await source.stop();
+
+      const r = await run([fixture("page-builtin-no-admin.yaml"), "--state-dir", stateDir]);
+      assert.equal(r.code, 0, r.stderr);
+      const users = parseAllDocuments(r.stdout).map((d) => d.toJS() as { kind: string; metadata: { name: string }; spec: Record<string, unknown> }).filter((d) => d.kind === "DaguUser");
+      assert.deepEqual(
+        users.filter((u) => u.spec.sso === true).map((u) => [u.metadata.name, u.spec.username, u.spec.role, u.spec.email, u.spec.disabled ?? false, u.spec.password]),
+        [
+          ["old.timer", "Old.Timer", "viewer", "old@example.com", true, undefined],
+          ["rosa", "rosa", "operator", "rosa@example.com", false, undefined],
+        ],
+      );
+      assert.deepEqual(users.map((u) => u.spec.username), ["admin", "Old.Timer", "rosa"], "the admin with a password, then the SSO users by creation");
+      assert.match(r.stderr, /WARNING: --state-dir SSO user nomail: not converted: it has no email/);
+      assert.match(r.stderr, /WARNING: --state-dir SSO users: Old\.Timer \(viewer\), rosa \(operator\): DaguUsers with sso: true/);
+      assert.doesNotMatch(r.stderr, /sub-rosa|idp\.example\.com/, "issuer and subject are not carried (the email matches)");
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
 });

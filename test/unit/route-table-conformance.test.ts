@@ -191,7 +191,7 @@ describe("route table invariants", () => {
     assert.equal(health?.access, "public");
   });
 
-  test("the sidecar answers auth, users, API keys, the webhook trigger and webhook reads", () => {
+  test("the sidecar answers auth, users, API keys, the webhook trigger, webhook reads and the license status", () => {
     const sidecar = DAGU_ROUTES.filter((route) => route.access === "sidecar");
     const expected = (route: DaguRoute): boolean =>
       route.path.startsWith("/auth/") ||
@@ -200,7 +200,7 @@ describe("route table invariants", () => {
       route.path === "/api-keys" ||
       route.path.startsWith("/api-keys/") ||
       (route.method === "POST" && route.path === "/webhooks/{fileName}") ||
-      (route.method === "GET" && (route.path === "/webhooks" || route.path === "/dags/{fileName}/webhook"));
+      (route.method === "GET" && (route.path === "/webhooks" || route.path === "/dags/{fileName}/webhook" || route.path === "/license/status"));
     assert.deepEqual(
       sidecar.map((route) => route.operationId).sort(),
       DAGU_ROUTES.filter(expected).map((route) => route.operationId).sort(),

@@ -104,6 +104,22 @@ describe("first-run setup (no initial admin)", () => {
     }
   });
 
+  test("a user single sign-on created counts as a user (Dagu's user count): setup is over and stays refused", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "standalone-setup-sso-"));
+    try {
+      await withSource(NO_ADMIN, dir, async (source) => {
+        const m = source.management()!;
+        assert.equal(m.setupRequired(), true);
+        const at = "2026-01-01T00:00:00Z";
+        await source.updateSsoUsers(() => ({ users: { "sso:00000000-0000-4000-8000-000000000001": { issuer: "https://idp.example.com", subject: "s", username: "sam", role: "viewer", createdAt: at, updatedAt: at } }, result: undefined }));
+        assert.equal(m.setupRequired(), false);
+        await assert.rejects(m.setup("root", "root-password-1"), refusedWith(403, /Setup has already been completed/));
+      });
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
   test("a configured initial admin means setup is done; without --state-dir nothing can be created", async () => {
     await withSource(PAGE_ENV, undefined, async (source) => {
       const m = source.management()!;

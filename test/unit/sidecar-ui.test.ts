@@ -75,3 +75,58 @@ test("compressed pages are decoded before the rewrite; unknown encodings are not
   assert.equal(isHtml("text/html; charset=utf-8"), true);
   assert.equal(isHtml("application/json"), false);
 });
+
+/** Dagu v2.15.1's page from the end of getConfig(): its license object as the template renders it (community). */
+const DAGU2_LICENSE_PAGE = `<script>
+  function getConfig() {
+    return {
+      apiURL: "/api/v1",
+      basePath: "",
+      authMode: "none",
+      license: {
+        valid: "false" === "true",
+        plan: "",
+        expiry: "",
+        features: (() => { try { return JSON.parse('[]'); } catch { return []; } })(),
+        gracePeriod: "false" === "true",
+        graceEndsAt: "",
+        community: "true" === "true",
+        source: "",
+        warningCode: "",
+        error: "",
+      },
+      paths: {
+        dagsDir: "/dags",
+      },
+    };
+  }
+</script>
+<script defer="defer" src="/assets/bundle.js?v=2.15.1"></script>`;
+
+/** getConfig() as the browser would evaluate it. */
+function configOf(html: string): Record<string, unknown> {
+  const script = /<script>([\s\S]*?function getConfig[\s\S]*?)<\/script>/.exec(html)![1]!;
+  return new Function(`${script}; return getConfig();`)() as Record<string, unknown>;
+}
+
+test("Dagu 2's license: what the sidecar gives (roles and SSO, valid, no community limit); the rest of the page stays", () => {
+  const out = rewriteGetConfig(DAGU2_LICENSE_PAGE, { authMode: "builtin" })!;
+  const config = configOf(out);
+  assert.deepEqual(config.license, { valid: true, plan: "dagu-auth", expiry: "", features: ["rbac", "sso"], gracePeriod: false, graceEndsAt: "", community: true, source: "dagu-auth", warningCode: "", error: "" });
+  assert.deepEqual(config.paths, { dagsDir: "/dags" });
+  assert.equal(config.authMode, "builtin");
+  assert.doesNotMatch(out, /data-dagu-auth|MutationObserver/, "no notice script where management works");
+  // A page without a license object (Dagu 1) gets none.
+  assert.equal(configOf(rewriteGetConfig(DAGU1_PAGE, { authMode: "builtin" })!).license, undefined);
+});
+
+test("managed in the cluster: one notice script after getConfig(), in its own element, before the bundle", () => {
+  const out = rewriteGetConfig(DAGU2_LICENSE_PAGE, { authMode: "builtin", managedInCluster: true })!;
+  assert.equal(out.match(/<script>/g)!.length, 2);
+  assert.ok(out.indexOf("MutationObserver") > out.indexOf("function getConfig"));
+  assert.ok(out.indexOf("MutationObserver") < out.indexOf("bundle.js"));
+  assert.match(out, /kubectl get/);
+  // It parses as JavaScript.
+  const notice = /<script>(\(function \(\) \{[\s\S]*?)<\/script>/.exec(out)![1]!;
+  assert.doesNotThrow(() => new Function(notice));
+});

@@ -19,6 +19,7 @@ import type { LocalCall, LocalOutcome } from "./local-call.ts";
 import { handleManagementWrite, MANAGEMENT_WRITES } from "./management-api.ts";
 import type { DaguRoute } from "../../dagu/routes.ts";
 import { changeTimestamp } from "../credentials/password-changes.ts";
+import { SIDECAR_LICENSE } from "../ui/config-rewrite.ts";
 
 /** Login and change-password bodies are tiny; anything bigger is not a login. */
 const AUTH_BODY_LIMIT = 16 * 1024;
@@ -80,6 +81,10 @@ export class AuthApi {
         return this.#changePassword(call);
       case "setup":
         return this.#setup(call);
+      case "getLicenseStatus":
+        // What the sidecar gives every cluster, not Dagu's community answer (docs/adr/0017).
+        sendJson(call.res, 200, SIDECAR_LICENSE);
+        return {};
       case "listUsers":
         sendJson(call.res, 200, { users: call.snapshot.credentials.users.map((u) => userJson(this.#deps.profile(), u)) });
         return {};
@@ -267,6 +272,7 @@ const HANDLED = new Set([
   "getAPIKey",
   "listWebhooks",
   "getDAGWebhook",
+  "getLicenseStatus",
 ]);
 
 /** Too many password checks already wait in this process: refused at once, nothing hashed or counted. */

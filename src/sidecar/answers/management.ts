@@ -80,9 +80,14 @@ export class StandaloneManagement {
     return { users: s?.users ?? {}, apiKeys: s?.apiKeys ?? {}, webhooks: s?.webhooks ?? {} };
   }
 
-  /** Dagu's first-run condition: no user at all (a configured initial admin counts). */
+  /**
+   * Dagu's first-run condition: no user at all (a configured initial admin counts, and so does a user
+   * single sign-on created, as in Dagu's user count). SSO cannot create the first user: while this holds,
+   * the SSO routes send the browser to the setup page, as Dagu v2.15.1 does (docs/adr/0017).
+   */
   setupRequired(): boolean {
-    return this.#options.declared() === undefined && Object.keys(this.records().users).length === 0;
+    const s = this.#options.state?.current();
+    return this.#options.declared() === undefined && Object.keys(s?.users ?? {}).length === 0 && Object.keys(s?.ssoUsers ?? {}).length === 0;
   }
 
   // --- users --------------------------------------------------------------------------------------
@@ -101,7 +106,7 @@ export class StandaloneManagement {
     checkUsername(username);
     const { user } = await this.#hash(password, username, "admin");
     return this.#change(state, (s) => {
-      if (this.#options.declared() !== undefined || Object.keys(s.users).length > 0) throw done();
+      if (this.#options.declared() !== undefined || Object.keys(s.users).length > 0 || Object.keys(s.ssoUsers).length > 0) throw done();
       return { ...s, users: { [user.id]: user } };
     }, () => user);
   }

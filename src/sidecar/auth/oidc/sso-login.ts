@@ -24,6 +24,7 @@ import { provision } from "./sso-users.ts";
 export const SSO_LOGIN_PATH = "/oidc-login";
 export const SSO_CALLBACK_PATH = "/oidc-callback";
 const LOGIN_PAGE = "/login";
+const SETUP_PAGE = "/setup";
 
 /** What happened, for the audit line. */
 export interface SsoOutcome {
@@ -73,6 +74,12 @@ export class SsoLogin {
     if (req.method !== "GET" && req.method !== "HEAD") {
       sendError(res, 405, "bad_request", "only GET", { Allow: "GET" });
       return { status: 405, decision: "deny", reason: "method" };
+    }
+    // As Dagu v2.15.1: no SSO before the first admin exists (a standalone sidecar's setup page), so the
+    // first account is never one the identity provider chose.
+    if (snapshot.credentials.mode === "builtin" && this.#store.source.management?.()?.setupRequired()) {
+      redirect(res, SETUP_PAGE, clearFlow(settings.clientUrl));
+      return { status: 302, decision: "deny", reason: "setup_required" };
     }
     return route === "login" ? this.#start(res, snapshot, settings) : this.#callback(req, res, snapshot, settings);
   }
