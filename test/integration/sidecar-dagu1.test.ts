@@ -67,8 +67,8 @@ describe("Dagu v1.30.3 behind the sidecar", () => {
     ["encoded slashes inside a parameter", () => httpText("GET", `${API}/dags/..%2F..%2Fv1%2Fdags`, [admin()]), 400],
     ["overlong UTF-8 dot", () => httpText("GET", `${API}/%C0%AE%C0%AE/v1/dags`, [admin()]), 400],
     ["backslash dot-dot", () => httpText("GET", `${API}\\..\\v1\\dags`, [admin()]), 400],
-    ["encoded API prefix", () => httpText("GET", "/api/%76%31/dags"), 404],
-    ["encoded /api", () => httpText("GET", "/%61pi/v1/dags"), 404],
+    ["encoded API prefix", () => httpText("GET", "/api/%76%31/dags"), 400],
+    ["encoded /api", () => httpText("GET", "/%61pi/v1/dags"), 400],
     ["upper-case legacy prefix", () => httpText("GET", "/API/v1/dags"), 404],
     ["double slash before the legacy prefix", () => httpText("GET", "//api/v1/dags"), 400],
   ];

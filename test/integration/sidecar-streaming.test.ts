@@ -130,7 +130,8 @@ describe("Dagu 2.x upstream", () => {
     fake.clear();
     for (const path of ["/mcp/tools", "/MCP", "/%6dcp", "/x/mcp", "/oidc-login", "/oidc-callback?code=x"]) {
       const r = await fetch(`${sidecar.url}${path}`, { headers: { authorization: `Bearer ${tokens.admin}` } });
-      assert.equal(r.status, 404, path);
+      // An escaped unreserved character (`%6d`) is a malformed path (400) before it is anything else.
+      assert.equal(r.status, path.includes("%") ? 400 : 404, path);
       await r.arrayBuffer();
     }
     const mcpPost = await fetch(`${sidecar.url}/mcp`, { method: "POST", body: "{}" });
