@@ -267,3 +267,18 @@ export async function spawnOperator(options: { kubeconfig: string; lease?: { nam
     },
   };
 }
+
+/** The harness modules a fault test uses, loaded once the environment names its cluster (they read it on import). */
+export interface FaultEnv {
+  readonly cluster: FaultCluster;
+  readonly R: typeof import("../harness/resources.ts");
+  readonly K: typeof import("../../dev/kube.ts") & typeof import("../harness/per-test.ts");
+  readonly O: typeof import("../../dev/operator-account.ts");
+}
+
+/** Starts this file's own control plane, then loads the harness against it. */
+export async function openFaultEnv(): Promise<FaultEnv> {
+  const cluster = await startFaultCluster();
+  const [R, kube, perTest, O] = await Promise.all([import("../harness/resources.ts"), import("../../dev/kube.ts"), import("../harness/per-test.ts"), import("../../dev/operator-account.ts")]);
+  return { cluster, R, K: { ...kube, ...perTest }, O };
+}

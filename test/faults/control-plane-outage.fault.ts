@@ -8,20 +8,17 @@ import assert from "node:assert/strict";
 import { mkdtemp } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { kubeconfigFile, sleep, spawnOperator, startFaultCluster, startPartition, type FaultCluster } from "./cluster.ts";
+import { kubeconfigFile, sleep, spawnOperator, openFaultEnv, startPartition, type FaultCluster, type FaultEnv } from "./cluster.ts";
 import { startDagu } from "../harness/dagu.ts";
 import { startSidecar, type SidecarInstance } from "../harness/sidecar.ts";
 
 let cluster: FaultCluster;
-let R: typeof import("../harness/resources.ts");
-let K: typeof import("../../dev/kube.ts") & typeof import("../harness/per-test.ts");
-let O: typeof import("../../dev/operator-account.ts");
+let R: FaultEnv["R"];
+let K: FaultEnv["K"];
+let O: FaultEnv["O"];
 
 before(async () => {
-  cluster = await startFaultCluster();
-  let kube, perTest;
-  [R, kube, perTest, O] = await Promise.all([import("../harness/resources.ts"), import("../../dev/kube.ts"), import("../harness/per-test.ts"), import("../../dev/operator-account.ts")]);
-  K = { ...kube, ...perTest };
+  ({ cluster, R, K, O } = await openFaultEnv());
 });
 after(async () => cluster?.close());
 

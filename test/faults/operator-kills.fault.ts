@@ -14,7 +14,7 @@ import { sha256Hex } from "../../src/common/tokens.ts";
 import { parseCredentials, type Credentials } from "../../src/api/index.ts";
 import { Informer } from "../../src/common/kube/informer.ts";
 import type { KubeObject } from "../../src/common/kube/client.ts";
-import { kubeconfigFile, seededRandom, sleep, spawnOperator, startFaultCluster, type FaultCluster, type OperatorProcess } from "./cluster.ts";
+import { kubeconfigFile, seededRandom, sleep, spawnOperator, openFaultEnv, type FaultCluster, type FaultEnv, type OperatorProcess } from "./cluster.ts";
 
 const SEED = Number(process.env.FAULTS_SEED ?? Math.floor(Math.random() * 2 ** 31));
 const KILLS = Math.max(20, Number(process.env.FAULTS_KILLS ?? 24));
@@ -23,16 +23,12 @@ const KEYS = 12;
 const HOOKS = 8;
 
 let cluster: FaultCluster;
-let R: typeof import("../harness/resources.ts");
-let K: typeof import("../../dev/kube.ts") & typeof import("../harness/per-test.ts");
-let O: typeof import("../../dev/operator-account.ts");
+let R: FaultEnv["R"];
+let K: FaultEnv["K"];
+let O: FaultEnv["O"];
 
 before(async () => {
-  cluster = await startFaultCluster();
-  // Loaded once the environment names this cluster (resources.ts reads it on import).
-  let kube, perTest;
-  [R, kube, perTest, O] = await Promise.all([import("../harness/resources.ts"), import("../../dev/kube.ts"), import("../harness/per-test.ts"), import("../../dev/operator-account.ts")]);
-  K = { ...kube, ...perTest };
+  ({ cluster, R, K, O } = await openFaultEnv());
 });
 after(async () => cluster?.close());
 

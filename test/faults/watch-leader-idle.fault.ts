@@ -12,22 +12,19 @@ import { mkdtemp } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import * as k8s from "@kubernetes/client-node";
-import { kubeconfigFile, sleep, spawnOperator, startFaultCluster, startPartition, type FaultCluster, type OperatorProcess } from "./cluster.ts";
+import { kubeconfigFile, sleep, spawnOperator, openFaultEnv, startPartition, type FaultCluster, type FaultEnv, type OperatorProcess } from "./cluster.ts";
 import { startDagu } from "../harness/dagu.ts";
 import { startSidecar } from "../harness/sidecar.ts";
 
 const IDLE_SECONDS = Number(process.env.FAULTS_IDLE_SECONDS ?? 180);
 
 let cluster: FaultCluster;
-let R: typeof import("../harness/resources.ts");
-let K: typeof import("../../dev/kube.ts") & typeof import("../harness/per-test.ts");
-let O: typeof import("../../dev/operator-account.ts");
+let R: FaultEnv["R"];
+let K: FaultEnv["K"];
+let O: FaultEnv["O"];
 
 before(async () => {
-  cluster = await startFaultCluster();
-  let kube, perTest;
-  [R, kube, perTest, O] = await Promise.all([import("../harness/resources.ts"), import("../../dev/kube.ts"), import("../harness/per-test.ts"), import("../../dev/operator-account.ts")]);
-  K = { ...kube, ...perTest };
+  ({ cluster, R, K, O } = await openFaultEnv());
 });
 after(async () => cluster?.close());
 
