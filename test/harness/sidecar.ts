@@ -83,7 +83,8 @@ export async function startSidecar(options: {
       await response.arrayBuffer();
       // Ready is answered before stdout's "sidecar listening" line may have arrived here: wait for it
       // (metricsUrl() reads it) unless metrics are off.
-      const metricsOff = options.args !== undefined && options.args[options.args.indexOf("--metrics-listen") + 1] === "off" && options.args.includes("--metrics-listen");
+      const at = options.args?.indexOf("--metrics-listen") ?? -1;
+      const metricsOff = at >= 0 && options.args?.[at + 1] === "off";
       if (response.ok && (metricsOff || instance.lines().some((l) => l.msg === "sidecar listening"))) return instance;
     } catch {
       // not listening yet
