@@ -29,6 +29,7 @@ let built: TestCredentials;
 let generation = 1;
 let api: string;
 let standalonePort: Awaited<ReturnType<typeof reservePort>>;
+let basedPort: Awaited<ReturnType<typeof reservePort>>;
 
 const baseOidc = (): OidcSettings => ({
   issuer: provider.issuer,
@@ -148,8 +149,9 @@ describe("single sign-on against a real OpenID provider", () => {
     const port = reserved.port;
     sidecarUrl = `http://127.0.0.1:${port}`;
     const redirect = `${sidecarUrl}/oidc-callback`;
-    const basedRedirect = `${sidecarUrl}${BASE}/oidc-callback`;
     standalonePort = await reservePort();
+    basedPort = await reservePort();
+    const basedRedirect = `http://127.0.0.1:${basedPort.port}${BASE}/oidc-callback`;
     const standaloneRedirect = `http://127.0.0.1:${standalonePort.port}/oidc-callback`;
     provider = await startProvider({ clients: [{ clientId: "dagu", clientSecret: CLIENT_SECRET, redirectUris: [redirect, standaloneRedirect, basedRedirect] }, { clientId: "other", clientSecret: OTHER_SECRET, redirectUris: [redirect] }] });
     otherProvider = await startProvider({ clients: [{ clientId: "dagu", clientSecret: CLIENT_SECRET, redirectUris: [redirect] }], ca: provider.ca });
@@ -166,6 +168,9 @@ describe("single sign-on against a real OpenID provider", () => {
     await dagu?.stop();
     await provider?.stop();
     await otherProvider?.stop();
+    // Held until a test releases them (a filtered run may not): a held port keeps the process alive.
+    await standalonePort?.release();
+    await basedPort?.release();
     if (dir) await rm(dir, { recursive: true, force: true });
   });
 
@@ -186,32 +191,49 @@ describe("single sign-on against a real OpenID provider", () => {
     assert.equal(off.status, 404, "without OIDC settings the SSO routes do not exist");
   });
 
-  test("under Dagu's base path (the client URL's path): the routes, every redirect and the callback URL are below it", async () => {
-    await configure({ clientUrl: `${sidecarUrl}${BASE}`, roleMapping: { groupMappings: { ops: "operator" } } });
+  test("under Dagu's base path (the client URL's path): its page's button target, every redirect and the callback URL are below it", async (t) => {
+    // A Dagu of its own with DAGU_BASE_PATH, and a sidecar in front (--dagu-api forced: detection fails closed under a base path).
+    const based = await startDagu({ basePath: BASE });
+    t.after(() => based.stop());
+    const basedUrl = `http://127.0.0.1:${basedPort.port}`;
+    const file = join(dir, "based-credentials.json");
+    const oidc: OidcSettings = { ...baseOidc(), clientUrl: `${basedUrl}${BASE}`, roleMapping: { ...baseOidc().roleMapping, groupMappings: { ops: "operator" } } };
+    await writeFile(file, JSON.stringify({ ...built.credentials, generation: 1, oidc }));
+    await basedPort.release();
+    const front = await startSidecar({ upstream: based.url, port: basedPort.port, args: ["--credentials-file", file, "--state-dir", join(dir, "based-state"), "--dagu-api", api === "/api/v1" ? "v1" : "v2"] });
+    t.after(() => front.stop());
     account("basil", { email: "basil@example.com", email_verified: true, preferred_username: "basil", groups: ["ops"] });
+
+    // Where Dagu's login page sends the SSO button: `${config.basePath}/oidc-login` (ui/src/pages/login.tsx).
+    const page = await (await fetch(`${basedUrl}${BASE}/login`)).text();
+    const basePath = /basePath:\s*"([^"]*)"/.exec(page)?.[1];
+    assert.equal(basePath, BASE, "Dagu's page says its base path");
     const browser = new Browser(provider.ca);
-    const outside = await browser.get(`${sidecarUrl}/oidc-login`);
-    assert.equal(outside.status, 404, "not at the root any more");
-    const start = await browser.get(`${sidecarUrl}${BASE}/oidc-login`);
+    assert.equal((await browser.get(`${basedUrl}/oidc-login`)).status, 404, "not at the root");
+    const start = await browser.get(`${basedUrl}${basePath}/oidc-login`);
     assert.equal(start.status, 302);
     const authUrl = new URL(start.location!);
     assert.equal(authUrl.origin, new URL(provider.issuer).origin);
-    assert.equal(authUrl.searchParams.get("redirect_uri"), `${sidecarUrl}${BASE}/oidc-callback`, "<client_url>/oidc-callback, as Dagu registers it");
-    const callback = await authorize(browser, authUrl.href, "basil", `${sidecarUrl}${BASE}/oidc-callback`);
-    assert.equal(new URL(callback).pathname, `${BASE}/oidc-callback`);
+    assert.equal(authUrl.searchParams.get("redirect_uri"), `${basedUrl}${BASE}/oidc-callback`, "<client_url>/oidc-callback, as Dagu builds it");
+    const callback = await authorize(browser, authUrl.href, "basil", `${basedUrl}${BASE}/oidc-callback`);
     const done = await browser.get(callback);
     assert.equal(done.status, 302);
-    const landed = new URL(done.location!, sidecarUrl);
-    assert.equal(landed.pathname, `${BASE}/login`);
+    const landed = new URL(done.location!);
+    assert.equal(landed.origin + landed.pathname, `${basedUrl}${BASE}/login`);
     assert.equal(landed.searchParams.get("welcome"), "true");
     const token = new URLSearchParams(landed.hash.slice(1)).get("token");
     assert.ok(token, done.location);
     assert.equal(claimsOf(token).role, "operator");
-    assert.equal((await me(token)).status, 200, "the flow completes: the token works");
+    const me = await fetch(`${basedUrl}${api}/auth/me`, { headers: { authorization: `Bearer ${token}` } });
+    assert.equal(me.status, 200, "the flow completes: the token works");
+    // Where the browser lands is Dagu's login page under its base path (through the sidecar).
+    const loginPage = await fetch(`${basedUrl}${BASE}/login?welcome=true`);
+    assert.equal(loginPage.status, 200);
+    assert.match(await loginPage.text(), /function getConfig\(\)/);
     // A refusal lands on the login page under the base path too (a callback without the flow cookie).
-    const refused = await new Browser(provider.ca).get(`${sidecarUrl}${BASE}/oidc-callback?code=x&state=y`);
+    const refused = await new Browser(provider.ca).get(`${basedUrl}${BASE}/oidc-callback?code=x&state=y`);
     assert.equal(refused.status, 302);
-    const error = new URL(refused.location!, sidecarUrl);
+    const error = new URL(refused.location!);
     assert.equal(error.pathname, `${BASE}/login`);
     assert.match(error.searchParams.get("error") ?? "", /login session was not found/);
   });
