@@ -1,0 +1,287 @@
+// node scripts/defence-removals.ts [id ...]: issue 12's "every test fails when its defence is removed",
+// made repeatable. Each entry names a defence in src/ (one exact piece of text and what replaces it, so the
+// defence is taken out or weakened), the test that must catch it, and the name pattern that selects that
+// test alone. For each entry: the source file is edited, the test runs once, the file is put back (also on
+// Ctrl-C), and one line is printed: the entry, whether the test failed as it must, and the first
+// assertion message of the failure. The whole output of each run goes to $DEFENCE_LOG_DIR (default a
+// temporary directory), printed at the end. Without ids it runs every entry (slow: the fault runs take
+// minutes each); `--list` prints the ids. A file with uncommitted changes is refused (its changes would be lost).
+//
+// Results are recorded in docs/reliability.md ("Defence removed → test fails").
+import { spawnSync } from "node:child_process";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { repoRoot } from "../dev/components.ts";
+
+interface Edit {
+  readonly file: string;
+  readonly find: string;
+  readonly replace: string;
+}
+
+interface Removal {
+  readonly id: string;
+  /** What the defence is, for the report. */
+  readonly defence: string;
+  /** Each: exact text that must occur once in `file`, and its replacement. */
+  readonly edits: readonly Edit[];
+  /** The test file, and a --test-name-pattern selecting the one test (omit for the whole file). */
+  readonly test: string;
+  readonly pattern?: string;
+  readonly env?: Readonly<Record<string, string>>;
+}
+
+const INTEGRATION = ["--test-global-setup=test/harness/global-setup.ts", "--test-concurrency=1", "--test-timeout=900000"];
+
+const HOSTILE = "test/integration/sidecar-hostile-traffic.test.ts";
+const ADVISORIES = "test/integration/sidecar-advisories.test.ts";
+
+export const REMOVALS: readonly Removal[] = [
+  // --- advisories (sidecar-advisories.test.ts) ---
+  {
+    id: "ghsa-6qr9",
+    defence: "src/dagu/routes.ts DAGU_ROUTES: POST /dag-runs (executeDAGRunFromSpec, an inline spec) needs developer; lowered to operator",
+    edits: [{ file: "src/dagu/routes.ts", find: `r("POST", "/dag-runs", "executeDAGRunFromSpec", "developer"),`, replace: `r("POST", "/dag-runs", "executeDAGRunFromSpec", "operator"),` }],
+    test: ADVISORIES,
+    pattern: "GHSA-6qr9",
+  },
+  {
+    id: "cve-2026-31882",
+    defence: "src/dagu/routes.ts DAGU_ROUTES: the event stream needs a credential; marked unauthenticated",
+    edits: [{ file: "src/dagu/routes.ts", find: `{ origin: "router", streaming: "sse" }`, replace: `{ origin: "router", streaming: "sse", unauthenticated: true }` }],
+    test: ADVISORIES,
+    pattern: "CVE-2026-31882",
+  },
+  {
+    id: "cve-2026-27598",
+    // Two layers, each enough alone: `%2e` is refused as an escape of an unreserved character before any
+    // decoding, and a segment that decodes to `.` or `..` is refused. With only one removed the test passes.
+    defence: "src/sidecar/routes/route-matcher.ts matchRoute: the unreserved-escape rule (`%2e`) and the decoded dot-segment check, both removed",
+    edits: [
+      { file: "src/sidecar/routes/route-matcher.ts", find: "isDotSegment(segment) || isDotSegment(decoded) ||", replace: "isDotSegment(segment) ||" },
+      { file: "src/sidecar/routes/route-matcher.ts", find: " || ENCODED_UNRESERVED.test(rawPath)) return BAD_PATH;", replace: ") return BAD_PATH;" },
+    ],
+    test: ADVISORIES,
+    pattern: "CVE-2026-27598",
+  },
+  {
+    id: "open-redirect",
+    defence: "src/sidecar/routes/route-matcher.ts matchRoute: `//` anywhere in a path is bad_path; removed",
+    edits: [{ file: "src/sidecar/routes/route-matcher.ts", find: `if (ENCODED_BACKSLASH.test(rawPath) || rawPath.includes("//")) return BAD_PATH;`, replace: "if (ENCODED_BACKSLASH.test(rawPath)) return BAD_PATH;" }],
+    test: ADVISORIES,
+    pattern: "open redirects",
+  },
+  {
+    id: "underscore-headers",
+    defence: "src/sidecar/proxy/headers.ts canonicalHeaderName: `_` read as `-`; removed (lower case only)",
+    edits: [{ file: "src/sidecar/proxy/headers.ts", find: `return name.toLowerCase().replaceAll("_", "-");`, replace: "return name.toLowerCase();" }],
+    test: ADVISORIES,
+    pattern: "X_Forwarded_User",
+  },
+  {
+    id: "skip-route-query",
+    defence: "src/sidecar/routes/admission.ts admit: only the matched path decides that a route is public; weakened to oauth2-proxy's skip-route regex over the whole target",
+    edits: [{ file: "src/sidecar/routes/admission.ts", find: "if (isUnauthenticated(route)) return", replace: String.raw`if (isUnauthenticated(route) || /\/health$/.test(target)) return` }],
+    test: ADVISORIES,
+    pattern: "skip-route regex",
+  },
+  {
+    id: "path-normalization",
+    defence: "src/sidecar/server.ts #forward: the path forwarded is the raw path admission matched; replaced by its decoded form (decodeURI)",
+    edits: [{ file: "src/sidecar/server.ts", find: "target: forwardedQuery === undefined ? path :", replace: "target: forwardedQuery === undefined ? decodeURI(path) :" }],
+    test: ADVISORIES,
+    pattern: "Pomerium path normalization",
+  },
+  {
+    id: "stale-claims",
+    defence: "src/sidecar/auth/authenticators.ts Authenticator#bearer: a token's role comes from the credentials in force; taken from the token's claims instead",
+    edits: [{ file: "src/sidecar/auth/authenticators.ts", find: "username: user.username, role: user.role, user }", replace: "username: user.username, role: result.claims.role as typeof user.role, user }" }],
+    test: ADVISORIES,
+    pattern: "stale claims",
+  },
+  {
+    id: "malformed-uri",
+    defence: "src/sidecar/routes/admission.ts admit (a malformed path is 400 wherever it points) and src/sidecar/routes/paths.ts isReservedPath (an undecodable segment is reserved): malformed paths outside the API let through as UI pages",
+    edits: [
+      { file: "src/sidecar/routes/admission.ts", find: `if ("error" in match && match.error === "bad_path")`, replace: `if ("error" in match && match.error === "bad_path" && path.startsWith(profile.prefix))` },
+      { file: "src/sidecar/routes/paths.ts", find: "    } catch {\n      return true;\n    }", replace: "    } catch {\n      continue;\n    }" },
+    ],
+    test: ADVISORIES,
+    pattern: "malformed-URI",
+  },
+  {
+    id: "case-split-throttle",
+    defence: "src/sidecar/auth/login-throttle.ts pairKey: the username folded to lower case; folding removed",
+    edits: [{ file: "src/sidecar/auth/login-throttle.ts", find: String.raw`const pairKey = (username: string, address: string) => ` + "`p:${address}\\u0000${username.toLowerCase()}`;", replace: String.raw`const pairKey = (username: string, address: string) => ` + "`p:${address}\\u0000${username}`;" }],
+    test: ADVISORIES,
+    pattern: "case-split throttle",
+  },
+  // --- hostile traffic (sidecar-hostile-traffic.test.ts) and its unit tests ---
+  {
+    id: "smuggling-parser",
+    // No sidecar code frames requests: Node's HTTP parser (llhttp, strict mode) is this defence.
+    defence: "src/sidecar/server.ts SidecarServer.start: Node's strict HTTP parser; `insecureHTTPParser: true` turns its strictness off",
+    edits: [{ file: "src/sidecar/server.ts", find: "      requireHostHeader: true,\n", replace: "      requireHostHeader: true,\n      insecureHTTPParser: true,\n" }],
+    test: HOSTILE,
+    pattern: "request smuggling",
+  },
+  {
+    id: "framing-parser",
+    // The trailer, the GET body and the pipelined requests after a refusal: kept apart by Node's framing.
+    defence: "src/sidecar/server.ts SidecarServer.start: Node's strict HTTP parser (the trailer, body-on-GET and pipelining tests); `insecureHTTPParser: true`",
+    edits: [{ file: "src/sidecar/server.ts", find: "      requireHostHeader: true,\n", replace: "      requireHostHeader: true,\n      insecureHTTPParser: true,\n" }],
+    test: HOSTILE,
+    pattern: "a valid chunked body|a body on GET|pipelined requests after",
+  },
+  {
+    id: "crlf-path",
+    defence: "src/sidecar/routes/route-matcher.ts matchRoute: a control character in a decoded segment is bad_path; removed",
+    edits: [{ file: "src/sidecar/routes/route-matcher.ts", find: " || CONTROL_CHARS.test(decoded)) {", replace: ") {" }],
+    test: HOSTILE,
+    pattern: "CRLF percent-encoded",
+  },
+  {
+    id: "settle-body",
+    defence: "src/sidecar/server.ts SidecarServer#settleBody: before a refusal, read what is left of the body (bounded) or close after the answer; made a no-op",
+    edits: [{ file: "src/sidecar/server.ts", find: `    if (!(await discardBody(req))) res.setHeader("Connection", "close");\n`, replace: "    void discardBody;\n" }],
+    test: HOSTILE,
+    pattern: "pipelined requests after",
+  },
+  {
+    id: "request-timeout",
+    defence: "src/sidecar/server.ts SidecarServer.start: Node's requestTimeout from --request-timeout; set to 0 (none)",
+    edits: [{ file: "src/sidecar/server.ts", find: "      requestTimeout: (this.#options.requestTimeoutSeconds ?? DEFAULTS.requestTimeoutSeconds) * 1000,\n", replace: "      requestTimeout: 0,\n" }],
+    test: HOSTILE,
+    pattern: "a body dripped",
+  },
+  {
+    id: "connection-limit",
+    defence: "src/sidecar/listener/connections.ts ConnectionLimiter: the total cap (--max-connections); never reached",
+    edits: [{ file: "src/sidecar/listener/connections.ts", find: `const over = this.#open >= this.#maxTotal ? "total" :`, replace: `const over = this.#open >= Infinity ? "total" :` }],
+    test: HOSTILE,
+    pattern: "a flood of connections",
+  },
+  {
+    id: "jwt-cache-bound",
+    defence: "src/sidecar/auth/jwt.ts JwtVerifier.verify: evict when the cache holds JWT_CACHE_MAX_ENTRIES; removed",
+    edits: [{ file: "src/sidecar/auth/jwt.ts", find: "      if (this.#cache.size >= this.#maxEntries) this.#evict(now);\n", replace: "" }],
+    test: HOSTILE,
+    pattern: "distinct valid JWTs",
+  },
+  {
+    id: "login-username-bound",
+    defence: "src/sidecar/answers/auth-api.ts LoginBody: a username of at most 256 characters; unbounded",
+    edits: [{ file: "src/sidecar/answers/auth-api.ts", find: "const LoginBody = z.object({ username: z.string().min(1).max(MAX_USERNAME_LENGTH),", replace: "const LoginBody = z.object({ username: z.string().min(1)," }],
+    test: HOSTILE,
+    pattern: "every credential of 64 KiB",
+  },
+  {
+    id: "basic-throttle",
+    defence: "src/sidecar/auth/login-throttle.ts LoginThrottle.check: the pair's lock and budget (every guess allowed)",
+    edits: [{ file: "src/sidecar/auth/login-throttle.ts", find: "    const { maxAttempts, windowSeconds } = this.#settings;\n    const windowMs = windowSeconds * 1000;\n    const pk = pairKey(username, address);\n", replace: "    if (username !== address) return { allowed: true, delayMs: 0 };\n    const { maxAttempts, windowSeconds } = this.#settings;\n    const windowMs = windowSeconds * 1000;\n    const pk = pairKey(username, address);\n" }],
+    test: HOSTILE,
+    pattern: "distinct Basic credentials",
+  },
+  {
+    id: "basic-length",
+    defence: "src/sidecar/auth/authenticators.ts Authenticator.authenticate: a Basic username over 256 or password over 1,024 characters refused before the throttle; removed",
+    edits: [{ file: "src/sidecar/auth/authenticators.ts", find: "      if (basic.username.length > MAX_USERNAME_LENGTH || basic.password.length > MAX_PASSWORD_LENGTH) return", replace: "      if (basic.username.length < 0) return" }],
+    test: HOSTILE,
+    pattern: "a 64 KiB Basic credential",
+  },
+  {
+    id: "throttle-prune",
+    defence: "src/sidecar/auth/login-throttle.ts LoginThrottle (entry creation): prune at THROTTLE_MAX_KEYS; removed",
+    edits: [{ file: "src/sidecar/auth/login-throttle.ts", find: "      if (this.#entries.size >= this.#maxKeys) this.#prune(now);\n", replace: "" }],
+    test: "test/unit/sidecar-login-throttle.test.ts",
+    pattern: "issue 12.2",
+  },
+  {
+    id: "basic-regex",
+    defence: "src/sidecar/auth/basic-auth.ts parseBasic: the scheme matched alone, the rest sliced; back to `^Basic +(.*)$`",
+    edits: [{ file: "src/sidecar/auth/basic-auth.ts", find: "  const scheme = /^Basic +/i.exec(header);\n  if (!scheme) return undefined;\n  const encoded = header.slice(scheme[0].length).trim();\n", replace: "  const scheme = /^Basic +(.*)$/i.exec(header);\n  if (!scheme) return undefined;\n  const encoded = scheme[1]!.trim();\n" }],
+    test: "test/unit/sidecar-basic-auth.test.ts",
+    pattern: "64 KiB values",
+  },
+];
+
+function run(removal: Removal, logDir: string): { failed: boolean; assertion: string; log: string } {
+  const originals = new Map<string, string>();
+  for (const { file } of removal.edits) {
+    if (originals.has(file)) continue;
+    const dirty = spawnSync("git", ["diff", "--quiet", "--", file], { cwd: repoRoot });
+    if (dirty.status !== 0) throw new Error(`${removal.id}: ${file} has uncommitted changes; commit or stash them first`);
+    originals.set(file, readFileSync(join(repoRoot, file), "utf8"));
+  }
+  const edited = new Map(originals);
+  for (const { file, find, replace } of removal.edits) {
+    const text = edited.get(file)!;
+    const count = text.split(find).length - 1;
+    if (count !== 1) throw new Error(`${removal.id}: the text to remove occurs ${count} times in ${file} (want 1): ${find}`);
+    edited.set(file, text.replace(find, () => replace));
+  }
+  const restore = () => {
+    for (const [file, text] of originals) writeFileSync(join(repoRoot, file), text);
+  };
+  const onSignal = () => {
+    restore();
+    process.exit(130);
+  };
+  process.once("SIGINT", onSignal);
+  process.once("SIGTERM", onSignal);
+  for (const [file, text] of edited) writeFileSync(join(repoRoot, file), text);
+  try {
+    const isolated = removal.test.startsWith("test/unit/") ? [] : INTEGRATION;
+    const args = ["--test", ...isolated, "--test-reporter=spec", ...(removal.pattern ? [`--test-name-pattern=${removal.pattern}`] : []), removal.test];
+    const result = spawnSync(process.execPath, args, { cwd: repoRoot, env: { ...process.env, ...removal.env }, encoding: "utf8", maxBuffer: 256 * 2 ** 20 });
+    const output = `${result.stdout}\n${result.stderr}`;
+    const log = join(logDir, `${removal.id}.log`);
+    writeFileSync(log, output);
+    const failed = result.status !== 0 && /^[ℹ#] fail [1-9]/m.test(output);
+    const counted = (what: string) => new RegExp(`^[ℹ#] ${what} (\\d+)`, "m").exec(output)?.[1] ?? "?";
+    return { failed, assertion: `${counted("fail")} of ${counted("tests")} failed; ${firstAssertion(output)}`, log };
+  } finally {
+    restore();
+    process.off("SIGINT", onSignal);
+    process.off("SIGTERM", onSignal);
+  }
+}
+
+/** The message of the first failed assertion in a spec reporter's output (its first line, shortened). */
+function firstAssertion(output: string): string {
+  const lines = output.split("\n");
+  const at = lines.findIndex((l) => /AssertionError|Error \[|^\s*Error:/.test(l));
+  if (at < 0) return "";
+  const message = lines
+    .slice(at, at + 6)
+    .map((l) => l.trim())
+    .filter(Boolean)
+    .filter((l, i, all) => !all.slice(0, i + 1).some((x) => x.startsWith("at ")))
+    .join(" ");
+  return message.length > 300 ? `${message.slice(0, 300)}...` : message;
+}
+
+function main(): void {
+  const argv = process.argv.slice(2);
+  if (argv.includes("--list")) {
+    for (const r of REMOVALS) process.stdout.write(`${r.id}\t${r.defence}\n`);
+    return;
+  }
+  const unknown = argv.filter((id) => !REMOVALS.some((r) => r.id === id));
+  if (unknown.length > 0) throw new Error(`unknown ids: ${unknown.join(", ")} (--list shows them)`);
+  const chosen = argv.length > 0 ? REMOVALS.filter((r) => argv.includes(r.id)) : REMOVALS;
+  const logDir = process.env.DEFENCE_LOG_DIR ?? mkdtempSync(join(tmpdir(), "defence-removals-"));
+  let held = 0;
+  for (const removal of chosen) {
+    const t0 = Date.now();
+    const { failed, assertion, log } = run(removal, logDir);
+    if (failed) held++;
+    const seconds = ((Date.now() - t0) / 1000).toFixed(0);
+    process.stdout.write(`${failed ? "FAILS (good)" : "PASSES (bad)"}\t${removal.id}\t${seconds} s\t${assertion}\t${log}\n`);
+  }
+  process.stdout.write(`${held} of ${chosen.length} tests failed with their defence removed; logs in ${logDir}\n`);
+  if (held !== chosen.length) process.exitCode = 1;
+}
+
+main();
