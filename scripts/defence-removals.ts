@@ -34,6 +34,8 @@ interface Removal {
 
 const INTEGRATION = ["--test-global-setup=test/harness/global-setup.ts", "--test-concurrency=1", "--test-timeout=900000"];
 
+const FAULTS = ["--test-concurrency=1", "--test-timeout=900000"];
+
 const HOSTILE = "test/integration/sidecar-hostile-traffic.test.ts";
 const ADVISORIES = "test/integration/sidecar-advisories.test.ts";
 
@@ -135,6 +137,16 @@ export const REMOVALS: readonly Removal[] = [
     pattern: "a valid chunked body|a body on GET|pipelined requests after",
   },
   {
+    id: "upgrade-close",
+    defence: "src/sidecar/server.ts SidecarServer#handleUpgrade refuse(): the socket closed after the refusal (what follows an Upgrade request is not HTTP); left open",
+    edits: [
+      { file: "src/sidecar/server.ts", find: "      socket.end(`HTTP/1.1 ${status}", replace: "      socket.write(`HTTP/1.1 ${status}" },
+      { file: "src/sidecar/server.ts", find: "      socket.once(\"finish\", () => socket.destroy());\n", replace: "" },
+    ],
+    test: HOSTILE,
+    pattern: "a WebSocket upgrade refused",
+  },
+  {
     id: "crlf-path",
     defence: "src/sidecar/routes/route-matcher.ts matchRoute: a control character in a decoded segment is bad_path; removed",
     edits: [{ file: "src/sidecar/routes/route-matcher.ts", find: " || CONTROL_CHARS.test(decoded)) {", replace: ") {" }],
@@ -204,6 +216,128 @@ export const REMOVALS: readonly Removal[] = [
     test: "test/unit/sidecar-basic-auth.test.ts",
     pattern: "64 KiB values",
   },
+  // --- bounds: zod (test/unit/api-schemas.test.ts) and the CRDs on the real API server (crds.test.ts) ---
+  {
+    id: "zod-ttl-cap",
+    defence: "src/api/duration.ts parseDurationNs: at most 8760h; the cap raised a thousandfold",
+    edits: [{ file: "src/api/duration.ts", find: "  if (ns > MAX_DURATION_NS) throw", replace: "  if (ns > MAX_DURATION_NS * 1000n) throw" }],
+    test: "test/unit/api-schemas.test.ts",
+    pattern: "zod agrees",
+  },
+  {
+    id: "zod-timestamp-length",
+    defence: "src/api/common.ts MAX_TIMESTAMP_LENGTH: a timestamp of at most 64 characters; raised to 4096",
+    edits: [{ file: "src/api/common.ts", find: "export const MAX_TIMESTAMP_LENGTH = 64;", replace: "export const MAX_TIMESTAMP_LENGTH = 4096;" }],
+    test: "test/unit/api-schemas.test.ts",
+    pattern: "zod agrees",
+  },
+  {
+    id: "zod-group-name",
+    // Bounded twice in zod (the record's key schema, and the check that mirrors the CRD's CEL rule).
+    defence: "src/api/oidc.ts OidcRoleMapping: a group name of at most 256 characters, in the key schema and in the CEL rule's check; both removed",
+    edits: [
+      { file: "src/api/oidc.ts", find: ".record(z.string().min(1).max(MAX_GROUP_NAME_LENGTH), Role)", replace: ".record(z.string().min(1), Role)" },
+      { file: "src/api/oidc.ts", find: "every((g) => g.length >= 1 && g.length <= MAX_GROUP_NAME_LENGTH)", replace: "every((g) => g.length >= 1)" },
+    ],
+    test: "test/unit/api-schemas.test.ts",
+    pattern: "zod agrees",
+  },
+  {
+    id: "zod-group-count",
+    defence: "src/api/oidc.ts groupMappings: at most 256 groups; raised to 1,024",
+    edits: [{ file: "src/api/oidc.ts", find: "check: (m) => Object.keys(m.groupMappings ?? {}).length <= MAX_GROUP_MAPPINGS,", replace: "check: (m) => Object.keys(m.groupMappings ?? {}).length <= MAX_GROUP_MAPPINGS * 4," }],
+    test: "test/unit/api-schemas.test.ts",
+    pattern: "zod agrees",
+  },
+  {
+    id: "crd-ttl-cel",
+    defence: "crds/daguauths.auth.dagu.dev.yaml spec.builtin.token.ttl: the CEL rule `duration(self) <= duration('8760h')`; raised to 876000h",
+    edits: [{ file: "crds/daguauths.auth.dagu.dev.yaml", find: "|| duration(self) <= duration('8760h')\"\n                              message: must be at most 8760h", replace: "|| duration(self) <= duration('876000h')\"\n                              message: must be at most 8760h" }],
+    test: "test/integration/crds.test.ts",
+    pattern: "invalid resources",
+  },
+  {
+    id: "crd-group-name-cel",
+    defence: "crds/daguauths.auth.dagu.dev.yaml groupMappings: the CEL rule bounding each group name to 256 characters (a map key has no maxLength); made always true",
+    edits: [{ file: "crds/daguauths.auth.dagu.dev.yaml", find: "self.groupMappings.all(g, size(g) >= 1 && size(g) <= 256)", replace: "self.groupMappings.all(g, size(g) >= 1)" }],
+    test: "test/integration/crds.test.ts",
+    pattern: "invalid resources",
+  },
+  {
+    id: "crd-group-count",
+    defence: "crds/daguauths.auth.dagu.dev.yaml groupMappings: maxProperties 256 and the CEL size rule; both raised to 300",
+    edits: [
+      { file: "crds/daguauths.auth.dagu.dev.yaml", find: "                          maxProperties: 256\n                          additionalProperties:\n                            description: \"Dagu role", replace: "                          maxProperties: 300\n                          additionalProperties:\n                            description: \"Dagu role" },
+      { file: "crds/daguauths.auth.dagu.dev.yaml", find: "size(self.groupMappings) <= 256", replace: "size(self.groupMappings) <= 300" },
+    ],
+    test: "test/integration/crds.test.ts",
+    pattern: "invalid resources",
+  },
+  // --- faults (test/faults/*.fault.ts: each starts its own control plane; minutes each) ---
+  {
+    id: "kills-fingerprint",
+    defence: "src/operator/operator-state.ts resolvePassword: an unchanged password (same fingerprint) keeps its hash; always rehashed",
+    edits: [{ file: "src/operator/operator-state.ts", find: "  if (!record || !sameHex(record.fingerprint, fingerprint)) {", replace: "  if (!record || sameHex(record.fingerprint, fingerprint) || true) {" }],
+    test: "test/faults/operator-kills.fault.ts",
+    env: { FAULTS_KILLS: "20" },
+  },
+  {
+    id: "kills-generated-once",
+    defence: "src/operator/generated-secret.ts planGeneratedSecret: a generated value already in its Secret is kept; regenerated at every reconcile",
+    edits: [{ file: "src/operator/generated-secret.ts", find: "    const kept = rotate ? undefined : existing?.data[key];", replace: "    const kept = rotate ? undefined : undefined;" }],
+    test: "test/faults/operator-kills.fault.ts",
+    env: { FAULTS_KILLS: "20" },
+  },
+  {
+    id: "outage-retry-cap",
+    defence: "src/sidecar/sources/kubernetes-source.ts KubernetesSource: the informers' 0.5 s retry cap (maxBackoffMs); back to the default",
+    edits: [{ file: "src/sidecar/sources/kubernetes-source.ts", find: "        maxBackoffMs: 500,\n", replace: "" }],
+    test: "test/faults/control-plane-outage.fault.ts",
+    pattern: "the control plane stopped and started",
+  },
+  {
+    id: "outage-stale-report",
+    defence: "src/sidecar/sources/kubernetes-source.ts KubernetesSource#contactChanged: the lost-contact report (log, /readyz body, stale metric); removed",
+    edits: [{ file: "src/sidecar/sources/kubernetes-source.ts", find: "    if (!connected && this.#lostContactAt === undefined && this.#synced) {", replace: "    if (false && !connected && this.#lostContactAt === undefined && this.#synced) {" }],
+    test: "test/faults/control-plane-outage.fault.ts",
+    pattern: "the control plane stopped and started",
+  },
+  {
+    id: "renew-deadline",
+    defence: "src/operator/runtime/leader-election.ts LeaderElector.campaignAndLead: stop leading once the Lease could not be renewed for renewDeadline; removed",
+    edits: [{ file: "src/operator/runtime/leader-election.ts", find: "      if (attempt === \"failed\" && Date.now() - this.lastRenewAt > this.renewDeadlineMs) {", replace: "      if (attempt === \"failed\" && Date.now() - this.lastRenewAt > this.renewDeadlineMs && false) {" }],
+    test: "test/faults/control-plane-outage.fault.ts",
+    pattern: "renew deadline",
+  },
+  {
+    id: "relist-deletes",
+    defence: "src/common/kube/informer.ts Informer.relist: a delete event for each cached object the new list lacks; removed",
+    edits: [{ file: "src/common/kube/informer.ts", find: "    for (const [key, old] of previous) if (!next.has(key)) this.emitDelete(old);\n", replace: "" }],
+    test: "test/faults/watch-leader-idle.fault.ts",
+    pattern: "410 Gone",
+  },
+  {
+    id: "lease-respect",
+    defence: "src/operator/runtime/leader-election.ts LeaderElector.tryAcquireOrRenew: an unexpired Lease held by another is left alone; taken anyway",
+    edits: [{ file: "src/operator/runtime/leader-election.ts", find: "    if (holder !== \"\" && holder !== this.identity && this.observedAt + durationMs > now) return \"held\";\n", replace: "" }],
+    test: "test/faults/watch-leader-idle.fault.ts",
+    pattern: "leader failover",
+  },
+  {
+    id: "lease-identity",
+    defence: "src/operator/operator.ts startOperator: a Lease identity per instance (host, pid, random); the host name alone",
+    edits: [{ file: "src/operator/operator.ts", find: "identity: options.leaderElection.identity ?? `${hostname()}-${process.pid}-${randomBytes(3).toString(\"hex\")}`,", replace: "identity: options.leaderElection.identity ?? `${hostname()}`," }],
+    test: "test/faults/watch-leader-idle.fault.ts",
+    pattern: "leader failover",
+  },
+  {
+    id: "idle-transition-time",
+    defence: "src/operator/conditions.ts (Ready): lastTransitionTime kept while the status stays; set anew at every reconcile",
+    edits: [{ file: "src/operator/conditions.ts", find: "lastTransitionTime: old && old.status === status ? old.lastTransitionTime : at,", replace: "lastTransitionTime: at," }],
+    test: "test/faults/watch-leader-idle.fault.ts",
+    pattern: "steady state",
+    env: { FAULTS_IDLE_SECONDS: "75" },
+  },
 ];
 
 function run(removal: Removal, logDir: string): { failed: boolean; assertion: string; log: string } {
@@ -232,7 +366,7 @@ function run(removal: Removal, logDir: string): { failed: boolean; assertion: st
   process.once("SIGTERM", onSignal);
   for (const [file, text] of edited) writeFileSync(join(repoRoot, file), text);
   try {
-    const isolated = removal.test.startsWith("test/unit/") ? [] : INTEGRATION;
+    const isolated = removal.test.startsWith("test/unit/") ? [] : removal.test.startsWith("test/faults/") ? FAULTS : INTEGRATION;
     const args = ["--test", ...isolated, "--test-reporter=spec", ...(removal.pattern ? [`--test-name-pattern=${removal.pattern}`] : []), removal.test];
     const result = spawnSync(process.execPath, args, { cwd: repoRoot, env: { ...process.env, ...removal.env }, encoding: "utf8", maxBuffer: 256 * 2 ** 20 });
     const output = `${result.stdout}\n${result.stderr}`;
