@@ -1,13 +1,16 @@
 // node scripts/defence-removals.ts [id ...]: issue 12's "every test fails when its defence is removed",
-// made repeatable. Each entry names a defence in src/ (one exact piece of text and what replaces it, so the
-// defence is taken out or weakened), the test that must catch it, and the name pattern that selects that
-// test alone. For each entry: the source file is edited, the test runs once, the file is put back (also on
-// Ctrl-C), and one line is printed: the entry, whether the test failed as it must, and the first
-// assertion message of the failure. The whole output of each run goes to $DEFENCE_LOG_DIR (default a
-// temporary directory), printed at the end. Without ids it runs every entry (slow: the fault runs take
-// minutes each); `--list` prints the ids. A file with uncommitted changes is refused (its changes would be lost).
+// made repeatable (run it with Node 24: `npx node scripts/defence-removals.ts`). Each entry names a
+// defence (exact pieces of text in src/, crds/ or the chart, and what replaces each, so the defence is
+// taken out or weakened), the test that must catch it, and the name pattern that selects that test alone.
+// For each entry the files are edited, the test runs once, the files are put back (also on Ctrl-C), and
+// one line is printed: whether the test failed as it must, how many of its tests failed, and the first
+// assertion message. The whole output of each run goes to $DEFENCE_LOG_DIR (default a temporary
+// directory). Without ids every entry runs (slow: the fault runs take minutes each); `--list` prints the
+// ids, `--check` only checks that every edit still applies. A file with uncommitted changes is refused
+// (putting it back would lose them). Integration entries start a control plane unless
+// DAGU_AUTH_TEST_KUBECONFIG names one (`npm run cluster:up`).
 //
-// Results are recorded in docs/reliability.md ("Defence removed → test fails").
+// The results are in docs/reliability.md ("Defence removed → test fails").
 import { spawnSync } from "node:child_process";
 import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -140,7 +143,7 @@ export const REMOVALS: readonly Removal[] = [
     id: "upgrade-close",
     defence: "src/sidecar/server.ts SidecarServer#handleUpgrade refuse(): the socket closed after the refusal (what follows an Upgrade request is not HTTP); left open",
     edits: [
-      { file: "src/sidecar/server.ts", find: "      socket.end(`HTTP/1.1 ${status}", replace: "      socket.write(`HTTP/1.1 ${status}" },
+      { file: "src/sidecar/server.ts", find: "      socket.end(`HTTP/1.1 ${status} ${STATUS_TEXT[status] ?? \"Error\"}", replace: "      socket.write(`HTTP/1.1 ${status} ${STATUS_TEXT[status] ?? \"Error\"}" },
       { file: "src/sidecar/server.ts", find: "      socket.once(\"finish\", () => socket.destroy());\n", replace: "" },
     ],
     test: HOSTILE,
@@ -222,6 +225,13 @@ export const REMOVALS: readonly Removal[] = [
     defence: "src/sidecar/routes/route-matcher.ts matchRoute: an escape of an unreserved character (`%6C` for `l`) is bad_path; removed",
     edits: [{ file: "src/sidecar/routes/route-matcher.ts", find: " || ENCODED_UNRESERVED.test(rawPath)) return BAD_PATH;", replace: ") return BAD_PATH;" }],
     test: "test/integration/sidecar-route-differential.test.ts",
+  },
+  {
+    id: "matcher-decode",
+    defence: "src/sidecar/routes/route-matcher.ts matchRoute: a parameter's value percent-decoded once; left raw",
+    edits: [{ file: "src/sidecar/routes/route-matcher.ts", find: "      const value = decodeSegment(raw)!;\n", replace: "      const value = raw;\n" }],
+    test: "test/unit/route-matcher.test.ts",
+    pattern: "canonical spelling",
   },
   // --- bounds: zod (test/unit/api-schemas.test.ts) and the CRDs on the real API server (crds.test.ts) ---
   {
@@ -366,6 +376,17 @@ export const REMOVALS: readonly Removal[] = [
   },
 ];
 
+/** Each edit's text occurs exactly once in its file (checked for every chosen entry before any test runs). */
+function check(removal: Removal): void {
+  const texts = new Map<string, string>();
+  for (const { file, find } of removal.edits) {
+    const text = texts.get(file) ?? readFileSync(join(repoRoot, file), "utf8");
+    texts.set(file, text);
+    const count = text.split(find).length - 1;
+    if (count !== 1) throw new Error(`${removal.id}: the text to remove occurs ${count} times in ${file} (want 1): ${find}`);
+  }
+}
+
 function run(removal: Removal, logDir: string): { failed: boolean; assertion: string; log: string } {
   const originals = new Map<string, string>();
   for (const { file } of removal.edits) {
@@ -428,9 +449,15 @@ function main(): void {
     for (const r of REMOVALS) process.stdout.write(`${r.id}\t${r.defence}\n`);
     return;
   }
+  if (argv.includes("--check")) {
+    for (const r of REMOVALS) check(r);
+    process.stdout.write(`${REMOVALS.length} entries: every text to remove occurs once\n`);
+    return;
+  }
   const unknown = argv.filter((id) => !REMOVALS.some((r) => r.id === id));
   if (unknown.length > 0) throw new Error(`unknown ids: ${unknown.join(", ")} (--list shows them)`);
   const chosen = argv.length > 0 ? REMOVALS.filter((r) => argv.includes(r.id)) : REMOVALS;
+  for (const removal of chosen) check(removal);
   const logDir = process.env.DEFENCE_LOG_DIR ?? mkdtempSync(join(tmpdir(), "defence-removals-"));
   let held = 0;
   for (const removal of chosen) {
