@@ -318,6 +318,16 @@ export const REMOVALS: readonly Removal[] = [
     env: { FAULTS_KILLS: "20" },
   },
   {
+    id: "kills-state-first",
+    // The one ordering a kill can split: the hashes remembered before the credentials that carry them.
+    defence: "src/operator/dagu-auth-reconciler.ts reconcileDaguAuth: the operator state (password fingerprints and hashes) saved before the credentials are written; saved after",
+    edits: [
+      { file: "src/operator/dagu-auth-reconciler.ts", find: "  await store.save({ ...state, passwords, ...ownRecords });\n", replace: "" },
+      { file: "src/operator/dagu-auth-reconciler.ts", find: "      shardNames = written.shardNames;\n", replace: "      shardNames = written.shardNames;\n      await store.save({ ...state, passwords, ...ownRecords });\n" },
+    ],
+    test: "test/faults/operator-kills.fault.ts",
+  },
+  {
     id: "kills-generated-once",
     defence: "src/operator/generated-secret.ts planGeneratedSecret: a generated value already in its Secret is kept; regenerated at every reconcile",
     edits: [{ file: "src/operator/generated-secret.ts", find: "    const kept = rotate ? undefined : existing?.data[key];", replace: "    const kept = rotate ? undefined : undefined;" }],
