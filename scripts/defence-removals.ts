@@ -311,6 +311,16 @@ export const REMOVALS: readonly Removal[] = [
     test: "test/integration/helm.test.ts",
     pattern: "a namespaced install",
   },
+  {
+    id: "namespaced-suite",
+    // The operator suite under DAGU_AUTH_TEST_NAMESPACED=1 runs with the namespaced Roles only: an operator
+    // that listed cluster-wide would be refused there.
+    defence: "src/operator/operator.ts startOperator: informers scoped to the watched namespaces; cluster-wide (the operator suite's first test, namespaced)",
+    edits: [{ file: "src/operator/operator.ts", find: "  const where = options.namespaces ? { namespaces: options.namespaces } : {};", replace: "  const where = {};" }],
+    test: "test/integration/operator.test.ts",
+    pattern: "a builtin setup becomes hashed credentials",
+    env: { DAGU_AUTH_TEST_NAMESPACED: "1" },
+  },
   // --- faults (test/faults/*.fault.ts: each starts its own control plane; minutes each) ---
   {
     id: "kills-fingerprint",
