@@ -108,7 +108,8 @@ export const OidcSpec = cel(
         "Secret key holding the client secret. Without it the sidecar is a public client (PKCE only).",
       ),
       clientUrl: httpsUrl(
-        "The public URL of this Dagu (what users' browsers open). The provider must allow " +
+        "The public URL of this Dagu (what users' browsers open), with Dagu's base path if it has one: " +
+          "the SSO routes and redirects live under its path. The provider must allow " +
           "<clientUrl>/oidc-callback as a redirect URI.",
       ),
       scopes: z

@@ -353,8 +353,8 @@ export class Sidecar {
         return;
       }
       // Dagu's SSO routes (outside the API), answered here when the credentials configure OIDC.
-      const sso = ssoRouteOf(req.url ?? "");
-      const ssoSnapshot = sso ? this.store.snapshot() : undefined;
+      const ssoSnapshot = this.store.snapshot();
+      const sso = ssoRouteOf(req.url ?? "", ssoSnapshot?.credentials.oidc?.clientUrl);
       if (sso && ssoSnapshot) {
         client = clientAddress(client, forwardedForValues(req.rawHeaders), this.#trustedProxies(ssoSnapshot));
         facts.path = `/oidc-${sso}`;

@@ -16,15 +16,15 @@ import { after, before, beforeEach, describe, test } from "node:test";
 import type { BrowserContext, Page } from "playwright-core";
 import type { Credentials, CredentialUser, SsoUsers } from "../../src/api/credentials.ts";
 import type { OidcSettings } from "../../src/api/oidc.ts";
-import { chromiumMissing, launchBrowser } from "../harness/browser.ts";
+import { chromiumMissing } from "../harness/browser.ts";
 import { startDagu, type DaguInstance } from "../harness/dagu.ts";
 import { reservePort, startProvider, type TestProvider } from "../harness/oidc-provider.ts";
-import { issueCert } from "../../dev/pki.ts";
-import { startSidecar, type SidecarInstance } from "../harness/sidecar.ts";
+import type { SidecarInstance } from "../harness/sidecar.ts";
+import { clickSsoButton as clickButton, launchSsoBrowser, providerSignIn as signIn, startHttpsSidecar } from "../harness/sso.ts";
 import { buildCredentials, type TestCredentials } from "../../dev/known-credentials.ts";
 
 const CLIENT_SECRET = `browser-client-secret-${"b".repeat(16)}`;
-const STEP_MS = 30_000;
+const BUTTON_LABEL = "Sign in with Test IdP";
 
 let dir: string;
 let dagu: DaguInstance;
@@ -55,7 +55,7 @@ async function writeCredentials(extraUsers: CredentialUser[] = [], roleMapping: 
       autoSignup: true,
       whitelist: [],
       allowedDomains: ["example.com"],
-      buttonLabel: "Sign in with Test IdP",
+      buttonLabel: BUTTON_LABEL,
       caBundle: provider.ca.certPem,
       roleMapping,
     },
@@ -78,26 +78,8 @@ async function signedOutEverywhere(): Promise<void> {
   if (new URL(page.url()).origin === sidecarUrl) await page.evaluate("localStorage.clear()");
 }
 
-/** At the provider's login form: fills it in and signs in. */
-async function providerSignIn(login: string): Promise<void> {
-  await page.locator('input[name="login"]').fill(login);
-  await page.locator('input[name="password"]').fill("any-password");
-  await page.getByRole("button", { name: "Sign-in" }).click();
-}
-
-/** Dagu's login page, its SSO button clicked; resolves with where the callback sent the browser. */
-async function clickSsoButton(login: string): Promise<URL> {
-  await page.goto(`${sidecarUrl}/login`);
-  await page.getByText("Sign in to your account").waitFor();
-  await page.getByRole("button", { name: "Sign in with Test IdP" }).click();
-  await page.waitForURL((url) => url.origin === provider.issuer);
-  const [callback] = await Promise.all([
-    page.waitForResponse((r) => new URL(r.url()).origin === sidecarUrl && new URL(r.url()).pathname === "/oidc-callback"),
-    providerSignIn(login),
-  ]);
-  assert.equal(callback.status(), 302);
-  return new URL(callback.headers().location ?? "", sidecarUrl);
-}
+const providerSignIn = (login: string) => signIn(page, login);
+const clickSsoButton = (login: string) => clickButton(page, { sidecarUrl, issuer: provider.issuer, buttonLabel: BUTTON_LABEL }, login);
 
 /** Through the provider's login form in the browser, back to the sidecar; returns the token the UI is handed. */
 async function signInThroughProvider(login: string): Promise<{ token: string; welcome: boolean }> {
@@ -148,24 +130,13 @@ describe("SSO in headless chromium against a real OpenID provider", () => {
     sidecarUrl = `https://127.0.0.1:${port}`;
     provider = await startProvider({ host: "localhost", clients: [{ clientId: "dagu", clientSecret: CLIENT_SECRET, redirectUris: [`${sidecarUrl}/oidc-callback`] }] });
     provider.accounts.set("rosa", { email: "rosa@example.com", email_verified: true, preferred_username: "rosa", groups: ["ops"] });
-    const cert = await issueCert(provider.ca, { commonName: "127.0.0.1", ips: ["127.0.0.1"], usage: "server" });
-    await writeFile(join(dir, "tls.crt"), cert.certPem);
-    await writeFile(join(dir, "tls.key"), cert.keyPem);
     dagu = await startDagu({ ui: true });
     api = dagu.version.startsWith("1.") ? "/api/v2" : "/api/v1";
     built = await buildCredentials({ users: [{ username: "admin", password: "admin-password-1", role: "admin" }] });
     await writeCredentials();
     await reserved.release();
-    sidecar = await startSidecar({
-      upstream: dagu.url,
-      port,
-      args: ["--credentials-file", join(dir, "credentials.json"), "--state-dir", join(dir, "state"), "--tls-cert", join(dir, "tls.crt"), "--tls-key", join(dir, "tls.key")],
-      wait: "none",
-    });
-    for (let i = 0; i < 400 && !sidecar.output().includes("sidecar listening"); i++) await new Promise((r) => setTimeout(r, 50));
-    // The harness CA is not in chromium's store; localhost (the provider's site) is the loopback address.
-    context = await launchBrowser(dir, STEP_MS, { ignoreHTTPSErrors: true, loopbackHosts: ["localhost"] });
-    page = context.pages()[0] ?? (await context.newPage());
+    sidecar = await startHttpsSidecar({ upstream: dagu.url, port, dir, ca: provider.ca, args: ["--credentials-file", join(dir, "credentials.json"), "--state-dir", join(dir, "state")] });
+    ({ context, page } = await launchSsoBrowser(dir));
   });
 
   after(async () => {

@@ -5,18 +5,18 @@
 // DaguUser pins a role or disables one, and removing a record ends its tokens at once.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtemp, writeFile } from "node:fs/promises";
+import { mkdtemp } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import * as k8s from "@kubernetes/client-node";
 import { parseSsoUsers } from "../../src/api/credentials.ts";
 import { freePort } from "../../dev/control-plane.ts";
-import { serviceAccountKubeConfig } from "../../dev/kube.ts";
 import { eventually, testNamespace } from "../harness/per-test.ts";
 import { authorize, Browser, reservePort, startProvider } from "../harness/oidc-provider.ts";
 import { core, create, credentials, get, patchSpec, secret, waitReady, withOperator } from "../harness/resources.ts";
 import { startDagu } from "../harness/dagu.ts";
 import { startSidecar } from "../harness/sidecar.ts";
+import { kubernetesSidecarArgs } from "../harness/sso.ts";
 
 const CLIENT_SECRET = `k8s-client-secret-${"z".repeat(20)}`;
 
@@ -56,9 +56,7 @@ test("SSO on the cluster: the operator materializes spec.oidc, replicas share SS
   t.after(() => dagu.stop());
   const api = dagu.version.startsWith("1.") ? "/api/v2" : "/api/v1";
   const dir = await mkdtemp(join(tmpdir(), "sso-k8s-"));
-  const kubeconfig = join(dir, "kubeconfig");
-  await writeFile(kubeconfig, (await serviceAccountKubeConfig(ns, String(auth.status!.serviceAccountName))).exportConfig(), { mode: 0o600 });
-  const args = ["--kubernetes", "--namespace", ns, "--auth", "dagu", "--kubeconfig", kubeconfig];
+  const args = await kubernetesSidecarArgs(dir, ns, "dagu", String(auth.status!.serviceAccountName));
   await Promise.all([reservedA.release(), reservedB.release()]);
   const [a, b] = await Promise.all([startSidecar({ upstream: dagu.url, port: portA, args }), startSidecar({ upstream: dagu.url, port: portB, args })]);
   t.after(() => Promise.all([a.stop(), b.stop()]));

@@ -16,6 +16,7 @@ import { startSidecar, type SidecarInstance } from "../harness/sidecar.ts";
 import { buildCredentials, type TestCredentials } from "../../dev/known-credentials.ts";
 
 const CLIENT_SECRET = `client-secret-${"x".repeat(24)}`;
+const BASE = "/dagu";
 const OTHER_SECRET = `other-secret-${"y".repeat(24)}`;
 
 let dir: string;
@@ -147,9 +148,10 @@ describe("single sign-on against a real OpenID provider", () => {
     const port = reserved.port;
     sidecarUrl = `http://127.0.0.1:${port}`;
     const redirect = `${sidecarUrl}/oidc-callback`;
+    const basedRedirect = `${sidecarUrl}${BASE}/oidc-callback`;
     standalonePort = await reservePort();
     const standaloneRedirect = `http://127.0.0.1:${standalonePort.port}/oidc-callback`;
-    provider = await startProvider({ clients: [{ clientId: "dagu", clientSecret: CLIENT_SECRET, redirectUris: [redirect, standaloneRedirect] }, { clientId: "other", clientSecret: OTHER_SECRET, redirectUris: [redirect] }] });
+    provider = await startProvider({ clients: [{ clientId: "dagu", clientSecret: CLIENT_SECRET, redirectUris: [redirect, standaloneRedirect, basedRedirect] }, { clientId: "other", clientSecret: OTHER_SECRET, redirectUris: [redirect] }] });
     otherProvider = await startProvider({ clients: [{ clientId: "dagu", clientSecret: CLIENT_SECRET, redirectUris: [redirect] }], ca: provider.ca });
     dagu = await startDagu();
     api = dagu.version.startsWith("1.") ? "/api/v2" : "/api/v1";
@@ -182,6 +184,36 @@ describe("single sign-on against a real OpenID provider", () => {
     await configure(undefined);
     const off = await fetch(`${sidecarUrl}/oidc-login`, { redirect: "manual" });
     assert.equal(off.status, 404, "without OIDC settings the SSO routes do not exist");
+  });
+
+  test("under Dagu's base path (the client URL's path): the routes, every redirect and the callback URL are below it", async () => {
+    await configure({ clientUrl: `${sidecarUrl}${BASE}`, roleMapping: { groupMappings: { ops: "operator" } } });
+    account("basil", { email: "basil@example.com", email_verified: true, preferred_username: "basil", groups: ["ops"] });
+    const browser = new Browser(provider.ca);
+    const outside = await browser.get(`${sidecarUrl}/oidc-login`);
+    assert.equal(outside.status, 404, "not at the root any more");
+    const start = await browser.get(`${sidecarUrl}${BASE}/oidc-login`);
+    assert.equal(start.status, 302);
+    const authUrl = new URL(start.location!);
+    assert.equal(authUrl.origin, new URL(provider.issuer).origin);
+    assert.equal(authUrl.searchParams.get("redirect_uri"), `${sidecarUrl}${BASE}/oidc-callback`, "<client_url>/oidc-callback, as Dagu registers it");
+    const callback = await authorize(browser, authUrl.href, "basil", `${sidecarUrl}${BASE}/oidc-callback`);
+    assert.equal(new URL(callback).pathname, `${BASE}/oidc-callback`);
+    const done = await browser.get(callback);
+    assert.equal(done.status, 302);
+    const landed = new URL(done.location!, sidecarUrl);
+    assert.equal(landed.pathname, `${BASE}/login`);
+    assert.equal(landed.searchParams.get("welcome"), "true");
+    const token = new URLSearchParams(landed.hash.slice(1)).get("token");
+    assert.ok(token, done.location);
+    assert.equal(claimsOf(token).role, "operator");
+    assert.equal((await me(token)).status, 200, "the flow completes: the token works");
+    // A refusal lands on the login page under the base path too (a callback without the flow cookie).
+    const refused = await new Browser(provider.ca).get(`${sidecarUrl}${BASE}/oidc-callback?code=x&state=y`);
+    assert.equal(refused.status, 302);
+    const error = new URL(refused.location!, sidecarUrl);
+    assert.equal(error.pathname, `${BASE}/login`);
+    assert.match(error.searchParams.get("error") ?? "", /login session was not found/);
   });
 
   test("a new user is created with the role of their highest mapped group; the next login finds them and syncs the role", async () => {

@@ -9,6 +9,7 @@ import { parseDaguOidc, readDaguOidc } from "../../src/dagu/oidc-config.ts";
 import { checkEmail, groupsOf, mergeUserinfo, pickUsername, sanitizeUsername } from "../../src/sidecar/auth/oidc/claims.ts";
 import { flowCookieName, openFlow, sealFlow } from "../../src/sidecar/auth/oidc/flow-cookie.ts";
 import { mapRole } from "../../src/sidecar/auth/oidc/role-mapping.ts";
+import { ssoBasePath, ssoRouteOf, ssoUrls } from "../../src/sidecar/auth/oidc/sso-login.ts";
 import { provision, withSsoUsers } from "../../src/sidecar/auth/oidc/sso-users.ts";
 import { indexCredentials } from "../../src/sidecar/credentials/credential-store.ts";
 import { rewriteGetConfig } from "../../src/sidecar/ui/config-rewrite.ts";
@@ -157,6 +158,33 @@ describe("the flow cookie", () => {
     assert.equal(openFlow(other, https, cookie), undefined, "another DaguAuth's key");
     assert.doesNotMatch(sealFlow(snapshot, "http://127.0.0.1:8080", flow)!, /Secure|__Host-/, "plain http on loopback: no Secure");
   });
+});
+
+test("URLs under Dagu's base path: the client URL's path; the callback URL is <client_url>/oidc-callback as Dagu builds it", () => {
+  assert.equal(ssoBasePath("https://dagu.example.com"), "");
+  assert.equal(ssoBasePath("https://dagu.example.com/"), "");
+  assert.equal(ssoBasePath("https://dagu.example.com/team/dagu/"), "/team/dagu");
+  assert.deepEqual(ssoUrls("https://dagu.example.com"), {
+    login: "/oidc-login",
+    callback: "/oidc-callback",
+    callbackUrl: "https://dagu.example.com/oidc-callback",
+    loginPage: "/login",
+    setupPage: "/setup",
+  });
+  assert.deepEqual(ssoUrls("https://dagu.example.com/dagu/"), {
+    login: "/dagu/oidc-login",
+    callback: "/dagu/oidc-callback",
+    callbackUrl: "https://dagu.example.com/dagu/oidc-callback",
+    loginPage: "/dagu/login",
+    setupPage: "/dagu/setup",
+  });
+  const based = "https://dagu.example.com/dagu";
+  assert.equal(ssoRouteOf("/dagu/oidc-login", based), "login");
+  assert.equal(ssoRouteOf("/dagu/oidc-callback?code=x&state=y", based), "callback");
+  for (const other of ["/oidc-login", "/oidc-callback", "/x/oidc-login", "/dagu/oidc-login/", "/dagu/dagu/oidc-login", "/dagu/login"]) assert.equal(ssoRouteOf(other, based), undefined, other);
+  assert.equal(ssoRouteOf("/oidc-login", "https://dagu.example.com"), "login");
+  assert.equal(ssoRouteOf("/oidc-callback?x", undefined), "callback", "without settings at the root (answered: not configured)");
+  assert.equal(ssoRouteOf("/dagu/oidc-login", undefined), undefined);
 });
 
 test("getConfig(): the SSO button and its label, escaped for a script", () => {

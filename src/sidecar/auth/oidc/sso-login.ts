@@ -4,7 +4,10 @@
 // nonce, expiry and algorithm), reads userinfo, decides who the person is and which role they get, and
 // hands a login token to Dagu's UI as Dagu does: `/login#token=<jwt>` (`?welcome=true` for a new user).
 // Every failure ends at `/login?error=<message>`, which Dagu's login page shows; the return path is
-// always ours, never a parameter (no open redirect).
+// always ours, never a parameter (no open redirect). Under a base path (Dagu's `basePath`) every route
+// and redirect is below it: the base path is the client URL's path, as a working Dagu config has it (Dagu
+// registers `<client_url>/oidc-callback` and serves the route at `<basePath>/oidc-callback`, so the two
+// meet only when client_url ends in the base path).
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Logger } from "pino";
 import * as client from "openid-client";
@@ -26,6 +29,25 @@ export const SSO_CALLBACK_PATH = "/oidc-callback";
 const LOGIN_PAGE = "/login";
 const SETUP_PAGE = "/setup";
 
+/** The base path SSO lives under: the client URL's path without a trailing slash ("" at the root). */
+export function ssoBasePath(clientUrl: string): string {
+  return new URL(clientUrl).pathname.replace(/\/+$/, "");
+}
+
+/** Where the SSO routes are served and where they send the browser, for these settings. */
+export function ssoUrls(clientUrl: string): { login: string; callback: string; callbackUrl: string; loginPage: string; setupPage: string } {
+  const base = ssoBasePath(clientUrl);
+  const root = clientUrl.replace(/\/+$/, "");
+  return {
+    login: `${base}${SSO_LOGIN_PATH}`,
+    callback: `${base}${SSO_CALLBACK_PATH}`,
+    // As Dagu v2.15.1: `<client_url>/oidc-callback`, what the provider must allow.
+    callbackUrl: `${root}${SSO_CALLBACK_PATH}`,
+    loginPage: `${base}${LOGIN_PAGE}`,
+    setupPage: `${base}${SETUP_PAGE}`,
+  };
+}
+
 /** What happened, for the audit line. */
 export interface SsoOutcome {
   status: number;
@@ -37,11 +59,14 @@ export interface SsoOutcome {
 
 export type SsoRoute = "login" | "callback";
 
-/** The SSO route a request target names (exact path, any query), or undefined. */
-export function ssoRouteOf(target: string): SsoRoute | undefined {
+/** The SSO route a request target names (exact path under the client URL's base path, any query), or undefined. */
+export function ssoRouteOf(target: string, clientUrl: string | undefined): SsoRoute | undefined {
   const q = target.indexOf("?");
   const path = q < 0 ? target : target.slice(0, q);
-  return path === SSO_LOGIN_PATH ? "login" : path === SSO_CALLBACK_PATH ? "callback" : undefined;
+  if (!path.endsWith(SSO_LOGIN_PATH) && !path.endsWith(SSO_CALLBACK_PATH)) return undefined;
+  // Without OIDC settings: at the root, answered 404 "not configured".
+  const urls = clientUrl === undefined ? { login: SSO_LOGIN_PATH, callback: SSO_CALLBACK_PATH } : ssoUrls(clientUrl);
+  return path === urls.login ? "login" : path === urls.callback ? "callback" : undefined;
 }
 
 export class SsoLogin {
@@ -78,7 +103,7 @@ export class SsoLogin {
     // As Dagu v2.15.1: no SSO before the first admin exists (a standalone sidecar's setup page), so the
     // first account is never one the identity provider chose.
     if (snapshot.credentials.mode === "builtin" && this.#store.source.management?.()?.setupRequired()) {
-      redirect(res, SETUP_PAGE, clearFlow(settings.clientUrl));
+      redirect(res, ssoUrls(settings.clientUrl).setupPage, clearFlow(settings.clientUrl));
       return { status: 302, decision: "deny", reason: "setup_required" };
     }
     return route === "login" ? this.#start(res, snapshot, settings) : this.#callback(req, res, snapshot, settings);
@@ -147,7 +172,7 @@ export class SsoLogin {
     const current = this.#store.snapshot() ?? snapshot;
     const { token } = await issueToken(current, outcome.user);
     res.setHeader("Set-Cookie", clearFlow(settings.clientUrl));
-    redirect(res, `${LOGIN_PAGE}${outcome.created ? "?welcome=true" : ""}#token=${encodeURIComponent(token)}`);
+    redirect(res, `${ssoUrls(settings.clientUrl).loginPage}${outcome.created ? "?welcome=true" : ""}#token=${encodeURIComponent(token)}`);
     this.#log.info({ user: outcome.user.username, role: outcome.user.role, created: outcome.created, via: outcome.via }, "SSO login");
     return { status: 302, decision: "local", reason: outcome.created ? "sso_user_created" : "sso_login", user: outcome.user.username, role: outcome.user.role };
   }
@@ -189,7 +214,7 @@ export class SsoLogin {
   }
 }
 
-const callbackUrl = (settings: OidcSettings) => `${settings.clientUrl}${SSO_CALLBACK_PATH}`;
+const callbackUrl = (settings: OidcSettings) => ssoUrls(settings.clientUrl).callbackUrl;
 
 function idTokenAlgorithmAllowed(idToken: string | undefined): boolean {
   if (!idToken) return false;
@@ -237,7 +262,7 @@ function redirect(res: ServerResponse, location: string, cookie?: string): void 
 }
 
 function fail(res: ServerResponse, settings: OidcSettings, why: Refusal): SsoOutcome {
-  redirect(res, `${LOGIN_PAGE}?error=${encodeURIComponent(why.message)}`, clearFlow(settings.clientUrl));
+  redirect(res, `${ssoUrls(settings.clientUrl).loginPage}?error=${encodeURIComponent(why.message)}`, clearFlow(settings.clientUrl));
   return { status: 302, decision: "deny", reason: why.reason };
 }
 
