@@ -37,6 +37,10 @@ interface Removal {
   readonly knownGap?: string;
 }
 
+/** The DaguAuth reconcile's state save, and the step after the credentials writer (kills-state-first moves the one past the other). */
+const SAVE_STATE = "  await store.save({ ...state, passwords: { ...own.passwords, ...childPasswords(materials) }, ...signingRecords(state, own) });\n";
+const AFTER_CREDENTIALS = "  const { certManagerMissing } = await sidecar.apply(written.shardNames);\n";
+
 const INTEGRATION = ["--test-global-setup=test/harness/global-setup.ts", "--test-concurrency=1", "--test-timeout=900000"];
 
 const FAULTS = ["--test-concurrency=1", "--test-timeout=900000"];
@@ -306,8 +310,8 @@ export const REMOVALS: readonly Removal[] = [
   },
   {
     id: "namespaced-informers",
-    defence: "src/operator/operator.ts startOperator: informers scoped to the watched namespaces; cluster-wide",
-    edits: [{ file: "src/operator/operator.ts", find: "  const where = options.namespaces ? { namespaces: options.namespaces } : {};", replace: "  const where = {};" }],
+    defence: "src/operator/wiring/caches.ts openCaches: informers scoped to the watched namespaces; cluster-wide",
+    edits: [{ file: "src/operator/wiring/caches.ts", find: "  const where = options.namespaces ? { namespaces: options.namespaces } : {};", replace: "  const where = {};" }],
     test: "test/integration/helm.test.ts",
     pattern: "a namespaced install",
   },
@@ -315,8 +319,8 @@ export const REMOVALS: readonly Removal[] = [
     id: "namespaced-suite",
     // The operator suite under DAGU_AUTH_TEST_NAMESPACED=1 runs with the namespaced Roles only: an operator
     // that listed cluster-wide would be refused there.
-    defence: "src/operator/operator.ts startOperator: informers scoped to the watched namespaces; cluster-wide (the operator suite's first test, namespaced)",
-    edits: [{ file: "src/operator/operator.ts", find: "  const where = options.namespaces ? { namespaces: options.namespaces } : {};", replace: "  const where = {};" }],
+    defence: "src/operator/wiring/caches.ts openCaches: informers scoped to the watched namespaces; cluster-wide (the operator suite's first test, namespaced)",
+    edits: [{ file: "src/operator/wiring/caches.ts", find: "  const where = options.namespaces ? { namespaces: options.namespaces } : {};", replace: "  const where = {};" }],
     test: "test/integration/operator.test.ts",
     pattern: "a builtin setup becomes hashed credentials",
     env: { DAGU_AUTH_TEST_NAMESPACED: "1" },
@@ -334,8 +338,8 @@ export const REMOVALS: readonly Removal[] = [
     // The one ordering a kill can split: the hashes remembered before the credentials that carry them.
     defence: "src/operator/dagu-auth-reconciler.ts reconcileDaguAuth: the operator state (password fingerprints and hashes) saved before the credentials are written; saved after",
     edits: [
-      { file: "src/operator/dagu-auth-reconciler.ts", find: "  await store.save({ ...state, passwords, ...ownRecords });\n", replace: "" },
-      { file: "src/operator/dagu-auth-reconciler.ts", find: "      shardNames = written.shardNames;\n", replace: "      shardNames = written.shardNames;\n      await store.save({ ...state, passwords, ...ownRecords });\n" },
+      { file: "src/operator/dagu-auth-reconciler.ts", find: SAVE_STATE, replace: "" },
+      { file: "src/operator/dagu-auth-reconciler.ts", find: AFTER_CREDENTIALS, replace: `${SAVE_STATE}${AFTER_CREDENTIALS}` },
     ],
     test: "test/faults/operator-kills.fault.ts",
     knownGap:
@@ -385,8 +389,8 @@ export const REMOVALS: readonly Removal[] = [
   },
   {
     id: "lease-identity",
-    defence: "src/operator/operator.ts startOperator: a Lease identity per instance (host, pid, random); the host name alone",
-    edits: [{ file: "src/operator/operator.ts", find: "identity: options.leaderElection.identity ?? `${hostname()}-${process.pid}-${randomBytes(3).toString(\"hex\")}`,", replace: "identity: options.leaderElection.identity ?? `${hostname()}`," }],
+    defence: "src/operator/wiring/leadership.ts leaderElector: a Lease identity per instance (host, pid, random); the host name alone",
+    edits: [{ file: "src/operator/wiring/leadership.ts", find: "identity: config.identity ?? `${hostname()}-${process.pid}-${randomBytes(3).toString(\"hex\")}`,", replace: "identity: config.identity ?? `${hostname()}`," }],
     test: "test/faults/watch-leader-idle.fault.ts",
     pattern: "leader failover",
   },
