@@ -2,12 +2,14 @@
 // two share an event loop:
 //   upstream               a small fast HTTP server answering a fixed JSON body (what the proxies forward to);
 //   proxy <upstream-url>   the "naive proxy" baseline: node:http + undici Pool keep-alive, no auth, streaming;
+//   relay <upstream-url>   a TCP relay (each client connection piped to one of its own to the upstream): the
+//                          least a process hop can cost, with no HTTP at all;
 //   load <json>            an undici load generator: open loop at a fixed rate (for p99 at 1,000 req/s), or
 //                          closed loop with N connections (only used when wrk is not available).
-// `upstream` and `proxy` print `{"port": N}` on their first stdout line; `load` prints its LoadResult as
+// `upstream`, `proxy` and `relay` print `{"port": N}` on their first stdout line; `load` prints its LoadResult as
 // JSON on its last line. Each role exits on SIGTERM/SIGINT.
-import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
-import type { AddressInfo } from "node:net";
+import { createServer, Server as HttpServer, type IncomingMessage, type ServerResponse } from "node:http";
+import { connect, createServer as createTcpServer, type AddressInfo, type Server, type Socket } from "node:net";
 import { performance } from "node:perf_hooks";
 import { pipeline } from "node:stream/promises";
 import { pathToFileURL } from "node:url";
@@ -131,10 +133,28 @@ function runProxy(target: string): void {
   listen(server, () => pool.close());
 }
 
-function listen(server: ReturnType<typeof createServer>, onClose?: () => Promise<void>): void {
+/** One process hop and nothing else: bytes copied both ways, so its added latency is the machine's cost of a hop. */
+function runRelay(target: string): void {
+  const { hostname, port } = new URL(target);
+  const open = new Set<Socket>();
+  const server = createTcpServer({ noDelay: true }, (client) => {
+    open.add(client);
+    client.once("close", () => open.delete(client));
+    const upstream = connect({ host: hostname, port: Number(port), noDelay: true });
+    client.pipe(upstream).pipe(client);
+    client.on("error", () => upstream.destroy());
+    upstream.on("error", () => client.destroy());
+    client.on("close", () => upstream.destroy());
+    upstream.on("close", () => client.destroy());
+  });
+  process.once("SIGTERM", () => open.forEach((c) => c.destroy()));
+  listen(server);
+}
+
+function listen(server: Server, onClose?: () => Promise<void>): void {
   server.listen(0, "127.0.0.1", () => process.stdout.write(`${JSON.stringify({ port: (server.address() as AddressInfo).port })}\n`));
   const stop = () => {
-    server.closeAllConnections();
+    if (server instanceof HttpServer) server.closeAllConnections();
     server.close(() => void (onClose?.() ?? Promise.resolve()).finally(() => process.exit(0)));
     setTimeout(() => process.exit(0), 2_000).unref();
   };
@@ -244,11 +264,12 @@ const main = process.argv[1] !== undefined && import.meta.url === pathToFileURL(
 const [role, arg] = main ? process.argv.slice(2) : [];
 if (role === "upstream") runUpstream();
 else if (role === "proxy" && arg) runProxy(arg);
+else if (role === "relay" && arg) runRelay(arg);
 else if (role === "load" && arg) {
   const result = await runLoad(JSON.parse(arg) as LoadOptions);
   process.stdout.write(`${JSON.stringify(result)}\n`);
   process.exit(0);
 } else if (role !== undefined) {
-  process.stderr.write("usage: bench-sidecar-upstream.ts upstream | proxy <upstream-url> | load <json>\n");
+  process.stderr.write("usage: bench-sidecar-upstream.ts upstream | proxy <upstream-url> | relay <upstream-url> | load <json>\n");
   process.exit(2);
 }

@@ -354,17 +354,37 @@ async function expectUpstreamBody(label: string, url: string, headers: string[])
   if (response.status !== 200 || body !== UPSTREAM_BODY) throw new Error(`${label}: GET ${PATH} answered ${response.status} ${body.slice(0, 200)}`);
 }
 
+/** A Prometheus histogram as scraped: cumulative counts by upper bound (seconds), +Inf last. */
+type Histogram = { bound: number; count: number }[];
+
+async function scrapeHistogram(url: string, name: string): Promise<Histogram> {
+  const text = await (await fetch(url)).text();
+  const rows: Histogram = [];
+  for (const m of text.matchAll(new RegExp(`^${name}_bucket\\{le="([^"]+)"\\} (\\d+)$`, "gm"))) rows.push({ bound: m[1] === "+Inf" ? Infinity : Number(m[1]), count: Number(m[2]) });
+  if (rows.length === 0) throw new Error(`${url} has no ${name} histogram`);
+  return rows;
+}
+
+/** The upper bound (ms) of the bucket that holds quantile q of what was observed between two scrapes. */
+function histogramQuantile(before: Histogram, after: Histogram, q: number): number {
+  const delta = after.map((row, i) => ({ bound: row.bound, count: row.count - (before[i]?.count ?? 0) }));
+  const total = delta[delta.length - 1]!.count;
+  const hit = delta.find((row) => row.count >= q * total);
+  return (hit?.bound ?? Infinity) * 1000;
+}
+
 // ------------------------------------------------------------------------------------------------
 // The sidecar and nginx
 
-async function startSidecar(name: string, upstream: string, credentialsFile: string, logFile: string): Promise<{ url: string; child: Child }> {
+async function startSidecar(name: string, upstream: string, credentialsFile: string, logFile: string, metricsPort?: number): Promise<{ url: string; child: Child }> {
   const port = await freePort();
+  const metrics = metricsPort === undefined ? "off" : `127.0.0.1:${metricsPort}`;
   const fd = openSync(logFile, "a"); // the audit lines: written as in production, read by nobody
-  // No /metrics listener: several sidecars run at once (the default 127.0.0.1:9090 would be taken twice),
-  // and metrics are still counted in the process, as in production.
+  // A /metrics listener only where asked (one port each: several sidecars run at once); metrics are
+  // counted in the process either way, as in production.
   const child = track(
     name,
-    spawn(process.execPath, [...(CPU_PROFILE_DIR ? ["--cpu-prof", `--cpu-prof-dir=${CPU_PROFILE_DIR}`] : []), ...(process.env.BENCH_SIDECAR_NODE_FLAGS ?? "").split(" ").filter(Boolean), CLI, "sidecar", "--upstream", upstream, "--listen", `127.0.0.1:${port}`, "--metrics-listen", "off", "--credentials-file", credentialsFile, "--dagu-api", "v1"], {
+    spawn(process.execPath, [...(CPU_PROFILE_DIR ? ["--cpu-prof", `--cpu-prof-dir=${CPU_PROFILE_DIR}`] : []), ...(process.env.BENCH_SIDECAR_NODE_FLAGS ?? "").split(" ").filter(Boolean), CLI, "sidecar", "--upstream", upstream, "--listen", `127.0.0.1:${port}`, "--metrics-listen", metrics, "--credentials-file", credentialsFile, "--dagu-api", "v1"], {
       env: { PATH: process.env.PATH ?? "" },
       stdio: ["ignore", fd, fd],
     }),
@@ -518,8 +538,10 @@ async function main(): Promise<void> {
     // The upstream and the naive proxy
     const upstream = await startNodeServer("upstream", ["upstream"]);
     const proxy = await startNodeServer("naive proxy", ["proxy", upstream.url]);
+    const relay = await startNodeServer("TCP relay", ["relay", upstream.url]);
     await expectUpstreamBody("upstream", upstream.url, []);
     await expectUpstreamBody("naive proxy", proxy.url, []);
+    await expectUpstreamBody("TCP relay", relay.url, []);
 
     // Two sidecars: builtin (a viewer user for JWTs, a viewer API key) and basic. Each credentials file in
     // a directory of its own: the sidecar watches the file's directory, and the logs must not be in it.
@@ -533,7 +555,9 @@ async function main(): Promise<void> {
       files[name] = join(dir, name, "credentials.json");
       await writeFile(files[name], JSON.stringify(creds.credentials), { mode: 0o600 });
     }
-    const sidecar = await startSidecar("sidecar (builtin)", upstream.url, files.builtin!, join(dir, "sidecar-builtin.log"));
+    const metricsPort = await freePort();
+    const sidecar = await startSidecar("sidecar (builtin)", upstream.url, files.builtin!, join(dir, "sidecar-builtin.log"), metricsPort);
+    const decisionHistogram = () => scrapeHistogram(`http://127.0.0.1:${metricsPort}/metrics`, "dagu_auth_decision_seconds");
     const sidecarBasic = await startSidecar("sidecar (basic)", upstream.url, files.basic!, join(dir, "sidecar-basic.log"));
 
     // A JWT the way Dagu's UI gets one: one login.
@@ -589,34 +613,47 @@ async function main(): Promise<void> {
 
     // 4. Open loop at a fixed rate: the p99 the sidecar adds (JWT) over the upstream alone.
     // The naive proxy runs too, for reference: what any Node hop adds at that rate on this machine.
-    type OpenKey = "direct" | "naiveProxy" | "sidecarJwt";
-    const open: Record<OpenKey, LoadResult[]> = { direct: [], naiveProxy: [], sidecarJwt: [] };
+    // A TCP relay runs too: one process hop with no HTTP, the floor any proxy on this machine pays. And the
+    // sidecar's own histogram (dagu_auth_decision_seconds) says how much of its added tail is its own work.
+    type OpenKey = "direct" | "relay" | "naiveProxy" | "sidecarJwt";
+    const open: Record<OpenKey, LoadResult[]> = { direct: [], relay: [], naiveProxy: [], sidecarJwt: [] };
     const openTargets: { key: OpenKey; label: string; url: string; headers: string[] }[] = [
       { key: "direct", label: "upstream direct", url: upstream.url, headers: [] },
+      { key: "relay", label: "TCP relay", url: relay.url, headers: [] },
       { key: "naiveProxy", label: "naive Node proxy", url: proxy.url, headers: [] },
       { key: "sidecarJwt", label: "sidecar, JWT", url: sidecar.url, headers: [jwtHeader] },
     ];
     const added: number[] = [];
     const addedScheduled: number[] = [];
     const addedNaive: number[] = [];
+    const addedRelay: number[] = [];
+    const decisionP99: number[] = [];
     for (let r = 0; r < ROUNDS; r++) {
       await sampleBackground(`open-loop round ${r + 1}/${ROUNDS}`);
       const order = [...openTargets.slice(r % openTargets.length), ...openTargets.slice(0, r % openTargets.length)];
       for (const t of order) {
+        const before = t.key === "sidecarJwt" ? await decisionHistogram() : undefined;
         const result = await runLoadChild({ mode: "open", url: `${t.url}${PATH}`, headers: headerRecord(t.headers), rate: OPEN_RATE, warmupSeconds: WARMUP_SECONDS, seconds: SECONDS });
         open[t.key].push(result);
+        const decision = before ? histogramQuantile(before, await decisionHistogram(), 0.99) : undefined;
+        if (decision !== undefined) decisionP99.push(decision);
         say(
           `round ${r + 1}/${ROUNDS} open loop ${OPEN_RATE} req/s, ${t.label}: p50 ${ms(result.p50Ms)}, p99 ${ms(result.p99Ms)}, max ${ms(result.maxMs)} ` +
-            `(from schedule: p99 ${ms(result.scheduledP99Ms!)}; generator lag p99 ${ms(result.lagP99Ms!)}; ${result.requests} requests)`,
+            `(from schedule: p99 ${ms(result.scheduledP99Ms!)}; generator lag p99 ${ms(result.lagP99Ms!)}; ${result.requests} requests` +
+            `${decision === undefined ? "" : `; the sidecar's own arrival-to-dispatch p99 <= ${ms(decision)}`})`,
         );
       }
       added.push(open.sidecarJwt[r]!.p99Ms - open.direct[r]!.p99Ms);
       addedScheduled.push(open.sidecarJwt[r]!.scheduledP99Ms! - open.direct[r]!.scheduledP99Ms!);
       addedNaive.push(open.naiveProxy[r]!.p99Ms - open.direct[r]!.p99Ms);
+      addedRelay.push(open.relay[r]!.p99Ms - open.direct[r]!.p99Ms);
     }
     const p99AddedMs = round3(median(added));
     const p99AddedFromScheduleMs = round3(median(addedScheduled));
     const p99AddedNaiveProxyMs = round3(median(addedNaive));
+    const p99AddedRelayMs = round3(median(addedRelay));
+    const p99OverRelayMs = round3(median(added.map((a, i) => a - addedRelay[i]!)));
+    const decisionP99Ms = round3(median(decisionP99));
     const openSummary = (key: OpenKey) => ({
       p50Ms: round3(median(open[key].map((x) => x.p50Ms))),
       p99Ms: round3(median(open[key].map((x) => x.p99Ms))),
@@ -665,7 +702,9 @@ async function main(): Promise<void> {
         `${added.map((a) => a.toFixed(1)).join(", ")} ms; counted from the schedule: ${p99AddedFromScheduleMs.toFixed(3)} ms)`,
     );
     say(`p99 added by the naive Node proxy at the same rate (reference): ${p99AddedNaiveProxyMs.toFixed(3)} ms (rounds: ${addedNaive.map((a) => a.toFixed(1)).join(", ")} ms)`);
-    say(`open-loop medians: p50/p99 direct ${ms(openSummary("direct").p50Ms)}/${ms(openSummary("direct").p99Ms)}, naive proxy ${ms(openSummary("naiveProxy").p50Ms)}/${ms(openSummary("naiveProxy").p99Ms)}, sidecar JWT ${ms(openSummary("sidecarJwt").p50Ms)}/${ms(openSummary("sidecarJwt").p99Ms)}`);
+    say(`p99 added by a TCP relay (one process hop, no HTTP: this machine's floor): ${p99AddedRelayMs.toFixed(3)} ms (rounds: ${addedRelay.map((a) => a.toFixed(1)).join(", ")} ms); the sidecar over the relay: ${p99OverRelayMs.toFixed(3)} ms`);
+    say(`the sidecar's own arrival-to-dispatch time (dagu_auth_decision_seconds, bucket bound): p99 <= ${decisionP99Ms.toFixed(3)} ms (rounds: ${decisionP99.map((d) => d.toFixed(2)).join(", ")} ms)`);
+    say(`open-loop medians: p50/p99 direct ${ms(openSummary("direct").p50Ms)}/${ms(openSummary("direct").p99Ms)}, TCP relay ${ms(openSummary("relay").p50Ms)}/${ms(openSummary("relay").p99Ms)}, naive proxy ${ms(openSummary("naiveProxy").p50Ms)}/${ms(openSummary("naiveProxy").p99Ms)}, sidecar JWT ${ms(openSummary("sidecarJwt").p50Ms)}/${ms(openSummary("sidecarJwt").p99Ms)}`);
     const basicVsNginxBcrypt10 = nginxBcrypt ? round2(s.sidecarBasic!.rps / nginxBcrypt.rps) : null;
     if (nginxBcrypt && nginxPlain) {
       say(`nginx without auth: ${rate(nginxPlain.rps)} (reference); nginx bcrypt-10: ${nginxBcrypt.rps.toFixed(1)} req/s`);
@@ -690,6 +729,9 @@ async function main(): Promise<void> {
       basicVsNginxBcrypt10,
       p99AddedFromScheduleMs,
       p99AddedNaiveProxyMs,
+      p99AddedRelayMs,
+      p99OverRelayMs,
+      decisionP99Ms,
       // Per target: the Node targets' medians as measured, nginx's rounded like them.
       rps: byTarget((m) => m.rps, Math.round, round2),
       p50Ms: byTarget((m) => m.p50Ms, round3, round3),
@@ -705,10 +747,13 @@ async function main(): Promise<void> {
       openLoop: {
         rate: OPEN_RATE,
         direct: openSummary("direct"),
+        relay: openSummary("relay"),
         naiveProxy: openSummary("naiveProxy"),
         sidecarJwt: openSummary("sidecarJwt"),
         p99AddedRoundsMs: added.map(round3),
         p99AddedNaiveProxyRoundsMs: addedNaive.map(round3),
+        p99AddedRelayRoundsMs: addedRelay.map(round3),
+        decisionP99RoundsMs: decisionP99.map(round3),
       },
       conditions: {
         cores,

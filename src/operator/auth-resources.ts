@@ -2,7 +2,7 @@
 // ServiceAccount, Role and RoleBinding (least privilege: the credentials Secrets by
 // name, the password-changes Secret to patch, the TLS Secret), the
 // password-changes Secret itself, and a cert-manager Certificate when an issuer is
-// named. Pure builders; the reconciler applies them.
+// named. Pure builders; the sidecar objects step (dagu-auth-sidecar-objects.ts) applies them.
 import { credentialsSecretName, loginThrottleSecretName, passwordChangesSecretName, ssoUsersSecretName, type DaguAuthSpec } from "../api/index.ts";
 import { ownedLabels } from "./context.ts";
 import { ownerReference } from "./runtime/apply.ts";

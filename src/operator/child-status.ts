@@ -4,7 +4,7 @@
 import { DAGU_AUTH_NAME_MAX_LENGTH, DaguAuthSpec, type Condition } from "../api/index.ts";
 import { deepEqualJson } from "../common/stable-json.ts";
 import { readyOf, withConditions, withOthers, type OtherCondition, type ReadyState } from "./conditions.ts";
-import type { OperatorContext } from "./context.ts";
+import type { OperatorContext, Writer } from "./context.ts";
 import type { KubeObject } from "../common/kube/client.ts";
 
 export type FoundAuth = { ok: true; auth: KubeObject; spec: DaguAuthSpec; key: string } | { ok: false; problem: ReadyState };
@@ -24,11 +24,14 @@ export function findAuth(ctx: OperatorContext, namespace: string, authName: stri
   return { ok: true, auth, spec: parsed.data, key: `${namespace}/${authName}` };
 }
 
+/** What a status write needs: the clock, the status subresource and Events. */
+export type StatusAccess = Pick<OperatorContext, "now" | "events"> & { readonly writer: Pick<Writer, "applyStatus"> };
+
 /**
  * Writes `status` (plus observedGeneration and the Ready, Reconciling and Stalled conditions) when it differs
  * from what the object carries. Returns whether it wrote.
  */
-export async function writeStatus(ctx: OperatorContext, obj: KubeObject, ready: ReadyState, fields: Record<string, unknown>, others: Readonly<Record<string, OtherCondition | undefined>> = {}): Promise<boolean> {
+export async function writeStatus(ctx: StatusAccess, obj: KubeObject, ready: ReadyState, fields: Record<string, unknown>, others: Readonly<Record<string, OtherCondition | undefined>> = {}): Promise<boolean> {
   const current = (obj.status ?? {}) as { conditions?: Condition[] } & Record<string, unknown>;
   const generation = obj.metadata.generation ?? 0;
   const conditions = withOthers(withConditions(current.conditions, ready, generation, ctx.now()), others, generation, ctx.now());

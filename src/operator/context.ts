@@ -1,6 +1,7 @@
 // What every reconciler is given: caches, writers, the materials exchange and the
-// queues of the other controllers. Wired in operator.ts; an interface so that the
-// reconcilers read as plain functions of (context, key).
+// queues of the other controllers. Assembled in wiring/operator-context.ts; an interface so that the
+// reconcilers read as plain functions of (context, key). Each step of a reconcile takes only the members
+// it needs (a Pick or an access interface of its own: ADR 0019).
 import type { Logger } from "pino";
 import type { KubeObject } from "../common/kube/client.ts";
 import { ownerReference } from "./runtime/apply.ts";

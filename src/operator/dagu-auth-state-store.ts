@@ -22,7 +22,7 @@ export interface StateStoreAccess {
 }
 
 /** Whether Secret `name` still has the resourceVersion our write gave it: the cache, else the API, tells. */
-export async function asWritten(access: Pick<StateStoreAccess, "secrets" | "writer">, namespace: string, name: string, resourceVersion: string | undefined): Promise<{ ours: true } | { ours: false; live: KubeObject | undefined }> {
+export async function asWritten(access: { readonly secrets: SecretReader; readonly writer: Pick<Writer, "get"> }, namespace: string, name: string, resourceVersion: string | undefined): Promise<{ ours: true } | { ours: false; live: KubeObject | undefined }> {
   if ((await access.secrets.get(namespace, name))?.metadata.resourceVersion === resourceVersion) return { ours: true };
   const live = await access.writer.get("v1", "Secret", namespace, name);
   return live?.metadata.resourceVersion === resourceVersion ? { ours: true } : { ours: false, live };

@@ -59,7 +59,10 @@ export interface OidcPlan {
   requeueAfterMs?: number;
 }
 
-export async function planOidc(ctx: OperatorContext, authKey: string, namespace: string, spec: OidcSpec | undefined): Promise<OidcPlan> {
+/** What planning single sign-on needs: the Secret cache, a log line and the DaguAuth queue (a probe that ends re-queues). */
+export type OidcAccess = Pick<OperatorContext, "secrets" | "log" | "enqueue">;
+
+export async function planOidc(ctx: OidcAccess, authKey: string, namespace: string, spec: OidcSpec | undefined): Promise<OidcPlan> {
   if (!spec) {
     probes.delete(authKey);
     return {};
@@ -88,7 +91,7 @@ export async function planOidc(ctx: OperatorContext, authKey: string, namespace:
 }
 
 /** Starts a discovery in the background when one is due; the DaguAuth is queued again when it ends. */
-function probeProvider(ctx: OperatorContext, authKey: string, settings: OidcSettings): { condition: OtherCondition; requeueAfterMs: number } {
+function probeProvider(ctx: OidcAccess, authKey: string, settings: OidcSettings): { condition: OtherCondition; requeueAfterMs: number } {
   const key = JSON.stringify([settings.issuer, settings.clientId, settings.caBundle ?? ""]);
   let probe = probes.get(authKey);
   if (!probe || probe.key !== key) {

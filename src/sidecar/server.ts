@@ -420,6 +420,7 @@ export class Sidecar {
       }
       facts.decision = "allow";
       const stream = route.streaming === "sse" ? { minRole: route.minRole, surface: "rest_api" as const } : undefined;
+      this.metrics.decisionSeconds.observe((performance.now() - started) / 1000);
       facts.status = await this.#forward(req, res, route, verdict.path, verdict.query, client, undefined, undefined, stream);
     } catch (error) {
       const known = error instanceof HttpError ? error : undefined;

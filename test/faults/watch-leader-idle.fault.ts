@@ -80,13 +80,21 @@ test("leader failover under a bulk apply: the follower leads within the Lease's 
   const coordination = R.kc.makeApiClient(k8s.CoordinationV1Api);
   const holder = async () => ((await coordination.readNamespacedLease({ name: lease.name, namespace: lease.namespace }).catch(() => undefined))?.spec as LeaseSpec | undefined)?.holderIdentity;
   const users = Array.from({ length: 20 }, (_, i) => `user${i}`);
-  await authWithUsers(ns, users);
   const first = await K.eventually("a leader", async () => (await holder()) || undefined, 60_000, 100);
-  const leader = operators.find((o) => first.includes(`-${o.pid}-`))!;
+  // Who leads is what each says of itself, not only the Lease's holder: two that believed they held it (one
+  // identity for both) would both reconcile.
+  const leading = () => operators.filter((o) => o.lines().some((l) => l.msg === "started leading"));
+  const leader = (await K.eventually("one operator leads", async () => (leading().length > 0 ? leading() : undefined), 60_000, 50))[0]!;
   const follower = operators.find((o) => o !== leader)!;
-  assert.ok(leader, `the Lease names one of the two (${first})`);
+  // Both alive for a few of the follower's retry periods (2 s each): it leaves the unexpired Lease alone.
+  await sleep(6_000);
+  assert.deepEqual(leading().map((o) => o.pid), [leader.pid], "one leader at a time: the follower has not started leading");
+  assert.equal(await holder(), first, "the follower left the leader's unexpired Lease alone");
+  assert.ok(first.includes(`-${leader.pid}-`), `the Lease names the one that leads (${first})`);
+  await authWithUsers(ns, users);
   // Killed in the middle of the work: once a few users are Ready, before all are.
   await K.eventually("the leader is reconciling users", async () => leader.lines().filter((l) => l.msg === "reconciled" && l.kind === "DaguUser").length >= 3 || undefined, 60_000, 20);
+  assert.deepEqual(leading().map((o) => o.pid), [leader.pid], "still one leader: the follower has not started leading");
   await leader.kill("SIGKILL");
   const killed = Date.now();
   await K.eventually("the follower leads", async () => (await holder())?.includes(`-${follower.pid}-`) || undefined, 40_000, 50);

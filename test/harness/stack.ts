@@ -30,6 +30,8 @@ export async function startSidecarStack(options: {
   credentials: Parameters<typeof buildCredentials>[0];
   dags?: Record<string, string>;
   basePath?: string;
+  /** Dagu v1.30.3 instead of v2.15.1 (its API under /api/v2). */
+  dagu1?: boolean;
   recorder?: boolean;
   /** A TCP tap between the sidecar and the recorder (or Dagu). */
   tap?: boolean;
@@ -37,7 +39,7 @@ export async function startSidecarStack(options: {
   sidecarArgs?: string[];
   forceApi?: boolean;
 }): Promise<SidecarStack> {
-  const dagu = await startDagu({ dags: options.dags, basePath: options.basePath });
+  const dagu = await startDagu({ dags: options.dags, basePath: options.basePath, dagu1: options.dagu1 });
   let recorder: Recorder | undefined;
   let tap: TcpTap | undefined;
   let dir: string | undefined;

@@ -5,21 +5,14 @@
 // it before anything reaches Dagu, while the plain request for a real DAG still works.
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import { startDagu, type DaguInstance } from "../harness/dagu.ts";
-import { startRecorder, startSidecar, type Recorder, type SidecarInstance } from "../harness/sidecar.ts";
-import { buildCredentials, type TestCredentials } from "../../dev/known-credentials.ts";
+import { startSidecarStack, type SidecarStack } from "../harness/stack.ts";
 
 const API = "/api/v2";
 const MARKER = `planted-secret-${randomBytes(8).toString("hex")}`;
-let dagu: DaguInstance;
-let recorder: Recorder;
-let sidecar: SidecarInstance;
-let built: TestCredentials;
-let dir: string;
+let stack: SidecarStack;
 let secretFile: string;
 
 /** `/a/b` as Dagu's double decoding needs it: every `/` as `%252F`. */
@@ -37,29 +30,23 @@ function attacks(): Record<string, string> {
 
 before(async () => {
   // Dagu 1.30.3: the Dagu whose locateDAG made the file read possible (examples deployed it).
-  dagu = await startDagu({ dagu1: true });
+  stack = await startSidecarStack({
+    dagu1: true,
+    recorder: true,
+    credentials: { users: [{ username: "admin", password: "admin-password-1", role: "admin" }], apiKeys: [{ name: "viewer", role: "viewer" }] },
+  });
   // Beside the DAGs folder (Dagu's home), not in it: no DAG of that name exists.
-  secretFile = join(dagu.home, "..", "home", "secret.yaml");
+  secretFile = join(stack.dagu.home, "..", "home", "secret.yaml");
   await writeFile(secretFile, `# ${MARKER}\nsteps:\n  - name: s\n    command: echo ${MARKER}\n`);
-  recorder = await startRecorder(dagu.url);
-  dir = await mkdtemp(join(tmpdir(), "sidecar-double-"));
-  built = await buildCredentials({ users: [{ username: "admin", password: "admin-password-1", role: "admin" }], apiKeys: [{ name: "viewer", role: "viewer" }] });
-  await writeFile(join(dir, "credentials.json"), JSON.stringify(built.credentials));
-  sidecar = await startSidecar({ upstream: recorder.url, args: ["--credentials-file", join(dir, "credentials.json")] });
 });
 
-after(async () => {
-  await sidecar?.stop();
-  await recorder?.stop();
-  await dagu?.stop();
-  if (dir) await rm(dir, { recursive: true, force: true });
-});
+after(() => stack?.stop());
 
 describe("double-encoded paths against the real Dagu", () => {
   test("straight to Dagu (auth off) every form reads the planted file: the hole is real", async () => {
     const leaked: string[] = [];
     for (const [name, path] of Object.entries(attacks())) {
-      const response = await fetch(`${dagu.url}${path}`);
+      const response = await fetch(`${stack.dagu.url}${path}`);
       if ((await response.text()).includes(MARKER)) leaked.push(name);
     }
     // If Dagu stops decoding twice, this says so (and the %25 rule in docs/route-permissions.md can be revisited).
@@ -68,17 +55,17 @@ describe("double-encoded paths against the real Dagu", () => {
 
   for (const name of Object.keys({ "absolute path": 0, "absolute path with extension": 0, "dot-dot from the DAGs folder": 0, "dot-dot with encoded dots": 0 })) {
     test(`through the sidecar a viewer key gets 400 for the ${name}, and nothing reaches Dagu`, async () => {
-      recorder.clear();
-      const response = await fetch(`${sidecar.url}${attacks()[name]!}`, { headers: { Authorization: `Bearer ${built.apiKeys.viewer!}` } });
+      stack.recorder!.clear();
+      const response = await fetch(`${stack.sidecar.url}${attacks()[name]!}`, { headers: { Authorization: `Bearer ${stack.built.apiKeys.viewer!}` } });
       const body = await response.text();
       assert.equal(response.status, 400);
       assert.ok(!body.includes(MARKER));
-      assert.deepEqual(recorder.requests.map((r) => r.url), []);
+      assert.deepEqual(stack.recorder!.requests.map((r) => r.url), []);
     });
   }
 
   test("the viewer still reads a real DAG's spec through the sidecar", async () => {
-    const response = await fetch(`${sidecar.url}${API}/dags/hello/spec`, { headers: { Authorization: `Bearer ${built.apiKeys.viewer!}` } });
+    const response = await fetch(`${stack.sidecar.url}${API}/dags/hello/spec`, { headers: { Authorization: `Bearer ${stack.built.apiKeys.viewer!}` } });
     assert.equal(response.status, 200);
     assert.match(await response.text(), /WEBHOOK_PAYLOAD/);
   });

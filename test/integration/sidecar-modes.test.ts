@@ -233,6 +233,8 @@ describe("metrics and trusted proxies", () => {
       assert.match(metrics, /dagu_auth_requests_total\{decision="deny",role="viewer",status="403"\} 1/);
       assert.match(metrics, /dagu_auth_authentication_seconds_count\{method="jwt",result="ok"\} 2/);
       assert.match(metrics, /dagu_auth_upstream_seconds_count\{status_class="2xx"\} 1/);
+      // Only the forwarded API request is timed (the refused one never reached the dispatch).
+      assert.match(metrics, /dagu_auth_decision_seconds_count 1\n/);
       assert.match(metrics, /dagu_auth_credential_reloads_total\{result="loaded"\} 1/);
       assert.match(metrics, /dagu_auth_credentials_age_seconds \d/);
       assert.equal((await fetch(`http://127.0.0.1:${metricsPort}/readyz`)).status, 200);

@@ -140,6 +140,14 @@ describe("property: the sidecar refuses a path or forwards it unchanged to the h
     const match = createRouteMatcher(DAGU_ROUTES, { prefix: stack.prefix });
     const seen = { refused: 0, forwarded: 0, mutatedForwarded: 0, uiPages: 0 };
     const daguPort = Number(new URL(stack.dagu.url).port);
+    // A value that names a static sibling route with one letter escaped (`/dags/%6Cabels`): chi routes it to
+    // `{fileName}` (its raw path differs from `labels`) while its canonical spelling is the static route. Too
+    // rare for the generator to find (a route, a value and a position in it), so always tried first.
+    const details = READS.find((r) => r.operationId === "getDAGDetails")!;
+    const examples = ["labels", "search", "tags"].map((value): [{ route: DaguRoute; params: Record<string, string>; mutations: [string, number][] }] => {
+      const path = canonical(stack.prefix, details, { fileName: value });
+      return [{ route: details, params: { fileName: value }, mutations: [["percent-encode a character", path.lastIndexOf("/")]] }];
+    });
     await fc.assert(
       fc.asyncProperty(arbitraryRequest, async ({ route, params, mutations }) => {
         let path = canonical(stack.prefix, route, params);
@@ -173,7 +181,7 @@ describe("property: the sidecar refuses a path or forwards it unchanged to the h
         assert.equal(asSent.status, asCanonical.status, `${path} vs ${canonicalPath}: Dagu's status`);
         assert.equal(stable(asSent.body), stable(asCanonical.body), `${path} vs ${canonicalPath}: Dagu's answer (${decided.route.operationId})`);
       }),
-      { numRuns: Number(process.env.ROUTE_DIFFERENTIAL_RUNS ?? 1000), seed: Number(process.env.ROUTE_DIFFERENTIAL_SEED ?? Date.now() % 2 ** 31) },
+      { examples, numRuns: Number(process.env.ROUTE_DIFFERENTIAL_RUNS ?? 1000), seed: Number(process.env.ROUTE_DIFFERENTIAL_SEED ?? Date.now() % 2 ** 31) },
     );
     t.diagnostic(`refused ${seen.refused}, forwarded ${seen.forwarded} (of which mutated ${seen.mutatedForwarded}; UI pages ${seen.uiPages})`);
     assert.ok(seen.refused > 0 && seen.mutatedForwarded > 0, "both sides of the property were exercised");

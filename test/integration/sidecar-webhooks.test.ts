@@ -6,47 +6,42 @@
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
 import { createHmac } from "node:crypto";
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { writeFile } from "node:fs/promises";
 import { promisify } from "node:util";
 import { after, before, describe, test } from "node:test";
 import { startDagu, HELLO_DAG, type DaguInstance } from "../harness/dagu.ts";
 import { eventually } from "../harness/per-test.ts";
-import { startRecorder, startSidecar, type Recorder, type SidecarInstance } from "../harness/sidecar.ts";
-import { buildCredentials, type TestCredentials } from "../../dev/known-credentials.ts";
+import type { Recorder, SidecarInstance } from "../harness/sidecar.ts";
+import { startSidecarStack, type SidecarStack } from "../harness/stack.ts";
+import type { TestCredentials } from "../../dev/known-credentials.ts";
 
 const API = "/api/v1";
+let stack: SidecarStack;
 let dagu: DaguInstance;
 let recorder: Recorder;
 let sidecar: SidecarInstance;
 let built: TestCredentials;
-let dir: string;
 
 before(async () => {
-  dagu = await startDagu({ dags: { hello: HELLO_DAG, fromdagu: HELLO_DAG, signed: HELLO_DAG, observed: HELLO_DAG, hmaconly: HELLO_DAG, off: HELLO_DAG } });
-  recorder = await startRecorder(dagu.url);
-  dir = await mkdtemp(join(tmpdir(), "sidecar-webhooks-"));
-  built = await buildCredentials({
-    webhooks: [
-      { dagName: "hello", mode: "token" },
-      { dagName: "signed", mode: "tokenAndHmac", hmacEnforcement: "strict" },
-      { dagName: "observed", mode: "tokenAndHmac", hmacEnforcement: "observe" },
-      { dagName: "hmaconly", mode: "hmac" },
-      { dagName: "off", mode: "token", enabled: false },
-      { dagName: "missing-dag", mode: "token" },
-    ],
+  stack = await startSidecarStack({
+    dags: { hello: HELLO_DAG, fromdagu: HELLO_DAG, signed: HELLO_DAG, observed: HELLO_DAG, hmaconly: HELLO_DAG, off: HELLO_DAG },
+    recorder: true,
+    credentials: {
+      webhooks: [
+        { dagName: "hello", mode: "token" },
+        { dagName: "signed", mode: "tokenAndHmac", hmacEnforcement: "strict" },
+        { dagName: "observed", mode: "tokenAndHmac", hmacEnforcement: "observe" },
+        { dagName: "hmaconly", mode: "hmac" },
+        { dagName: "off", mode: "token", enabled: false },
+        { dagName: "missing-dag", mode: "token" },
+      ],
+    },
   });
-  await writeFile(join(dir, "credentials.json"), JSON.stringify(built.credentials));
-  sidecar = await startSidecar({ upstream: recorder.url, args: ["--credentials-file", join(dir, "credentials.json")] });
+  ({ dagu, sidecar, built } = stack);
+  recorder = stack.recorder!;
 });
 
-after(async () => {
-  await sidecar?.stop();
-  await recorder?.stop();
-  await dagu?.stop();
-  if (dir) await rm(dir, { recursive: true, force: true });
-});
+after(() => stack?.stop());
 
 /** Dagu v2.15.1 with its own builtin auth, logged in as its admin: the reference of the differentials. */
 async function startReference(dags?: Record<string, string>) {
@@ -133,7 +128,7 @@ describe("webhook triggers", () => {
       // The same secret handed to the sidecar, as a credentials document carries it (a carried-over secret).
       const carried = structuredClone(built.credentials);
       carried.webhooks.push({ id: "from-dagu", dagName: "fromdagu", enabled: true, mode: "hmac", hmacEnforcement: "strict", tokenDigests: [], hmacSecrets: [{ secret: hmacSecret }] });
-      await writeFile(join(dir, "credentials.json"), JSON.stringify(carried));
+      await writeFile(stack.credentialsFile, JSON.stringify(carried));
 
       // Dagu's UI gives two recipes: OpenSSL's `-hmac "$DAGU_HMAC_SECRET"` and Node's createHmac('sha256', secret).
       // Run ids that contain no other test's id: Dagu (and so the sidecar) calls a dagRunId taken when any
@@ -171,7 +166,7 @@ describe("webhook triggers", () => {
       assert.deepEqual(rows.map((r) => [r.dagu, r.sidecar]), [[200, 200], [200, 200], [401, 401], [401, 401]]);
       assert.equal((await runInDagu("fromdagu", "ref-sig-1")).params, 'WEBHOOK_PAYLOAD={"n":1} WEBHOOK_HEADERS={}');
     } finally {
-      await writeFile(join(dir, "credentials.json"), JSON.stringify(built.credentials));
+      await writeFile(stack.credentialsFile, JSON.stringify(built.credentials));
       await reference.stop();
     }
   });

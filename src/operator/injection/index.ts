@@ -1,6 +1,6 @@
 // Sidecar injection, as the operator runs it: the webhook server on every replica (admission only
 // reads: the DaguAuth and ServiceAccount caches the operator keeps anyway, the API when a cache does
-// not have the object yet) and its certificate (webhook-tls.ts). Wired in by operator.ts.
+// not have the object yet) and its certificate (webhook-tls.ts). Started by wiring/serving.ts.
 import type { Logger } from "pino";
 import type { Registry } from "prom-client";
 import { KubeClient, isNotFound, resourcePath, type KubeObject } from "../../common/kube/client.ts";
