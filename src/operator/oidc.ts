@@ -5,7 +5,7 @@
 import { oidcSettingsOf, parseSsoUsers, SSO_USERS_KEY, MAX_LISTED_SSO_USERS, type CredentialUser, type OidcSettings, type OidcSpec, type SsoUsers } from "../api/index.ts";
 import { Jq } from "../common/jq.ts";
 import { describeProviderError, discoverProvider } from "../common/oidc-client.ts";
-import { shadowedBy } from "../sidecar/auth/oidc/sso-users.ts";
+import { shadowedBy } from "../common/sso-overlay.ts";
 import type { OtherCondition, ReadyState } from "./conditions.ts";
 import { type OperatorContext } from "./context.ts";
 import { secretData } from "../common/kube/secret-data.ts";

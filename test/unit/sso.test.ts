@@ -10,7 +10,8 @@ import { checkEmail, groupsOf, mergeUserinfo, pickUsername, sanitizeUsername } f
 import { flowCookieName, openFlow, sealFlow } from "../../src/sidecar/auth/oidc/flow-cookie.ts";
 import { mapRole } from "../../src/sidecar/auth/oidc/role-mapping.ts";
 import { ssoBasePath, ssoRouteOf, ssoUrls } from "../../src/sidecar/auth/oidc/sso-login.ts";
-import { provision, withSsoUsers } from "../../src/sidecar/auth/oidc/sso-users.ts";
+import { provision } from "../../src/sidecar/auth/oidc/sso-users.ts";
+import { withSsoUsers } from "../../src/common/sso-overlay.ts";
 import { indexCredentials } from "../../src/sidecar/credentials/credential-store.ts";
 import { rewriteGetConfig } from "../../src/sidecar/ui/config-rewrite.ts";
 import { buildCredentials } from "../../dev/known-credentials.ts";

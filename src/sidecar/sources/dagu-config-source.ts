@@ -17,7 +17,7 @@ import { Jq } from "../../common/jq.ts";
 import { resolveDaguAuthConfig } from "../../dagu/auth-config.ts";
 import { hashPassword, verifyPassword } from "../../common/password-hash.ts";
 import { isShortTokenSecret, shortTokenSecretWarning, tokenSigningKey } from "../../common/token-secret.ts";
-import { withSsoUsers } from "../auth/oidc/sso-users.ts";
+import { withSsoUsers } from "../../common/sso-overlay.ts";
 import type { CredentialSource, CredentialSourceEvents, SsoUsersChange } from "../credentials/credential-source.ts";
 import { applyPasswordChanges, changeTimestamp } from "../credentials/password-changes.ts";
 import { memoryPasswordChangeLog, memorySsoUserLog, stateDirPasswordChangeLog, stateDirSsoUserLog, type PasswordChangeLog, type SsoUserLog } from "./password-change-log.ts";

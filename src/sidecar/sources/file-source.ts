@@ -5,7 +5,7 @@ import { readFile } from "node:fs/promises";
 import { resolve } from "node:path";
 import { z } from "zod";
 import { parseCredentials, type Credentials, type SsoUsers } from "../../api/credentials.ts";
-import { withSsoUsers } from "../auth/oidc/sso-users.ts";
+import { withSsoUsers } from "../../common/sso-overlay.ts";
 import type { CredentialSource, CredentialSourceEvents, SsoUsersChange } from "../credentials/credential-source.ts";
 import { applyPasswordChanges } from "../credentials/password-changes.ts";
 import { memorySsoUserLog, type PasswordChangeLog, type SsoUserLog } from "./password-change-log.ts";

@@ -23,7 +23,7 @@ import { KubeClient, isConflict, resourcePath, type KubeObject } from "../../com
 import { Informer } from "../../common/kube/informer.ts";
 import { secretValue as decoded } from "../../common/kube/secret-data.ts";
 import { CredentialsReadError, readCredentials } from "../../common/credentials-secret.ts";
-import { withSsoUsers } from "../auth/oidc/sso-users.ts";
+import { withSsoUsers } from "../../common/sso-overlay.ts";
 import type { CredentialSource, CredentialSourceEvents, SsoUsersChange } from "../credentials/credential-source.ts";
 import { applyPasswordChanges } from "../credentials/password-changes.ts";
 
