@@ -342,8 +342,7 @@ export const REMOVALS: readonly Removal[] = [
       { file: "src/operator/dagu-auth-reconciler.ts", find: AFTER_CREDENTIALS, replace: `${SAVE_STATE}${AFTER_CREDENTIALS}` },
     ],
     test: "test/faults/operator-kills.fault.ts",
-    knownGap:
-      "a kill would have to land between two API calls a few milliseconds apart (the credentials written, then the state); random kills, even ones aimed right after a credentials write, did not",
+    pattern: "a kill right after each credentials write",
   },
   {
     id: "kills-generated-once",

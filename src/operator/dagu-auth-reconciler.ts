@@ -39,6 +39,7 @@ import { ForeignObjectError, ownedObjectConflict } from "./owned-objects.ts";
 import type { ReadinessFacts } from "./dagu-auth-readiness.ts";
 import { resolveRemoteNodes } from "./remote-nodes.ts";
 import type { Result } from "./runtime/work-queue.ts";
+import { failpoint } from "./runtime/failpoint.ts";
 
 /** During a bulk apply, how often the children's hashes are saved before the last child answers. */
 const CHILD_RECORDS_SAVE_MS = 5000;
@@ -103,6 +104,8 @@ async function reconcile(ctx: OperatorContext, key: string): Promise<Result | un
   if (!changes.intact) found.passwordChangesInvalid = { secretName: passwordChangesSecretName(name) };
   const assembly = assembleCredentials({ authName: name, authUid: auth.metadata.uid!, namespace, spec, materials, ...(own.admin ? { admin: own.admin } : {}), ...(own.basic ? { basic: own.basic } : {}), ...(own.signing ? { signing: own.signing } : {}), ...(oidc.settings ? { oidc: oidc.settings } : {}), changes: changes.inForce, remoteNodes: remote.nodes });
   const written = await writeCredentialsIfChanged(ctx, auth, materials, { document: assembly.document, canWrite: canWriteCredentials(spec, own), allowShards: sidecar.allowShards });
+  // The hashes in that document were remembered (store.save above) before it was written: a kill here rehashes nothing.
+  if (!written.sameContent) failpoint("after-credentials-write");
   const { certManagerMissing } = await sidecar.apply(written.shardNames);
 
   publishToChildren(ctx, namespace, name, materials, { generation: written.generation, assembly, sameContent: written.sameContent });

@@ -2,6 +2,7 @@
 // etcd and kube-apiserver can be killed and started again with the same flags, etcd compacted, and the
 // operator or the sidecars cut off from the API server by a TCP proxy (a network partition). The
 // operator runs as a child process (`src/cli.ts operator`) so that it can be SIGKILLed.
+import type { Failpoint } from "../../src/operator/runtime/failpoint.ts";
 import { spawn, type ChildProcess } from "node:child_process";
 import { closeSync, openSync, readFileSync } from "node:fs";
 import { mkdtemp, writeFile } from "node:fs/promises";
@@ -229,12 +230,13 @@ export interface OperatorProcess {
 }
 
 /** `dagu-auth operator` as a child process under the operator's ServiceAccount kubeconfig. */
-export async function spawnOperator(options: { kubeconfig: string; lease?: { namespace: string; name: string } }): Promise<OperatorProcess> {
+export async function spawnOperator(options: { kubeconfig: string; lease?: { namespace: string; name: string }; failpoint?: Failpoint }): Promise<OperatorProcess> {
   const port = await freePort();
   const args = [CLI, "operator", "--kubeconfig", options.kubeconfig, "--health-address", `127.0.0.1:${port}`, "--log-level", "debug"];
   if (options.lease) args.push("--leader-election-namespace", options.lease.namespace, "--lease-name", options.lease.name);
   else args.push("--no-leader-elect");
-  const child = spawn(process.execPath, args, { stdio: ["ignore", "pipe", "pipe"], env: { PATH: process.env.PATH ?? "" } });
+  const env = { PATH: process.env.PATH ?? "", ...(options.failpoint ? { DAGU_AUTH_OPERATOR_FAILPOINT: options.failpoint } : {}) };
+  const child = spawn(process.execPath, args, { stdio: ["ignore", "pipe", "pipe"], env });
   let out = "";
   child.stdout!.setEncoding("utf8").on("data", (d: string) => (out += d));
   child.stderr!.setEncoding("utf8").on("data", (d: string) => (out += d));
