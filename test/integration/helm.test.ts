@@ -219,6 +219,17 @@ async function allowed(user: string, namespace: string | undefined, group: strin
 }
 
 /** A TokenRequest token of the chart's ServiceAccount: the credentials a pod of the Deployment would get. */
+/** The operator as the chart runs it: its ServiceAccount's token, leader election on the chart's Lease in the release namespace; its log lines go to `logs`. */
+async function startChartOperator(ns: string, rel: string, logs: string[], namespaces?: string[]) {
+  return startOperator({
+    kubeConfig: await chartKubeConfig(ns, rel),
+    logger: pino({ level: "debug" }, { write: (line: string) => void logs.push(line) }),
+    leaderElection: { namespace: ns, name: "dagu-auth-operator", leaseDurationSeconds: 4, renewDeadlineMs: 3000, retryPeriodMs: 500 },
+    resyncPeriodMs: 0,
+    ...(namespaces ? { namespaces } : {}),
+  });
+}
+
 async function chartKubeConfig(ns: string, rel: string) {
   const token = await core.createNamespacedServiceAccountToken({ name: fullname(rel), namespace: ns, body: { spec: { expirationSeconds: 3600, audiences: [] } } });
   const cluster = kc.getCurrentCluster()!;
@@ -255,13 +266,7 @@ test("the operator makes a DaguAuth and a DaguUser Ready under the chart's Servi
   }
 
   const logs: string[] = [];
-  const operator = await startOperator({
-    kubeConfig: await chartKubeConfig(ns, rel),
-    logger: pino({ level: "debug" }, { write: (line: string) => void logs.push(line) }),
-    // As the chart runs it: leader election on the chart's Lease in the release namespace.
-    leaderElection: { namespace: ns, name: "dagu-auth-operator", leaseDurationSeconds: 4, renewDeadlineMs: 3000, retryPeriodMs: 500 },
-    resyncPeriodMs: 0,
-  });
+  const operator = await startChartOperator(ns, rel, logs);
   try {
     await secret(workloads, "admin-pw", { password: "chart-admin-password" });
     await create(workloads, "daguauths", "DaguAuth", "dagu", { mode: "builtin", builtin: { initialAdmin: { username: "admin", passwordSecretRef: { name: "admin-pw", key: "password" } } } });
@@ -308,13 +313,7 @@ test("a namespaced install (watchNamespaces): Roles only there, nothing cluster-
   }
 
   const logs: string[] = [];
-  const operator = await startOperator({
-    kubeConfig: await chartKubeConfig(ns, rel),
-    logger: pino({ level: "debug" }, { write: (line: string) => void logs.push(line) }),
-    leaderElection: { namespace: ns, name: "dagu-auth-operator", leaseDurationSeconds: 4, renewDeadlineMs: 3000, retryPeriodMs: 500 },
-    resyncPeriodMs: 0,
-    namespaces: [workloads],
-  });
+  const operator = await startChartOperator(ns, rel, logs, [workloads]);
   try {
     for (const where of [elsewhere, workloads]) {
       await secret(where, "admin-pw", { password: "chart-admin-password" });

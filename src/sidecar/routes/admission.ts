@@ -64,17 +64,11 @@ export type Verdict =
     }
   | { readonly kind: "ui"; readonly snapshot: CredentialSnapshot; readonly path: string; readonly query: string | undefined }
   | { readonly kind: "mcp"; readonly snapshot: CredentialSnapshot; readonly principal: Principal; readonly path: string; readonly query: string | undefined }
-  | {
+  | (Omit<PendingRoute, "kind"> & {
       readonly kind: "route";
-      readonly snapshot: CredentialSnapshot;
-      readonly profile: DaguApiProfile;
-      readonly route: DaguRoute;
-      readonly params: Readonly<Record<string, string>>;
-      readonly path: string;
-      readonly query: string | undefined;
       /** Undefined for routes that need no credential. */
       readonly principal: Principal | undefined;
-    };
+    });
 
 export interface AdmissionState {
   readonly snapshot: CredentialSnapshot | undefined;
