@@ -3,24 +3,16 @@
 // the last good credentials meanwhile and say so (/readyz body, dagu_auth_credentials_stale_seconds, a log
 // line), then the operator and the sidecars carry on. Then the sidecars alone cut off from the API server (a
 // TCP partition): an API key revoked meanwhile is refused by both within a second of the link's return.
-import { test, before, after } from "node:test";
+import { test } from "node:test";
 import assert from "node:assert/strict";
 import { mkdtemp } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { kubeconfigFile, sleep, spawnOperator, openFaultEnv, startPartition, type FaultCluster, type FaultEnv } from "./cluster.ts";
+import { cluster, K, O, R, kubeconfigFile, sleep, spawnOperator, startPartition, useFaultEnv } from "./cluster.ts";
 import { startDagu } from "../harness/dagu.ts";
 import { startSidecar, type SidecarInstance } from "../harness/sidecar.ts";
 
-let cluster: FaultCluster;
-let R: FaultEnv["R"];
-let K: FaultEnv["K"];
-let O: FaultEnv["O"];
-
-before(async () => {
-  ({ cluster, R, K, O } = await openFaultEnv());
-});
-after(async () => cluster?.close());
+useFaultEnv();
 
 async function staleSeconds(s: SidecarInstance): Promise<number> {
   const text = await (await fetch(`${s.metricsUrl()}/metrics`)).text();
