@@ -110,7 +110,7 @@ export class Sidecar {
     this.upstream = new Upstream({ url: options.upstream });
     this.store = new CredentialStore(options.source);
     this.metrics = new SidecarMetrics(this.store, {
-      openConnections: () => this.#limiter.open,
+      openConnections: () => ({ open: this.#limiter.open, peak: this.#limiter.peak }),
       cacheEntries: () => ({ jwt: this.#auth.jwt.size, basic: this.#auth.basic.size, basic_in_flight: this.#auth.basicInFlight, login_throttle: this.#throttle.size }),
     });
     // Replaced by the credentials' own settings as soon as they load.

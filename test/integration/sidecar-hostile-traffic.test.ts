@@ -304,7 +304,7 @@ describe("hostile traffic, builtin mode", () => {
     assert.ok(stack.recorder!.requests.every((r) => !r.complete), "the partial body never arrived whole at Dagu");
   });
 
-  test(`a flood of connections: at most ${MAX_CONNECTIONS} held, the rest closed on arrival, no crash, service after`, async (t) => {
+  test(`a flood of connections: at most ${MAX_CONNECTIONS} held at once, the rest closed on arrival, no crash, service after`, async (t) => {
     const openGauge = () => metric(stack, "dagu_auth_connections_open");
     const refusedBefore = await metric(stack, 'dagu_auth_connections_refused_total{reason="total"}').catch(() => 0);
     const sockets: Socket[] = [];
@@ -333,13 +333,17 @@ describe("hostile traffic, builtin mode", () => {
       const longest = lifetimes.length > 0 ? Math.max(...lifetimes) : 0;
       const failed = opened.filter((o) => o.status === "rejected").length;
       const refused = (await metric(stack, 'dagu_auth_connections_refused_total{reason="total"}').catch(() => 0)) - refusedBefore;
-      t.diagnostic(`${sockets.length} connected (${failed} failed to connect): ${held} held until the headers timeout (408), ${sockets.length - held} closed on arrival; refused ${refused}; open gauge at most ${openMax}; longest lifetime ${longest} ms`);
-      // The gauge's own scrape is one more connection, on the metrics port (not counted here).
-      assert.ok(openMax <= MAX_CONNECTIONS, `open ${openMax}`);
-      assert.ok(held <= MAX_CONNECTIONS, `${held} connections held`);
-      // Some were held, and their 408 seen: the count above measures something.
-      assert.ok(held > 0, "no connection was answered 408 at the headers timeout");
-      assert.ok(refused >= 1200 - MAX_CONNECTIONS - failed, `refused ${refused}`);
+      // The sidecar's own high-water mark: exact, where the sampled gauge may miss the peak. On a slow
+      // machine the flood outlasts the headers timeout, so slots freed by a 408 are taken again and more
+      // than the cap are held over the whole flood (443 on one CI run), never at once.
+      const peak = await metric(stack, "dagu_auth_connections_open_max");
+      t.diagnostic(`${sockets.length} connected (${failed} failed to connect): ${held} held until the headers timeout (408), ${sockets.length - held} closed on arrival; refused ${refused}; open at most ${peak} (gauge sampled at most ${openMax}); longest lifetime ${longest} ms`);
+      assert.ok(peak <= MAX_CONNECTIONS, `${peak} connections open at once`);
+      assert.ok(openMax <= peak, `the sampled gauge ${openMax} above the high-water mark ${peak}`);
+      // Each connection was either held (and answered 408 at its headers timeout) or refused on arrival:
+      // the client's count and the sidecar's agree, so both measure something.
+      assert.ok(held > 0 && refused > 0, `held ${held}, refused ${refused}`);
+      assert.equal(held + refused, sockets.length, `held ${held} + refused ${refused}`);
       assertAlive(stack);
     } finally {
       for (const s of sockets) s.destroy();

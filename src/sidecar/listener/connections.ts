@@ -52,6 +52,7 @@ export class ConnectionLimiter {
   readonly #exempt: (address: string) => boolean;
   readonly #refused: (reason: "total" | "per_client") => void;
   #open = 0;
+  #peak = 0;
 
   constructor(options: { maxTotal: number; maxPerAddress: number; exempt: (address: string) => boolean; refused: (reason: "total" | "per_client") => void }) {
     this.#maxTotal = options.maxTotal;
@@ -62,6 +63,11 @@ export class ConnectionLimiter {
 
   get open(): number {
     return this.#open;
+  }
+
+  /** The most connections open at once since the start: a sampled gauge misses a burst's peak. */
+  get peak(): number {
+    return this.#peak;
   }
 
   /** The end of a graceful stop: whatever is still open (a stalled TLS handshake too) is closed. */
@@ -82,6 +88,7 @@ export class ConnectionLimiter {
         return;
       }
       this.#open++;
+      if (this.#open > this.#peak) this.#peak = this.#open;
       this.#sockets.add(socket);
       if (!exempt) this.#perAddress.set(address, held + 1);
       socket.once("close", () => {

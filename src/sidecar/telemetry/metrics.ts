@@ -17,7 +17,7 @@ export class SidecarMetrics {
   readonly loginThrottle: Counter<"outcome">;
   readonly streamsEnded: Counter<"reason">;
 
-  constructor(store: CredentialStore, options: { defaultMetrics?: boolean; openConnections?: () => number; cacheEntries?: () => Readonly<Record<string, number>> } = {}) {
+  constructor(store: CredentialStore, options: { defaultMetrics?: boolean; openConnections?: () => { open: number; peak: number }; cacheEntries?: () => Readonly<Record<string, number>> } = {}) {
     const registers = [this.registry];
     if (options.defaultMetrics ?? true) collectDefaultMetrics({ register: this.registry, prefix: "dagu_auth_sidecar_" });
     this.requests = new Counter({
@@ -84,7 +84,15 @@ export class SidecarMetrics {
         help: "Client connections open on the main listener.",
         registers,
         collect() {
-          this.set(openConnections());
+          this.set(openConnections().open);
+        },
+      });
+      new Gauge({
+        name: "dagu_auth_connections_open_max",
+        help: "The most client connections open at once on the main listener since the sidecar started (for sizing --max-connections).",
+        registers,
+        collect() {
+          this.set(openConnections().peak);
         },
       });
     }
