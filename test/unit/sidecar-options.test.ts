@@ -39,3 +39,28 @@ test("limits are checked and named", () => {
   assert.throws(() => parse("--max-unauthenticated-body-bytes", "100"), /--max-unauthenticated-body-bytes must be between 1024/);
   assert.equal(parse("--max-connections", "50000").maxConnections, 50_000);
 });
+
+test("--dagu-base-path: a clean absolute path below the root, refused with the flag named otherwise", () => {
+  assert.equal(parse("--dagu-base-path", "/dagu").daguBasePath, "/dagu");
+  assert.equal(parse("--dagu-base-path", "/tools/dagu-1.x").daguBasePath, "/tools/dagu-1.x");
+  assert.equal(parse().daguBasePath, undefined);
+  const refused: [string, RegExp][] = [
+    ["dagu", /must start with "\/"/],
+    ["/dagu/", /must not end with "\/"/],
+    ["/", /must not end with "\/"/],
+    ["", /must not be empty/],
+    ["/a//b", /empty segments/],
+    ["/a/../b", /\. or \.\. segments/],
+    ["/a/./b", /\. or \.\. segments/],
+    ["/x/api", /segment "api"/],
+    ["/API/x", /segment "API"/],
+    ["/mcp", /segment "mcp"/],
+    ["/%61pi", /letters, digits/],
+    ["/da gu", /letters, digits/],
+    ["/${BASE}", /letters, digits/],
+    [`/${"a".repeat(200)}`, /at most 128 characters/],
+  ];
+  for (const [value, message] of refused) {
+    assert.throws(() => parse("--dagu-base-path", value), (e: Error) => e instanceof UsageError && e.message.startsWith("--dagu-base-path: ") && message.test(e.message), value);
+  }
+});
