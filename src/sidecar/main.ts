@@ -6,7 +6,7 @@ import type { CredentialSource } from "./credentials/credential-source.ts";
 import { parseSidecarArgs, SIDECAR_USAGE, UsageError, type SidecarArgs } from "./options.ts";
 import { Sidecar } from "./server.ts";
 import { DaguConfigCredentialSource, daguConfigBasePath } from "./sources/dagu-config-source.ts";
-import { basePathProblem } from "./routes/dagu-api.ts";
+import { basePathProblem } from "../api/base-path.ts";
 import { FileCredentialSource } from "./sources/file-source.ts";
 import { memoryPasswordChangeLog, memorySsoUserLog, stateDirPasswordChangeLog, stateDirSsoUserLog } from "./sources/password-change-log.ts";
 import { StateDir } from "./sources/state-dir.ts";

@@ -3,7 +3,8 @@
 import { parseArgs } from "node:util";
 import { z } from "zod";
 import { isCidr } from "../api/common.ts";
-import { basePathProblem, DAGU_API_VERSIONS } from "./routes/dagu-api.ts";
+import { DAGU_API_VERSIONS } from "./routes/dagu-api.ts";
+import { basePathProblem } from "../api/base-path.ts";
 import { DEFAULTS } from "./server.ts";
 
 export const SIDECAR_USAGE = `usage: dagu-auth sidecar --upstream http://127.0.0.1:8080 [options]

@@ -7,6 +7,7 @@ import type { Role } from "../../api/common.ts";
 import { createRouteMatcher, type RouteMatcher } from "./route-matcher.ts";
 import { DAGU_ROUTES, type DaguRoute } from "../../dagu/routes.ts";
 import { DAGU1_API_PREFIX, DAGU1_ROUTES } from "../../dagu/routes-dagu1.ts";
+import { basePathProblem, DAGU2_RESERVED_SEGMENTS } from "../../api/base-path.ts";
 
 export const DAGU_API_VERSIONS = ["v1", "v2"] as const;
 export type DaguApiVersion = (typeof DAGU_API_VERSIONS)[number];
@@ -60,7 +61,7 @@ const dagu2: Generation = Object.freeze({
   // sidecar serves it at exactly mcpPath, with each tool call's role (mcp.ts, beside it), and refuses `mcp` anywhere
   // else; the trusted-proxy and OIDC logins would mint Dagu's own sessions. The conformance test lists
   // Dagu's routes.
-  reservedSegments: ["mcp", "oidc-login", "oidc-callback", "proxy-login"],
+  reservedSegments: DAGU2_RESERVED_SEGMENTS,
   mcpPath: "/mcp",
 });
 
@@ -71,7 +72,7 @@ const profiles = new Map<string, DaguApiProfile>();
 
 /**
  * The profile of one API generation under a base path (`""`: Dagu at the root). The base path must be
- * valid (validBasePathProblem); the matcher, MCP path and health probes all sit below it.
+ * valid (api/base-path.ts); the matcher, MCP path and health probes all sit below it.
  */
 export function daguApiProfile(version: DaguApiVersion, basePath = ""): DaguApiProfile {
   const key = `${version} ${basePath}`;
@@ -91,30 +92,6 @@ export function daguApiProfile(version: DaguApiVersion, basePath = ""): DaguApiP
     profiles.set(key, profile);
   }
   return profile;
-}
-
-/** Longest base path accepted: far beyond any real mount point, short enough to bound every path built on it. */
-export const MAX_BASE_PATH_LENGTH = 128;
-
-/**
- * Why a base path cannot be Dagu's, or undefined when it can (`""` is the root). Segments are unreserved
- * characters only (no escapes to decode differently here and in Dagu), no dot segments, no trailing slash,
- * and none that the sidecar refuses in any path (`api`, Dagu 2's `mcp` and SSO routes, in any case): the
- * base path must not make a refused segment look like a mount point.
- */
-export function basePathProblem(basePath: string): string | undefined {
-  if (basePath === "") return undefined;
-  if (basePath.length > MAX_BASE_PATH_LENGTH) return `must be at most ${MAX_BASE_PATH_LENGTH} characters`;
-  if (!basePath.startsWith("/")) return 'must start with "/", e.g. /dagu';
-  if (basePath.endsWith("/")) return 'must not end with "/" (the root is no base path: leave it out)';
-  const segments = basePath.slice(1).split("/");
-  if (segments.some((s) => s === "")) return "must not contain empty segments (//)";
-  if (segments.some((s) => s === "." || s === "..")) return "must not contain . or .. segments";
-  if (segments.some((s) => !/^[A-Za-z0-9\-._~]+$/.test(s))) return "segments may hold only letters, digits and - . _ ~";
-  const reserved = new Set(["api", ...dagu2.reservedSegments]);
-  const bad = segments.find((s) => reserved.has(s.toLowerCase()));
-  if (bad !== undefined) return `must not contain a segment ${JSON.stringify(bad)} (refused in every path the sidecar serves)`;
-  return undefined;
 }
 
 const Health = z.looseObject({ status: z.string(), version: z.string().optional() });
