@@ -31,3 +31,11 @@ export function basePathProblem(basePath: string): string | undefined {
   if (bad !== undefined) return `must not contain a segment ${JSON.stringify(bad)} (refused in every path the sidecar serves)`;
   return undefined;
 }
+
+/**
+ * A base path as Dagu cleans its setting (`cleanServerBasePath`): a missing leading slash added, trailing
+ * slashes dropped, `/` is the root (`""`). Not validated: basePathProblem says what the sidecar refuses.
+ */
+export function cleanDaguBasePath(raw: string): string {
+  return (raw.startsWith("/") ? raw : `/${raw}`).replace(/\/+$/, "");
+}

@@ -10,6 +10,7 @@ import { EventEmitter } from "node:events";
 import { createHash, randomBytes } from "node:crypto";
 import { readFile } from "node:fs/promises";
 import { parse as parseYaml } from "yaml";
+import { cleanDaguBasePath } from "../../api/base-path.ts";
 import { z } from "zod";
 import { Credentials, type PasswordChange, type SsoUsers } from "../../api/credentials.ts";
 import { oidcSettingsOf } from "../../api/oidc.ts";
@@ -274,6 +275,5 @@ export async function daguConfigBasePath(configFile: string | undefined, env: No
   }
   if (raw === undefined || raw === null || raw === "") return undefined;
   if (typeof raw !== "string") throw new Error(`Dagu's base_path in --config ${configFile} must be a string`);
-  const cleaned = (raw.startsWith("/") ? raw : `/${raw}`).replace(/\/+$/, "");
-  return cleaned;
+  return cleanDaguBasePath(raw);
 }
