@@ -395,6 +395,13 @@ export const REMOVALS: readonly Removal[] = [
     pattern: "renew deadline",
   },
   {
+    id: "operator-retry-cap",
+    defence: "src/operator/wiring/caches.ts openCaches: the operator's watches' 2 s retry cap (WATCH_RETRY_CAP_MS); back to the informer's default (30 s)",
+    edits: [{ file: "src/operator/wiring/caches.ts", find: "  const common = { ...where, maxBackoffMs: WATCH_RETRY_CAP_MS };", replace: "  const common = { ...where };" }],
+    test: "test/faults/control-plane-outage.fault.ts",
+    pattern: "renew deadline",
+  },
+  {
     id: "relist-deletes",
     defence: "src/common/kube/informer.ts Informer.relist: a delete event for each cached object the new list lacks; removed",
     edits: [{ file: "src/common/kube/informer.ts", find: "    for (const [key, old] of previous) if (!next.has(key)) this.emitDelete(old);\n", replace: "" }],

@@ -5,14 +5,25 @@
 import type { z } from "zod";
 import { deepEqualJson } from "../common/stable-json.ts";
 import type { KubeObject } from "../common/kube/client.ts";
-import { findAuth, writeStatus } from "./child-status.ts";
+import { findAuth, writeStatus, type AuthLookup, type StatusAccess } from "./child-status.ts";
 import { pending, readyIsCurrent, type ReadyState } from "./conditions.ts";
 import type { Condition } from "../api/index.ts";
-import { splitKey, type OperatorContext } from "./context.ts";
-import type { AuthMaterials, ChildInput } from "./materials.ts";
+import { splitKey, type Enqueue, type ObjectCache } from "./context.ts";
+import type { AuthMaterials, ChildInput, Materials } from "./materials.ts";
 
-type ChildKind = "users" | "apiKeys" | "webhooks";
+export type ChildKind = "users" | "apiKeys" | "webhooks";
 type InputOf<K extends ChildKind> = AuthMaterials[K] extends Map<string, ChildInput<infer T>> ? T : never;
+
+/**
+ * What the first half of a child reconcile touches: its own kind's cache and the DaguAuths', the offers
+ * exchanged with the DaguAuths and their queue, and the status subresource (with its Events and clock).
+ */
+export type ChildAccess<K extends ChildKind> = StatusAccess &
+  AuthLookup & {
+    readonly caches: Readonly<Record<K, ObjectCache>>;
+    readonly materials: Pick<Materials, "rememberKey" | "forgetKey" | "forget" | "of">;
+    readonly enqueue: Pick<Enqueue, "auth">;
+  };
 
 export interface ChildStart<K extends ChildKind, Spec> {
   obj: KubeObject;
@@ -36,7 +47,7 @@ export interface ChildStart<K extends ChildKind, Spec> {
 }
 
 export async function startChild<K extends ChildKind, Spec>(
-  ctx: OperatorContext,
+  ctx: ChildAccess<K>,
   kind: K,
   key: string,
   schema: z.ZodType<{ spec: Spec }>,

@@ -4,12 +4,17 @@
 import { DAGU_AUTH_NAME_MAX_LENGTH, DaguAuthSpec, type Condition } from "../api/index.ts";
 import { deepEqualJson } from "../common/stable-json.ts";
 import { readyOf, withConditions, withOthers, type OtherCondition, type ReadyState } from "./conditions.ts";
-import type { OperatorContext, Writer } from "./context.ts";
+import type { ObjectCache, OperatorContext, Writer } from "./context.ts";
 import type { KubeObject } from "../common/kube/client.ts";
 
 export type FoundAuth = { ok: true; auth: KubeObject; spec: DaguAuthSpec; key: string } | { ok: false; problem: ReadyState };
 
-export function findAuth(ctx: OperatorContext, namespace: string, authName: string, needs: "builtin" | "any"): FoundAuth {
+/** What finding a child's DaguAuth reads: the DaguAuth cache. */
+export interface AuthLookup {
+  readonly caches: { readonly auths: ObjectCache };
+}
+
+export function findAuth(ctx: AuthLookup, namespace: string, authName: string, needs: "builtin" | "any"): FoundAuth {
   const auth = ctx.caches.auths.get(namespace, authName);
   if (!auth || auth.metadata.deletionTimestamp) {
     return { ok: false, problem: { ready: false, reason: "DaguAuthNotFound", message: `DaguAuth ${authName} does not exist in namespace ${namespace}` } };

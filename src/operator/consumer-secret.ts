@@ -3,15 +3,22 @@
 // someone else, generated once, rotated when spec.rotation.generation moves.
 import { parseDuration, type Rotation } from "../api/index.ts";
 import type { ReadyState } from "./conditions.ts";
-import { isOwnedBy, ownedSecret, type OperatorContext } from "./context.ts";
+import { isOwnedBy, ownedSecret, type SecretReader, type Writer } from "./context.ts";
 import { secretData } from "../common/kube/secret-data.ts";
 import { planGeneratedSecret, type GeneratedSecretPlan } from "./generated-secret.ts";
 import type { KubeObject } from "../common/kube/client.ts";
 
+/** What a consumer Secret needs: the Secret cache, create and conditional update, the clock (rotation). */
+export interface ConsumerSecretAccess {
+  readonly secrets: SecretReader;
+  readonly writer: Pick<Writer, "create" | "update">;
+  now(): Date;
+}
+
 export type ConsumerSecretResult = { ok: true; plan: GeneratedSecretPlan } | { ok: false; problem: ReadyState };
 
 export async function ensureConsumerSecret(
-  ctx: OperatorContext,
+  ctx: ConsumerSecretAccess,
   owner: KubeObject,
   secretName: string,
   /** Where the name comes from, for messages: spec.secretName, spec.password.generate.secretName. */
@@ -44,7 +51,7 @@ export async function ensureConsumerSecret(
 
 /** Writes a generated Secret: create when absent, replace (with its resourceVersion) when changed. */
 async function writeGenerated(
-  ctx: OperatorContext,
+  ctx: Pick<ConsumerSecretAccess, "writer">,
   owner: KubeObject,
   name: string,
   data: Record<string, string>,

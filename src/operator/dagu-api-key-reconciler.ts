@@ -4,16 +4,18 @@
 import { DaguApiKey, type CredentialApiKey } from "../api/index.ts";
 import { generateApiKey, keyPrefix, sha256Hex } from "../common/tokens.ts";
 import { writeStatus } from "./child-status.ts";
-import { startChild } from "./child-reconcile.ts";
+import { startChild, type ChildAccess } from "./child-reconcile.ts";
 import type { ReadyState } from "./conditions.ts";
-import { ensureConsumerSecret } from "./consumer-secret.ts";
-import type { OperatorContext } from "./context.ts";
+import { ensureConsumerSecret, type ConsumerSecretAccess } from "./consumer-secret.ts";
 import { nextTransition } from "./generated-secret.ts";
 import type { Result } from "./runtime/work-queue.ts";
 
 export const API_KEY_SECRET_KEY = "apiKey";
 
-export async function reconcileDaguApiKey(ctx: OperatorContext, key: string): Promise<Result | undefined> {
+/** What a DaguApiKey reconcile may touch: the child's start and its consumer Secret, nothing more. */
+export type DaguApiKeyAccess = ChildAccess<"apiKeys"> & ConsumerSecretAccess;
+
+export async function reconcileDaguApiKey(ctx: DaguApiKeyAccess, key: string): Promise<Result | undefined> {
   const child = await startChild(ctx, "apiKeys", key, DaguApiKey, "keyId");
   if (!child) return;
   const { obj, name, uid, generation, spec } = child;

@@ -5,11 +5,10 @@ import { randomBytes } from "node:crypto";
 import { DaguUser } from "../api/index.ts";
 import { MIN_PASSWORD_LENGTH } from "../common/password-hash.ts";
 import { writeStatus } from "./child-status.ts";
-import { startChild } from "./child-reconcile.ts";
+import { startChild, type ChildAccess } from "./child-reconcile.ts";
 import type { ReadyState } from "./conditions.ts";
-import { type OperatorContext } from "./context.ts";
 import { secretData } from "../common/kube/secret-data.ts";
-import { ensureConsumerSecret } from "./consumer-secret.ts";
+import { ensureConsumerSecret, type ConsumerSecretAccess } from "./consumer-secret.ts";
 import type { UserInput } from "./materials.ts";
 import { operatorStateSecretName, resolvePassword } from "./operator-state.ts";
 import { readOperatorState } from "./operator-state-secret.ts";
@@ -20,7 +19,18 @@ export const GENERATED_PASSWORD_KEY = "password";
 /** 24 base64url characters: 144 bits, typeable, no ambiguous padding. */
 const generatePassword = () => randomBytes(18).toString("base64url");
 
-export async function reconcileDaguUser(ctx: OperatorContext, key: string): Promise<Result | undefined> {
+/**
+ * What a DaguUser reconcile may touch: the child's start (ChildAccess), its generated password Secret
+ * (ConsumerSecretAccess, whose Secret cache also reads a referenced password and the operator state), and
+ * the hashing slots. No owned-object cache, no apply, no delete, no log.
+ */
+export type DaguUserAccess = ChildAccess<"users"> &
+  ConsumerSecretAccess & {
+    /** argon2id, bounded by the hashing slots. */
+    hashPassword(password: string): Promise<string>;
+  };
+
+export async function reconcileDaguUser(ctx: DaguUserAccess, key: string): Promise<Result | undefined> {
   const child = await startChild(ctx, "users", key, DaguUser, "userId");
   if (!child) return;
   const { obj, name, uid, generation, spec, materials } = child;

@@ -5,17 +5,19 @@
 import { DaguWebhook, durationSeconds, type CredentialWebhook } from "../api/index.ts";
 import { generateSecret, generateWebhookToken, sha256Hex } from "../common/tokens.ts";
 import { writeStatus } from "./child-status.ts";
-import { startChild } from "./child-reconcile.ts";
+import { startChild, type ChildAccess } from "./child-reconcile.ts";
 import type { ReadyState } from "./conditions.ts";
-import { ensureConsumerSecret } from "./consumer-secret.ts";
-import type { OperatorContext } from "./context.ts";
+import { ensureConsumerSecret, type ConsumerSecretAccess } from "./consumer-secret.ts";
 import { nextTransition } from "./generated-secret.ts";
 import type { Result } from "./runtime/work-queue.ts";
 
 export const WEBHOOK_TOKEN_KEY = "token";
 export const WEBHOOK_HMAC_KEY = "hmacSecret";
 
-export async function reconcileDaguWebhook(ctx: OperatorContext, key: string): Promise<Result | undefined> {
+/** What a DaguWebhook reconcile may touch: the child's start and its consumer Secret, nothing more. */
+export type DaguWebhookAccess = ChildAccess<"webhooks"> & ConsumerSecretAccess;
+
+export async function reconcileDaguWebhook(ctx: DaguWebhookAccess, key: string): Promise<Result | undefined> {
   const child = await startChild(ctx, "webhooks", key, DaguWebhook, "webhookId");
   if (!child) return;
   const { obj, name, uid, generation, spec } = child;

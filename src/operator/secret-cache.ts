@@ -23,6 +23,8 @@ export interface SecretCacheOptions {
   resyncPeriodMs: number;
   /** A namespaced install: only these namespaces (undefined: all). */
   namespaces?: readonly string[];
+  /** Longest wait between two failed lists or watches (the informer's default when undefined). */
+  maxBackoffMs?: number;
   logger: Logger;
 }
 
@@ -41,7 +43,7 @@ export class SecretCache {
   constructor(options: SecretCacheOptions) {
     this.#client = options.client;
     this.#references = options.references;
-    const where = options.namespaces ? { namespaces: options.namespaces } : {};
+    const where = { ...(options.namespaces ? { namespaces: options.namespaces } : {}), ...(options.maxBackoffMs !== undefined ? { maxBackoffMs: options.maxBackoffMs } : {}) };
     this.owned = new Informer({ kubeConfig: options.kubeConfig, resource: SECRETS, labelSelector: options.ownedSelector, resyncPeriodMs: options.resyncPeriodMs, logger: options.logger, ...where });
     this.referenced = new Informer({
       ...where,

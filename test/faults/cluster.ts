@@ -3,6 +3,7 @@
 // operator or the sidecars cut off from the API server by a TCP proxy (a network partition). The
 // operator runs as a child process (`src/cli.ts operator`) so that it can be SIGKILLed.
 import type { Failpoint } from "../../src/operator/runtime/failpoint.ts";
+import { after, before } from "node:test";
 import { spawn, type ChildProcess } from "node:child_process";
 import { closeSync, openSync, readFileSync } from "node:fs";
 import { mkdtemp, writeFile } from "node:fs/promises";
@@ -280,7 +281,25 @@ export interface FaultEnv {
 
 /** Starts this file's own control plane, then loads the harness against it. */
 export async function openFaultEnv(): Promise<FaultEnv> {
-  const cluster = await startFaultCluster();
-  const [R, kube, perTest, O] = await Promise.all([import("../harness/resources.ts"), import("../../dev/kube.ts"), import("../harness/per-test.ts"), import("../../dev/operator-account.ts")]);
-  return { cluster, R, K: { ...kube, ...perTest }, O };
+  const started = await startFaultCluster();
+  const [resources, kube, perTest, operatorAccount] = await Promise.all([import("../harness/resources.ts"), import("../../dev/kube.ts"), import("../harness/per-test.ts"), import("../../dev/operator-account.ts")]);
+  return { cluster: started, R: resources, K: { ...kube, ...perTest }, O: operatorAccount };
+}
+
+// This file's fault environment while its tests run (live bindings: an importer sees them once
+// useFaultEnv's hook has run; they are undefined before).
+export let cluster: FaultCluster;
+export let R: FaultEnv["R"];
+export let K: FaultEnv["K"];
+export let O: FaultEnv["O"];
+
+/**
+ * Opens this test file's own control plane before its first test and closes it after its last; call once
+ * at the top of a fault file, then use `cluster`, `R`, `K` and `O` from this module in its tests.
+ */
+export function useFaultEnv(): void {
+  before(async () => {
+    ({ cluster, R, K, O } = await openFaultEnv());
+  });
+  after(async () => cluster?.close());
 }

@@ -6,7 +6,7 @@
 // hashes nothing and writes nothing. FAULTS_SEED replays a schedule; FAULTS_KILLS sets the count (>= 20).
 // A second test kills the operator at a failpoint right after each credentials write, the one ordering
 // random kills cannot split: what it hashed must be remembered before the document carrying it is written.
-import { test, before, after, type TestContext } from "node:test";
+import { test, type TestContext } from "node:test";
 import assert from "node:assert/strict";
 import { mkdtemp } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -16,7 +16,7 @@ import { sha256Hex } from "../../src/common/tokens.ts";
 import { parseCredentials, type Credentials } from "../../src/api/index.ts";
 import { Informer } from "../../src/common/kube/informer.ts";
 import type { KubeObject } from "../../src/common/kube/client.ts";
-import { kubeconfigFile, seededRandom, sleep, spawnOperator, openFaultEnv, type FaultCluster, type FaultEnv, type OperatorProcess } from "./cluster.ts";
+import { K, O, R, kubeconfigFile, seededRandom, sleep, spawnOperator, type OperatorProcess, useFaultEnv } from "./cluster.ts";
 
 const SEED = Number(process.env.FAULTS_SEED ?? Math.floor(Math.random() * 2 ** 31));
 const KILLS = Math.max(20, Number(process.env.FAULTS_KILLS ?? 24));
@@ -24,15 +24,7 @@ const USERS = 30;
 const KEYS = 12;
 const HOOKS = 8;
 
-let cluster: FaultCluster;
-let R: FaultEnv["R"];
-let K: FaultEnv["K"];
-let O: FaultEnv["O"];
-
-before(async () => {
-  ({ cluster, R, K, O } = await openFaultEnv());
-});
-after(async () => cluster?.close());
+useFaultEnv();
 
 const api = "auth.dagu.dev/v1alpha1";
 const userDoc = (i: number, role: string) => ({

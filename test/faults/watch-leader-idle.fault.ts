@@ -6,27 +6,19 @@
 //   Lease's duration and converges; the dead leader's writes all precede the new leader's;
 // - steady state: an idle operator (resyncing) and two idle sidecars write nothing (FAULTS_IDLE_SECONDS,
 //   default 180; the full check is 600).
-import { test, before, after } from "node:test";
+import { test } from "node:test";
 import assert from "node:assert/strict";
 import { mkdtemp } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import * as k8s from "@kubernetes/client-node";
-import { kubeconfigFile, sleep, spawnOperator, openFaultEnv, startPartition, type FaultCluster, type FaultEnv, type OperatorProcess } from "./cluster.ts";
+import { cluster, K, O, R, kubeconfigFile, sleep, spawnOperator, startPartition, type OperatorProcess, useFaultEnv } from "./cluster.ts";
 import { startDagu } from "../harness/dagu.ts";
 import { startSidecar } from "../harness/sidecar.ts";
 
 const IDLE_SECONDS = Number(process.env.FAULTS_IDLE_SECONDS ?? 180);
 
-let cluster: FaultCluster;
-let R: FaultEnv["R"];
-let K: FaultEnv["K"];
-let O: FaultEnv["O"];
-
-before(async () => {
-  ({ cluster, R, K, O } = await openFaultEnv());
-});
-after(async () => cluster?.close());
+useFaultEnv();
 
 async function authWithUsers(ns: string, users: string[]): Promise<void> {
   await R.secret(ns, "admin-pw", { password: "admin-password-1" });

@@ -4,59 +4,22 @@
 // writes nothing and hashes nothing. The same behaviour against a real API server: test/integration/operator.test.ts.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import pino from "pino";
-import { CREDENTIALS_KEY, MAX_INLINE_BYTES, type Condition } from "../../src/api/index.ts";
+import { CREDENTIALS_KEY } from "../../src/api/index.ts";
 import type { KubeObject } from "../../src/common/kube/client.ts";
 import { secretValue } from "../../src/common/kube/secret-data.ts";
-import { ownedSecret, type ObjectCache, type OperatorContext } from "../../src/operator/context.ts";
-import { Materials } from "../../src/operator/materials.ts";
+import { ownedSecret } from "../../src/operator/context.ts";
 import { CONFLICT_RECHECK_MS, reconcileDaguAuth } from "../../src/operator/dagu-auth-reconciler.ts";
-import { FakeKube } from "./fakes/kube-objects.ts";
+import type { FakeKube } from "./fakes/kube-objects.ts";
+import { fakeOperator } from "./fakes/operator-context.ts";
 
 const NS = "ns";
 const basicSpec = { mode: "basic", basic: { username: "admin", passwordSecretRef: { name: "basic", key: "password" } } };
 const daguAuth = (spec: unknown): KubeObject => ({ apiVersion: "auth.dagu.dev/v1alpha1", kind: "DaguAuth", metadata: { name: "dagu", namespace: NS, uid: "auth-uid", generation: 1 }, spec });
 const passwordSecret: KubeObject = { apiVersion: "v1", kind: "Secret", metadata: { name: "basic", namespace: NS }, data: { password: Buffer.from("a-long-enough-password").toString("base64") } };
 
-class MapCache implements ObjectCache {
-  readonly objects = new Map<string, KubeObject>();
-  constructor(objects: KubeObject[] = []) {
-    for (const o of objects) this.put(o);
-  }
-  put(o: KubeObject): void {
-    this.objects.set(`${o.metadata.namespace}/${o.metadata.name}`, o);
-  }
-  get(namespace: string, name: string) {
-    return this.objects.get(`${namespace}/${name}`);
-  }
-  list(namespace?: string) {
-    return [...this.objects.values()].filter((o) => namespace === undefined || o.metadata.namespace === namespace);
-  }
-}
-
 function operator(auth: KubeObject, options: { users?: KubeObject[]; maxInlineBytes?: number } = {}) {
-  const kube = new FakeKube();
-  const auths = new MapCache([auth]);
-  const events: string[] = [];
-  const enqueued: string[] = [];
-  let hashes = 0;
-  const ctx: OperatorContext = {
-    log: pino({ level: "silent" }),
-    caches: { auths, users: new MapCache(options.users), apiKeys: new MapCache(), webhooks: new MapCache() },
-    secrets: kube.secrets,
-    // The status write reaches the cached DaguAuth, as its informer would deliver it.
-    writer: { ...kube.writer, applyStatus: async (o) => (await kube.writer.applyStatus(o), auths.put({ ...auths.get(NS, "dagu")!, status: o.status })) },
-    events: { normal: (_o, reason) => void events.push(`Normal ${reason}`), warning: (_o, reason) => void events.push(`Warning ${reason}`) },
-    enqueue: { auth: (k) => void enqueued.push(`auth ${k}`), user: (k) => void enqueued.push(`user ${k}`), apiKey: (k) => void enqueued.push(`apiKey ${k}`), webhook: (k) => void enqueued.push(`webhook ${k}`) },
-    materials: new Materials(),
-    hashPassword: async (password) => `$argon2id$v=19$m=19456,t=2,p=1$fake$${++hashes}-${password.length}`,
-    now: () => new Date(),
-    maxInlineBytes: options.maxInlineBytes ?? MAX_INLINE_BYTES,
-    applied: new Map(),
-    ownedObjects: (namespace) => kube.list(namespace, ["ServiceAccount", "Role", "RoleBinding", "Certificate"]),
-  };
-  const ready = (): Condition | undefined => (kube.statuses.at(-1)?.status as { conditions?: Condition[] } | undefined)?.conditions?.find((c) => c.type === "Ready");
-  return { kube, ctx, events, enqueued, ready, hashes: () => hashes, reconcile: () => reconcileDaguAuth(ctx, `${NS}/dagu`) };
+  const op = fakeOperator({ auths: [auth], ...options });
+  return { ...op, reconcile: () => reconcileDaguAuth(op.ctx, `${NS}/dagu`) };
 }
 
 const generationOf = (kube: FakeKube) => (JSON.parse(secretValue(kube.secret(NS, "dagu-credentials"), CREDENTIALS_KEY)!) as { generation: number }).generation;
@@ -179,7 +142,7 @@ test("a deleted DaguAuth: its materials go and its children are told", async () 
   const user: KubeObject = { apiVersion: "auth.dagu.dev/v1alpha1", kind: "DaguUser", metadata: { name: "alice", namespace: NS, uid: "alice-uid", generation: 1 }, spec: { authRef: { name: "dagu" } } };
   const op = operator(daguAuth(basicSpec), { users: [user] });
   op.ctx.materials.of(`${NS}/dagu`).published = { generation: 3, users: new Map(), userInputs: new Map(), rejectedUsers: new Map(), apiKeyInputs: new Map(), webhookInputs: new Map(), rejectedWebhooks: new Map() };
-  (op.ctx.caches.auths as MapCache).objects.clear();
+  op.caches.auths.objects.clear();
   assert.equal(await op.reconcile(), undefined);
   assert.equal(op.ctx.materials.of(`${NS}/dagu`).published, undefined);
   assert.deepEqual(op.enqueued, ["user ns/alice"]);

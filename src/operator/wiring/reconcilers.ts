@@ -10,6 +10,7 @@ import { reconcileDaguUser } from "../dagu-user-reconciler.ts";
 import { reconcileDaguApiKey } from "../dagu-api-key-reconciler.ts";
 import { reconcileDaguWebhook } from "../dagu-webhook-reconciler.ts";
 import type { OperatorMetrics } from "../runtime/metrics.ts";
+import { childReconcilerAccess } from "./child-access.ts";
 import { WorkQueue, type Result } from "../runtime/work-queue.ts";
 import { KIND_OF, type KindName } from "./caches.ts";
 
@@ -63,11 +64,12 @@ export interface Reconcilers {
 
 export function reconcilers(options: ReconcilerOptions): Reconcilers {
   const { queues, ctx, kinds, metrics, log } = options;
+  const children = childReconcilerAccess(ctx);
   let running = false;
-  const timed = (kind: string, fn: (ctx: OperatorContext, key: string) => Promise<Result | undefined>) => async (key: string): Promise<Result | undefined> => {
+  const timed = (kind: string, fn: (key: string) => Promise<Result | undefined>) => async (key: string): Promise<Result | undefined> => {
     const start = process.hrtime.bigint();
     try {
-      const r = await fn(ctx, key);
+      const r = await fn(key);
       const seconds = Number(process.hrtime.bigint() - start) / 1e9;
       metrics.recordReconcile(kind, r?.requeueAfter !== undefined ? "requeue" : "success", seconds);
       log.debug({ kind, key, ms: Math.round(seconds * 1000), requeueAfterMs: r?.requeueAfter }, "reconciled");
@@ -95,10 +97,11 @@ export function reconcilers(options: ReconcilerOptions): Reconcilers {
       for (const o of kinds.users.list()) ctx.enqueue.user(keyOf(o));
       for (const o of kinds.apiKeys.list()) ctx.enqueue.apiKey(keyOf(o));
       for (const o of kinds.webhooks.list()) ctx.enqueue.webhook(keyOf(o));
-      void queues.auths.run(OTHER_WORKERS.auths, timed("DaguAuth", reconcileDaguAuth));
-      void queues.users.run(options.userWorkers, timed("DaguUser", reconcileDaguUser));
-      void queues.apiKeys.run(OTHER_WORKERS.apiKeys, timed("DaguApiKey", reconcileDaguApiKey));
-      void queues.webhooks.run(OTHER_WORKERS.webhooks, timed("DaguWebhook", reconcileDaguWebhook));
+      // The DaguAuth reconcile composes its steps from the whole context; each child only what it names.
+      void queues.auths.run(OTHER_WORKERS.auths, timed("DaguAuth", (key) => reconcileDaguAuth(ctx, key)));
+      void queues.users.run(options.userWorkers, timed("DaguUser", (key) => reconcileDaguUser(children.users, key)));
+      void queues.apiKeys.run(OTHER_WORKERS.apiKeys, timed("DaguApiKey", (key) => reconcileDaguApiKey(children.apiKeys, key)));
+      void queues.webhooks.run(OTHER_WORKERS.webhooks, timed("DaguWebhook", (key) => reconcileDaguWebhook(children.webhooks, key)));
     },
     async stop() {
       running = false;
