@@ -225,6 +225,28 @@ export const REMOVALS: readonly Removal[] = [
     test: "test/unit/sidecar-basic-auth.test.ts",
     pattern: "64 KiB values",
   },
+  // --- Dagu under a base path (sidecar-base-path.test.ts, ADR 0020) ---
+  {
+    id: "api-segment",
+    defence: "src/sidecar/routes/paths.ts isReservedPath: a path with an `api` segment outside the API prefix is refused (issue 15.6); `api` dropped from the reserved names",
+    edits: [{ file: "src/sidecar/routes/paths.ts", find: `const names = new Set(["api", ...reserved]);`, replace: `const names = new Set([...reserved]);` }],
+    test: "test/integration/sidecar-base-path.test.ts",
+    pattern: "every path with an api segment",
+  },
+  {
+    id: "outside-base-path",
+    defence: "src/sidecar/routes/admission.ts admit: under --dagu-base-path, a path outside the base path is 404; removed (it passes as a UI page)",
+    edits: [{ file: "src/sidecar/routes/admission.ts", find: `if (profile.basePath !== "" && path !== profile.basePath`, replace: `if (false && path !== profile.basePath` }],
+    test: "test/integration/sidecar-base-path.test.ts",
+    pattern: "paths outside the base path",
+  },
+  {
+    id: "base-path-segments",
+    defence: "src/api/base-path.ts basePathProblem: a base path with an `api` (or mcp, SSO) segment is refused; the check removed",
+    edits: [{ file: "src/api/base-path.ts", find: "  if (bad !== undefined) return", replace: "  if (bad === Symbol()) return" }],
+    test: "test/unit/sidecar-options.test.ts",
+    pattern: "--dagu-base-path",
+  },
   // --- the route decision against real Dagu (sidecar-route-differential.test.ts, fast-check) ---
   {
     id: "unreserved-escape",

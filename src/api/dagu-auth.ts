@@ -14,6 +14,7 @@ import {
   statusBase,
   username,
 } from "./common.ts";
+import { BASE_PATH_PATTERN, MAX_BASE_PATH_LENGTH, basePathProblem } from "./base-path.ts";
 import { DAGU_AUTH_NAME_MAX_LENGTH, DAGU_AUTH_NAME_MESSAGE } from "./names.ts";
 import { OidcSpec } from "./oidc.ts";
 
@@ -214,6 +215,18 @@ export const RemoteNode = cel(
 );
 export type RemoteNode = z.infer<typeof RemoteNode>;
 
+/** Whether a client URL's path is the base path (one trailing slash allowed); an unparsable URL is left to its own rule. */
+export function clientUrlPathAgrees(clientUrl: string, basePath: string): boolean {
+  let path: string;
+  try {
+    path = new URL(clientUrl).pathname;
+  } catch {
+    return true;
+  }
+  // WHATWG URL reports "/" for an empty path; CEL's getEscapedPath() reports "": both are the root.
+  return path === basePath || path === `${basePath}/` || (basePath === "" && path === "");
+}
+
 export const DaguAuthSpec = cel(
   z
     .object({
@@ -256,6 +269,26 @@ export const DaguAuthSpec = cel(
           "x-kubernetes-list-type": "map",
           "x-kubernetes-list-map-keys": ["name"],
         }),
+      basePath: z
+        .string()
+        .min(2)
+        .max(MAX_BASE_PATH_LENGTH)
+        .regex(BASE_PATH_PATTERN)
+        .refine((v) => basePathProblem(v) === undefined, { error: (issue) => `spec.basePath ${basePathProblem(String(issue.input)) ?? "is invalid"}` })
+        .meta({
+          description:
+            "Dagu's base path (its basePath), e.g. /dagu: Dagu's UI at /dagu/..., its API at /dagu/api/v1. The " +
+            "sidecar serves nothing outside it; an injected Dagu gets DAGU_BASE_PATH set to it. No trailing " +
+            "slash, no . or .. segment, no api (or mcp, oidc-login, oidc-callback, proxy-login) segment. With " +
+            "spec.oidc, the client URL's path must be this. Injected pods pick up a change when recreated.",
+          [CEL_META_KEY]: [
+            {
+              rule: "self.split('/').all(s, s != '.' && s != '..' && !(s.lowerAscii() in ['api', 'mcp', 'oidc-login', 'oidc-callback', 'proxy-login']))",
+              message: "spec.basePath must not contain . or .. segments, nor api, mcp, oidc-login, oidc-callback or proxy-login",
+            },
+          ],
+        })
+        .optional(),
       sidecar: z
         .object({
           serviceAccountName: objectName(
@@ -288,6 +321,15 @@ export const DaguAuthSpec = cel(
       fieldPath: ".oidc",
       reason: "FieldValueForbidden",
       check: (s) => s.mode !== "basic" || s.oidc === undefined,
+    },
+    {
+      // ADR 0020: the callback Dagu's UI and the provider know is <clientUrl>/oidc-callback; the sidecar serves
+      // it at <basePath>/oidc-callback. They meet only when the two agree, so a mismatch is refused here.
+      rule: "!has(self.oidc) || [(has(self.basePath) ? self.basePath : ''), (has(self.basePath) ? self.basePath : '') + '/'].exists(p, p == url(self.oidc.clientUrl).getEscapedPath())",
+      message: "spec.oidc.clientUrl's path must be spec.basePath (none without one): Dagu's SSO callback lives under its base path",
+      fieldPath: ".oidc.clientUrl",
+      reason: "FieldValueInvalid",
+      check: (s) => s.oidc === undefined || clientUrlPathAgrees(s.oidc.clientUrl, s.basePath ?? ""),
     },
     {
       rule: "self.mode != 'basic' || !has(self.builtin)",

@@ -10,6 +10,7 @@ import { isShortTokenSecret, shortTokenSecretWarning } from "../common/token-sec
 import { mergeDaguAuthSettings, parseAuthBlock, tokenTtlSeconds, type AuthBlock, type DaguAuthSetting } from "../dagu/auth-config.ts";
 import { CONTAINERS, daguEnvKey, daguKey, envLabel } from "./dagu-keys.ts";
 import { parseDaguOidc, readDaguOidc } from "../dagu/oidc-config.ts";
+import { cleanDaguBasePath } from "../api/base-path.ts";
 import type { SidecarState } from "../sidecar/sources/state-dir.ts";
 import type { SecretManifest, Warning } from "./manifests.ts";
 import { convertStandaloneState, type ChildManifest } from "./standalone-state.ts";
@@ -99,7 +100,7 @@ export function convertDaguAuthConfig(source: ConvertSource, options: ConvertOpt
   const walker = new KeyWalker(whole, seen, warn);
   walker.visit("auth", block);
   if (whole) {
-    const ignored = Object.keys(document).filter((k) => k !== "auth" && !BESIDE_AUTH.includes(k));
+    const ignored = Object.keys(document).filter((k) => k !== "auth" && !BESIDE_AUTH.includes(k) && !BASE_PATH_KEYS.includes(k));
     if (ignored.length > 0) notes.push(`top-level keys that are not about authentication were ignored: ${ignored.join(", ")}`);
     for (const k of BESIDE_AUTH) if (k in document) walker.visit(k, document[k]);
   }
@@ -266,6 +267,17 @@ export function convertDaguAuthConfig(source: ConvertSource, options: ConvertOpt
     );
   }
 
+  // 6b. Dagu's base path (base_path at the top of its config, DAGU_BASE_PATH over it): spec.basePath, which the
+  //     injection renders into both Dagu and the sidecar (ADR 0020). Checked with the rest below.
+  const base = basePathSetting(whole ? document : {}, env, notes);
+  if (base) {
+    const cleaned = cleanDaguBasePath(base.value);
+    if (cleaned !== "") {
+      spec.basePath = cleaned;
+      sources["spec.basePath"] = base.from;
+    }
+  }
+
   // 7. Validate with the schema the apiserver enforces (the CRD is generated from it).
   const daguAuth: DaguAuthManifest = { apiVersion: API_VERSION, kind: "DaguAuth", metadata: meta(name), spec };
   const checked = DaguAuth.safeParse(daguAuth);
@@ -350,6 +362,20 @@ function tlsSettings(outer: Tree, env: NodeJS.ProcessEnv, notes: string[]): { ce
     return k ? { value: tls[k] as string, from: `tls.${k}` } : undefined;
   };
   return { cert: pick("DAGU_CERT_FILE", ["cert_file", "certFile"]), key: pick("DAGU_KEY_FILE", ["key_file", "keyFile"]) };
+}
+
+/** Dagu's keys for its base path (Dagu 1: basePath). */
+const BASE_PATH_KEYS = ["base_path", "basePath"];
+
+function basePathSetting(top: Tree, env: NodeJS.ProcessEnv, notes: string[]): DaguAuthSetting | undefined {
+  const k = BASE_PATH_KEYS.find((key) => top[key] !== undefined && top[key] !== "");
+  if (k !== undefined && typeof top[k] !== "string") throw new ConvertError(`${k} must be a string (Dagu's base path, e.g. /dagu)`);
+  const fromEnv = env.DAGU_BASE_PATH;
+  if (fromEnv !== undefined && fromEnv !== "") {
+    if (k) notes.push(`DAGU_BASE_PATH overrides ${k} from the file, as in Dagu`);
+    return { value: fromEnv, from: "DAGU_BASE_PATH" };
+  }
+  return k ? { value: top[k] as string, from: k } : undefined;
 }
 
 /** Quotes a path for a POSIX shell when it needs it. */

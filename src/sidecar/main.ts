@@ -5,7 +5,8 @@ import { createLogger } from "./telemetry/audit-log.ts";
 import type { CredentialSource } from "./credentials/credential-source.ts";
 import { parseSidecarArgs, SIDECAR_USAGE, UsageError, type SidecarArgs } from "./options.ts";
 import { Sidecar } from "./server.ts";
-import { DaguConfigCredentialSource } from "./sources/dagu-config-source.ts";
+import { DaguConfigCredentialSource, daguConfigBasePath } from "./sources/dagu-config-source.ts";
+import { basePathProblem } from "../api/base-path.ts";
 import { FileCredentialSource } from "./sources/file-source.ts";
 import { memoryPasswordChangeLog, memorySsoUserLog, stateDirPasswordChangeLog, stateDirSsoUserLog } from "./sources/password-change-log.ts";
 import { StateDir } from "./sources/state-dir.ts";
@@ -16,6 +17,23 @@ import type { KubeConfig } from "../common/kube/config.ts";
 async function kubeConfigFor(args: SidecarArgs): Promise<KubeConfig> {
   const { KubeConfig } = await import("../common/kube/config.ts");
   return args.kubeconfig ? KubeConfig.fromFile(args.kubeconfig) : KubeConfig.fromDefault();
+}
+
+/**
+ * Dagu's base path: --dagu-base-path, or with --config (standalone, beside Dagu's own config) Dagu's own
+ * setting, read as Dagu reads it (DAGU_BASE_PATH over `base_path` in the file). Both and different: refused,
+ * the sidecar would guard one mount point while Dagu serves another.
+ */
+export async function daguBasePath(args: SidecarArgs, env: NodeJS.ProcessEnv): Promise<string> {
+  if (!args.config) return args.daguBasePath ?? "";
+  const fromDagu = await daguConfigBasePath(args.config, env);
+  if (args.daguBasePath !== undefined && fromDagu !== undefined && fromDagu !== args.daguBasePath) {
+    throw new Error(`--dagu-base-path ${args.daguBasePath} disagrees with Dagu's base path ${fromDagu} (from --config ${args.config} or DAGU_BASE_PATH): give one, or the same`);
+  }
+  const basePath = args.daguBasePath ?? fromDagu ?? "";
+  const problem = basePathProblem(basePath);
+  if (problem) throw new Error(`Dagu's base path ${JSON.stringify(basePath)} (from --config ${args.config} or DAGU_BASE_PATH) is not supported: it ${problem}`);
+  return basePath;
 }
 
 export async function createSource(args: SidecarArgs, env: NodeJS.ProcessEnv, log: Logger): Promise<CredentialSource> {
@@ -70,6 +88,7 @@ export async function runSidecar(argv: readonly string[], env: NodeJS.ProcessEnv
       listen: args.listen,
       metricsListen: args.metricsListen === "off" ? undefined : args.metricsListen,
       daguApi: args.daguApi,
+      daguBasePath: await daguBasePath(args, env),
       source,
       tls: args.tlsSecret
         ? (await import("./sources/kubernetes-tls.ts")).kubernetesTlsProvider({ kubeConfig: await kubeConfigFor(args), namespace: args.namespace!, secretName: args.tlsSecret, logger: log })

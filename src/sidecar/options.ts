@@ -4,6 +4,7 @@ import { parseArgs } from "node:util";
 import { z } from "zod";
 import { isCidr } from "../api/common.ts";
 import { DAGU_API_VERSIONS } from "./routes/dagu-api.ts";
+import { basePathProblem } from "../api/base-path.ts";
 import { DEFAULTS } from "./server.ts";
 
 export const SIDECAR_USAGE = `usage: dagu-auth sidecar --upstream http://127.0.0.1:8080 [options]
@@ -15,6 +16,8 @@ export const SIDECAR_USAGE = `usage: dagu-auth sidecar --upstream http://127.0.0
   --state-dir DIR           keeps a generated token secret, password changes and (with --config / DAGU_AUTH_*)
                             the users, API keys and webhooks created through Dagu's API, across restarts
   --dagu-api v1|v2          skip detection: v1 = Dagu 2.x (/api/v1), v2 = Dagu 1.x (/api/v2)
+  --dagu-base-path /PATH    Dagu runs under this base path (its basePath / DAGU_BASE_PATH): UI and API below it,
+                            nothing outside it served; with --config, Dagu's base_path there (or DAGU_BASE_PATH)
   --metrics-listen HOST:PORT|off  /metrics (and /healthz, /readyz) on their own address, never on --listen
                             (default ${DEFAULTS.metricsListen.host}:${DEFAULTS.metricsListen.port}; off: no metrics)
   --tls-cert FILE --tls-key FILE  serve HTTPS (or DAGU_CERT_FILE / DAGU_KEY_FILE); reloaded on change
@@ -77,6 +80,10 @@ export const SidecarArgs = z
     config: z.string().min(1).optional(),
     stateDir: z.string().min(1).optional(),
     daguApi: z.enum(DAGU_API_VERSIONS, { error: "--dagu-api must be v1 (Dagu 2.x) or v2 (Dagu 1.x)" }).optional(),
+    daguBasePath: z
+      .string()
+      .refine((value) => value !== "" && basePathProblem(value) === undefined, { error: (issue) => `${basePathProblem(String(issue.input)) ?? "must not be empty (leave it out at the root)"}, e.g. /dagu` })
+      .optional(),
     metricsListen: MetricsListen.default(DEFAULTS.metricsListen),
     tlsCert: z.string().min(1).optional(),
     tlsKey: z.string().min(1).optional(),
@@ -125,6 +132,7 @@ const FLAG_NAMES: Record<string, string> = {
   credentialsFile: "--credentials-file",
   stateDir: "--state-dir",
   daguApi: "--dagu-api",
+  daguBasePath: "--dagu-base-path",
   metricsListen: "--metrics-listen",
   tlsCert: "--tls-cert",
   tlsKey: "--tls-key",
@@ -158,6 +166,7 @@ export function parseSidecarArgs(argv: readonly string[], env: NodeJS.ProcessEnv
         config: { type: "string" },
         "state-dir": { type: "string" },
         "dagu-api": { type: "string" },
+        "dagu-base-path": { type: "string" },
         "metrics-listen": { type: "string" },
         "tls-cert": { type: "string" },
         "tls-key": { type: "string" },

@@ -14,7 +14,7 @@ import { audit, auditLogger, type AuditEntry } from "./telemetry/audit-log.ts";
 import type { ApiKeySurface } from "./auth/api-key-auth.ts";
 import { Authenticator, type AuthResult, type Principal } from "./auth/authenticators.ts";
 import { CHECK_INTERVAL_MS, OpenStreams } from "./auth/open-streams.ts";
-import { SsoLogin, ssoRouteOf } from "./auth/oidc/sso-login.ts";
+import { SsoLogin, ssoBasePath, ssoRouteOf } from "./auth/oidc/sso-login.ts";
 import type { CredentialSource } from "./credentials/credential-source.ts";
 import { ConnectionLimiter, ConnectionTracker } from "./listener/connections.ts";
 import { CredentialStore, type CredentialSnapshot } from "./credentials/credential-store.ts";
@@ -46,6 +46,8 @@ export interface SidecarOptions {
   readonly metricsListen?: HostPort;
   /** Skip detection: "v1" = Dagu 2.x (/api/v1), "v2" = Dagu 1.x (/api/v2). */
   readonly daguApi?: DaguApiVersion;
+  /** Dagu's base path (its `basePath`; "" or absent: the root): API, UI and detection live below it. */
+  readonly daguBasePath?: string;
   readonly source: CredentialSource;
   readonly tls?: TlsProvider;
   readonly maxHeaderBytes?: number;
@@ -146,12 +148,16 @@ export class Sidecar {
     if (problems.length > 0) throw new Error(`the route table names handlers the sidecar lacks: ${problems.join("; ")}`);
     this.#webhooks = new WebhookTrigger(this.upstream, () => this.#profile!, this.#unauthenticated);
     this.#sso = new SsoLogin(this.store, options.logger);
-    if (options.daguApi) this.#profile = daguApiProfile(options.daguApi);
+    if (options.daguApi) this.#profile = daguApiProfile(options.daguApi, options.daguBasePath ?? "");
 
     this.store.on("loaded", (snapshot) => {
       this.#auth.credentialsChanged(snapshot);
       this.#throttle.configure(snapshot.credentials.login);
       this.#sso.credentialsChanged(snapshot);
+      const clientUrl = snapshot.credentials.oidc?.clientUrl;
+      if (clientUrl !== undefined && !this.#ssoAgrees(clientUrl)) {
+        this.#log.error({ clientUrlPath: ssoBasePath(clientUrl) || "/", daguBasePath: options.daguBasePath }, "single sign-on is off: the OIDC client URL's path must be Dagu's base path (--dagu-base-path)");
+      }
       void this.#streams.check(snapshot);
       this.#log.info(
         { source: options.source.description, generation: snapshot.credentials.generation, mode: snapshot.credentials.mode, users: snapshot.credentials.users.length, apiKeys: snapshot.credentials.apiKeys.length, webhooks: snapshot.credentials.webhooks.length },
@@ -273,10 +279,11 @@ export class Sidecar {
   }
 
   #detect(attempt: number): void {
-    void detectDaguApi((path) => this.upstream.probe(path)).then(
+    const basePath = this.#options.daguBasePath ?? "";
+    void detectDaguApi((path) => this.upstream.probe(path), basePath).then(
       (version) => {
         if (this.#stopping) return;
-        this.#profile = daguApiProfile(version);
+        this.#profile = daguApiProfile(version, basePath);
         this.#log.info({ daguApi: version, prefix: this.#profile.prefix, daguMajor: this.#profile.daguMajor }, "Dagu API detected");
       },
       (error: Error) => {
@@ -286,6 +293,12 @@ export class Sidecar {
         this.#detecting.unref();
       },
     );
+  }
+
+  /** Whether the client URL's path is the declared base path (always, without one: ADR 0018 follows the client URL). */
+  #ssoAgrees(clientUrl: string): boolean {
+    const base = this.#options.daguBasePath ?? "";
+    return base === "" || ssoBasePath(clientUrl) === base;
   }
 
   /** The scheme the client used (a trusted proxy in front may have terminated TLS). */
@@ -354,7 +367,9 @@ export class Sidecar {
       }
       // Dagu's SSO routes (outside the API), answered here when the credentials configure OIDC.
       const ssoSnapshot = this.store.snapshot();
-      const sso = ssoRouteOf(req.url ?? "", ssoSnapshot?.credentials.oidc?.clientUrl);
+      const clientUrl = ssoSnapshot?.credentials.oidc?.clientUrl;
+      // Under a declared base path, SSO is served only where the client URL agrees with it (ADR 0020).
+      const sso = clientUrl !== undefined && !this.#ssoAgrees(clientUrl) ? undefined : ssoRouteOf(req.url ?? "", clientUrl);
       if (sso && ssoSnapshot) {
         client = clientAddress(client, forwardedForValues(req.rawHeaders), this.#trustedProxies(ssoSnapshot));
         facts.path = `/oidc-${sso}`;

@@ -40,6 +40,8 @@ async function refusal(call: () => Promise<unknown>): Promise<string> {
   assert.fail("the API server admitted what it should have refused");
 }
 
+const spec0 = (pods: k8s.V1Pod[]) => pods[0]!.spec!;
+
 async function webhookReady(op: { injection?: { server: { hasCertificate: boolean } } }, name: string): Promise<void> {
   await eventually("the webhook serves a certificate and the caBundle is published", async () => {
     const mwc = await admission.readMutatingWebhookConfiguration({ name });
@@ -102,6 +104,15 @@ test("a Deployment's labelled pods are mutated; an unlabelled pod is untouched a
   const labelled = await core.createNamespacedPod({ namespace: ns, body: labelledPod("counted", "dagu"), dryRun: "All" });
   assert.deepEqual(labelled.spec!.containers.map((c) => c.name), ["dagu", SIDECAR_CONTAINER], "server-side dry run calls the webhook (sideEffects None)");
   assert.equal(await server.answered(), answered + 1, "the labelled one did");
+
+  // A DaguAuth with spec.basePath (ADR 0020): its pods' sidecar gets --dagu-base-path, their Dagu DAGU_BASE_PATH.
+  await daguAuth(ns, "based", { basePath: "/dagu" });
+  const based = await core.createNamespacedPod({ namespace: ns, body: labelledPod("based", "based"), dryRun: "All" });
+  const [basedDagu, basedSidecar] = based.spec!.containers as [k8s.V1Container, k8s.V1Container];
+  const args = basedSidecar.args ?? [];
+  assert.equal(args[args.indexOf("--dagu-base-path") + 1], "/dagu", JSON.stringify(args));
+  assert.equal(basedDagu.env?.find((e) => e.name === "DAGU_BASE_PATH")?.value, "/dagu");
+  assert.ok(!(spec0(pods).containers[1]!.args ?? []).includes("--dagu-base-path"), "none without spec.basePath");
 
   // The webhook down: unlabelled pods are admitted as ever; labelled ones are refused, never admitted bare.
   await op.stop();

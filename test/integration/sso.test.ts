@@ -192,7 +192,7 @@ describe("single sign-on against a real OpenID provider", () => {
   });
 
   test("under Dagu's base path (the client URL's path): its page's button target, every redirect and the callback URL are below it", async (t) => {
-    // A Dagu of its own with DAGU_BASE_PATH, and a sidecar in front (--dagu-api forced: detection fails closed under a base path).
+    // A Dagu of its own with DAGU_BASE_PATH, and a sidecar in front that knows it (--dagu-base-path, ADR 0020; detected under it).
     const based = await startDagu({ basePath: BASE });
     t.after(() => based.stop());
     const basedUrl = `http://127.0.0.1:${basedPort.port}`;
@@ -200,7 +200,7 @@ describe("single sign-on against a real OpenID provider", () => {
     const oidc: OidcSettings = { ...baseOidc(), clientUrl: `${basedUrl}${BASE}`, roleMapping: { ...baseOidc().roleMapping, groupMappings: { ops: "operator" } } };
     await writeFile(file, JSON.stringify({ ...built.credentials, generation: 1, oidc }));
     await basedPort.release();
-    const front = await startSidecar({ upstream: based.url, port: basedPort.port, args: ["--credentials-file", file, "--state-dir", join(dir, "based-state"), "--dagu-api", api === "/api/v1" ? "v1" : "v2"] });
+    const front = await startSidecar({ upstream: based.url, port: basedPort.port, args: ["--credentials-file", file, "--state-dir", join(dir, "based-state"), "--dagu-base-path", BASE] });
     t.after(() => front.stop());
     account("basil", { email: "basil@example.com", email_verified: true, preferred_username: "basil", groups: ["ops"] });
 
@@ -224,8 +224,15 @@ describe("single sign-on against a real OpenID provider", () => {
     const token = new URLSearchParams(landed.hash.slice(1)).get("token");
     assert.ok(token, done.location);
     assert.equal(claimsOf(token).role, "operator");
-    const me = await fetch(`${basedUrl}${api}/auth/me`, { headers: { authorization: `Bearer ${token}` } });
+    const me = await fetch(`${basedUrl}${BASE}${api}/auth/me`, { headers: { authorization: `Bearer ${token}` } });
     assert.equal(me.status, 200, "the flow completes: the token works");
+    // ...on Dagu's own API under the base path, as Dagu's UI calls it (getConfig().apiURL), and nowhere else.
+    const dags = await fetch(`${basedUrl}${BASE}${api}/dags`, { headers: { authorization: `Bearer ${token}` } });
+    assert.equal(dags.status, 200, await dags.clone().text());
+    await dags.arrayBuffer();
+    const root = await fetch(`${basedUrl}${api}/dags`, { headers: { authorization: `Bearer ${token}` } });
+    assert.equal(root.status, 404, "outside the base path nothing is served");
+    await root.arrayBuffer();
     // Where the browser lands is Dagu's login page under its base path (through the sidecar).
     const loginPage = await fetch(`${basedUrl}${BASE}/login?welcome=true`);
     assert.equal(loginPage.status, 200);

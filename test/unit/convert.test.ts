@@ -672,3 +672,19 @@ describe("--state-dir: what a standalone sidecar created", () => {
     }
   });
 });
+
+test("Dagu's base path becomes spec.basePath (DAGU_BASE_PATH over base_path, cleaned as Dagu does); one the sidecar cannot guard, or a client_url that disagrees, is refused naming the key", () => {
+  const at = (top: Record<string, unknown>, env?: NodeJS.ProcessEnv) => convert({ document: { ...withAdmin(), ...top }, ...(env ? { env } : {}) });
+  assert.equal(spec(at({ base_path: "/dagu" })).basePath, "/dagu");
+  assert.equal(spec(at({ basePath: "tools/dagu/" })).basePath, "/tools/dagu");
+  assert.equal(spec(at({ base_path: "/" })).basePath, undefined, "the root is no base path");
+  assert.equal(spec(at({})).basePath, undefined);
+  const overridden = at({ base_path: "/dagu" }, { DAGU_BASE_PATH: "/other" });
+  assert.equal(spec(overridden).basePath, "/other");
+  assert.ok(overridden.notes.some((n) => /DAGU_BASE_PATH overrides base_path/.test(n)));
+  assert.ok(!at({ base_path: "/dagu" }).notes.some((n) => /ignored: .*base_path/.test(n)), "not among the ignored keys");
+  assert.throws(() => at({ base_path: "/x/api" }), (e: Error) => e instanceof ConvertError && /spec\.basePath \(from base_path\): spec\.basePath must not contain a segment "api"/.test(e.message));
+  const sso = { auth: { builtin: { initial_admin: { ...ADMIN } }, oidc: { client_id: "dagu", client_url: "https://tools.example.com/dagu", issuer: "https://idp.example.com" } } };
+  assert.equal(spec(convert({ document: { ...sso, base_path: "/dagu" } })).basePath, "/dagu");
+  assert.throws(() => convert({ document: sso }), (e: Error) => e instanceof ConvertError && /spec\.oidc\.clientUrl.*path must be spec\.basePath/.test(e.message));
+});

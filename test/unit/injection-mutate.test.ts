@@ -8,6 +8,7 @@ import { daguRole, flagValue, withoutAddressFlags } from "../../src/operator/inj
 import { diffPaths } from "../../src/operator/injection/json-patch.ts";
 import { DAGU_HEALTH_PATH, injectPod, SIDECAR_CONTAINER, TOKEN_VOLUME, type InjectionTarget } from "../../src/operator/injection/mutate.ts";
 import { Pod, type Container } from "../../src/operator/injection/pod.ts";
+import { parseSidecarArgs } from "../../src/sidecar/options.ts";
 
 const config = InjectionConfig.parse({ sidecar: { image: "registry.example.com/dagu-auth:1.0.0" } });
 const target: InjectionTarget = { namespace: "dagu", authName: "dagu", serviceAccountName: "dagu-sidecar" };
@@ -113,6 +114,35 @@ test("with spec.tls the sidecar serves the DaguAuth's TLS Secret; its probes sta
   const sidecar = container(pod, SIDECAR_CONTAINER);
   assert.equal(sidecar.args![sidecar.args!.indexOf("--tls-secret") + 1], "dagu-tls");
   assert.equal(sidecar.readinessProbe?.httpGet?.scheme, "HTTP");
+});
+
+test("with spec.basePath: the sidecar gets --dagu-base-path (args it parses), Dagu gets DAGU_BASE_PATH; idempotent", () => {
+  const based = { ...target, basePath: "/dagu" };
+  const pod = injected(chartPod(), based);
+  const sidecar = container(pod, SIDECAR_CONTAINER);
+  assert.equal(sidecar.args![sidecar.args!.indexOf("--dagu-base-path") + 1], "/dagu");
+  assert.equal(parseSidecarArgs(sidecar.args!, { POD_NAMESPACE: "dagu" }).daguBasePath, "/dagu");
+  assert.equal(env(container(pod, "ui"), "DAGU_BASE_PATH"), "/dagu");
+  assert.deepEqual(injected(pod, based), pod);
+  // Without it: neither.
+  const plain = injected(chartPod());
+  assert.equal(container(plain, SIDECAR_CONTAINER).args!.includes("--dagu-base-path"), false);
+  assert.equal(env(container(plain, "ui"), "DAGU_BASE_PATH"), undefined);
+});
+
+test("a container's own DAGU_BASE_PATH that is not the DaguAuth's spec.basePath is refused, naming both", () => {
+  const withEnv = (value: string) => {
+    const pod = chartPod();
+    pod.spec.containers[0]!.env!.push({ name: "DAGU_BASE_PATH", value });
+    return pod;
+  };
+  for (const [pod, t] of [[withEnv("/dagu"), target], [withEnv("/other"), { ...target, basePath: "/dagu" }]] as const) {
+    const r = injectPod(pod, t, config);
+    assert.equal(r.kind, "refuse");
+    assert.match((r as { reason: string }).reason, /container ui sets DAGU_BASE_PATH=\/(dagu|other): Dagu's base path is DaguAuth dagu's spec.basePath \((none|\/dagu)\)/);
+  }
+  assert.equal(injectPod(withEnv("/dagu"), { ...target, basePath: "/dagu" }, config).kind, "inject");
+  assert.equal(injectPod(withEnv(""), target, config).kind, "inject");
 });
 
 test("idempotent: a mutated pod mutated again is the same pod, and gives an empty patch", () => {

@@ -102,3 +102,27 @@ test("authorize decides the rest from the authentication result: 401, 429, 403, 
   const basicCrossSite = authorize(request("DELETE", "/api/v1/dags/etl", { "sec-fetch-site": "cross-site" }), pending, { ...admin, method: "basic" });
   assert.equal(outcome(basicCrossSite), "403 cross-site request refused: Basic credentials are accepted from this origin only");
 });
+
+test("under a base path: the API and the UI below it, nothing outside it, api segments still refused", () => {
+  const based = { ...state, profile: daguApiProfile("v1", "/dagu") };
+  assert.equal(based.profile.prefix, "/dagu/api/v1");
+  assert.equal(based.profile.mcpPath, "/dagu/mcp");
+  const table: [AdmissionRequest, string][] = [
+    [request("GET", "/dagu/api/v1/dags"), "authenticate"],
+    [request("POST", "/dagu/api/v1/auth/login"), "route"],
+    [request("GET", "/dagu/dags"), "ui"],
+    [request("GET", "/dagu"), "ui"],
+    [request("POST", "/dagu/mcp"), "authenticate"],
+    [request("GET", "/api/v1/dags"), "404 no such route"],
+    [request("GET", "/dags"), "404 no such route"],
+    [request("GET", "/daguX/dags"), "404 no such route"],
+    [request("GET", "/"), "404 no such route"],
+    [request("GET", "/dagu/x/api/v1/dags"), "404 no such route"],
+    [request("GET", "/dagu/API/v1/dags"), "404 no such route"],
+    [request("GET", "/dagu/mcp/x"), "404 no such route"],
+    [request("GET", "/dagu/api/v1/nothing-here"), "404 no such API route"],
+  ];
+  for (const [req, expected] of table) assert.equal(outcome(admit(req, based)), expected, req.url);
+  assert.equal(admit(request("GET", "/elsewhere"), based).facts.reason, "outside_base_path");
+  assert.throws(() => daguApiProfile("v1", "/x/api"), /bad base path "\/x\/api": must not contain a segment "api"/);
+});

@@ -50,3 +50,14 @@ describe("Dagu API detection", () => {
     }
   });
 });
+
+test("detection probes under the base path, and says so when nothing answers there", async () => {
+  const asked: string[] = [];
+  const probe: HealthProbe = async (path) => {
+    asked.push(path);
+    return path === "/dagu/api/v1/health" ? { status: 200, body: JSON.stringify({ status: "healthy", version: "2.15.1" }) } : { status: 404, body: "" };
+  };
+  assert.equal(await detectDaguApi(probe, "/dagu"), "v1");
+  assert.deepEqual(asked, ["/dagu/api/v2/health", "/dagu/api/v1/health"]);
+  await assert.rejects(detectDaguApi(probe), /neither \/api\/v2\/health .* --dagu-base-path/);
+});

@@ -83,7 +83,8 @@ export async function review(request: AdmissionReview["request"], lookups: Injec
     return refused(`ServiceAccount ${serviceAccountName} of DaguAuth ${authName} is not there yet (the operator creates it when it reconciles the DaguAuth); the pod's controller retries`);
   }
   const tls = spec.data.tls ? tlsSecretName(auth, spec.data) : undefined;
-  const result = injectPod(pod, { namespace, authName, serviceAccountName, ...(tls ? { tlsSecretName: tls } : {}) }, config);
+  const basePath = spec.data.basePath;
+  const result = injectPod(pod, { namespace, authName, serviceAccountName, ...(tls ? { tlsSecretName: tls } : {}), ...(basePath ? { basePath } : {}) }, config);
   if (result.kind === "refuse") return refused(`dagu-auth cannot protect this pod: ${result.reason}`);
   if (result.kind === "skip") return { response: { uid: request.uid, allowed: true, warnings: result.warnings }, outcome: "skipped" };
   const ops = diffPaths(request.object, result.pod);

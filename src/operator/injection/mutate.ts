@@ -29,6 +29,8 @@ const DAGU_DEFAULT_PORT = 8080;
 const TOKEN_EXPIRATION_SECONDS = 3607;
 /** Dagu's TLS: with the sidecar in front it would make Dagu speak HTTPS to a proxy that expects HTTP. */
 const DAGU_TLS_ENV = ["DAGU_CERT_FILE", "DAGU_KEY_FILE"];
+/** Dagu's base path, set from the DaguAuth's spec.basePath (it outranks base_path in Dagu's config file). */
+const BASE_PATH_ENV = "DAGU_BASE_PATH";
 
 export interface InjectionTarget {
   namespace: string;
@@ -37,6 +39,8 @@ export interface InjectionTarget {
   serviceAccountName: string;
   /** The DaguAuth's kubernetes.io/tls Secret, when it has spec.tls. */
   tlsSecretName?: string;
+  /** The DaguAuth's spec.basePath: the sidecar's --dagu-base-path and Dagu's DAGU_BASE_PATH. */
+  basePath?: string;
 }
 
 export type InjectionResult =
@@ -71,6 +75,15 @@ export function injectPod(input: Pod, target: InjectionTarget, config: Injection
   const tlsEnv = dagu.env?.find((e) => DAGU_TLS_ENV.includes(e.name) && (e.value || e.valueFrom));
   if (tlsEnv) return refuse(`container ${dagu.name} sets ${tlsEnv.name}: with the sidecar in front, TLS is the sidecar's (DaguAuth spec.tls); remove ${DAGU_TLS_ENV.join(" and ")}`);
 
+  // Dagu's base path is the DaguAuth's (spec.basePath): another one set on the container would leave the
+  // sidecar guarding a mount point where Dagu is not (every page and call 404).
+  const baseEnv = dagu.env?.find((e) => e.name === BASE_PATH_ENV && (e.valueFrom || (e.value ?? "") !== ""));
+  if (baseEnv && (baseEnv.valueFrom || baseEnv.value !== target.basePath)) {
+    return refuse(
+      `container ${dagu.name} sets ${BASE_PATH_ENV}${baseEnv.value ? `=${baseEnv.value}` : " from a reference"}: Dagu's base path is DaguAuth ${target.authName}'s spec.basePath (${target.basePath ?? "none"}); set it there and remove ${BASE_PATH_ENV}`,
+    );
+  }
+
   // The public port: the sidecar's, once injected; otherwise where Dagu would have listened.
   const publicPort: ContainerPort = existing?.ports?.[0] ? { ...existing.ports[0] } : daguPublicPort(dagu);
   const port = publicPort.containerPort;
@@ -96,7 +109,7 @@ export function injectPod(input: Pod, target: InjectionTarget, config: Injection
   }
   const dropMounts = (c: Container): Container => (c.volumeMounts?.some((m) => autoVolumes.has(m.name)) ? { ...c, volumeMounts: c.volumeMounts.filter((m) => !autoVolumes.has(m.name)) } : c);
 
-  const injectedDagu = rewriteDagu(dropMounts(dagu), publicPort, daguPort, metricsPort);
+  const injectedDagu = rewriteDagu(dropMounts(dagu), publicPort, daguPort, metricsPort, target.basePath);
   const sidecar = sidecarContainer(target, config, publicPort, { dagu: daguPort, metrics: metricsPort, egress: egressPort });
   const containers = spec.containers.map((c) => (c === dagu ? injectedDagu : c === existing ? sidecar : dropMounts(c)));
   if (!existing) containers.push(sidecar);
@@ -160,11 +173,11 @@ function setEnv(env: EnvVar[] | undefined, values: Record<string, string>): EnvV
   return out;
 }
 
-function rewriteDagu(dagu: Container, publicPort: ContainerPort, daguPort: number, metricsPort: number): Container {
+function rewriteDagu(dagu: Container, publicPort: ContainerPort, daguPort: number, metricsPort: number, basePath: string | undefined): Container {
   const out: Container = { ...dagu, ...withoutAddressFlags(dagu) };
   if (out.command === undefined) delete out.command;
   if (out.args === undefined) delete out.args;
-  out.env = setEnv(dagu.env, { DAGU_HOST: "127.0.0.1", DAGU_PORT: String(daguPort), DAGU_AUTH_MODE: "none" });
+  out.env = setEnv(dagu.env, { DAGU_HOST: "127.0.0.1", DAGU_PORT: String(daguPort), DAGU_AUTH_MODE: "none", ...(basePath ? { [BASE_PATH_ENV]: basePath } : {}) });
   const ports = (dagu.ports ?? []).filter((p) => !samePort(p, publicPort));
   if (ports.length > 0) out.ports = ports;
   else delete out.ports;
@@ -208,6 +221,7 @@ function sidecarContainer(target: InjectionTarget, config: InjectionConfig, publ
     "--egress-listen",
     `127.0.0.1:${ports.egress}`,
     ...(target.tlsSecretName ? ["--tls-secret", target.tlsSecretName] : []),
+    ...(target.basePath ? ["--dagu-base-path", target.basePath] : []),
     "--log-level",
     s.logLevel,
   ];

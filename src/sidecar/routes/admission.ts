@@ -2,11 +2,12 @@
 // and WebSocket upgrades), in this order:
 //   1. the request target must be a path; a malformed path is 400 wherever it points;
 //   2. fail closed: no credentials ever loaded, or Dagu's API not known yet -> 503;
-//   3. outside the API prefix: the UI (GET only, no credential); a path with an `api` segment anywhere
+//   3. under a base path (--dagu-base-path), anything outside it -> 404;
+//   4. outside the API prefix: the UI (GET only, no credential); a path with an `api` segment anywhere
 //      (Dagu 1's unauthenticated legacy /api/v1, Dagu's API under a basePath: /<base>/api/...) and Dagu's
 //      other non-UI routes (Dagu 2's /mcp) -> 404;
-//   4. the route table: a path that matches no entry is refused (404), never passed through;
-//   5. authentication (401; 429 when throttled), then the route's least role (403).
+//   5. the route table: a path that matches no entry is refused (404), never passed through;
+//   6. authentication (401; 429 when throttled), then the route's least role (403).
 // Dagu 2's MCP endpoint (exactly the profile's mcpPath) is authenticated for the MCP surface; the role of
 // what a request does there is known only from its body (server.ts, routes/mcp.ts).
 // Pure: `admit` decides from the request and the state it is given, and hands a route that needs a
@@ -115,6 +116,11 @@ export function admit(req: AdmissionRequest, state: AdmissionState): Admission {
 
   const match = profile.matcher(req.method ?? "", path);
   if ("error" in match && match.error === "bad_path") return { client, facts, verdict: refuse(400, "bad_request", "bad_request", "malformed request path") };
+  // Under a base path (--dagu-base-path) Dagu serves nothing outside it: nor does the sidecar forward anything there.
+  if (profile.basePath !== "" && path !== profile.basePath && !path.startsWith(`${profile.basePath}/`)) {
+    facts.reason = "outside_base_path";
+    return { client, facts, verdict: refuse(404, "not_found", "not_found", "no such route") };
+  }
   if (profile.mcpPath !== undefined && path === profile.mcpPath) {
     facts.operation = MCP_ROUTE.operationId;
     return { client, facts, verdict: { kind: "authenticate", snapshot, profile, route: MCP_ROUTE, params: {}, path, query } };

@@ -7,6 +7,7 @@ import type { Role } from "../../api/common.ts";
 import { createRouteMatcher, type RouteMatcher } from "./route-matcher.ts";
 import { DAGU_ROUTES, type DaguRoute } from "../../dagu/routes.ts";
 import { DAGU1_API_PREFIX, DAGU1_ROUTES } from "../../dagu/routes-dagu1.ts";
+import { basePathProblem, DAGU2_RESERVED_SEGMENTS } from "../../api/base-path.ts";
 
 export const DAGU_API_VERSIONS = ["v1", "v2"] as const;
 export type DaguApiVersion = (typeof DAGU_API_VERSIONS)[number];
@@ -15,6 +16,9 @@ export interface DaguApiProfile {
   readonly version: DaguApiVersion;
   /** Dagu's major version behind this API. */
   readonly daguMajor: 1 | 2;
+  /** Dagu's base path ("" at the root; `--dagu-base-path`): the UI lives under it, nothing outside it is served. */
+  readonly basePath: string;
+  /** Where the API is mounted: the base path, then the generation's own prefix. */
   readonly prefix: string;
   readonly routes: readonly DaguRoute[];
   readonly matcher: RouteMatcher;
@@ -33,12 +37,12 @@ export interface DaguApiProfile {
   readonly mcpPath?: string;
 }
 
-const dagu1: DaguApiProfile = Object.freeze({
+type Generation = Omit<DaguApiProfile, "basePath" | "prefix" | "matcher">;
+
+const dagu1: Generation = Object.freeze({
   version: "v2",
   daguMajor: 1,
-  prefix: DAGU1_API_PREFIX,
   routes: DAGU1_ROUTES,
-  matcher: createRouteMatcher(DAGU1_ROUTES, { prefix: DAGU1_API_PREFIX }),
   // Dagu 1's manager is what our developer is (DAG write and execute); its UI ranks unknown roles as none.
   uiRole: (role: Role) => (role === "developer" ? "manager" : role),
   webhookHeadersParam: false,
@@ -46,12 +50,10 @@ const dagu1: DaguApiProfile = Object.freeze({
   reservedSegments: [],
 });
 
-const dagu2: DaguApiProfile = Object.freeze({
+const dagu2: Generation = Object.freeze({
   version: "v1",
   daguMajor: 2,
-  prefix: "/api/v1",
   routes: DAGU_ROUTES,
-  matcher: createRouteMatcher(DAGU_ROUTES, { prefix: "/api/v1" }),
   uiRole: (role: Role) => role,
   webhookHeadersParam: true,
   uiHasSetup: true,
@@ -59,12 +61,37 @@ const dagu2: DaguApiProfile = Object.freeze({
   // sidecar serves it at exactly mcpPath, with each tool call's role (mcp.ts, beside it), and refuses `mcp` anywhere
   // else; the trusted-proxy and OIDC logins would mint Dagu's own sessions. The conformance test lists
   // Dagu's routes.
-  reservedSegments: ["mcp", "oidc-login", "oidc-callback", "proxy-login"],
+  reservedSegments: DAGU2_RESERVED_SEGMENTS,
   mcpPath: "/mcp",
 });
 
-export function daguApiProfile(version: DaguApiVersion): DaguApiProfile {
-  return version === "v2" ? dagu1 : dagu2;
+/** Each generation's API prefix below the base path (Dagu's default apiBasePath). */
+export const API_PREFIXES: Readonly<Record<DaguApiVersion, string>> = { v1: "/api/v1", v2: DAGU1_API_PREFIX };
+
+const profiles = new Map<string, DaguApiProfile>();
+
+/**
+ * The profile of one API generation under a base path (`""`: Dagu at the root). The base path must be
+ * valid (api/base-path.ts); the matcher, MCP path and health probes all sit below it.
+ */
+export function daguApiProfile(version: DaguApiVersion, basePath = ""): DaguApiProfile {
+  const key = `${version} ${basePath}`;
+  let profile = profiles.get(key);
+  if (!profile) {
+    const problem = basePathProblem(basePath);
+    if (problem) throw new Error(`bad base path ${JSON.stringify(basePath)}: ${problem}`);
+    const generation = version === "v2" ? dagu1 : dagu2;
+    const prefix = `${basePath}${API_PREFIXES[version]}`;
+    profile = Object.freeze({
+      ...generation,
+      basePath,
+      prefix,
+      matcher: createRouteMatcher(generation.routes, { prefix }),
+      ...(generation.mcpPath !== undefined ? { mcpPath: `${basePath}${generation.mcpPath}` } : {}),
+    });
+    profiles.set(key, profile);
+  }
+  return profile;
 }
 
 const Health = z.looseObject({ status: z.string(), version: z.string().optional() });
@@ -85,7 +112,7 @@ export type HealthProbe = (path: string) => Promise<{ status: number; body: stri
  * and otherwise `/api/v1` answering means Dagu 2. The version is read only to break one tie: a server that
  * answers on both and says it is 2.x or later on `/api/v2` is taken as Dagu 2.
  */
-export async function detectDaguApi(probe: HealthProbe): Promise<DaguApiVersion> {
+export async function detectDaguApi(probe: HealthProbe, basePath = ""): Promise<DaguApiVersion> {
   const read = async (path: string): Promise<{ major: number | undefined } | undefined> => {
     const answer = await probe(path);
     if (!answer || answer.status !== 200) return undefined;
@@ -98,13 +125,13 @@ export async function detectDaguApi(probe: HealthProbe): Promise<DaguApiVersion>
     const health = Health.safeParse(json);
     return health.success ? { major: majorOf(health.data.version) } : undefined;
   };
-  const v2 = await read("/api/v2/health");
+  const v2 = await read(`${basePath}/api/v2/health`);
   const claimsDagu2 = v2?.major !== undefined && v2.major >= 2;
   if (v2 && !claimsDagu2) return "v2";
-  if (await read("/api/v1/health")) return "v1";
+  if (await read(`${basePath}/api/v1/health`)) return "v1";
   if (v2) return "v2";
   throw new Error(
-    "cannot tell which Dagu API the upstream serves: neither /api/v2/health (Dagu 1.x) nor /api/v1/health " +
-      "(Dagu 2.x) answered with Dagu's health document; is --upstream right? (--dagu-api skips detection)",
+    `cannot tell which Dagu API the upstream serves: neither ${basePath}/api/v2/health (Dagu 1.x) nor ${basePath}/api/v1/health ` +
+      `(Dagu 2.x) answered with Dagu's health document; is --upstream right${basePath ? "" : " (and does Dagu run under a base path: --dagu-base-path)"}? (--dagu-api skips detection)`,
   );
 }

@@ -10,6 +10,7 @@ import { EventEmitter } from "node:events";
 import { createHash, randomBytes } from "node:crypto";
 import { readFile } from "node:fs/promises";
 import { parse as parseYaml } from "yaml";
+import { cleanDaguBasePath } from "../../api/base-path.ts";
 import { z } from "zod";
 import { Credentials, type PasswordChange, type SsoUsers } from "../../api/credentials.ts";
 import { oidcSettingsOf } from "../../api/oidc.ts";
@@ -247,4 +248,32 @@ export class DaguConfigCredentialSource extends EventEmitter<CredentialSourceEve
     if (state) await state.update((s) => ({ ...s, tokenSecret: secret }));
     return secret;
   }
+}
+
+/**
+ * Dagu's base path as Dagu reads it from its config (`base_path`; Dagu 1's `basePath`; keys in any case,
+ * as its loader takes them) with DAGU_BASE_PATH over it, cleaned as Dagu cleans it (a missing leading
+ * slash added, trailing slashes dropped, `/` is the root). Undefined when neither sets one. Not validated
+ * here: the caller refuses what the sidecar cannot guard (routes/dagu-api.ts basePathProblem).
+ */
+export async function daguConfigBasePath(configFile: string | undefined, env: NodeJS.ProcessEnv): Promise<string | undefined> {
+  let raw: unknown = env.DAGU_BASE_PATH || undefined;
+  if (raw === undefined && configFile) {
+    const text = await readFile(configFile, "utf8").catch((error: unknown) => {
+      throw new Error(`cannot read --config ${configFile}: ${(error as NodeJS.ErrnoException).code ?? "error"}`, { cause: error });
+    });
+    let document: unknown;
+    try {
+      document = parseYaml(text);
+    } catch {
+      throw new Error(`--config ${configFile} is not valid YAML`);
+    }
+    if (document && typeof document === "object") {
+      const entry = Object.entries(document).find(([key]) => ["base_path", "basepath"].includes(key.toLowerCase()));
+      raw = entry?.[1];
+    }
+  }
+  if (raw === undefined || raw === null || raw === "") return undefined;
+  if (typeof raw !== "string") throw new Error(`Dagu's base_path in --config ${configFile} must be a string`);
+  return cleanDaguBasePath(raw);
 }
