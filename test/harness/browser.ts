@@ -2,7 +2,8 @@
 // Chromium is not optional: without it those tests fail with `chromiumMissing()` (CI installs it).
 import { existsSync } from "node:fs";
 import { join } from "node:path";
-import { chromium, type BrowserContext, type Page } from "playwright-core";
+import { beforeEach } from "node:test";
+import { chromium, type BrowserContext, type Page, type Response } from "playwright-core";
 
 export const CHROMIUM = "/usr/bin/chromium";
 
@@ -22,6 +23,29 @@ export function chromiumMissing(): string | undefined {
   return existsSync(CHROMIUM)
     ? undefined
     : `${CHROMIUM} is missing: install Debian's chromium (apt-get install -y --no-install-recommends chromium); this test drives Dagu's real UI in it`;
+}
+
+/**
+ * Fail, never skip: in the calling suite, every test fails when chromium is missing (checked in beforeEach,
+ * where a failing `before` would only mark the tests cancelled). Returns whether it is, for the suite's
+ * `before` to return early.
+ */
+export function requireChromium(): boolean {
+  const missing = chromiumMissing();
+  beforeEach(() => {
+    if (missing) throw new Error(missing);
+  });
+  return missing !== undefined;
+}
+
+/**
+ * Does `action` and returns the answer to the request it makes the page send to `origin` (waited for, not
+ * read from a log whose events may come after what the page shows).
+ */
+export async function answerTo(page: Page, origin: string, method: string, path: string | RegExp, action: () => Promise<unknown>): Promise<Response> {
+  const matches = (pathname: string) => (typeof path === "string" ? pathname === path : path.test(pathname));
+  const [response] = await Promise.all([page.waitForResponse((r) => r.request().method() === method && new URL(r.url()).origin === origin && matches(new URL(r.url()).pathname)), action()]);
+  return response;
 }
 
 export interface BrowserOptions {

@@ -8,19 +8,16 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtemp, readdir, rm, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { after, before, beforeEach, describe, test } from "node:test";
+import { after, before, describe, test } from "node:test";
 import type { BrowserContext } from "playwright-core";
-import { chromiumMissing, launchBrowser, licenseTalkShown } from "../harness/browser.ts";
+import { launchBrowser, licenseTalkShown, requireChromium } from "../harness/browser.ts";
 import { repoRoot } from "../../dev/components.ts";
 import { freePort } from "../../dev/control-plane.ts";
 
 const STEP_MS = 30_000;
 
 describe("npm run demo", () => {
-  const missing = chromiumMissing();
-  beforeEach(() => {
-    if (missing) throw new Error(missing);
-  });
+  const missing = requireChromium(); // fails every test without chromium, never skips
 
   let demo: ChildProcess | undefined;
   let output = "";

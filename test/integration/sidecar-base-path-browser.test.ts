@@ -8,9 +8,9 @@ import assert from "node:assert/strict";
 import { mkdtemp, readdir, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { after, before, beforeEach, describe, test } from "node:test";
-import type { BrowserContext, Page, Response } from "playwright-core";
-import { chromiumMissing, launchBrowser } from "../harness/browser.ts";
+import { after, before, describe, test } from "node:test";
+import type { BrowserContext, Page } from "playwright-core";
+import { answerTo, launchBrowser, requireChromium } from "../harness/browser.ts";
 import { startDagu, type DaguInstance } from "../harness/dagu.ts";
 import { startSidecar, type SidecarInstance } from "../harness/sidecar.ts";
 import { buildCredentials, ROLE_USERS } from "../../dev/known-credentials.ts";
@@ -28,19 +28,10 @@ let page: Page;
 const paths: string[] = [];
 
 /** Does `action` and returns the sidecar's answer to the request it makes the UI send. */
-async function answerTo(method: string, path: string, action: () => Promise<unknown>): Promise<Response> {
-  const [response] = await Promise.all([
-    page.waitForResponse((r) => r.request().method() === method && new URL(r.url()).origin === sidecar.url && new URL(r.url()).pathname === path),
-    action(),
-  ]);
-  return response;
-}
+const sidecarAnswer = (method: string, path: string, action: () => Promise<unknown>) => answerTo(page, sidecar.url, method, path, action);
 
 describe("Dagu's real UI under a base path, through a sidecar with --dagu-base-path, in headless chromium", () => {
-  const missing = chromiumMissing();
-  beforeEach(() => {
-    if (missing) throw new Error(missing);
-  });
+  const missing = requireChromium(); // fails every test without chromium, never skips
 
   before(async () => {
     if (missing) return;
@@ -77,10 +68,10 @@ describe("Dagu's real UI under a base path, through a sidecar with --dagu-base-p
     await page.waitForURL(`${sidecar.url}${BASE}/login`);
     await page.locator("#username").fill(VIEWER.username);
     await page.locator("#password").fill(VIEWER.password);
-    const login = await answerTo("POST", `${API}/auth/login`, () => page.getByRole("button", { name: "Sign In" }).click());
+    const login = await sidecarAnswer("POST", `${API}/auth/login`, () => page.getByRole("button", { name: "Sign In" }).click());
     assert.equal(login.status(), 200);
     await page.waitForURL((url) => url.pathname !== `${BASE}/login`);
-    const list = await answerTo("GET", `${API}/dags`, () => page.goto(`${sidecar.url}${BASE}/dags`));
+    const list = await sidecarAnswer("GET", `${API}/dags`, () => page.goto(`${sidecar.url}${BASE}/dags`));
     assert.equal(list.status(), 200);
     assert.match(list.request().headers().authorization ?? "", /^Bearer \S+$/, "the UI sends the sidecar's token");
     await page.getByText("hello", { exact: true }).first().waitFor();
@@ -91,7 +82,7 @@ describe("Dagu's real UI under a base path, through a sidecar with --dagu-base-p
     await page.getByRole("heading", { name: "hello", level: 1 }).waitFor();
     await page.getByRole("button", { name: "Start", exact: true }).click();
     const start = page.getByRole("dialog", { name: "Start the DAG" });
-    const answer = await answerTo("POST", `${API}/dags/hello/start`, () => start.getByRole("button", { name: "Start", exact: true }).click());
+    const answer = await sidecarAnswer("POST", `${API}/dags/hello/start`, () => start.getByRole("button", { name: "Start", exact: true }).click());
     assert.equal(answer.status(), 403);
   });
 

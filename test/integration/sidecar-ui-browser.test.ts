@@ -16,9 +16,9 @@ import assert from "node:assert/strict";
 import { mkdtemp, readdir, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { after, before, beforeEach, describe, test } from "node:test";
+import { after, before, describe, test } from "node:test";
 import type { BrowserContext, Page, Request } from "playwright-core";
-import { chromiumMissing, launchBrowser, licenseTalkShown } from "../harness/browser.ts";
+import { answerTo, launchBrowser, licenseTalkShown, requireChromium } from "../harness/browser.ts";
 import { startDagu, type DaguInstance } from "../harness/dagu.ts";
 import { startSidecar, type SidecarInstance } from "../harness/sidecar.ts";
 import { buildCredentials } from "../../dev/known-credentials.ts";
@@ -89,11 +89,8 @@ async function signOut(username: string): Promise<void> {
  * not read from the passive log, whose events may come after what the page shows), checking that the
  * UI sent its token.
  */
-async function answerTo(method: string, path: RegExp, action: () => Promise<void>): Promise<number> {
-  const [response] = await Promise.all([
-    page.waitForResponse((r) => r.request().method() === method && new URL(r.url()).origin === sidecar.url && path.test(new URL(r.url()).pathname)),
-    action(),
-  ]);
+async function statusOf(method: string, path: RegExp, action: () => Promise<void>): Promise<number> {
+  const response = await answerTo(page, sidecar.url, method, path, action);
   assert.match(response.request().headers().authorization ?? "", /^Bearer \S+$/, `${method} ${path} carries the UI's token`);
   return response.status();
 }
@@ -101,12 +98,7 @@ async function answerTo(method: string, path: RegExp, action: () => Promise<void
 const token = () => page.evaluate<string | null>("localStorage.getItem('dagu_auth_token')");
 
 describe("Dagu's real UI through the sidecar, in headless chromium", () => {
-  // Fail, never skip: CI installs chromium (.ci/run), a developer does the same. Checked in beforeEach
-  // so that every test reports the failure (a failing `before` would only mark them cancelled).
-  const missing = chromiumMissing();
-  beforeEach(() => {
-    if (missing) throw new Error(missing);
-  });
+  const missing = requireChromium(); // fails every test without chromium, never skips
 
   before(async () => {
     if (missing) return;
@@ -194,7 +186,7 @@ describe("Dagu's real UI through the sidecar, in headless chromium", () => {
     await page.getByRole("heading", { name: "hello", level: 1 }).waitFor();
     await page.getByRole("button", { name: "Start", exact: true }).click();
     const start = page.getByRole("dialog", { name: "Start the DAG" });
-    assert.equal(await answerTo("POST", /^\/api\/v1\/dags\/hello\/start$/, () => start.getByRole("button", { name: "Start", exact: true }).click()), 403);
+    assert.equal(await statusOf("POST", /^\/api\/v1\/dags\/hello\/start$/, () => start.getByRole("button", { name: "Start", exact: true }).click()), 403);
     await page.getByText("Insufficient permissions").first().waitFor();
     assert.equal((await helloRuns()).length, 0, "Dagu ran nothing");
   });
@@ -243,7 +235,7 @@ describe("Dagu's real UI through the sidecar, in headless chromium", () => {
     await page.getByRole("heading", { name: "hello", level: 1 }).waitFor();
     await page.getByRole("button", { name: "Start", exact: true }).click();
     const start = page.getByRole("dialog", { name: "Start the DAG" });
-    assert.equal(await answerTo("POST", /^\/api\/v1\/dags\/hello\/start$/, () => start.getByRole("button", { name: "Start", exact: true }).click()), 200);
+    assert.equal(await statusOf("POST", /^\/api\/v1\/dags\/hello\/start$/, () => start.getByRole("button", { name: "Start", exact: true }).click()), 200);
     await waitForAsync(async () => (await helloRuns()).length === 1, "hello's run in Dagu");
   });
 
@@ -317,7 +309,7 @@ describe("Dagu's real UI through the sidecar, in headless chromium", () => {
     await modal.locator("#new-password").fill(NEW_ADMIN_PASSWORD);
     await modal.locator("#confirm-password").fill(NEW_ADMIN_PASSWORD);
     const submit = () => modal.getByRole("button", { name: "Change Password" }).click();
-    assert.equal(await answerTo("POST", /^\/api\/v1\/auth\/change-password$/, submit), 200);
+    assert.equal(await statusOf("POST", /^\/api\/v1\/auth\/change-password$/, submit), 200);
     await modal.getByText("Password changed successfully!").waitFor();
     await modal.waitFor({ state: "hidden" });
 

@@ -8,9 +8,9 @@ import assert from "node:assert/strict";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { after, before, beforeEach, describe, test } from "node:test";
+import { after, before, describe, test } from "node:test";
 import type { BrowserContext, Page } from "playwright-core";
-import { chromiumMissing, launchBrowser, licenseTalkShown } from "../harness/browser.ts";
+import { launchBrowser, licenseTalkShown, requireChromium } from "../harness/browser.ts";
 import { repoRoot } from "../../dev/components.ts";
 import { startDagu, type DaguInstance } from "../harness/dagu.ts";
 import { startSidecar, type SidecarInstance } from "../harness/sidecar.ts";
@@ -37,10 +37,7 @@ const state = async () => JSON.parse(await readFile(join(dir, "state", "sidecar-
 const noLicenseTalk = async () => assert.deepEqual(await licenseTalkShown(page), []);
 
 describe("Dagu's real UI in front of a standalone sidecar, in headless chromium", () => {
-  const missing = chromiumMissing();
-  beforeEach(() => {
-    if (missing) throw new Error(missing);
-  });
+  const missing = requireChromium(); // fails every test without chromium, never skips
 
   before(async () => {
     if (missing) return;

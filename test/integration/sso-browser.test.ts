@@ -12,11 +12,11 @@ import assert from "node:assert/strict";
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { after, before, beforeEach, describe, test } from "node:test";
+import { after, before, describe, test } from "node:test";
 import type { BrowserContext, Page } from "playwright-core";
 import type { Credentials, CredentialUser, SsoUsers } from "../../src/api/credentials.ts";
 import type { OidcSettings } from "../../src/api/oidc.ts";
-import { chromiumMissing } from "../harness/browser.ts";
+import { requireChromium } from "../harness/browser.ts";
 import { startDagu, type DaguInstance } from "../harness/dagu.ts";
 import { reservePort, startProvider, type TestProvider } from "../harness/oidc-provider.ts";
 import type { SidecarInstance } from "../harness/sidecar.ts";
@@ -117,10 +117,7 @@ async function me(token: string): Promise<{ status: number; role?: string }> {
 }
 
 describe("SSO in headless chromium against a real OpenID provider", () => {
-  const missing = chromiumMissing();
-  beforeEach(() => {
-    if (missing) throw new Error(missing);
-  });
+  const missing = requireChromium(); // fails every test without chromium, never skips
 
   before(async () => {
     if (missing) return;
